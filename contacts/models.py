@@ -1,0 +1,154 @@
+"""Who, and what they did: contacts, their custom events and their timeline."""
+
+from django.db import models
+from django.db.models import Q
+
+from events_platform.workspaces.models import Workspace
+
+EVENT_NAME_PATTERN = r"^[a-z0-9_./-]+$"
+EVENT_NAME_MAX_LENGTH = 100
+EXTERNAL_ID_MAX_LENGTH = 255
+GOAL_NAME_MAX_LENGTH = 100
+GOAL_VALUE_MAX_DIGITS = 14
+GOAL_VALUE_DECIMAL_PLACES = 2
+PROPERTIES_MAX_BYTES = 64 * 1024
+
+
+class GoalType(models.TextChoices):
+    PURCHASE = "purchase", "Purchase"
+    SUBSCRIPTION = "subscription", "Subscription"
+    LEAD = "lead", "Lead"
+    SIGNUP = "signup", "Sign-up"
+    BOOKING = "booking", "Booking"
+    TRIAL = "trial", "Trial"
+    OTHER = "other", "Other"
+
+
+# Goal types whose events must carry a value (money).
+GOAL_TYPES_REQUIRING_VALUE = frozenset({GoalType.PURCHASE, GoalType.SUBSCRIPTION})
+
+
+class Contact(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="contacts")
+    email = models.CharField(max_length=254, help_text="Trimmed and lower-cased on every path.")
+    external_id = models.CharField(max_length=255, blank=True, default="")
+    first_name = models.CharField(max_length=150, blank=True, default="")
+    last_name = models.CharField(max_length=150, blank=True, default="")
+    properties = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "email"], name="unique_contact_email_per_workspace"),
+            models.CheckConstraint(condition=~Q(email=""), name="contact_email_not_empty"),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at", "-id"], name="contact_ws_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class CustomEventQuerySet(models.QuerySet["CustomEvent"]):
+    def live(self) -> "CustomEventQuerySet":
+        return self.filter(deleted_at__isnull=True)
+
+    def goals(self) -> "CustomEventQuerySet":
+        return self.filter(goal_type__isnull=False)
+
+
+class CustomEvent(models.Model):
+    class Source(models.TextChoices):
+        API = "api", "API"
+        IMPORT = "import", "Import"
+        INTEGRATION = "integration", "Integration"
+        ADMIN = "admin", "Admin"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="custom_events")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="custom_events")
+    event_name = models.CharField(max_length=EVENT_NAME_MAX_LENGTH)
+    external_id = models.CharField(max_length=EXTERNAL_ID_MAX_LENGTH)
+    properties = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField()
+    source = models.CharField(max_length=32, default=Source.API)
+    integration_id = models.CharField(max_length=255, null=True, blank=True)
+    goal_type = models.CharField(max_length=16, choices=GoalType.choices, null=True, blank=True)
+    goal_name = models.CharField(max_length=GOAL_NAME_MAX_LENGTH, null=True, blank=True)
+    goal_value = models.DecimalField(
+        max_digits=GOAL_VALUE_MAX_DIGITS, decimal_places=GOAL_VALUE_DECIMAL_PLACES, null=True, blank=True
+    )
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CustomEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "event_name", "external_id"], name="unique_event_identity_per_workspace"
+            ),
+        ]
+        indexes = [
+            # A contact's events newest first (contact page, customEvents.list?email=).
+            models.Index(fields=["contact", "-occurred_at", "-id"], name="event_contact_occurred_idx"),
+            # customEvents.list?event_name= newest first.
+            models.Index(fields=["workspace", "event_name", "-occurred_at", "-id"], name="event_ws_name_idx"),
+            # Per-contact goal aggregation for segments: only live goal rows, with the
+            # aggregated columns included so PostgreSQL answers from the index alone.
+            models.Index(
+                fields=["workspace", "goal_type", "contact"],
+                include=["occurred_at", "goal_value"],
+                condition=Q(deleted_at__isnull=True, goal_type__isnull=False),
+                name="event_live_goal_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_name}:{self.external_id}"
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class TimelineEntry(models.Model):
+    class Operation(models.TextChoices):
+        INSERT = "insert", "Insert"
+        UPDATE = "update", "Update"
+        DELETE = "delete", "Delete"
+        RESTORE = "restore", "Restore"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="timeline")
+    # "custom_event." + any valid event name must fit; TextField has no length trap.
+    kind = models.TextField()
+    operation = models.CharField(max_length=16, choices=Operation.choices)
+    entity_type = models.CharField(max_length=32)
+    entity_id = models.CharField(max_length=64)
+    # Set for custom-event entries so readers can show the event's current data.
+    custom_event = models.ForeignKey(
+        CustomEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="timeline_entries"
+    )
+    changes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(help_text="When it happened (for events: their occurred_at).")
+    db_created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "timeline entries"
+        indexes = [
+            models.Index(fields=["contact", "-created_at", "-id"], name="timeline_contact_created_idx"),
+            models.Index(fields=["contact", "kind", "-created_at", "-id"], name="timeline_contact_kind_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.operation}"
