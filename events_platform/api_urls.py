@@ -1,7 +1,10 @@
 """The public JSON API: Notifuse-style dotted endpoints under /api/."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
+
+from .exceptions import api_not_found
 
 urlpatterns = [
     path("", include("contacts.api.urls")),
+    re_path(r"^.*$", api_not_found),
 ]

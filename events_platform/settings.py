@@ -5,9 +5,8 @@ Defaults give the embedded mode: a SQLite file and background tasks run in-proce
 Celery broker served by real worker and beat processes.
 """
 
-from pathlib import Path
-
 import sys
+from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -159,7 +158,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["events_platform.parsers.AnyContentTypeJSONParser"],
     "EXCEPTION_HANDLER": "events_platform.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": False,

@@ -5,3 +5,6 @@ class WorkspacesConfig(AppConfig):
     name = "events_platform.workspaces"
     label = "workspaces"
     verbose_name = "Workspaces"
+
+    def ready(self) -> None:
+        from . import schema  # noqa: F401  (registers the OpenAPI extension)

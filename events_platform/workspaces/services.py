@@ -34,9 +34,7 @@ def workspace_create(
 def workspace_member_add(
     *, workspace: Workspace, user: AbstractBaseUser, role: str = WorkspaceMembership.Role.MEMBER
 ) -> WorkspaceMembership:
-    membership, _ = WorkspaceMembership.objects.get_or_create(
-        workspace=workspace, user=user, defaults={"role": role}
-    )
+    membership, _ = WorkspaceMembership.objects.get_or_create(workspace=workspace, user=user, defaults={"role": role})
     return membership
 
 

@@ -1,0 +1,309 @@
+"""Input serializers validate; output serializers present. None of them writes."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from django.core.validators import RegexValidator
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from contacts.models import (
+    EVENT_NAME_MAX_LENGTH,
+    EVENT_NAME_PATTERN,
+    EXTERNAL_ID_MAX_LENGTH,
+    GOAL_NAME_MAX_LENGTH,
+    GOAL_TYPES_REQUIRING_VALUE,
+    GOAL_VALUE_DECIMAL_PLACES,
+    GOAL_VALUE_MAX_DIGITS,
+    PROPERTIES_MAX_BYTES,
+    Contact,
+    CustomEvent,
+    GoalType,
+    TimelineEntry,
+)
+from contacts.selectors import DEFAULT_LIMIT, MAX_LIMIT
+from contacts.services import EventInput, normalize_email
+
+EVENT_NAME_MESSAGE = (
+    "Use only lowercase letters (a-z), digits (0-9), dot (.), underscore (_), hyphen (-) and slash (/); "
+    "for example order.completed, subscription/started, form_submit, user-signup."
+)
+MAX_FUTURE = timedelta(hours=24)
+SOURCE_VALIDATOR = RegexValidator(r"^[a-z0-9_.-]+$", "Use lowercase letters, digits, dot, underscore or hyphen.")
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class JsonObjectField(serializers.Field):
+    """A JSON object (not an array or scalar), at most 64 KiB once serialised."""
+
+    default_error_messages = {
+        "not_object": "Must be a JSON object, not {kind}.",
+        "too_large": "Must be at most {limit} bytes serialised (got {size}).",
+    }
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            kind = "null" if data is None else "an array" if isinstance(data, list) else f"a {type(data).__name__}"
+            self.fail("not_object", kind=kind)
+        size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > PROPERTIES_MAX_BYTES:
+            self.fail("too_large", limit=PROPERTIES_MAX_BYTES, size=size)
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class StrictCharField(serializers.CharField):
+    """A string field that refuses numbers and booleans instead of silently stringifying them."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class EventInputSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    event_name = StrictCharField(
+        max_length=EVENT_NAME_MAX_LENGTH,
+        validators=[RegexValidator(EVENT_NAME_PATTERN, EVENT_NAME_MESSAGE)],
+        trim_whitespace=False,
+    )
+    external_id = serializers.CharField(max_length=EXTERNAL_ID_MAX_LENGTH)
+    properties = JsonObjectField(required=False, default=dict)
+    occurred_at = serializers.DateTimeField(required=False, allow_null=True)
+    source = StrictCharField(required=False, max_length=32, validators=[SOURCE_VALIDATOR])
+    integration_id = serializers.CharField(required=False, allow_null=True, max_length=255)
+    goal_type = serializers.ChoiceField(choices=GoalType.choices, required=False, allow_null=True)
+    goal_name = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=GOAL_NAME_MAX_LENGTH
+    )
+    goal_value = serializers.DecimalField(
+        max_digits=GOAL_VALUE_MAX_DIGITS,
+        decimal_places=GOAL_VALUE_DECIMAL_PLACES,
+        required=False,
+        allow_null=True,
+    )
+    deleted_at = serializers.DateTimeField(required=False, allow_null=True)
+
+    default_error_messages = {"invalid": "Each event must be a JSON object."}
+
+    def __init__(self, *args: Any, default_source: str = CustomEvent.Source.API, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.default_source = default_source
+
+    def validate_email(self, value: str) -> str:
+        return normalize_email(value)
+
+    def validate_occurred_at(self, value: Any) -> Any:
+        if value is not None and value > timezone.now() + MAX_FUTURE:
+            raise serializers.ValidationError("Must not be more than 24 hours in the future.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        goal_type = attrs.get("goal_type")
+        if goal_type in GOAL_TYPES_REQUIRING_VALUE and attrs.get("goal_value") is None:
+            raise serializers.ValidationError({"goal_value": [f"Required when goal_type is '{goal_type}'."]})
+        return attrs
+
+    def to_event_input(self, attrs: dict[str, Any]) -> EventInput:
+        return EventInput(
+            email=attrs["email"],
+            event_name=attrs["event_name"],
+            external_id=attrs["external_id"],
+            occurred_at=attrs.get("occurred_at") or timezone.now(),
+            properties=attrs.get("properties") or {},
+            source=attrs.get("source") or self.default_source,
+            integration_id=attrs.get("integration_id"),
+            goal={name: attrs[name] for name in ("goal_type", "goal_name", "goal_value") if name in attrs},
+            deleted_at=attrs.get("deleted_at"),
+        )
+
+
+class EventUpsertInputSerializer(EventInputSerializer):
+    workspace_id = serializers.CharField(max_length=32)
+
+
+class EventImportInputSerializer(serializers.Serializer):
+    workspace_id = serializers.CharField(max_length=32)
+    events = EventInputSerializer(many=True, allow_empty=False, min_length=1, max_length=50)
+
+
+class EventOutputSerializer(serializers.ModelSerializer):
+    email = serializers.CharField(source="contact.email")
+    workspace_id = serializers.CharField()
+    goal_value = serializers.DecimalField(
+        max_digits=GOAL_VALUE_MAX_DIGITS, decimal_places=GOAL_VALUE_DECIMAL_PLACES, allow_null=True
+    )
+
+    class Meta:
+        model = CustomEvent
+        fields = [
+            "id",
+            "workspace_id",
+            "email",
+            "event_name",
+            "external_id",
+            "properties",
+            "occurred_at",
+            "source",
+            "integration_id",
+            "goal_type",
+            "goal_name",
+            "goal_value",
+            "deleted_at",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class EventUpsertOutputSerializer(serializers.Serializer):
+    event = EventOutputSerializer()
+    operation = serializers.ChoiceField(choices=["created", "updated", "unchanged", "deleted", "restored"])
+
+
+class ImportResultSerializer(serializers.Serializer):
+    event_name = serializers.CharField()
+    external_id = serializers.CharField()
+    operation = serializers.CharField()
+
+
+class EventImportOutputSerializer(serializers.Serializer):
+    event_ids = serializers.ListField(child=serializers.CharField())
+    count = serializers.IntegerField()
+    results = ImportResultSerializer(many=True)
+
+
+class EventGetOutputSerializer(serializers.Serializer):
+    event = EventOutputSerializer()
+
+
+class PageQuerySerializer(serializers.Serializer):
+    workspace_id = serializers.CharField(max_length=32)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
+    cursor = serializers.CharField(required=False, allow_blank=True)
+
+
+class EventGetQuerySerializer(serializers.Serializer):
+    workspace_id = serializers.CharField(max_length=32)
+    event_name = serializers.CharField(max_length=EVENT_NAME_MAX_LENGTH)
+    external_id = serializers.CharField(max_length=EXTERNAL_ID_MAX_LENGTH)
+
+
+class EventListQuerySerializer(PageQuerySerializer):
+    email = serializers.CharField(required=False, max_length=254)
+    event_name = serializers.CharField(required=False, max_length=EVENT_NAME_MAX_LENGTH)
+    goal_type = serializers.ChoiceField(choices=GoalType.choices, required=False)
+    offset = serializers.IntegerField(required=False, min_value=0, default=0)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("email") and not attrs.get("event_name"):
+            raise serializers.ValidationError({"email": ["Give email or event_name (or both)."]})
+        return attrs
+
+
+class EventListOutputSerializer(serializers.Serializer):
+    events = EventOutputSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+# --- contacts ---------------------------------------------------------------------------
+
+
+class ContactUpsertInputSerializer(serializers.Serializer):
+    workspace_id = serializers.CharField(max_length=32)
+    email = serializers.EmailField(max_length=254)
+    external_id = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    first_name = serializers.CharField(required=False, allow_blank=True, max_length=150)
+    last_name = serializers.CharField(required=False, allow_blank=True, max_length=150)
+    properties = JsonObjectField(required=False)
+
+    def validate_email(self, value: str) -> str:
+        return normalize_email(value)
+
+
+class ContactOutputSerializer(serializers.ModelSerializer):
+    workspace_id = serializers.CharField()
+
+    class Meta:
+        model = Contact
+        fields = [
+            "id",
+            "workspace_id",
+            "email",
+            "external_id",
+            "first_name",
+            "last_name",
+            "properties",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class ContactUpsertOutputSerializer(serializers.Serializer):
+    contact = ContactOutputSerializer()
+    operation = serializers.ChoiceField(choices=["created", "updated", "unchanged"])
+
+
+class ContactGetQuerySerializer(serializers.Serializer):
+    workspace_id = serializers.CharField(max_length=32)
+    email = serializers.CharField(max_length=254)
+
+
+class ContactGetOutputSerializer(serializers.Serializer):
+    contact = ContactOutputSerializer()
+
+
+class ContactListQuerySerializer(PageQuerySerializer):
+    email = serializers.CharField(required=False, allow_blank=True, max_length=254, help_text="Substring search.")
+
+
+class ContactListOutputSerializer(serializers.Serializer):
+    contacts = ContactOutputSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+class ContactDeleteInputSerializer(serializers.Serializer):
+    workspace_id = serializers.CharField(max_length=32)
+    email = serializers.EmailField(max_length=254)
+
+
+class ContactDeleteOutputSerializer(serializers.Serializer):
+    deleted = serializers.BooleanField()
+
+
+# --- timeline ---------------------------------------------------------------------------
+
+
+class TimelineQuerySerializer(PageQuerySerializer):
+    email = serializers.CharField(max_length=254)
+    kind = serializers.CharField(required=False, max_length=200)
+
+
+class TimelineEntryOutputSerializer(serializers.ModelSerializer):
+    event = EventOutputSerializer(source="custom_event", allow_null=True, read_only=True)
+
+    class Meta:
+        model = TimelineEntry
+        fields = [
+            "id",
+            "kind",
+            "operation",
+            "entity_type",
+            "entity_id",
+            "changes",
+            "created_at",
+            "db_created_at",
+            "event",
+        ]
+
+
+class TimelineListOutputSerializer(serializers.Serializer):
+    timeline = TimelineEntryOutputSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)

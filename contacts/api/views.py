@@ -1,0 +1,235 @@
+"""The custom-events, contacts and timeline API (Notifuse-compatible paths and payloads)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from contacts import selectors, services
+from contacts.api import serializers as s
+from events_platform.workspaces.api import WorkspaceAPIView
+
+ERROR_RESPONSES = {400: dict, 401: dict, 403: dict}
+
+
+def _validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _page_args(query: dict[str, Any]) -> dict[str, Any]:
+    return {"limit": query["limit"], "cursor": query.get("cursor") or None}
+
+
+def _invalid_cursor(exc: selectors.InvalidCursor) -> serializers.ValidationError:
+    return serializers.ValidationError({"cursor": [str(exc)]})
+
+
+class EventUpsertView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="customEvents.upsert",
+        summary="Create or update one custom event",
+        description=(
+            "Identity is (workspace, event_name, external_id). An existing event changes only when the "
+            "incoming occurred_at is newer, or when deleted_at is set (soft delete) or omitted on a "
+            "deleted event (restore). The contact is created from the email if needed."
+        ),
+        request=s.EventUpsertInputSerializer,
+        responses={200: s.EventUpsertOutputSerializer, **ERROR_RESPONSES},
+        tags=["custom events"],
+    )
+    def post(self, request: Request) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        serializer = s.EventUpsertInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.event_upsert(
+            workspace_id=workspace_id, event=serializer.to_event_input(serializer.validated_data)
+        )
+        return Response(s.EventUpsertOutputSerializer(result).data)
+
+
+class EventImportView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="customEvents.import",
+        summary="Import 1 to 50 events in one transaction",
+        description=(
+            "All or nothing: if any event is invalid, nothing is written and the error names its index "
+            "(events[3].goal_value). The same (event_name, external_id) twice in a batch behaves as two "
+            "upserts sent one after the other."
+        ),
+        request=s.EventImportInputSerializer,
+        responses={201: s.EventImportOutputSerializer, **ERROR_RESPONSES},
+        tags=["custom events"],
+    )
+    def post(self, request: Request) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        data = _validated(s.EventImportInputSerializer, request.data)
+        converter = s.EventInputSerializer()
+        inputs = [converter.to_event_input(attrs) for attrs in data["events"]]
+        results = services.events_upsert(workspace_id=workspace_id, events=inputs)
+        body = {
+            "event_ids": [r.event.external_id for r in results],
+            "count": len(results),
+            "results": [
+                {"event_name": r.event.event_name, "external_id": r.event.external_id, "operation": r.operation}
+                for r in results
+            ],
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class EventGetView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="customEvents.get",
+        summary="Get one live event by its identity",
+        parameters=[s.EventGetQuerySerializer],
+        responses={200: s.EventGetOutputSerializer, 404: dict, **ERROR_RESPONSES},
+        tags=["custom events"],
+    )
+    def get(self, request: Request) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        query = _validated(s.EventGetQuerySerializer, request.query_params)
+        event = selectors.event_get(
+            workspace_id=workspace_id, event_name=query["event_name"], external_id=query["external_id"]
+        )
+        if event is None:
+            raise Http404("No live event with that event_name and external_id.")
+        return Response({"event": s.EventOutputSerializer(event).data})
+
+
+class EventListView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="customEvents.list",
+        summary="List live events of a contact or of an event name, newest first",
+        parameters=[s.EventListQuerySerializer],
+        responses={200: s.EventListOutputSerializer, **ERROR_RESPONSES},
+        tags=["custom events"],
+    )
+    def get(self, request: Request) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        query = _validated(s.EventListQuerySerializer, request.query_params)
+        try:
+            page = selectors.event_list(
+                workspace_id=workspace_id,
+                email=query.get("email"),
+                event_name=query.get("event_name"),
+                goal_type=query.get("goal_type"),
+                offset=query["offset"],
+                **_page_args(query),
+            )
+        except selectors.InvalidCursor as exc:
+            raise _invalid_cursor(exc) from exc
+        return Response(
+            {"events": s.EventOutputSerializer(page.items, many=True).data, "next_cursor": page.next_cursor}
+        )
+
+
+class ContactUpsertView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="contacts.upsert",
+        summary="Create or update a contact by email",
+        description="Only the fields sent change; properties, when sent, replace the stored object whole.",
+        request=s.ContactUpsertInputSerializer,
+        responses={200: s.ContactUpsertOutputSerializer, **ERROR_RESPONSES},
+        tags=["contacts"],
+    )
+    def post(self, request: Request) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        data = _validated(s.ContactUpsertInputSerializer, request.data)
+        fields = {k: v for k, v in data.items() if k not in ("workspace_id", "email")}
+        result = services.contact_upsert(workspace_id=workspace_id, email=data["email"], fields=fields)
+        return Response(s.ContactUpsertOutputSerializer(result).data)
+
+
+class ContactGetView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="contacts.get",
+        summary="Get a contact by email",
+        parameters=[s.ContactGetQuerySerializer],
+        responses={200: s.ContactGetOutputSerializer, 404: dict, **ERROR_RESPONSES},
+        tags=["contacts"],
+    )
+    def get(self, request: Request) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        query = _validated(s.ContactGetQuerySerializer, request.query_params)
+        contact = selectors.contact_get(workspace_id=workspace_id, email=query["email"])
+        if contact is None:
+            raise Http404("No contact with that email in this workspace.")
+        return Response({"contact": s.ContactOutputSerializer(contact).data})
+
+
+class ContactListView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="contacts.list",
+        summary="List contacts newest first, optionally searching by email",
+        parameters=[s.ContactListQuerySerializer],
+        responses={200: s.ContactListOutputSerializer, **ERROR_RESPONSES},
+        tags=["contacts"],
+    )
+    def get(self, request: Request) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        query = _validated(s.ContactListQuerySerializer, request.query_params)
+        try:
+            page = selectors.contact_list(workspace_id=workspace_id, search=query.get("email"), **_page_args(query))
+        except selectors.InvalidCursor as exc:
+            raise _invalid_cursor(exc) from exc
+        return Response(
+            {"contacts": s.ContactOutputSerializer(page.items, many=True).data, "next_cursor": page.next_cursor}
+        )
+
+
+class ContactDeleteView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="contacts.delete",
+        summary="Erase a contact",
+        description=(
+            "Permanently erases the contact with all its custom events, its timeline and its segment "
+            "memberships (for erasure requests). This cannot be undone; to hide a single event, soft-delete "
+            "it instead."
+        ),
+        request=s.ContactDeleteInputSerializer,
+        responses={200: s.ContactDeleteOutputSerializer, 404: dict, **ERROR_RESPONSES},
+        tags=["contacts"],
+    )
+    def post(self, request: Request) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        data = _validated(s.ContactDeleteInputSerializer, request.data)
+        if not services.contact_delete(workspace_id=workspace_id, email=data["email"]):
+            raise Http404("No contact with that email in this workspace.")
+        return Response({"deleted": True})
+
+
+class TimelineListView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="timeline.list",
+        summary="A contact's timeline, newest first",
+        description=(
+            "Custom-event entries carry the event's current row under `event` (properties, goal, source). "
+            "`kind` filters exactly, or by prefix when it ends with `*` (`custom_event.*`)."
+        ),
+        parameters=[s.TimelineQuerySerializer, OpenApiParameter("kind", str, description="e.g. custom_event.*")],
+        responses={200: s.TimelineListOutputSerializer, 404: dict, **ERROR_RESPONSES},
+        tags=["timeline"],
+    )
+    def get(self, request: Request) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        query = _validated(s.TimelineQuerySerializer, request.query_params)
+        contact = selectors.contact_get(workspace_id=workspace_id, email=query["email"])
+        if contact is None:
+            raise Http404("No contact with that email in this workspace.")
+        try:
+            page = selectors.timeline_list(contact=contact, kind=query.get("kind"), **_page_args(query))
+        except selectors.InvalidCursor as exc:
+            raise _invalid_cursor(exc) from exc
+        return Response(
+            {
+                "timeline": s.TimelineEntryOutputSerializer(page.items, many=True).data,
+                "next_cursor": page.next_cursor,
+            }
+        )

@@ -1,0 +1,472 @@
+"""Writes for contacts, custom events and their timeline.
+
+Every write that spans rows is one transaction; the timeline entry of each change is written
+in the same transaction as the change. After the commit, ``contacts_changed`` is sent with the
+contacts whose data changed, so the segment engine can re-evaluate them.
+
+Upsert rule for events (per (workspace, event_name, external_id)):
+- absent: inserted ("created").
+- present, and the incoming ``deleted_at`` state differs from the stored one: soft delete
+  ("deleted") or restore ("restored"); when the incoming ``occurred_at`` is also newer, the
+  other fields are applied too.
+- present, same deleted state, incoming ``occurred_at`` strictly newer: "updated";
+  ``properties`` replaced whole, goal fields that were sent replace the stored ones, goal
+  fields that were omitted are kept.
+- otherwise "unchanged": nothing is written, no timeline entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Model, Q
+from django.utils import timezone
+
+from .models import Contact, CustomEvent, TimelineEntry
+from .signals import contacts_changed
+
+GOAL_FIELDS = ("goal_type", "goal_name", "goal_value")
+# Fields of an event that a timeline entry records changes of.
+TRACKED_EVENT_FIELDS = (
+    "event_name",
+    "external_id",
+    "occurred_at",
+    "properties",
+    "source",
+    "integration_id",
+    "goal_type",
+    "goal_name",
+    "goal_value",
+    "deleted_at",
+)
+TRACKED_CONTACT_FIELDS = ("email", "external_id", "first_name", "last_name", "properties")
+
+
+class Operation:
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    DELETED = "deleted"
+    RESTORED = "restored"
+
+
+@dataclass(frozen=True)
+class EventInput:
+    """One validated incoming event. ``goal`` holds only the goal fields that were sent."""
+
+    email: str
+    event_name: str
+    external_id: str
+    occurred_at: datetime
+    properties: dict[str, Any] = field(default_factory=dict)
+    source: str = CustomEvent.Source.API
+    integration_id: str | None = None
+    goal: dict[str, Any] = field(default_factory=dict)
+    deleted_at: datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.event_name, self.external_id)
+
+
+@dataclass(frozen=True)
+class EventUpsertResult:
+    event: CustomEvent
+    operation: str
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+# ---------------------------------------------------------------------------------------
+# Low-level: INSERT ... ON CONFLICT DO NOTHING RETURNING, on PostgreSQL and SQLite alike.
+# Django's bulk_create(ignore_conflicts=True) cannot say which rows it inserted; this can,
+# which is what tells "we created it" from "a concurrent request created it first".
+# ---------------------------------------------------------------------------------------
+
+
+def _insert_ignore_conflicts(
+    model: type[Model], rows: Sequence[dict[str, Any]], conflict_fields: Sequence[str], returning: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    if not rows:
+        return []
+    meta = model._meta
+    names = list(rows[0])
+    fields = [meta.get_field(name) for name in names]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    placeholder = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params: list[Any] = []
+    for row in rows:
+        params.extend(f.get_db_prep_save(row[f.name], connection) for f in fields)
+    conflict = ", ".join(connection.ops.quote_name(meta.get_field(n).column) for n in conflict_fields)
+    returned = ", ".join(connection.ops.quote_name(meta.get_field(n).column) for n in returning)
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) "  # noqa: S608 (names from model meta)
+        f"VALUES {', '.join([placeholder] * len(rows))} "
+        f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {returned}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
+# ---------------------------------------------------------------------------------------
+# Contacts
+# ---------------------------------------------------------------------------------------
+
+
+def _contact_created_entry(contact: Contact, now: datetime) -> TimelineEntry:
+    changes = {name: {"new": getattr(contact, name)} for name in TRACKED_CONTACT_FIELDS if getattr(contact, name)}
+    return TimelineEntry(
+        workspace_id=contact.workspace_id,
+        contact=contact,
+        kind="contact.created",
+        operation=TimelineEntry.Operation.INSERT,
+        entity_type="contact",
+        entity_id=str(contact.pk),
+        changes=changes,
+        created_at=now,
+    )
+
+
+def _contacts_ensure(
+    *, workspace_id: str, emails: Iterable[str], now: datetime
+) -> tuple[dict[str, Contact], list[Contact]]:
+    """Get or create the contacts of these emails: two statements, whatever their number."""
+    wanted = sorted(set(emails))
+    rows = [
+        {
+            "workspace": workspace_id,
+            "email": email,
+            "external_id": "",
+            "first_name": "",
+            "last_name": "",
+            "properties": {},
+            "created_at": now,
+            "updated_at": now,
+        }
+        for email in wanted
+    ]
+    created_emails = {
+        email for _, email in _insert_ignore_conflicts(Contact, rows, ["workspace", "email"], ["id", "email"])
+    }
+    contacts = {c.email: c for c in Contact.objects.filter(workspace_id=workspace_id, email__in=wanted)}
+    return contacts, [contacts[email] for email in wanted if email in created_emails]
+
+
+# ---------------------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------------------
+
+
+def _event_snapshot(event: CustomEvent) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in TRACKED_EVENT_FIELDS}
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def _diff(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    if old is None:
+        return {k: {"new": _json_value(v)} for k, v in new.items() if v not in (None, {}, "")}
+    return {k: {"old": _json_value(old[k]), "new": _json_value(new[k])} for k in new if old[k] != new[k]}
+
+
+@dataclass
+class _Step:
+    """One incoming event's effect on its row, recorded while folding a batch."""
+
+    incoming: EventInput
+    operation: str
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+
+
+def _apply(event: CustomEvent, incoming: EventInput, *, apply_fields: bool) -> None:
+    if apply_fields:
+        event.occurred_at = incoming.occurred_at
+        event.properties = incoming.properties
+        event.source = incoming.source
+        event.integration_id = incoming.integration_id
+        for name, value in incoming.goal.items():
+            setattr(event, name, value)
+    event.deleted_at = incoming.deleted_at
+
+
+def _fold(
+    event: CustomEvent | None, incomings: Sequence[EventInput], *, workspace_id: str, contact: Contact, now: datetime
+) -> tuple[CustomEvent, list[_Step]]:
+    """Apply incoming versions of one event in order, as if sent one after another."""
+    steps: list[_Step] = []
+    for incoming in incomings:
+        if event is None:
+            event = CustomEvent(
+                workspace_id=workspace_id,
+                contact=contact,
+                event_name=incoming.event_name,
+                external_id=incoming.external_id,
+                created_at=now,
+                updated_at=now,
+            )
+            _apply(event, incoming, apply_fields=True)
+            steps.append(_Step(incoming, Operation.CREATED, None, _event_snapshot(event)))
+            continue
+        newer = incoming.occurred_at > event.occurred_at
+        was_deleted = event.deleted_at is not None
+        delete_changes = was_deleted != (incoming.deleted_at is not None)
+        if not newer and not delete_changes:
+            steps.append(_Step(incoming, Operation.UNCHANGED, None, _event_snapshot(event)))
+            continue
+        before = _event_snapshot(event)
+        _apply(event, incoming, apply_fields=newer)
+        event.updated_at = now
+        if delete_changes:
+            operation = Operation.RESTORED if was_deleted else Operation.DELETED
+        else:
+            operation = Operation.UPDATED
+        steps.append(_Step(incoming, operation, before, _event_snapshot(event)))
+    assert event is not None
+    return event, steps
+
+
+TIMELINE_OPERATION = {
+    Operation.CREATED: TimelineEntry.Operation.INSERT,
+    Operation.UPDATED: TimelineEntry.Operation.UPDATE,
+    Operation.DELETED: TimelineEntry.Operation.DELETE,
+    Operation.RESTORED: TimelineEntry.Operation.RESTORE,
+}
+
+
+def _event_entry(event: CustomEvent, step: _Step, now: datetime) -> TimelineEntry:
+    # Inserts and updates sit at the event's own time; a delete or restore at when it happened.
+    if step.operation == Operation.DELETED:
+        created_at = step.after["deleted_at"]
+    elif step.operation == Operation.RESTORED:
+        created_at = now
+    else:
+        created_at = step.after["occurred_at"]
+    return TimelineEntry(
+        workspace_id=event.workspace_id,
+        contact_id=event.contact_id,
+        kind=f"custom_event.{event.event_name}",
+        operation=TIMELINE_OPERATION[step.operation],
+        entity_type="custom_event",
+        entity_id=str(event.pk),
+        custom_event=event,
+        changes=_diff(step.before, step.after),
+        created_at=created_at,
+    )
+
+
+def _lock_events(workspace_id: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], CustomEvent]:
+    if not keys:
+        return {}
+    match = Q()
+    for event_name, external_id in keys:
+        match |= Q(event_name=event_name, external_id=external_id)
+    rows = (
+        CustomEvent.objects.select_for_update(of=("self",))
+        .select_related("contact")
+        .filter(match, workspace_id=workspace_id)
+        .order_by("event_name", "external_id")
+    )
+    return {(e.event_name, e.external_id): e for e in rows}
+
+
+def _insert_events(events: Sequence[CustomEvent]) -> dict[tuple[str, str], int]:
+    names = [
+        "workspace",
+        "contact",
+        "event_name",
+        "external_id",
+        "properties",
+        "occurred_at",
+        "source",
+        "integration_id",
+        "goal_type",
+        "goal_name",
+        "goal_value",
+        "deleted_at",
+        "created_at",
+        "updated_at",
+    ]
+    rows = [{name: getattr(e, CustomEvent._meta.get_field(name).attname) for name in names} for e in events]
+    inserted = _insert_ignore_conflicts(
+        CustomEvent, rows, ["workspace", "event_name", "external_id"], ["id", "event_name", "external_id"]
+    )
+    return {(name, ext): pk for pk, name, ext in inserted}
+
+
+UPDATABLE_EVENT_FIELDS = [
+    "occurred_at",
+    "properties",
+    "source",
+    "integration_id",
+    "goal_type",
+    "goal_name",
+    "goal_value",
+    "deleted_at",
+    "updated_at",
+]
+
+
+@transaction.atomic
+def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[EventUpsertResult]:
+    """Upsert a batch of events (1 to 50 from the API) in one transaction.
+
+    Costs a constant number of statements: contacts insert + select, events lock, events
+    insert, (a re-lock only if a concurrent request inserted one of our keys first), one
+    bulk update and one bulk timeline insert. Results are in input order.
+    """
+    now = timezone.now()
+    contacts, created_contacts = _contacts_ensure(workspace_id=workspace_id, emails=(e.email for e in events), now=now)
+
+    by_key: dict[tuple[str, str], list[EventInput]] = {}
+    for incoming in events:
+        by_key.setdefault(incoming.key, []).append(incoming)
+    keys = sorted(by_key)
+
+    def fold(key: tuple[str, str], stored: CustomEvent | None) -> tuple[CustomEvent, list[_Step]]:
+        # An event keeps the contact it was created for; the identity is the event's key.
+        incomings = by_key[key]
+        contact = stored.contact if stored is not None else contacts[incomings[0].email]
+        return _fold(stored, incomings, workspace_id=workspace_id, contact=contact, now=now)
+
+    stored = _lock_events(workspace_id, keys)
+    folded = {key: fold(key, stored.get(key)) for key in keys}
+
+    # Insert what did not exist; a key inserted meanwhile by a concurrent request is locked
+    # and folded again as an existing row.
+    missing = [key for key in keys if key not in stored]
+    inserted_ids = _insert_events([folded[key][0] for key in missing])
+    raced = [key for key in missing if key not in inserted_ids]
+    if raced:
+        late = _lock_events(workspace_id, raced)
+        for key in raced:
+            stored[key] = late[key]
+            folded[key] = fold(key, late[key])
+    for key, pk in inserted_ids.items():
+        folded[key][0].pk = pk
+
+    to_update = [
+        event
+        for key, (event, steps) in folded.items()
+        if key in stored and any(s.operation != Operation.UNCHANGED for s in steps)
+    ]
+    if to_update:
+        CustomEvent.objects.bulk_update(to_update, UPDATABLE_EVENT_FIELDS)
+
+    entries = [_contact_created_entry(c, now) for c in created_contacts]
+    results_by_input: dict[int, EventUpsertResult] = {}
+    for key in keys:
+        event, steps = folded[key]
+        for step in steps:
+            results_by_input[id(step.incoming)] = EventUpsertResult(event=event, operation=step.operation)
+            if step.operation != Operation.UNCHANGED:
+                entries.append(_event_entry(event, step, now))
+    if entries:
+        TimelineEntry.objects.bulk_create(entries)
+
+    changed = (
+        {c.pk for c in created_contacts}
+        | {e.contact.pk for e in to_update}
+        | {folded[key][0].contact_id for key in inserted_ids}
+    )
+    _notify_contacts_changed(workspace_id, changed)
+    return [results_by_input[id(incoming)] for incoming in events]
+
+
+def event_upsert(*, workspace_id: str, event: EventInput) -> EventUpsertResult:
+    return events_upsert(workspace_id=workspace_id, events=[event])[0]
+
+
+@transaction.atomic
+def event_set_deleted(*, event: CustomEvent, deleted: bool) -> EventUpsertResult:
+    """Soft delete or restore one stored event (admin actions), through the upsert rule."""
+    incoming = EventInput(
+        email=event.contact.email,
+        event_name=event.event_name,
+        external_id=event.external_id,
+        occurred_at=event.occurred_at,
+        properties=event.properties,
+        source=event.source,
+        integration_id=event.integration_id,
+        deleted_at=timezone.now() if deleted else None,
+    )
+    return event_upsert(workspace_id=event.workspace_id, event=incoming)
+
+
+def _notify_contacts_changed(workspace_id: str, contact_ids: Iterable[int]) -> None:
+    ids = sorted(contact_ids)
+    if ids:
+        transaction.on_commit(lambda: contacts_changed.send(sender=Contact, workspace_id=workspace_id, contact_ids=ids))
+
+
+# ---------------------------------------------------------------------------------------
+# Contacts API writes
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContactUpsertResult:
+    contact: Contact
+    operation: str
+
+
+@transaction.atomic
+def contact_upsert(*, workspace_id: str, email: str, fields: dict[str, Any]) -> ContactUpsertResult:
+    """Create or update a contact; only the fields sent are changed (``properties`` whole)."""
+    now = timezone.now()
+    email = normalize_email(email)
+    contacts, created = _contacts_ensure(workspace_id=workspace_id, emails=[email], now=now)
+    contact = Contact.objects.select_for_update().get(pk=contacts[email].pk)
+    before = {name: getattr(contact, name) for name in TRACKED_CONTACT_FIELDS}
+    for name, value in fields.items():
+        setattr(contact, name, value)
+    after = {name: getattr(contact, name) for name in TRACKED_CONTACT_FIELDS}
+    if created:
+        if fields:
+            contact.save()
+        TimelineEntry.objects.bulk_create([_contact_created_entry(contact, now)])
+        operation = Operation.CREATED
+    elif before != after:
+        contact.save()
+        TimelineEntry.objects.create(
+            workspace_id=workspace_id,
+            contact=contact,
+            kind="contact.updated",
+            operation=TimelineEntry.Operation.UPDATE,
+            entity_type="contact",
+            entity_id=str(contact.pk),
+            changes=_diff(before, after),
+            created_at=now,
+        )
+        operation = Operation.UPDATED
+    else:
+        operation = Operation.UNCHANGED
+    if operation != Operation.UNCHANGED:
+        _notify_contacts_changed(workspace_id, [contact.pk])
+    return ContactUpsertResult(contact=contact, operation=operation)
+
+
+@transaction.atomic
+def contact_delete(*, workspace_id: str, email: str) -> bool:
+    """Erase a contact with its events, timeline and segment memberships (cannot be undone)."""
+    contact = Contact.objects.filter(workspace_id=workspace_id, email=normalize_email(email)).first()
+    if contact is None:
+        return False
+    contact_id = contact.pk
+    contact.delete()
+    _notify_contacts_changed(workspace_id, [contact_id])
+    return True

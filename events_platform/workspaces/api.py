@@ -1,0 +1,40 @@
+"""Workspace scoping shared by every API view.
+
+Order of checks: authentication (401), ``workspace_id`` present (400), then access (403).
+A key used with another workspace gets the same 403 whether that workspace exists or not,
+so keys cannot enumerate workspaces; nothing is read or written before this check.
+"""
+
+from typing import Any
+
+from rest_framework import exceptions
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from .authentication import ApiKeyUser
+from .models import WorkspaceMembership
+
+
+def workspace_access_check(*, user: Any, workspace_id: str) -> None:
+    if isinstance(user, ApiKeyUser):
+        allowed = user.workspace_id == workspace_id
+    else:
+        allowed = WorkspaceMembership.objects.filter(user=user, workspace_id=workspace_id).exists()
+    if not allowed:
+        raise exceptions.PermissionDenied(f"Your credentials do not grant access to workspace '{workspace_id}'.")
+
+
+class WorkspaceAPIView(APIView):
+    """An API view whose requests name their workspace: in the JSON body of POSTs, else the query."""
+
+    def get_workspace_id(self, request: Request) -> str:
+        source = request.data if request.method == "POST" else request.query_params
+        if not hasattr(source, "get"):
+            raise exceptions.ValidationError({"non_field_errors": ["The request body must be a JSON object."]})
+        workspace_id = source.get("workspace_id")
+        if workspace_id in (None, ""):
+            raise exceptions.ValidationError({"workspace_id": ["This field is required."]})
+        if not isinstance(workspace_id, str):
+            raise exceptions.ValidationError({"workspace_id": ["Must be a string."]})
+        workspace_access_check(user=request.user, workspace_id=workspace_id)
+        return workspace_id
