@@ -181,16 +181,19 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: without REDIS_URL tasks run in-process, right after the commit that queued them.
+# Tests run tasks in-process too, except the real-worker tests, which switch eager mode off.
 REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL or RUNNING_TESTS)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# A separate queue name lets several test runs or environments share one Redis.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
 
 # How often segments with rolling timeframes are re-evaluated (seconds).
 SEGMENT_REFRESH_INTERVAL = env.int("SEGMENT_REFRESH_INTERVAL", default=15 * 60)

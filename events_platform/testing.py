@@ -1,0 +1,89 @@
+"""Test support that needs real processes: a Celery worker on Redis bound to the test database.
+
+Used by the tests that prove background work runs through a real broker and worker (not
+in-process). Needs PostgreSQL (the worker process must see the test database) and REDIS_URL.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+from events_platform.celery import app as celery_app
+
+BASE_DIR = Path(settings.BASE_DIR)
+
+
+def worker_unavailable_reason() -> str | None:
+    """Why a real worker cannot run here, or None when it can."""
+    if not settings.REDIS_URL:
+        return "needs REDIS_URL (a Redis broker)"
+    if connection.vendor != "postgresql":
+        return "needs PostgreSQL (the worker process must share the test database)"
+    return None
+
+
+def _database_url() -> str:
+    s = connection.settings_dict
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@contextmanager
+def celery_worker(*, ready_timeout: float = 60.0) -> Iterator[subprocess.Popen[str]]:
+    """Run ``celery worker`` in a subprocess on a private queue; tasks sent meanwhile go to it."""
+    queue = f"test-{uuid.uuid4().hex[:12]}"
+    env = {
+        **os.environ,
+        "DEBUG": "1",
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+        "CELERY_QUEUE": queue,
+        "CONN_MAX_AGE": "0",
+    }
+    command = [
+        sys.executable, "-m", "celery", "-A", "events_platform", "worker",
+        "--pool=solo", "--queues", queue, "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "--loglevel=INFO",
+    ]  # fmt: skip
+    proc = subprocess.Popen(  # noqa: S603 (fixed command line)
+        command, cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if " ready." in line:
+                ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    previous = (celery_app.conf.task_always_eager, celery_app.conf.task_default_queue)
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while not ready.wait(0.2):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("celery worker did not start:\n" + "".join(lines[-40:]))
+        celery_app.conf.task_always_eager = False
+        celery_app.conf.task_default_queue = queue
+        yield proc
+    finally:
+        celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = previous
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
