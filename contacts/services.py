@@ -107,7 +107,7 @@ def _insert_ignore_conflicts(
     conflict = ", ".join(connection.ops.quote_name(meta.get_field(n).column) for n in conflict_fields)
     returned = ", ".join(connection.ops.quote_name(meta.get_field(n).column) for n in returning)
     sql = (
-        f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) "  # noqa: S608 (names from model meta)
+        f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) "
         f"VALUES {', '.join([placeholder] * len(rows))} "
         f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {returned}"
     )

@@ -195,8 +195,15 @@ CELERY_TIMEZONE = "UTC"
 # A separate queue name lets several test runs or environments share one Redis.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
 
-# How often segments with rolling timeframes are re-evaluated (seconds).
+# How often segments with rolling timeframes are re-evaluated (seconds): Celery beat runs it
+# with workers, `manage.py run_scheduler` in the embedded mode.
 SEGMENT_REFRESH_INTERVAL = env.int("SEGMENT_REFRESH_INTERVAL", default=15 * 60)
+CELERY_BEAT_SCHEDULE = {
+    "segments-refresh-due": {
+        "task": "segments.tasks.segments_refresh_due_task",
+        "schedule": float(SEGMENT_REFRESH_INTERVAL),
+    },
+}
 
 LOGGING = {
     "version": 1,
