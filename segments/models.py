@@ -65,7 +65,9 @@ class Segment(models.Model):
 
 
 class SegmentMembership(models.Model):
-    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
+    # The unique (segment, contact) index serves lookups by segment; the FK index on
+    # contact serves "segments of a contact" (contact page, contact API).
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships", db_index=False)
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="segment_memberships")
     entered_at = models.DateTimeField()
 
@@ -73,10 +75,6 @@ class SegmentMembership(models.Model):
         ordering = ["segment", "contact"]
         constraints = [
             models.UniqueConstraint(fields=["segment", "contact"], name="unique_segment_membership"),
-        ]
-        indexes = [
-            # "Segments of a contact" (contact page, contact API).
-            models.Index(fields=["contact"], name="segment_membership_contact_idx"),
         ]
 
     def __str__(self) -> str:
@@ -88,8 +86,11 @@ class SegmentMembershipChange(models.Model):
         ENTERED = "entered", "Entered"
         EXITED = "exited", "Exited"
 
-    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="membership_changes")
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="segment_membership_changes")
+    # Both FKs are served by the composite indexes below.
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="membership_changes", db_index=False)
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="segment_membership_changes", db_index=False
+    )
     change = models.CharField(max_length=16, choices=Change.choices)
     changed_at = models.DateTimeField()
 

@@ -48,7 +48,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('entered_at', models.DateTimeField()),
                 ('contact', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='segment_memberships', to='contacts.contact')),
-                ('segment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='segments.segment')),
+                ('segment', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='segments.segment')),
             ],
             options={
                 'ordering': ['segment', 'contact'],
@@ -60,8 +60,8 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('change', models.CharField(choices=[('entered', 'Entered'), ('exited', 'Exited')], max_length=16)),
                 ('changed_at', models.DateTimeField()),
-                ('contact', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='segment_membership_changes', to='contacts.contact')),
-                ('segment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='membership_changes', to='segments.segment')),
+                ('contact', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='segment_membership_changes', to='contacts.contact')),
+                ('segment', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='membership_changes', to='segments.segment')),
             ],
             options={
                 'ordering': ['-changed_at', '-id'],
@@ -82,10 +82,6 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name='segment',
             constraint=models.CheckConstraint(condition=models.Q(('member_count__gte', 0)), name='segment_member_count_not_negative'),
-        ),
-        migrations.AddIndex(
-            model_name='segmentmembership',
-            index=models.Index(fields=['contact'], name='segment_membership_contact_idx'),
         ),
         migrations.AddConstraint(
             model_name='segmentmembership',
