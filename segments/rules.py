@@ -1,0 +1,1020 @@
+"""The segment rule tree: validate it, and compile it to one ORM condition over contacts.
+
+Pure logic: nothing here runs a query. Services validate a tree before storing it; selectors
+compile it and run the single statement.
+
+Tree format (Notifuse-compatible, extended)
+-------------------------------------------
+A node is ``{"kind": "branch", "branch": {"operator": "and" | "or", "leaves": [node, ...]}}`` or
+``{"kind": "leaf", "leaf": {"source": <source>, <source key>: {...}}}``, with an optional
+``"negate": true`` on any node. Nesting is capped at ``MAX_DEPTH`` levels and ``MAX_LEAVES`` leaves.
+
+Sources (``source`` -> key):
+
+``custom_events_goals`` -> ``custom_events_goal``
+    ``goal_type`` (a ``GoalType`` or ``"*"`` for any), optional exact ``goal_name`` / ``event_name``,
+    ``aggregate_operator`` (sum count avg min max first last), ``operator`` (gt gte lt lte eq neq
+    between), ``value`` and, for ``between``, ``value_2 >= value``, plus a timeframe.
+``custom_events`` -> ``custom_event``
+    ``event_name``, optional ``properties`` filters ``[{"key", "operator": equals | not_equals |
+    exists, "value"}]``, ``count_operator`` (at_least at_most exactly), ``count_value >= 0``,
+    plus a timeframe.
+``contacts`` -> ``contact``
+    ``field`` (email external_id first_name last_name created_at ``properties.<key>``),
+    ``operator`` and ``value``; see ``CONTACT_FIELD_OPERATORS`` for which operator fits which field.
+``segment`` -> ``segment``
+    ``segment_id`` (another segment's slug) and ``operator`` (in_segment not_in_segment).
+
+Semantics (the tests' oracle implements exactly this)
+-----------------------------------------------------
+* Only live events count (``deleted_at IS NULL``). Goal leaves see only events with a goal
+  (``goal_type`` set); ``goal_type "*"`` means any goal type. An event's goal value is its
+  ``goal_value``, or 0 when it has none.
+* Qualifying events of a goal leaf are the contact's live goal events matching goal type, names
+  and timeframe. Over them: ``sum`` (0 when there are none; refunds, i.e. negative values,
+  reduce it), ``count`` (0 when none; refunds are events and count), ``avg`` = sum / count
+  compared exactly (as ``sum op value * count``), ``min``/``max``, ``first``/``last`` = the value
+  of the earliest/latest qualifying event by ``occurred_at``, ties broken by id. Over zero
+  qualifying events ``avg min max first last`` have no value and never match, so "count eq 0"
+  or "sum lte 0" match contacts without any event, while "max lt 10" does not.
+* Comparisons are exact: values are compared in integer cents, so goal values and rule values
+  carry at most two decimal places. Counts compare with whole numbers.
+* ``negate`` is the exact complement within the workspace's contacts: every leaf compiles to a
+  condition that is never SQL NULL, so ``NOT`` cannot drop rows with missing data.
+* Timeframes, with ``now`` and the segment's timezone:
+  ``anytime``; ``in_the_last_days N``: ``occurred_at >= now - N*24h`` (no upper bound);
+  ``more_than_days_ago N``: ``occurred_at < now - N*24h``;
+  ``in_date_range [a, b]``: ``a <= occurred_at <= b`` for RFC 3339 instants, a date-only ``a``
+  means the start of that day and a date-only ``b`` includes that whole day
+  (``< start of the next day``); ``before_date D``: strictly before (date-only: before the day
+  starts); ``after_date D``: strictly after (date-only: from the start of the next day).
+  Date-only values are read in the segment's timezone.
+* Event property filters look at top-level JSON keys. ``equals`` matches a JSON string equal to
+  a string value, or a JSON number numerically equal to a number value (``"5"`` is not ``5``,
+  booleans never equal anything); ``not_equals`` is its complement (a missing key is "not
+  equal"); ``exists`` means the key is present and not JSON null.
+* Contact fields: text fields are never NULL; ``is_set`` means non-empty, ``contains`` is
+  case-insensitive (ASCII on SQLite), ``equals`` is exact (an ``email`` value is lower-cased
+  first, as stored). ``created_at`` takes ``before``/``after`` (same rules as before_date /
+  after_date) and ``in_the_last_days``. ``properties.<key>``: ``is_set`` = key present and not
+  JSON null; ``equals``/``not_equals`` as for event properties; ``contains``/``not_contains``
+  apply to JSON strings (case-insensitive); ``gt gte lt lte`` compare JSON numbers (anything else
+  does not match).
+* ``segment`` leaves read the current ``SegmentMembership`` rows of the referenced segment; the
+  caller resolves slugs to primary keys (existence and cycles need the database).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import operator as op
+import re
+import zoneinfo
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import (
+    BigIntegerField,
+    CharField,
+    Exists,
+    Expression,
+    F,
+    FloatField,
+    Func,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import (
+    Exact,
+    GreaterThan,
+    GreaterThanOrEqual,
+    IContains,
+    IsNull,
+    LessThan,
+    LessThanOrEqual,
+)
+
+from contacts.models import (
+    EVENT_NAME_MAX_LENGTH,
+    EVENT_NAME_PATTERN,
+    GOAL_NAME_MAX_LENGTH,
+    CustomEvent,
+    GoalType,
+)
+from segments.models import SEGMENT_SLUG_MAX_LENGTH, SegmentMembership
+
+MAX_DEPTH = 20
+MAX_LEAVES = 200
+MAX_DAYS = 36500
+MAX_PROPERTY_FILTERS = 20
+MAX_TEXT_VALUE_LENGTH = 255
+# Goal values are Decimal(14, 2); rule values must fit the same range to compare in cents.
+MAX_ABS_AMOUNT = Decimal("1e15")
+
+ANY_GOAL_TYPE = "*"
+BRANCH_OPERATORS = ("and", "or")
+AGGREGATE_OPERATORS = ("sum", "count", "avg", "min", "max", "first", "last")
+COMPARISON_OPERATORS = ("gte", "lte", "eq", "between", "gt", "lt", "neq")
+TIMEFRAME_OPERATORS = (
+    "anytime",
+    "in_the_last_days",
+    "in_date_range",
+    "before_date",
+    "after_date",
+    "more_than_days_ago",
+)
+RELATIVE_TIMEFRAME_OPERATORS = frozenset({"in_the_last_days", "more_than_days_ago"})
+PROPERTY_FILTER_OPERATORS = ("equals", "not_equals", "exists")
+COUNT_OPERATORS = ("at_least", "at_most", "exactly")
+SEGMENT_OPERATORS = ("in_segment", "not_in_segment")
+
+TEXT_FIELD_OPERATORS = ("equals", "not_equals", "contains", "not_contains", "is_set", "is_not_set")
+CONTACT_FIELD_OPERATORS: dict[str, tuple[str, ...]] = {
+    "email": TEXT_FIELD_OPERATORS,
+    "external_id": TEXT_FIELD_OPERATORS,
+    "first_name": TEXT_FIELD_OPERATORS,
+    "last_name": TEXT_FIELD_OPERATORS,
+    "created_at": ("before", "after", "in_the_last_days"),
+    "properties": (*TEXT_FIELD_OPERATORS, "gt", "gte", "lt", "lte"),
+}
+CONTACT_OPERATORS = tuple(dict.fromkeys(o for ops in CONTACT_FIELD_OPERATORS.values() for o in ops))
+PROPERTIES_PREFIX = "properties."
+
+SOURCE_KEYS = {
+    "custom_events_goals": "custom_events_goal",
+    "custom_events": "custom_event",
+    "contacts": "contact",
+    "segment": "segment",
+}
+
+EVENT_NAME_RE = re.compile(EVENT_NAME_PATTERN)
+SEGMENT_SLUG_RE = re.compile(r"^[a-z0-9_]+$")
+# Top-level JSON keys only; starting with a letter keeps PostgreSQL from reading "0" as an index.
+PROPERTY_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$")
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+
+REQUIRED = "This field is required."
+
+
+class TreeValidationError(ValidationError):
+    """A rule tree is invalid; ``errors`` maps full dotted paths (``tree.branch.leaves[1]...``) to messages."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        self.errors = errors
+        super().__init__(errors)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+class _Errors:
+    def __init__(self) -> None:
+        self.by_path: dict[str, list[str]] = {}
+
+    def add(self, path: str, message: str) -> None:
+        self.by_path.setdefault(path, []).append(message)
+
+
+class _Invalid(Exception):
+    """One field is invalid; the message goes to that field's path."""
+
+
+def validate_tree(tree: Any) -> dict[str, Any]:
+    """Return the normalised tree, or raise ``TreeValidationError`` listing every problem found."""
+    errors = _Errors()
+    counter = {"leaves": 0}
+    normalised = _validate_node(tree, "tree", 1, errors, counter)
+    if counter["leaves"] > MAX_LEAVES:
+        errors.add("tree", f"Too many conditions: {counter['leaves']} (at most {MAX_LEAVES}).")
+    if errors.by_path:
+        raise TreeValidationError(errors.by_path)
+    assert normalised is not None
+    return normalised
+
+
+def _check_keys(data: dict[str, Any], allowed: set[str], path: str, errors: _Errors) -> None:
+    for key in data:
+        if key not in allowed:
+            errors.add(f"{path}.{key}", "Unknown field.")
+
+
+def _validate_node(node: Any, path: str, depth: int, errors: _Errors, counter: dict[str, int]) -> dict[str, Any] | None:
+    if not isinstance(node, dict):
+        errors.add(path, "Must be an object with a kind.")
+        return None
+    if depth > MAX_DEPTH:
+        errors.add(path, f"Too deeply nested (at most {MAX_DEPTH} levels).")
+        return None
+    kind = node.get("kind")
+    # The unused member may be present as null (some clients send both).
+    other = {"branch": "leaf", "leaf": "branch"}.get(kind) if isinstance(kind, str) else None
+    allowed = {"kind", "negate", "branch", "leaf"} if other is None else {"kind", "negate", kind}
+    if other is not None and node.get(other) is not None:
+        errors.add(f"{path}.{other}", f"Not allowed in a {kind} node.")
+    _check_keys(node, allowed | ({other} if other else set()), path, errors)
+
+    negate = node.get("negate", False)
+    if negate is None:
+        negate = False
+    if not isinstance(negate, bool):
+        errors.add(f"{path}.negate", "Must be true or false.")
+
+    result: dict[str, Any] | None
+    if kind == "branch":
+        result = _validate_branch(node.get("branch"), f"{path}.branch", depth, errors, counter)
+        normalised = {"kind": "branch", "branch": result}
+    elif kind == "leaf":
+        counter["leaves"] += 1
+        result = _validate_leaf(node.get("leaf"), f"{path}.leaf", errors)
+        normalised = {"kind": "leaf", "leaf": result}
+    else:
+        errors.add(f"{path}.kind", REQUIRED if kind is None else "Must be 'branch' or 'leaf'.")
+        return None
+    if negate is True:
+        normalised["negate"] = True
+    return normalised if result is not None else None
+
+
+def _validate_branch(
+    branch: Any, path: str, depth: int, errors: _Errors, counter: dict[str, int]
+) -> dict[str, Any] | None:
+    if not isinstance(branch, dict):
+        errors.add(path, REQUIRED if branch is None else "Must be an object.")
+        return None
+    _check_keys(branch, {"operator", "leaves"}, path, errors)
+    operator = branch.get("operator")
+    if operator not in BRANCH_OPERATORS:
+        errors.add(f"{path}.operator", REQUIRED if operator is None else "Must be 'and' or 'or'.")
+    leaves = branch.get("leaves")
+    if not isinstance(leaves, list) or not leaves:
+        errors.add(f"{path}.leaves", "Must be a non-empty list of nodes.")
+        return None
+    children = [
+        _validate_node(child, f"{path}.leaves[{index}]", depth + 1, errors, counter)
+        for index, child in enumerate(leaves)
+    ]
+    if operator not in BRANCH_OPERATORS or any(child is None for child in children):
+        return None
+    return {"operator": operator, "leaves": children}
+
+
+def _validate_leaf(leaf: Any, path: str, errors: _Errors) -> dict[str, Any] | None:
+    if not isinstance(leaf, dict):
+        errors.add(path, REQUIRED if leaf is None else "Must be an object.")
+        return None
+    source = leaf.get("source")
+    if source not in SOURCE_KEYS:
+        choices = ", ".join(SOURCE_KEYS)
+        errors.add(f"{path}.source", REQUIRED if source is None else f"Must be one of: {choices}.")
+        return None
+    key = SOURCE_KEYS[source]
+    # Keys of other sources are tolerated when null, like the unused member of a node.
+    unknown = {k for k, v in leaf.items() if k not in {"source", key} and not (k in SOURCE_KEYS.values() and v is None)}
+    for k in sorted(unknown):
+        errors.add(f"{path}.{k}", "Unknown field.")
+    body = leaf.get(key)
+    body_path = f"{path}.{key}"
+    if not isinstance(body, dict):
+        errors.add(body_path, f"Required for source '{source}'." if body is None else "Must be an object.")
+        return None
+    validator = {
+        "custom_events_goals": _validate_goal,
+        "custom_events": _validate_custom_event,
+        "contacts": _validate_contact,
+        "segment": _validate_segment,
+    }[source]
+    normalised = validator(body, body_path, errors)
+    if normalised is None:
+        return None
+    return {"source": source, key: normalised}
+
+
+class _Fields:
+    """Reads the fields of one leaf body, recording each problem at its path."""
+
+    def __init__(self, body: dict[str, Any], path: str, errors: _Errors, allowed: set[str]) -> None:
+        self.body = body
+        self.path = path
+        self.errors = errors
+        self.ok = True
+        _check_keys(body, allowed, path, errors)
+        if any(key not in allowed for key in body):
+            self.ok = False
+
+    def get(self, name: str, parse: Callable[[Any], Any], *, required: bool = True, default: Any = None) -> Any:
+        raw = self.body.get(name)
+        if raw is None:
+            if required:
+                self.fail(name, REQUIRED)
+            return default
+        try:
+            return parse(raw)
+        except _Invalid as exc:
+            self.fail(name, str(exc))
+            return None
+
+    def fail(self, name: str, message: str) -> None:
+        self.ok = False
+        self.errors.add(f"{self.path}.{name}" if name else self.path, message)
+
+
+def _choice(choices: tuple[str, ...] | list[str]) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        if raw not in choices:
+            raise _Invalid(f"Must be one of: {', '.join(choices)}.")
+        return str(raw)
+
+    return parse
+
+
+def _text(
+    max_length: int, pattern: re.Pattern[str] | None = None, *, allow_empty: bool = False
+) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        if not isinstance(raw, str):
+            raise _Invalid("Must be a string.")
+        if not raw and not allow_empty:
+            raise _Invalid("Must not be empty.")
+        if len(raw) > max_length:
+            raise _Invalid(f"At most {max_length} characters.")
+        if pattern is not None and not pattern.match(raw):
+            raise _Invalid(f"Must match {pattern.pattern}.")
+        return raw
+
+    return parse
+
+
+def _amount(raw: Any) -> int | float:
+    """A money amount: a finite number with at most two decimals, kept as a JSON number."""
+    value = _decimal(raw)
+    if value.as_tuple().exponent < -2 and value != value.quantize(Decimal("0.01")):  # type: ignore[operator]
+        raise _Invalid("At most two decimal places.")
+    return _json_number(value)
+
+
+def _decimal(raw: Any) -> Decimal:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str | Decimal):
+        raise _Invalid("Must be a number.")
+    try:
+        value = Decimal(str(raw).strip())
+    except InvalidOperation:
+        raise _Invalid("Must be a number.") from None
+    if not value.is_finite():
+        raise _Invalid("Must be a finite number.")
+    if abs(value) >= MAX_ABS_AMOUNT:
+        raise _Invalid("Out of range.")
+    return value
+
+
+def _json_number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _number(raw: Any) -> int | float:
+    return _json_number(_decimal(raw))
+
+
+def _whole(minimum: int, maximum: int) -> Callable[[Any], int]:
+    def parse(raw: Any) -> int:
+        if isinstance(raw, bool):
+            raise _Invalid("Must be a whole number.")
+        if isinstance(raw, str) and re.fullmatch(r"\s*-?\d+\s*", raw):
+            raw = int(raw)
+        if isinstance(raw, float) and raw.is_integer():
+            raw = int(raw)
+        if not isinstance(raw, int):
+            raise _Invalid("Must be a whole number.")
+        if not minimum <= raw <= maximum:
+            raise _Invalid(f"Must be between {minimum} and {maximum}.")
+        return raw
+
+    return parse
+
+
+def _scalar(raw: Any) -> str | int | float:
+    if isinstance(raw, str):
+        if len(raw) > MAX_TEXT_VALUE_LENGTH:
+            raise _Invalid(f"At most {MAX_TEXT_VALUE_LENGTH} characters.")
+        return raw
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise _Invalid("Must be a string or a number.")
+    return _number(raw)
+
+
+def parse_moment(raw: str) -> dt.date | dt.datetime:
+    """``YYYY-MM-DD`` -> date; RFC 3339 with an offset -> aware datetime."""
+    if DATE_RE.match(raw):
+        return dt.date.fromisoformat(raw)
+    if RFC3339_RE.match(raw):
+        return dt.datetime.fromisoformat(raw.upper().replace("Z", "+00:00"))
+    raise ValueError(raw)
+
+
+def _moment(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise _Invalid("Must be a date (YYYY-MM-DD) or an RFC 3339 date-time with an offset.")
+    try:
+        parse_moment(raw.strip())
+    except ValueError:
+        raise _Invalid("Must be a date (YYYY-MM-DD) or an RFC 3339 date-time with an offset.") from None
+    return raw.strip()
+
+
+def _validate_timeframe(fields: _Fields) -> tuple[str, list[str]] | None:
+    """Validate ``timeframe_operator`` / ``timeframe_values``; return them normalised."""
+    operator = fields.get("timeframe_operator", _choice(TIMEFRAME_OPERATORS), required=False, default="anytime")
+    if operator is None:
+        return None
+    raw_values = fields.body.get("timeframe_values")
+    if raw_values is None:
+        raw_values = []
+    if not isinstance(raw_values, list):
+        fields.fail("timeframe_values", "Must be a list.")
+        return None
+    expected = {
+        "anytime": 0,
+        "in_the_last_days": 1,
+        "more_than_days_ago": 1,
+        "before_date": 1,
+        "after_date": 1,
+        "in_date_range": 2,
+    }[operator]
+    if operator == "anytime":
+        # Some clients send [] or [""] with "anytime"; nothing to read either way.
+        return operator, []
+    if len(raw_values) != expected:
+        fields.fail("timeframe_values", f"'{operator}' takes exactly {expected} value(s).")
+        return None
+    values: list[str] = []
+    for index, raw in enumerate(raw_values):
+        name = f"timeframe_values[{index}]"
+        try:
+            if operator in RELATIVE_TIMEFRAME_OPERATORS:
+                values.append(str(_whole(1, MAX_DAYS)(raw)))
+            else:
+                values.append(_moment(raw))
+        except _Invalid as exc:
+            fields.fail(name, str(exc))
+    if len(values) != expected:
+        return None
+    if operator == "in_date_range":
+        # Compared in UTC here; the segment's timezone shifts both ends alike.
+        start, end = (_as_utc_bounds(parse_moment(v)) for v in values)
+        if end[1] < start[0]:
+            fields.fail("timeframe_values[1]", "The end of the range must not be before its start.")
+            return None
+    return operator, values
+
+
+def _as_utc_bounds(moment: dt.date | dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    if isinstance(moment, dt.datetime):
+        return moment, moment
+    start = dt.datetime.combine(moment, dt.time.min, tzinfo=dt.UTC)
+    return start, start + dt.timedelta(days=1)
+
+
+def _validate_goal(body: dict[str, Any], path: str, errors: _Errors) -> dict[str, Any] | None:
+    fields = _Fields(
+        body,
+        path,
+        errors,
+        {
+            "goal_type",
+            "goal_name",
+            "event_name",
+            "aggregate_operator",
+            "operator",
+            "value",
+            "value_2",
+            "timeframe_operator",
+            "timeframe_values",
+        },
+    )
+    goal_type = fields.get("goal_type", _choice([*GoalType.values, ANY_GOAL_TYPE]))
+    goal_name = fields.get("goal_name", _text(GOAL_NAME_MAX_LENGTH), required=False)
+    event_name = fields.get("event_name", _text(EVENT_NAME_MAX_LENGTH, EVENT_NAME_RE), required=False)
+    aggregate = fields.get("aggregate_operator", _choice(AGGREGATE_OPERATORS))
+    operator = fields.get("operator", _choice(COMPARISON_OPERATORS))
+    parse_value = _count_value if aggregate == "count" else _amount
+    value = fields.get("value", parse_value)
+    value_2 = None
+    if operator == "between":
+        value_2 = fields.get("value_2", parse_value)
+        if value is not None and value_2 is not None and Decimal(str(value_2)) < Decimal(str(value)):
+            fields.fail("value_2", "Must be greater than or equal to value.")
+    timeframe = _validate_timeframe(fields)
+    if not fields.ok or timeframe is None:
+        return None
+    normalised: dict[str, Any] = {"goal_type": goal_type}
+    if goal_name is not None:
+        normalised["goal_name"] = goal_name
+    if event_name is not None:
+        normalised["event_name"] = event_name
+    normalised |= {"aggregate_operator": aggregate, "operator": operator, "value": value}
+    if operator == "between":
+        normalised["value_2"] = value_2
+    normalised |= {"timeframe_operator": timeframe[0], "timeframe_values": timeframe[1]}
+    return normalised
+
+
+def _count_value(raw: Any) -> int:
+    try:
+        return _whole(-(10**12), 10**12)(raw)
+    except _Invalid:
+        raise _Invalid("Counts compare with whole numbers.") from None
+
+
+def _validate_property_filters(fields: _Fields) -> list[dict[str, Any]] | None:
+    raw = fields.body.get("properties")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        fields.fail("properties", "Must be a list of filters.")
+        return None
+    if len(raw) > MAX_PROPERTY_FILTERS:
+        fields.fail("properties", f"At most {MAX_PROPERTY_FILTERS} filters.")
+        return None
+    filters: list[dict[str, Any]] = []
+    for index, item in enumerate(raw):
+        item_path = f"{fields.path}.properties[{index}]"
+        if not isinstance(item, dict):
+            fields.fail(f"properties[{index}]", "Must be an object with key, operator and value.")
+            continue
+        item_fields = _Fields(item, item_path, fields.errors, {"key", "operator", "value"})
+        key = item_fields.get("key", _property_key)
+        operator = item_fields.get("operator", _choice(PROPERTY_FILTER_OPERATORS))
+        value = None
+        if operator in ("equals", "not_equals"):
+            value = item_fields.get("value", _scalar)
+        if not item_fields.ok:
+            fields.ok = False
+            continue
+        normalised = {"key": key, "operator": operator}
+        if operator != "exists":
+            normalised["value"] = value
+        filters.append(normalised)
+    return filters if fields.ok else None
+
+
+def _property_key(raw: Any) -> str:
+    if not isinstance(raw, str) or not PROPERTY_KEY_RE.match(raw):
+        raise _Invalid("Must be a top-level property name: a letter or _, then letters, digits, _ or - (at most 100).")
+    return raw
+
+
+def _validate_custom_event(body: dict[str, Any], path: str, errors: _Errors) -> dict[str, Any] | None:
+    fields = _Fields(
+        body,
+        path,
+        errors,
+        {"event_name", "properties", "count_operator", "count_value", "timeframe_operator", "timeframe_values"},
+    )
+    event_name = fields.get("event_name", _text(EVENT_NAME_MAX_LENGTH, EVENT_NAME_RE))
+    filters = _validate_property_filters(fields)
+    count_operator = fields.get("count_operator", _choice(COUNT_OPERATORS))
+    count_value = fields.get("count_value", _whole(0, 10**12))
+    timeframe = _validate_timeframe(fields)
+    if not fields.ok or timeframe is None or filters is None:
+        return None
+    normalised: dict[str, Any] = {"event_name": event_name}
+    if filters:
+        normalised["properties"] = filters
+    return normalised | {
+        "count_operator": count_operator,
+        "count_value": count_value,
+        "timeframe_operator": timeframe[0],
+        "timeframe_values": timeframe[1],
+    }
+
+
+def _validate_contact(body: dict[str, Any], path: str, errors: _Errors) -> dict[str, Any] | None:
+    fields = _Fields(body, path, errors, {"field", "operator", "value"})
+    field = fields.get("field", _contact_field)
+    operator = fields.get("operator", _choice(CONTACT_OPERATORS))
+    if field is None or operator is None:
+        return None
+    family = "properties" if field.startswith(PROPERTIES_PREFIX) else field
+    if operator not in CONTACT_FIELD_OPERATORS[family]:
+        fields.fail("operator", f"'{field}' takes one of: {', '.join(CONTACT_FIELD_OPERATORS[family])}.")
+        return None
+    value: Any = None
+    if operator in ("is_set", "is_not_set"):
+        pass
+    elif operator == "in_the_last_days":
+        value = fields.get("value", _whole(1, MAX_DAYS))
+    elif operator in ("before", "after"):
+        value = fields.get("value", _moment)
+    elif operator in ("gt", "gte", "lt", "lte"):
+        value = fields.get("value", _number)
+    elif operator in ("contains", "not_contains"):
+        value = fields.get("value", _text(MAX_TEXT_VALUE_LENGTH))
+    elif family == "properties":
+        value = fields.get("value", _scalar)
+    else:
+        value = fields.get("value", _text(MAX_TEXT_VALUE_LENGTH, allow_empty=True))
+        if field == "email" and value is not None:
+            value = value.strip().lower()
+    if not fields.ok:
+        return None
+    normalised: dict[str, Any] = {"field": field, "operator": operator}
+    if operator not in ("is_set", "is_not_set"):
+        normalised["value"] = value
+    return normalised
+
+
+def _contact_field(raw: Any) -> str:
+    if isinstance(raw, str) and raw.startswith(PROPERTIES_PREFIX):
+        _property_key(raw[len(PROPERTIES_PREFIX) :])
+        return raw
+    if raw not in CONTACT_FIELD_OPERATORS or raw == "properties":
+        fields = ", ".join(f for f in CONTACT_FIELD_OPERATORS if f != "properties")
+        raise _Invalid(f"Must be one of: {fields}, or properties.<key>.")
+    return str(raw)
+
+
+def _validate_segment(body: dict[str, Any], path: str, errors: _Errors) -> dict[str, Any] | None:
+    fields = _Fields(body, path, errors, {"segment_id", "operator"})
+    segment_id = fields.get("segment_id", _text(SEGMENT_SLUG_MAX_LENGTH, SEGMENT_SLUG_RE))
+    operator = fields.get("operator", _choice(SEGMENT_OPERATORS))
+    if not fields.ok:
+        return None
+    return {"segment_id": segment_id, "operator": operator}
+
+
+# --------------------------------------------------------------------------- tree facts
+
+
+def _iter_leaves(node: dict[str, Any]) -> Any:
+    if node["kind"] == "branch":
+        for child in node["branch"]["leaves"]:
+            yield from _iter_leaves(child)
+    else:
+        yield node["leaf"]
+
+
+def referenced_segments(tree: dict[str, Any]) -> set[str]:
+    """Slugs of the segments a (validated) tree refers to."""
+    return {leaf["segment"]["segment_id"] for leaf in _iter_leaves(tree) if leaf["source"] == "segment"}
+
+
+def has_relative_timeframe(tree: dict[str, Any]) -> bool:
+    """Whether membership can change with time alone (so the segment needs scheduled rebuilds)."""
+    for leaf in _iter_leaves(tree):
+        body = leaf[SOURCE_KEYS[leaf["source"]]]
+        if body.get("timeframe_operator") in RELATIVE_TIMEFRAME_OPERATORS:
+            return True
+        if leaf["source"] == "contacts" and body["operator"] == "in_the_last_days":
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- compilation
+
+
+def compile_tree(
+    tree: dict[str, Any],
+    *,
+    workspace_id: str,
+    now: dt.datetime,
+    timezone_name: str,
+    segment_pks: Mapping[str, int],
+) -> Q:
+    """A ``Q`` over ``Contact`` true exactly for the contacts the tree matches (see module docstring).
+
+    Every aggregate is a correlated subquery, so ``Contact.objects.filter(workspace_id=...).filter(q)``
+    is one statement. Raises ``TreeValidationError`` for an invalid tree or an unresolved segment slug.
+    """
+    tree = validate_tree(tree)
+    missing = sorted(referenced_segments(tree) - set(segment_pks))
+    if missing:
+        raise TreeValidationError({"tree": [f"Unknown segment: {slug}." for slug in missing]})
+    context = _Context(workspace_id=workspace_id, now=now, tz=zoneinfo.ZoneInfo(timezone_name), segment_pks=segment_pks)
+    return _compile_node(tree, context)
+
+
+class _Context:
+    def __init__(
+        self, *, workspace_id: str, now: dt.datetime, tz: zoneinfo.ZoneInfo, segment_pks: Mapping[str, int]
+    ) -> None:
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        self.workspace_id = workspace_id
+        self.now = now
+        self.tz = tz
+        self.segment_pks = segment_pks
+
+
+def _compile_node(node: dict[str, Any], context: _Context) -> Q:
+    if node["kind"] == "branch":
+        parts = [_compile_node(child, context) for child in node["branch"]["leaves"]]
+        combine = op.and_ if node["branch"]["operator"] == "and" else op.or_
+        q = functools.reduce(combine, parts)
+    else:
+        q = _compile_leaf(node["leaf"], context)
+    # Every leaf is NULL-free, so NOT is the exact complement.
+    return ~q if node.get("negate") else q
+
+
+def _compile_leaf(leaf: dict[str, Any], context: _Context) -> Q:
+    source = leaf["source"]
+    body = leaf[SOURCE_KEYS[source]]
+    if source == "custom_events_goals":
+        return _compile_goal(body, context)
+    if source == "custom_events":
+        return _compile_custom_event(body, context)
+    if source == "contacts":
+        return _compile_contact(body, context)
+    pk = context.segment_pks[body["segment_id"]]
+    in_segment = Q(Exists(SegmentMembership.objects.filter(segment_id=pk, contact_id=OuterRef("pk"))))
+    return in_segment if body["operator"] == "in_segment" else ~in_segment
+
+
+def start_of_day(day: dt.date, tz: zoneinfo.ZoneInfo) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=tz)
+
+
+def _window_q(field: str, operator: str, values: list[str], context: _Context) -> Q:
+    """The timeframe as a condition on a datetime column (see module docstring)."""
+    if operator == "anytime":
+        return Q()
+    if operator == "in_the_last_days":
+        return Q(**{f"{field}__gte": context.now - dt.timedelta(days=int(values[0]))})
+    if operator == "more_than_days_ago":
+        return Q(**{f"{field}__lt": context.now - dt.timedelta(days=int(values[0]))})
+    moments = [parse_moment(v) for v in values]
+    if operator == "before_date":
+        (moment,) = moments
+        if isinstance(moment, dt.datetime):
+            return Q(**{f"{field}__lt": moment})
+        return Q(**{f"{field}__lt": start_of_day(moment, context.tz)})
+    if operator == "after_date":
+        (moment,) = moments
+        if isinstance(moment, dt.datetime):
+            return Q(**{f"{field}__gt": moment})
+        return Q(**{f"{field}__gte": start_of_day(moment + dt.timedelta(days=1), context.tz)})
+    start, end = moments
+    lower = start if isinstance(start, dt.datetime) else start_of_day(start, context.tz)
+    if isinstance(end, dt.datetime):
+        return Q(**{f"{field}__gte": lower, f"{field}__lte": end})
+    return Q(**{f"{field}__gte": lower, f"{field}__lt": start_of_day(end + dt.timedelta(days=1), context.tz)})
+
+
+def _live_events(context: _Context, *filters: Q, **lookups: Any) -> QuerySet[CustomEvent]:
+    """The outer contact's live events; ``order_by()`` clears the model ordering, which would
+    otherwise break aggregate subqueries on PostgreSQL."""
+    return (
+        CustomEvent.objects.filter(
+            *filters, workspace_id=context.workspace_id, contact_id=OuterRef("pk"), deleted_at__isnull=True, **lookups
+        )
+        .order_by()
+        .values("contact_id")
+    )
+
+
+class _Cents(Func):
+    """An event's goal value in integer cents (0 without a value): exact on SQLite too, where
+    decimals are stored as floating point and SUM over them would round."""
+
+    template = "CAST(ROUND(COALESCE(%(expressions)s, 0) * 100) AS BIGINT)"
+    output_field = BigIntegerField()
+
+
+def _scalar_subquery(events: QuerySet[CustomEvent], expression: Expression) -> Subquery:
+    return Subquery(events.annotate(agg_value=expression).values("agg_value"), output_field=BigIntegerField())
+
+
+def _sum_cents(events: QuerySet[CustomEvent]) -> Expression:
+    # A plain SQL function (not an ORM aggregate) so Django adds no GROUP BY: one row, NULL if empty.
+    total = Func(_Cents(F("goal_value")), function="SUM", output_field=BigIntegerField())
+    return Coalesce(_scalar_subquery(events, total), Value(0), output_field=BigIntegerField())
+
+
+def _count(events: QuerySet[CustomEvent]) -> Expression:
+    return Coalesce(
+        _scalar_subquery(events, Func(template="COUNT(*)", output_field=BigIntegerField())),
+        Value(0),
+        output_field=BigIntegerField(),
+    )
+
+
+def _compare(lhs: Any, operator: str, value: Any, value_2: Any = None) -> Q:
+    """``lhs <operator> value``; ``lhs`` and the values must be non-NULL for the result to be."""
+    if operator == "between":
+        return Q(GreaterThanOrEqual(lhs, value)) & Q(LessThanOrEqual(lhs, value_2))
+    if operator == "neq":
+        return ~Q(Exact(lhs, value))
+    lookup = {
+        "gte": GreaterThanOrEqual,
+        "gt": GreaterThan,
+        "lte": LessThanOrEqual,
+        "lt": LessThan,
+        "eq": Exact,
+    }[operator]
+    return Q(lookup(lhs, value))
+
+
+def _to_cents(value: int | float) -> int:
+    return int(Decimal(str(value)) * 100)
+
+
+def _compile_goal(body: dict[str, Any], context: _Context) -> Q:
+    lookups: dict[str, Any] = {"goal_type__isnull": False}
+    if body["goal_type"] != ANY_GOAL_TYPE:
+        lookups["goal_type"] = body["goal_type"]
+    for name in ("goal_name", "event_name"):
+        if name in body:
+            lookups[name] = body[name]
+    window = _window_q("occurred_at", body["timeframe_operator"], body["timeframe_values"], context)
+    events = _live_events(context, window, **lookups)
+    aggregate, operator = body["aggregate_operator"], body["operator"]
+
+    if aggregate == "count":
+        return _compare(_count(events), operator, body["value"], body.get("value_2"))
+    value = _to_cents(body["value"])
+    value_2 = _to_cents(body["value_2"]) if "value_2" in body else None
+    if aggregate == "sum":
+        return _compare(_sum_cents(events), operator, value, value_2)
+    if aggregate == "avg":
+        # avg op v  <=>  sum op v * count, for count > 0: exact, no division.
+        count = _count(events)
+        scaled = Value(value, output_field=BigIntegerField()) * count
+        scaled_2 = Value(value_2, output_field=BigIntegerField()) * count if value_2 is not None else None
+        return Q(GreaterThan(count, 0)) & _compare(_sum_cents(events), operator, scaled, scaled_2)
+    if aggregate in ("min", "max"):
+        function = "MIN" if aggregate == "min" else "MAX"
+        extreme = _scalar_subquery(events, Func(_Cents(F("goal_value")), function=function))
+    else:
+        order = ("occurred_at", "id") if aggregate == "first" else ("-occurred_at", "-id")
+        extreme = Subquery(
+            events.order_by(*order).values(agg_value=_Cents(F("goal_value")))[:1], output_field=BigIntegerField()
+        )
+    # No qualifying event: no value, never matches (and the NOT of it does).
+    return Q(IsNull(extreme, False)) & _compare(extreme, operator, value, value_2)
+
+
+class _JSONKey(Func):
+    """One top-level key of a JSON column, per backend: ``kind`` is ``type`` (the JSON type name,
+    'null' for JSON null, SQL NULL when absent), ``number`` (the value if a JSON number, else NULL)
+    or ``string`` (the text if a JSON string, else NULL)."""
+
+    def __init__(self, field: str, key: str, kind: str) -> None:
+        output = {"type": CharField(), "number": FloatField(), "string": CharField()}[kind]
+        super().__init__(F(field), output_field=output)
+        self.key = key
+        self.kind = kind
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        raise NotImplementedError(f"JSON key conditions support PostgreSQL and SQLite, not {connection.vendor}.")
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        column, params = compiler.compile(self.source_expressions[0])
+        typeof = f"jsonb_typeof({column} -> %s::text)"
+        if self.kind == "type":
+            return typeof, [*params, self.key]
+        wanted = "number" if self.kind == "number" else "string"
+        cast = "::numeric" if self.kind == "number" else ""
+        sql = f"(CASE WHEN {typeof} = '{wanted}' THEN ({column} ->> %s::text){cast} END)"
+        return sql, [*params, self.key, *params, self.key]
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        column, params = compiler.compile(self.source_expressions[0])
+        path = "$." + json.dumps(self.key)
+        typeof = f"json_type({column}, %s)"
+        if self.kind == "type":
+            return typeof, [*params, path]
+        wanted = "('integer', 'real')" if self.kind == "number" else "('text')"
+        sql = f"(CASE WHEN {typeof} IN {wanted} THEN json_extract({column}, %s) END)"
+        return sql, [*params, path, *params, path]
+
+
+def _json_is_set(field: str, key: str) -> Q:
+    kind = _JSONKey(field, key, "type")
+    return Q(IsNull(kind, False)) & ~Q(Exact(kind, "null"))
+
+
+def _json_equals(field: str, key: str, value: str | int | float) -> Q:
+    typed = _JSONKey(field, key, "string" if isinstance(value, str) else "number")
+    return Q(IsNull(typed, False)) & Q(Exact(typed, value))
+
+
+def _compile_custom_event(body: dict[str, Any], context: _Context) -> Q:
+    filters = [_window_q("occurred_at", body["timeframe_operator"], body["timeframe_values"], context)]
+    for item in body.get("properties", []):
+        if item["operator"] == "exists":
+            filters.append(_json_is_set("properties", item["key"]))
+        elif item["operator"] == "equals":
+            filters.append(_json_equals("properties", item["key"], item["value"]))
+        else:
+            filters.append(~_json_equals("properties", item["key"], item["value"]))
+    events = _live_events(context, *filters, event_name=body["event_name"])
+    count_operator, count_value = body["count_operator"], body["count_value"]
+    # "Did it at least once" / "never did it" are the common cases: EXISTS stops at the first row.
+    if count_operator == "at_least" and count_value == 1:
+        return Q(Exists(events))
+    if count_operator in ("at_most", "exactly") and count_value == 0:
+        return ~Q(Exists(events))
+    operator = {"at_least": "gte", "at_most": "lte", "exactly": "eq"}[count_operator]
+    return _compare(_count(events), operator, count_value)
+
+
+def _compile_contact(body: dict[str, Any], context: _Context) -> Q:
+    field, operator, value = body["field"], body["operator"], body.get("value")
+    if field == "created_at":
+        if operator == "in_the_last_days":
+            return Q(created_at__gte=context.now - dt.timedelta(days=value))
+        return _window_q("created_at", f"{operator}_date", [value], context)
+    if field.startswith(PROPERTIES_PREFIX):
+        return _compile_contact_property(field[len(PROPERTIES_PREFIX) :], operator, value)
+    # Text columns are NOT NULL (empty string when unknown), so plain lookups negate exactly.
+    if operator == "is_set":
+        return ~Q(**{field: ""})
+    if operator == "is_not_set":
+        return Q(**{field: ""})
+    if operator in ("contains", "not_contains"):
+        q = Q(**{f"{field}__icontains": value})
+        return q if operator == "contains" else ~q
+    q = Q(**{field: value})
+    return q if operator == "equals" else ~q
+
+
+def _compile_contact_property(key: str, operator: str, value: Any) -> Q:
+    if operator in ("is_set", "is_not_set"):
+        q = _json_is_set("properties", key)
+        return q if operator == "is_set" else ~q
+    if operator in ("equals", "not_equals"):
+        q = _json_equals("properties", key, value)
+        return q if operator == "equals" else ~q
+    if operator in ("contains", "not_contains"):
+        text = _JSONKey("properties", key, "string")
+        q = Q(IsNull(text, False)) & Q(IContains(text, value))
+        return q if operator == "contains" else ~q
+    number = _JSONKey("properties", key, "number")
+    return Q(IsNull(number, False)) & _compare(number, operator, value)
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def _goal(aggregate: str, operator: str, value: int, timeframe: str = "anytime", days: int | None = None) -> dict:
+    return {
+        "kind": "leaf",
+        "leaf": {
+            "source": "custom_events_goals",
+            "custom_events_goal": {
+                "goal_type": GoalType.PURCHASE.value,
+                "aggregate_operator": aggregate,
+                "operator": operator,
+                "value": value,
+                "timeframe_operator": timeframe,
+                "timeframe_values": [str(days)] if days is not None else [],
+            },
+        },
+    }
+
+
+def _all_of(*nodes: dict) -> dict:
+    return {"kind": "branch", "branch": {"operator": "and", "leaves": list(nodes)}}
+
+
+TEMPLATES: dict[str, dict[str, Any]] = {
+    "vip": {
+        "name": "VIP",
+        "description": "Spent 1,000 or more in at least 5 purchases, and bought in the last 60 days.",
+        "color": "#7c3aed",
+        "tree": _all_of(
+            _goal("sum", "gte", 1000),
+            _goal("count", "gte", 5),
+            _goal("count", "gte", 1, "in_the_last_days", 60),
+        ),
+    },
+    "at_risk_high_value": {
+        "name": "At-Risk High-Value",
+        "description": "Spent 500 or more overall, but no purchase in the last 90 days.",
+        "color": "#dc2626",
+        "tree": _all_of(
+            _goal("sum", "gte", 500),
+            _goal("count", "eq", 0, "in_the_last_days", 90),
+        ),
+    },
+    "new_high_potential": {
+        "name": "New High-Potential",
+        # Precisely: the contact's earliest live purchase ever is worth more than 200 and
+        # happened in the last 30 days (no purchase before that, at least one within it).
+        "description": "First purchase, made in the last 30 days, was over 200.",
+        "color": "#059669",
+        "tree": _all_of(
+            _goal("first", "gt", 200),
+            _goal("count", "eq", 0, "more_than_days_ago", 30),
+            _goal("count", "gte", 1, "in_the_last_days", 30),
+        ),
+    },
+}
