@@ -58,6 +58,8 @@ class Command(BaseCommand):
         parser.add_argument("--credentials-file", type=Path, default=Path(settings.BASE_DIR) / ".demo-credentials")
         parser.add_argument("--base-url", default="http://localhost:8000")
         parser.add_argument("--force", action="store_true", help="Run even with DEBUG off (never in production).")
+        parser.add_argument("--contacts", type=int, default=500, help="Size of the seed, if it happens.")
+        parser.add_argument("--events", type=int, default=5000, help="Size of the seed, if it happens.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG and not options["force"]:
@@ -69,6 +71,8 @@ class Command(BaseCommand):
             call_command(
                 "seed_demo",
                 workspace=DEMO_WORKSPACE,
+                contacts=options["contacts"],
+                events=options["events"],
                 verbosity=options["verbosity"],
                 stdout=output_stream(self.stderr),
                 stderr=output_stream(self.stderr),
