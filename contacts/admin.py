@@ -37,8 +37,20 @@ def _table(headers: list[str], rows: list[tuple[Any, ...]], footer: SafeString |
     return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>{}", head, body, footer)
 
 
+class ContactForm(ModelForm):
+    class Meta:
+        model = Contact
+        fields = ["workspace", "email", "external_id", "first_name", "last_name", "properties"]
+
+    def clean_email(self) -> str:
+        # Normalised before the unique check, as every other path does, so "Ann@X.com" is found
+        # to be the existing "ann@x.com" instead of silently updating it.
+        return services.normalize_email(self.cleaned_data["email"])
+
+
 @admin.register(Contact)
 class ContactAdmin(admin.ModelAdmin):
+    form = ContactForm
     list_display = ["email", "first_name", "last_name", "workspace", "created_at"]
     list_filter = ["workspace", "created_at"]
     list_select_related = ["workspace"]

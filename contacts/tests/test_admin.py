@@ -204,3 +204,21 @@ def test_events_and_timeline_are_read_only(admin_client: Client, model: str) -> 
     assert view.status_code == 200 and not view.context["has_change_permission"]
     assert add.status_code == edit.status_code == delete.status_code == 403
     assert type(obj).objects.filter(pk=obj.pk).exists()
+
+
+def test_contact_add_normalises_email_and_refuses_duplicates(admin_client: Client, workspace: Workspace) -> None:
+    """A contact added in the admin gets a trimmed, lower-cased email and a contact.created timeline
+    entry; the same email in another case is refused as a duplicate."""
+    # given
+    url = reverse("admin:contacts_contact_add")
+    data = {"workspace": workspace.id, "email": " Ann@Example.COM ", "first_name": "Ann", "properties": "{}"}
+    # when
+    created = admin_client.post(url, data)
+    duplicate = admin_client.post(url, {**data, "email": "ANN@example.com"})
+    # then
+    assert created.status_code == 302
+    contact = Contact.objects.get(workspace=workspace)
+    assert (contact.email, contact.first_name) == ("ann@example.com", "Ann")
+    assert TimelineEntry.objects.filter(contact=contact, kind="contact.created").count() == 1
+    assert duplicate.status_code == 200 and "already exists" in duplicate.content.decode()
+    assert Contact.objects.count() == 1
