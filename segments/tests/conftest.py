@@ -1,0 +1,83 @@
+"""Fixtures for segment tests: a workspace of their own and a writer of raw test histories."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pytest
+
+from contacts.models import Contact, CustomEvent
+from events_platform.workspaces.models import Workspace
+from events_platform.workspaces.services import workspace_create
+from segments.models import Segment, SegmentMembership
+
+
+@pytest.fixture
+def segments_workspace(db: None) -> Workspace:
+    return workspace_create(workspace_id="seg_ws", name="Segments tests", timezone_name="UTC")
+
+
+def store_history(
+    *,
+    workspace: Workspace,
+    contacts: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    memberships: Mapping[str, Iterable[int]] | None = None,
+) -> None:
+    """Write contacts, events and segment memberships exactly as given (test data, not the ingest path).
+
+    ``contacts`` carry a local ``key`` which ``events`` reference as ``contact_key``; both get their
+    database ``id`` / ``contact_id`` filled in place, so the same dicts feed the oracle afterwards.
+    """
+    rows = Contact.objects.bulk_create(
+        [
+            Contact(
+                workspace=workspace,
+                email=contact["email"],
+                external_id=contact["external_id"],
+                first_name=contact["first_name"],
+                last_name=contact["last_name"],
+                properties=contact["properties"],
+            )
+            for contact in contacts
+        ]
+    )
+    by_key: dict[Any, int] = {}
+    for contact, row in zip(contacts, rows, strict=True):
+        contact["id"] = row.pk
+        by_key[contact["key"]] = row.pk
+        # created_at is auto_now_add; set the history's value afterwards.
+        Contact.objects.filter(pk=row.pk).update(created_at=contact["created_at"])
+    for event in events:
+        event["contact_id"] = by_key[event["contact_key"]]
+    stored = CustomEvent.objects.bulk_create(
+        [
+            CustomEvent(
+                workspace=workspace,
+                contact_id=event["contact_id"],
+                event_name=event["event_name"],
+                external_id=f"ext_{index}",
+                properties=event["properties"],
+                occurred_at=event["occurred_at"],
+                goal_type=event["goal_type"],
+                goal_name=event["goal_name"],
+                goal_value=event["goal_value"],
+                deleted_at=event["deleted_at"],
+            )
+            for index, event in enumerate(events)
+        ]
+    )
+    for event, row in zip(events, stored, strict=True):
+        event["id"] = row.pk
+    for slug, keys in (memberships or {}).items():
+        segment = Segment.objects.create(workspace=workspace, slug=slug, name=slug, tree={}, status="active")
+        SegmentMembership.objects.bulk_create(
+            [
+                SegmentMembership(
+                    segment=segment, contact_id=by_key[key], entered_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+                )
+                for key in keys
+            ]
+        )

@@ -1,0 +1,239 @@
+"""An independent, pure-Python reading of the segment rules, for property tests against the SQL.
+
+Written from the semantics stated in ``segments/rules.py``'s docstring, not from its compiler:
+it walks the tree and, per contact, filters that contact's events in plain Python, using
+``Fraction`` for exact arithmetic. Inputs are plain dicts:
+
+* contact: ``id, email, external_id, first_name, last_name, properties, created_at``
+* event: ``id, contact_id, event_name, properties, occurred_at, goal_type, goal_name,
+  goal_value (Decimal | None), deleted_at``
+* memberships: ``{segment slug: {contact id, ...}}``
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zoneinfo
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+Row = Mapping[str, Any]
+
+
+def matching_contact_ids(
+    tree: dict[str, Any],
+    *,
+    contacts: Iterable[Row],
+    events: Iterable[Row],
+    now: dt.datetime,
+    timezone_name: str,
+    memberships: Mapping[str, set[int]] | None = None,
+) -> set[int]:
+    events = list(events)
+    evaluator = _Evaluator(now=now, tz=zoneinfo.ZoneInfo(timezone_name), memberships=memberships or {})
+    matched = set()
+    for contact in contacts:
+        own_events = [event for event in events if event["contact_id"] == contact["id"]]
+        if evaluator.node(tree, contact, own_events):
+            matched.add(contact["id"])
+    return matched
+
+
+def _moment(text: str) -> dt.date | dt.datetime:
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return dt.date.fromisoformat(text)
+    instant = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    assert instant.tzinfo is not None
+    return instant
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _compare(actual: Fraction | None, operator: str, value: Fraction, value_2: Fraction | None) -> bool:
+    if actual is None:
+        return False
+    if operator == "between":
+        assert value_2 is not None
+        return value <= actual <= value_2
+    return {
+        "gt": actual > value,
+        "gte": actual >= value,
+        "lt": actual < value,
+        "lte": actual <= value,
+        "eq": actual == value,
+        "neq": actual != value,
+    }[operator]
+
+
+class _Evaluator:
+    def __init__(self, *, now: dt.datetime, tz: zoneinfo.ZoneInfo, memberships: Mapping[str, set[int]]) -> None:
+        self.now = now
+        self.tz = tz
+        self.memberships = memberships
+
+    def midnight(self, day: dt.date) -> dt.datetime:
+        return dt.datetime(day.year, day.month, day.day, tzinfo=self.tz)
+
+    def in_timeframe(self, moment: dt.datetime, operator: str, values: list[Any]) -> bool:
+        if operator == "anytime":
+            return True
+        if operator == "in_the_last_days":
+            return moment >= self.now - dt.timedelta(days=int(values[0]))
+        if operator == "more_than_days_ago":
+            return moment < self.now - dt.timedelta(days=int(values[0]))
+        if operator == "before_date":
+            limit = _moment(values[0])
+            if isinstance(limit, dt.datetime):
+                return moment < limit
+            return moment < self.midnight(limit)
+        if operator == "after_date":
+            limit = _moment(values[0])
+            if isinstance(limit, dt.datetime):
+                return moment > limit
+            # Strictly after the whole day.
+            return moment >= self.midnight(limit + dt.timedelta(days=1))
+        assert operator == "in_date_range"
+        start, end = (_moment(v) for v in values)
+        after_start = moment >= (start if isinstance(start, dt.datetime) else self.midnight(start))
+        if isinstance(end, dt.datetime):
+            return after_start and moment <= end
+        return after_start and moment < self.midnight(end + dt.timedelta(days=1))
+
+    def node(self, node: dict[str, Any], contact: Row, events: list[Row]) -> bool:
+        if node["kind"] == "branch":
+            results = [self.node(child, contact, events) for child in node["branch"]["leaves"]]
+            result = all(results) if node["branch"]["operator"] == "and" else any(results)
+        else:
+            result = self.leaf(node["leaf"], contact, events)
+        return not result if node.get("negate") else result
+
+    def leaf(self, leaf: dict[str, Any], contact: Row, events: list[Row]) -> bool:
+        source = leaf["source"]
+        if source == "custom_events_goals":
+            return self.goal(leaf["custom_events_goal"], events)
+        if source == "custom_events":
+            return self.custom_event(leaf["custom_event"], events)
+        if source == "contacts":
+            return self.contact(leaf["contact"], contact)
+        assert source == "segment"
+        rule = leaf["segment"]
+        member = contact["id"] in self.memberships.get(rule["segment_id"], set())
+        return member if rule["operator"] == "in_segment" else not member
+
+    def goal(self, rule: dict[str, Any], events: list[Row]) -> bool:
+        qualifying = [
+            event
+            for event in events
+            if event["deleted_at"] is None
+            and event["goal_type"] is not None
+            and rule["goal_type"] in ("*", event["goal_type"])
+            and rule.get("goal_name", event["goal_name"]) == event["goal_name"]
+            and rule.get("event_name", event["event_name"]) == event["event_name"]
+            and self.in_timeframe(event["occurred_at"], rule["timeframe_operator"], rule["timeframe_values"])
+        ]
+        qualifying.sort(key=lambda event: (event["occurred_at"], event["id"]))
+        amounts = [
+            Fraction(event["goal_value"] if event["goal_value"] is not None else Decimal(0)) for event in qualifying
+        ]
+        aggregate = rule["aggregate_operator"]
+        actual: Fraction | None
+        if aggregate == "sum":
+            actual = sum(amounts, Fraction(0))
+        elif aggregate == "count":
+            actual = Fraction(len(amounts))
+        elif not amounts:
+            actual = None
+        elif aggregate == "avg":
+            actual = sum(amounts, Fraction(0)) / len(amounts)
+        elif aggregate == "min":
+            actual = min(amounts)
+        elif aggregate == "max":
+            actual = max(amounts)
+        elif aggregate == "first":
+            actual = amounts[0]
+        else:
+            assert aggregate == "last"
+            actual = amounts[-1]
+        value = Fraction(Decimal(str(rule["value"])))
+        value_2 = Fraction(Decimal(str(rule["value_2"]))) if "value_2" in rule else None
+        return _compare(actual, rule["operator"], value, value_2)
+
+    @staticmethod
+    def json_equals(properties: Mapping[str, Any], key: str, value: Any) -> bool:
+        if key not in properties:
+            return False
+        stored = properties[key]
+        if isinstance(value, str):
+            return isinstance(stored, str) and stored == value
+        return _is_number(stored) and stored == value
+
+    @staticmethod
+    def json_is_set(properties: Mapping[str, Any], key: str) -> bool:
+        return key in properties and properties[key] is not None
+
+    def custom_event(self, rule: dict[str, Any], events: list[Row]) -> bool:
+        def passes_filters(event: Row) -> bool:
+            for item in rule.get("properties", []):
+                props = event["properties"]
+                if item["operator"] == "exists" and not self.json_is_set(props, item["key"]):
+                    return False
+                if item["operator"] == "equals" and not self.json_equals(props, item["key"], item["value"]):
+                    return False
+                if item["operator"] == "not_equals" and self.json_equals(props, item["key"], item["value"]):
+                    return False
+            return True
+
+        count = sum(
+            1
+            for event in events
+            if event["deleted_at"] is None
+            and event["event_name"] == rule["event_name"]
+            and self.in_timeframe(event["occurred_at"], rule["timeframe_operator"], rule["timeframe_values"])
+            and passes_filters(event)
+        )
+        wanted = rule["count_value"]
+        return {"at_least": count >= wanted, "at_most": count <= wanted, "exactly": count == wanted}[
+            rule["count_operator"]
+        ]
+
+    def contact(self, rule: dict[str, Any], contact: Row) -> bool:
+        field, operator, value = rule["field"], rule["operator"], rule.get("value")
+        if field == "created_at":
+            if operator == "in_the_last_days":
+                return contact["created_at"] >= self.now - dt.timedelta(days=int(value))
+            return self.in_timeframe(contact["created_at"], f"{operator}_date", [value])
+        if field.startswith("properties."):
+            return self.contact_property(contact["properties"], field.removeprefix("properties."), operator, value)
+        text = contact[field]
+        if field == "email" and isinstance(value, str):
+            value = value.strip().lower()
+        return {
+            "is_set": lambda: text != "",
+            "is_not_set": lambda: text == "",
+            "equals": lambda: text == value,
+            "not_equals": lambda: text != value,
+            "contains": lambda: value.lower() in text.lower(),
+            "not_contains": lambda: value.lower() not in text.lower(),
+        }[operator]()
+
+    def contact_property(self, properties: Mapping[str, Any], key: str, operator: str, value: Any) -> bool:
+        if operator == "is_set":
+            return self.json_is_set(properties, key)
+        if operator == "is_not_set":
+            return not self.json_is_set(properties, key)
+        if operator == "equals":
+            return self.json_equals(properties, key, value)
+        if operator == "not_equals":
+            return not self.json_equals(properties, key, value)
+        stored = properties.get(key)
+        if operator in ("contains", "not_contains"):
+            found = isinstance(stored, str) and value.lower() in stored.lower()
+            return found if operator == "contains" else not found
+        if not _is_number(stored):
+            return False
+        return {"gt": stored > value, "gte": stored >= value, "lt": stored < value, "lte": stored <= value}[operator]
