@@ -189,7 +189,17 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
         disable = True if options["verbosity"] == 0 else None
-        with raw, tqdm(total=size, unit="B", unit_scale=True, file=output_stream(self.stderr), disable=disable) as bar:
+        with (
+            raw,
+            tqdm(
+                total=size,
+                desc=os.path.basename(path),
+                unit="B",
+                unit_scale=True,
+                file=output_stream(self.stderr),
+                disable=disable,
+            ) as bar,
+        ):
             try:
                 if file_format == "csv":
                     lines = _csv_lines(raw, bar, self.stderr.write)
