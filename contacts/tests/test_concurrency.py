@@ -1,0 +1,183 @@
+"""Concurrent upserts and imports on PostgreSQL: never two rows, never a 5xx, the newest occurred_at wins.
+
+Threads each hold their own database connection and call the real API stack (authentication,
+parsing, serializers, services) through DRF's test client, released together by a barrier.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from conftest import IssuedApiKey
+from contacts.models import Contact, CustomEvent, TimelineEntry
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+THREADS = 24
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip(
+            f"needs PostgreSQL (DATABASE_URL=postgres://...): row locks and ON CONFLICT waits are what is under "
+            f"test, and {connection.vendor} serialises every writer"
+        )
+
+
+@dataclass
+class Outcome:
+    statuses: list[int] = field(default_factory=list)
+    bodies: list[Any] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def run_in_parallel(secret: str, calls: list[Callable[[APIClient], Any]]) -> Outcome:
+    """Run each call in its own thread and connection, all released at once; collect every answer."""
+    outcome = Outcome()
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(calls))
+
+    def worker(call: Callable[[APIClient], Any]) -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+        try:
+            barrier.wait(timeout=30)
+            response = call(client)
+            with lock:
+                outcome.statuses.append(response.status_code)
+                outcome.bodies.append(response.json())
+        except Exception as exc:  # the test client re-raises server errors; record them, never lose them
+            frames = [f for f in traceback.extract_tb(exc.__traceback__) if "site-packages" not in f.filename]
+            where = [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in frames[-3:]]
+            with lock:
+                outcome.errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]} at {where}")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a request hung"
+    return outcome
+
+
+def upsert_call(body: dict[str, Any]) -> Callable[[APIClient], Any]:
+    return lambda client: client.post("/api/customEvents.upsert", body, format="json")
+
+
+def import_call(events: list[dict[str, Any]]) -> Callable[[APIClient], Any]:
+    return lambda client: client.post(
+        "/api/customEvents.import", {"workspace_id": "acme", "events": events}, format="json"
+    )
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_concurrent_upserts_of_one_event_make_one_row_and_the_newest_wins(api_key: IssuedApiKey, round_: int) -> None:
+    """24 clients upsert the same new event with distinct occurred_at at once: one row, one contact, no 5xx."""
+    # given
+    offsets = list(range(THREADS))
+    random.Random(round_).shuffle(offsets)
+    bodies = [
+        {
+            "workspace_id": "acme",
+            "email": f"Race{round_}@Example.com",
+            "event_name": "order.completed",
+            "external_id": f"order_{round_}",
+            "occurred_at": (T0 + timedelta(minutes=offset)).isoformat(),
+            "properties": {"offset": offset},
+            "goal_type": "purchase",
+            "goal_value": offset,
+        }
+        for offset in offsets
+    ]
+    # when
+    outcome = run_in_parallel(api_key.secret, [upsert_call(body) for body in bodies])
+    # then
+    assert outcome.errors == []
+    assert outcome.statuses == [200] * THREADS, outcome.bodies
+    event = CustomEvent.objects.get()
+    assert Contact.objects.filter(email=f"race{round_}@example.com").count() == 1
+    assert Contact.objects.count() == 1
+    assert event.occurred_at == T0 + timedelta(minutes=THREADS - 1)
+    assert event.properties == {"offset": THREADS - 1}
+    operations = [body["operation"] for body in outcome.bodies]
+    assert operations.count("created") == 1
+    entries = TimelineEntry.objects.filter(custom_event=event)
+    assert entries.filter(operation="insert").count() == 1
+    assert entries.filter(operation="update").count() == operations.count("updated")
+    assert TimelineEntry.objects.filter(kind="contact.created").count() == 1
+
+
+@pytest.mark.parametrize("round_", range(6))
+def test_concurrent_imports_of_overlapping_batches_with_a_shared_new_email(api_key: IssuedApiKey, round_: int) -> None:
+    """16 imports of overlapping 15-event windows over 30 events of one new customer: each event once, newest wins."""
+    # given: import i covers events i .. i+14 (mod 30), all stamped T0 + i minutes
+    keys = 30
+    imports = 16
+    batches = []
+    sent: dict[int, list[int]] = {k: [] for k in range(keys)}
+    for i in range(imports):
+        window = [(i + j) % keys for j in range(15)]
+        random.Random(round_ * 100 + i).shuffle(window)
+        for k in window:
+            sent[k].append(i)
+        batches.append(
+            [
+                {
+                    "email": "  Shared@Example.com" if k % 2 else "shared@example.com",
+                    "event_name": "order.completed" if k % 3 else "subscription/started",
+                    "external_id": f"e{k:02d}",
+                    "occurred_at": (T0 + timedelta(minutes=i)).isoformat(),
+                    "properties": {"import": i},
+                    "goal_type": "purchase",
+                    "goal_value": i,
+                }
+                for k in window
+            ]
+        )
+    # when
+    outcome = run_in_parallel(api_key.secret, [import_call(batch) for batch in batches])
+    # then
+    assert outcome.errors == []
+    assert outcome.statuses == [201] * imports, outcome.bodies
+    assert list(Contact.objects.values_list("email", flat=True)) == ["shared@example.com"]
+    assert CustomEvent.objects.count() == keys
+    for event in CustomEvent.objects.all():
+        newest = max(sent[int(event.external_id[1:])])
+        assert event.occurred_at == T0 + timedelta(minutes=newest), event.external_id
+        assert event.properties == {"import": newest}
+    assert TimelineEntry.objects.filter(operation="insert", entity_type="custom_event").count() == keys
+    assert TimelineEntry.objects.filter(kind="contact.created").count() == 1
+    created = [r for body in outcome.bodies for r in body["results"] if r["operation"] == "created"]
+    assert len(created) == keys
+
+
+def test_concurrent_contact_upserts_of_one_new_email_make_one_contact(api_key: IssuedApiKey) -> None:
+    """contacts.upsert racing on one new email (spelled differently) creates it once."""
+    # given
+    spellings = ["new@example.com", " NEW@example.com", "New@Example.Com "]
+    bodies = [{"workspace_id": "acme", "email": spellings[i % 3], "first_name": f"N{i}"} for i in range(THREADS)]
+    # when
+    outcome = run_in_parallel(
+        api_key.secret, [lambda c, b=body: c.post("/api/contacts.upsert", b, format="json") for body in bodies]
+    )
+    # then
+    assert outcome.errors == []
+    assert outcome.statuses == [200] * THREADS, outcome.bodies
+    assert Contact.objects.count() == 1
+    assert [b["operation"] for b in outcome.bodies].count("created") == 1
+    assert TimelineEntry.objects.filter(kind="contact.created").count() == 1
