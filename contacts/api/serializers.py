@@ -37,6 +37,16 @@ MAX_FUTURE = timedelta(hours=24)
 SOURCE_VALIDATOR = RegexValidator(r"^[a-z0-9_.-]+$", "Use lowercase letters, digits, dot, underscore or hyphen.")
 
 
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(item) for item in value)
+    return False
+
+
 @extend_schema_field(OpenApiTypes.OBJECT)
 class JsonObjectField(serializers.Field):
     """A JSON object (not an array or scalar), at most 64 KiB once serialised."""
@@ -44,15 +54,19 @@ class JsonObjectField(serializers.Field):
     default_error_messages = {
         "not_object": "Must be a JSON object, not {kind}.",
         "too_large": "Must be at most {limit} bytes serialised (got {size}).",
+        "null_character": "Must not contain the NUL character (\\u0000) in any key or string.",
     }
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
             kind = "null" if data is None else "an array" if isinstance(data, list) else f"a {type(data).__name__}"
             self.fail("not_object", kind=kind)
-        size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+        serialised = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        size = len(serialised.encode())
         if size > PROPERTIES_MAX_BYTES:
             self.fail("too_large", limit=PROPERTIES_MAX_BYTES, size=size)
+        if _contains_nul(data):  # PostgreSQL's jsonb refuses it
+            self.fail("null_character")
         return data
 
     def to_representation(self, value: Any) -> Any:

@@ -42,13 +42,15 @@ def workspace_member_add(
 def api_key_create(*, workspace: Workspace, name: str, created_by: AbstractBaseUser | None = None) -> IssuedKey:
     """Issue a key; the secret is returned once and only its hash is stored."""
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    api_key = ApiKey.objects.create(
+    api_key = ApiKey(
         workspace=workspace,
         name=name,
         prefix=secret[:10],
         key_hash=hash_secret(secret),
         created_by=created_by,
     )
+    api_key.full_clean()
+    api_key.save(force_insert=True)
     return IssuedKey(api_key=api_key, secret=secret)
 
 
