@@ -281,6 +281,18 @@ def test_goal_value_sent_replaces_the_stored_value(api_client: APIClient) -> Non
     assert get_event(api_client).json()["event"]["goal_value"] == 80.5
 
 
+@pytest.mark.parametrize("delta", [timedelta(hours=1), -timedelta(hours=1)])
+def test_update_and_unchanged_answer_the_event_as_stored(api_client: APIClient, delta: timedelta) -> None:
+    """The event in an 'updated' or 'unchanged' answer is exactly what customEvents.get returns afterwards."""
+    # given
+    upsert(api_client, occurred_at=iso(T0), properties={"v": 1}, goal_type="purchase", goal_value=10)
+    # when
+    body = upsert(api_client, occurred_at=(T0 + delta).isoformat(), properties={"v": 2}, goal_name="n")
+    # then
+    assert body["operation"] == ("updated" if delta > timedelta(0) else "unchanged")
+    assert body["event"] == get_event(api_client).json()["event"]
+
+
 def test_update_keeps_the_contact_the_event_was_created_for(api_client: APIClient) -> None:
     """The identity is (event_name, external_id): a newer version under another email updates the same row."""
     # given
@@ -558,6 +570,17 @@ def test_offset_is_accepted(api_client: APIClient, many_events: list[str]) -> No
     body = api_client.get(LIST, {"workspace_id": "acme", "email": "ann@example.com", "limit": 10, "offset": 20}).json()
     # then
     assert [e["external_id"] for e in body["events"]] == many_events[20:30]
+
+
+@pytest.mark.parametrize("offset", [10**19, 10**30])
+def test_offset_beyond_any_row_is_not_a_500(api_client: APIClient, many_events: list[str], offset: int) -> None:
+    """An absurd offset is an empty page or a 400, never a database overflow surfacing as a 500."""
+    # when
+    response = api_client.get(LIST, {"workspace_id": "acme", "email": "ann@example.com", "offset": offset})
+    # then
+    assert response.status_code in (200, 400), response.status_code
+    if response.status_code == 200:
+        assert response.json()["events"] == []
 
 
 def test_negative_offset_is_a_400(api_client: APIClient) -> None:

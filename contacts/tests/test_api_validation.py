@@ -519,3 +519,31 @@ def test_import_body_that_is_a_json_array_is_a_400(
     # then
     assert response.status_code == 400, response.content
     assert row_counts() == before
+
+
+@pytest.mark.parametrize("event_name", ["order.completed\n", "order.completed\r\n", "\norder.completed"])
+def test_event_name_with_a_line_break_is_rejected(
+    api_client: APIClient, row_counts: Callable[[], dict[str, int]], event_name: str
+) -> None:
+    """A trailing or leading newline is outside the allowed characters (a regex '$' must not let it through)."""
+    # given
+    body = event_body(event_name=event_name)
+    # when / then
+    post_rejected(api_client, row_counts, body, "event_name")
+
+
+def test_deeply_nested_json_is_a_400_never_a_500(
+    api_client: APIClient, row_counts: Callable[[], dict[str, int]]
+) -> None:
+    """A syntactically valid but absurdly deep body (100 000 nested arrays, 200 KB) is refused cleanly."""
+    # given
+    depth = 100_000
+    text = json.dumps(event_body(properties={})).replace(
+        '"properties": {}', '"properties": {"x": ' + "[" * depth + "]" * depth + "}"
+    )
+    before = row_counts()
+    # when
+    response = api_client.post(UPSERT, text, content_type="application/json")
+    # then
+    assert response.status_code == 400, response.status_code
+    assert row_counts() == before
