@@ -5,7 +5,7 @@ from django.db.models import Q
 
 from events_platform.workspaces.models import Workspace
 
-EVENT_NAME_PATTERN = r"^[a-z0-9_./-]+$"
+EVENT_NAME_PATTERN = r"^[a-z0-9_./-]+\Z"  # \Z, not $: "$" also matches before a final newline
 EVENT_NAME_MAX_LENGTH = 100
 EXTERNAL_ID_MAX_LENGTH = 255
 GOAL_NAME_MAX_LENGTH = 100

@@ -17,6 +17,7 @@ Upsert rule for events (per (workspace, event_name, external_id)):
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -91,29 +92,59 @@ def normalize_email(email: str) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def _insert_ignore_conflicts(
-    model: type[Model], rows: Sequence[dict[str, Any]], conflict_fields: Sequence[str], returning: Sequence[str]
+def _insert_rows(
+    model: type[Model],
+    rows: Sequence[dict[str, Any]],
+    *,
+    conflict_fields: Sequence[str] = (),
+    returning: Sequence[str] = (),
 ) -> list[tuple[Any, ...]]:
+    """One multi-row INSERT (optionally ON CONFLICT DO NOTHING ... RETURNING) for all rows.
+
+    Unlike bulk_create it never splits the rows (Django caps SQLite at 999 parameters; the
+    SQLite we run takes 32,766), so a batch costs one statement on both databases.
+    """
     if not rows:
         return []
     meta = model._meta
-    names = list(rows[0])
-    fields = [meta.get_field(name) for name in names]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    fields = [meta.get_field(name) for name in rows[0]]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
     placeholder = "(" + ", ".join(["%s"] * len(fields)) + ")"
     params: list[Any] = []
     for row in rows:
         params.extend(f.get_db_prep_save(row[f.name], connection) for f in fields)
-    conflict = ", ".join(connection.ops.quote_name(meta.get_field(n).column) for n in conflict_fields)
-    returned = ", ".join(connection.ops.quote_name(meta.get_field(n).column) for n in returning)
-    sql = (
-        f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) "
-        f"VALUES {', '.join([placeholder] * len(rows))} "
-        f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {returned}"
-    )
+    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {', '.join([placeholder] * len(rows))}"
+    if conflict_fields:
+        sql += f" ON CONFLICT ({', '.join(quote(meta.get_field(n).column) for n in conflict_fields)}) DO NOTHING"
+    if returning:
+        sql += f" RETURNING {', '.join(quote(meta.get_field(n).column) for n in returning)}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return list(cursor.fetchall())
+        return list(cursor.fetchall()) if returning else []
+
+
+def _lock_keys(workspace_id: str, keys: Sequence[tuple[str, str]]) -> None:
+    """Serialise writers of the same events: transaction advisory locks in one global order.
+
+    Without it two overlapping batches can deadlock (one holds a row it just inserted and
+    waits for a row the other locked). PostgreSQL only; SQLite runs one writer at a time.
+    """
+    if connection.vendor != "postgresql" or not keys:
+        return
+    ids = sorted(
+        {
+            int.from_bytes(
+                hashlib.blake2b(f"{workspace_id}\x1f{name}\x1f{ext}".encode(), digest_size=8).digest(),
+                "big",
+                signed=True,
+            )
+            for name, ext in keys
+        }
+    )
+    with connection.cursor() as cursor:
+        # Volatile target-list functions run after the sort, so the locks are taken in order.
+        cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k", [ids])
 
 
 # ---------------------------------------------------------------------------------------
@@ -153,9 +184,8 @@ def _contacts_ensure(
         }
         for email in wanted
     ]
-    created_emails = {
-        email for _, email in _insert_ignore_conflicts(Contact, rows, ["workspace", "email"], ["id", "email"])
-    }
+    inserted = _insert_rows(Contact, rows, conflict_fields=["workspace", "email"], returning=["id", "email"])
+    created_emails = {email for _, email in inserted}
     contacts = {c.email: c for c in Contact.objects.filter(workspace_id=workspace_id, email__in=wanted)}
     return contacts, [contacts[email] for email in wanted if email in created_emails]
 
@@ -240,6 +270,30 @@ def _fold(
     return event, steps
 
 
+TIMELINE_FIELDS = (
+    "workspace",
+    "contact",
+    "kind",
+    "operation",
+    "entity_type",
+    "entity_id",
+    "custom_event",
+    "changes",
+    "created_at",
+    "db_created_at",
+)
+
+
+def _timeline_insert(entries: Sequence[TimelineEntry]) -> None:
+    now = timezone.now()
+    for entry in entries:
+        entry.db_created_at = now
+    _insert_rows(
+        TimelineEntry,
+        [{name: getattr(e, TimelineEntry._meta.get_field(name).attname) for name in TIMELINE_FIELDS} for e in entries],
+    )
+
+
 TIMELINE_OPERATION = {
     Operation.CREATED: TimelineEntry.Operation.INSERT,
     Operation.UPDATED: TimelineEntry.Operation.UPDATE,
@@ -302,8 +356,11 @@ def _insert_events(events: Sequence[CustomEvent]) -> dict[tuple[str, str], int]:
         "updated_at",
     ]
     rows = [{name: getattr(e, CustomEvent._meta.get_field(name).attname) for name in names} for e in events]
-    inserted = _insert_ignore_conflicts(
-        CustomEvent, rows, ["workspace", "event_name", "external_id"], ["id", "event_name", "external_id"]
+    inserted = _insert_rows(
+        CustomEvent,
+        rows,
+        conflict_fields=["workspace", "event_name", "external_id"],
+        returning=["id", "event_name", "external_id"],
     )
     return {(name, ext): pk for pk, name, ext in inserted}
 
@@ -343,6 +400,7 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
         contact = stored.contact if stored is not None else contacts[incomings[0].email]
         return _fold(stored, incomings, workspace_id=workspace_id, contact=contact, now=now)
 
+    _lock_keys(workspace_id, keys)
     stored = _lock_events(workspace_id, keys)
     folded = {key: fold(key, stored.get(key)) for key in keys}
 
@@ -375,8 +433,7 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
             results_by_input[id(step.incoming)] = EventUpsertResult(event=event, operation=step.operation)
             if step.operation != Operation.UNCHANGED:
                 entries.append(_event_entry(event, step, now))
-    if entries:
-        TimelineEntry.objects.bulk_create(entries)
+    _timeline_insert(entries)
 
     changed = (
         {c.pk for c in created_contacts}
@@ -430,7 +487,8 @@ def contact_upsert(*, workspace_id: str, email: str, fields: dict[str, Any]) -> 
     now = timezone.now()
     email = normalize_email(email)
     contacts, created = _contacts_ensure(workspace_id=workspace_id, emails=[email], now=now)
-    contact = Contact.objects.select_for_update().get(pk=contacts[email].pk)
+    # NO KEY UPDATE: event writers' foreign-key checks (KEY SHARE) need not wait for us.
+    contact = Contact.objects.select_for_update(no_key=True).get(pk=contacts[email].pk)
     before = {name: getattr(contact, name) for name in TRACKED_CONTACT_FIELDS}
     for name, value in fields.items():
         setattr(contact, name, value)

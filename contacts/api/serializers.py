@@ -34,7 +34,7 @@ EVENT_NAME_MESSAGE = (
     "for example order.completed, subscription/started, form_submit, user-signup."
 )
 MAX_FUTURE = timedelta(hours=24)
-SOURCE_VALIDATOR = RegexValidator(r"^[a-z0-9_.-]+$", "Use lowercase letters, digits, dot, underscore or hyphen.")
+SOURCE_VALIDATOR = RegexValidator(r"^[a-z0-9_.-]+\Z", "Use lowercase letters, digits, dot, underscore or hyphen.")
 
 
 def _contains_nul(value: Any) -> bool:
@@ -214,7 +214,7 @@ class EventListQuerySerializer(PageQuerySerializer):
     email = serializers.CharField(required=False, max_length=254)
     event_name = serializers.CharField(required=False, max_length=EVENT_NAME_MAX_LENGTH)
     goal_type = serializers.ChoiceField(choices=GoalType.choices, required=False)
-    offset = serializers.IntegerField(required=False, min_value=0, default=0)
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=1_000_000, default=0)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("email") and not attrs.get("event_name"):

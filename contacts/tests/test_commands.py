@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from django.db import connection
 from django.db.models import Count
 from django.test import Client
 from rest_framework.test import APIClient
@@ -245,12 +244,10 @@ def test_import_fails_only_for_unreadable_file_or_unknown_workspace(tmp_path: Pa
     assert table_counts() == (0, 0, 0)
 
 
-def test_import_batch_refused_by_database_writes_nothing_of_the_bad_event(workspace: Workspace, tmp_path: Path) -> None:
-    """When the database refuses an event the serializer accepted (PostgreSQL rejects \\u0000 in
-    jsonb), that line is reported and nothing of it is written (not even its contact), while the
-    other events of its batch are still imported."""
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite stores \\u0000 in JSON; only PostgreSQL refuses it")
+def test_import_rejects_nul_in_properties_on_every_database(workspace: Workspace, tmp_path: Path) -> None:
+    """\\u0000 in properties (which PostgreSQL's jsonb refuses) is rejected by validation on every
+    database: the line is reported with its field, nothing of it is written (not even its
+    contact), and the other events of its batch are still imported."""
     # given
     path = jsonl(
         tmp_path / "nul.jsonl", event(1), event(2, email="nul@example.com", properties={"note": "a\u0000b"}), event(3)
@@ -261,7 +258,7 @@ def test_import_batch_refused_by_database_writes_nothing_of_the_bad_event(worksp
     assert sorted(CustomEvent.objects.values_list("external_id", flat=True)) == ["o1", "o3"]
     assert not Contact.objects.filter(email="nul@example.com").exists()
     assert "2 created" in out and "1 rejected" in out
-    assert "line 2: Refused by the database" in out
+    assert "line 2: properties: Must not contain the NUL character" in out
 
 
 # --- demo_setup --------------------------------------------------------------------------

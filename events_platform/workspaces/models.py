@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
-SLUG_VALIDATOR = RegexValidator(r"^[a-z0-9_]+$", "Use only lowercase letters, digits and underscores (a-z, 0-9, _).")
+SLUG_VALIDATOR = RegexValidator(r"^[a-z0-9_]+\Z", "Use only lowercase letters, digits and underscores (a-z, 0-9, _).")
 
 
 def validate_timezone(value: str) -> None:

@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='Workspace',
             fields=[
-                ('id', models.CharField(max_length=32, primary_key=True, serialize=False, validators=[django.core.validators.RegexValidator('^[a-z0-9_]+$', 'Use only lowercase letters, digits and underscores (a-z, 0-9, _).')])),
+                ('id', models.CharField(max_length=32, primary_key=True, serialize=False, validators=[django.core.validators.RegexValidator('^[a-z0-9_]+\\Z', 'Use only lowercase letters, digits and underscores (a-z, 0-9, _).')])),
                 ('name', models.CharField(max_length=255)),
                 ('timezone', models.CharField(default='UTC', max_length=64, validators=[events_platform.workspaces.models.validate_timezone])),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
