@@ -1,0 +1,253 @@
+"""Pinned semantics at the edges: timeframe boundaries, ties, missing values, NULL-safe negation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from events_platform.workspaces.models import Workspace
+from segments.selectors import segment_matching_contacts
+from segments.tests.conftest import store_history
+
+NOW = dt.datetime(2026, 3, 15, 12, 0, tzinfo=dt.UTC)
+UTC = dt.UTC
+
+
+def _at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+def _contact(key: Any) -> dict[str, Any]:
+    return {
+        "key": key,
+        "email": f"{key}@example.test",
+        "external_id": "",
+        "first_name": "",
+        "last_name": "",
+        "properties": {},
+        "created_at": _at("2025-01-01T00:00:00+00:00"),
+    }
+
+
+def _event(key: Any, occurred_at: dt.datetime, **fields: Any) -> dict[str, Any]:
+    return {
+        "contact_key": key,
+        "event_name": "order",
+        "properties": {},
+        "occurred_at": occurred_at,
+        "goal_type": None,
+        "goal_name": None,
+        "goal_value": None,
+        "deleted_at": None,
+    } | fields
+
+
+def _matching_keys(workspace: Workspace, contacts: list[dict[str, Any]], tree: dict[str, Any], tz: str) -> set[Any]:
+    ids = set(
+        segment_matching_contacts(workspace_id=workspace.pk, tree=tree, timezone_name=tz, now=NOW).values_list(
+            "pk", flat=True
+        )
+    )
+    return {contact["key"] for contact in contacts if contact["id"] in ids}
+
+
+def _did_order(timeframe_operator: str, values: list[str]) -> dict[str, Any]:
+    return {
+        "kind": "leaf",
+        "leaf": {
+            "source": "custom_events",
+            "custom_event": {
+                "event_name": "order",
+                "count_operator": "at_least",
+                "count_value": 1,
+                "timeframe_operator": timeframe_operator,
+                "timeframe_values": values,
+            },
+        },
+    }
+
+
+# Europe/Paris is UTC+1 in February and March 2026 (before the switch to summer time on 29 March).
+TIMEFRAME_CASES = [
+    (
+        "after_date",
+        ["2026-02-14"],
+        {
+            "2026-02-14T11:00:00+00:00": False,  # during the day itself
+            "2026-02-14T22:59:59+00:00": False,  # last second of 14 February in Paris
+            "2026-02-14T23:00:00+00:00": True,  # 00:00 on 15 February in Paris
+        },
+    ),
+    (
+        "before_date",
+        ["2026-02-14"],
+        {
+            "2026-02-13T22:59:59+00:00": True,
+            "2026-02-13T23:00:00+00:00": False,  # 00:00 on 14 February in Paris
+            "2026-02-14T11:00:00+00:00": False,
+        },
+    ),
+    (
+        "in_date_range",
+        ["2026-02-14", "2026-02-14"],
+        {
+            "2026-02-13T22:59:59+00:00": False,
+            "2026-02-13T23:00:00+00:00": True,
+            "2026-02-14T22:59:59+00:00": True,  # the end date includes its whole day
+            "2026-02-14T23:00:00+00:00": False,
+        },
+    ),
+    (
+        "in_date_range",
+        ["2026-02-01T12:00:00Z", "2026-03-10T08:30:00-05:00"],
+        {
+            "2026-02-01T11:59:59+00:00": False,
+            "2026-02-01T12:00:00+00:00": True,  # instants are inclusive at both ends
+            "2026-03-10T13:30:00+00:00": True,
+            "2026-03-10T13:30:01+00:00": False,
+        },
+    ),
+    (
+        "after_date",
+        ["2026-02-01T12:00:00Z"],
+        {"2026-02-01T12:00:00+00:00": False, "2026-02-01T12:00:01+00:00": True},  # strictly after
+    ),
+    (
+        "before_date",
+        ["2026-02-01T12:00:00Z"],
+        {"2026-02-01T11:59:59+00:00": True, "2026-02-01T12:00:00+00:00": False},  # strictly before
+    ),
+    (
+        "in_the_last_days",
+        ["30"],
+        {"2026-02-13T11:59:59+00:00": False, "2026-02-13T12:00:00+00:00": True, "2026-04-01T00:00:00+00:00": True},
+    ),
+    (
+        "more_than_days_ago",
+        ["30"],
+        {"2026-02-13T11:59:59+00:00": True, "2026-02-13T12:00:00+00:00": False},
+    ),
+]
+
+
+@pytest.mark.parametrize(("operator", "values", "expected_by_instant"), TIMEFRAME_CASES)
+def test_timeframe_edges(
+    segments_workspace: Workspace, operator: str, values: list[str], expected_by_instant: dict[str, bool]
+) -> None:
+    """Each timeframe cuts exactly where the module docstring says, with date-only values in the segment's timezone."""
+    # given: one contact per instant, each with one order then
+    contacts = [_contact(instant) for instant in expected_by_instant]
+    events = [_event(instant, _at(instant)) for instant in expected_by_instant]
+    store_history(workspace=segments_workspace, contacts=contacts, events=events)
+
+    # when
+    matched = _matching_keys(segments_workspace, contacts, _did_order(operator, values), "Europe/Paris")
+
+    # then
+    assert matched == {instant for instant, expected in expected_by_instant.items() if expected}
+
+
+def _goal_leaf(aggregate: str, operator: str, value: Any, *, negate: bool = False, **extra: Any) -> dict[str, Any]:
+    node: dict[str, Any] = {
+        "kind": "leaf",
+        "leaf": {
+            "source": "custom_events_goals",
+            "custom_events_goal": {
+                "goal_type": "*",
+                "aggregate_operator": aggregate,
+                "operator": operator,
+                "value": value,
+                "timeframe_operator": "anytime",
+                "timeframe_values": [],
+            }
+            | extra,
+        },
+    }
+    if negate:
+        node["negate"] = True
+    return node
+
+
+def test_first_and_last_break_ties_by_id(segments_workspace: Workspace) -> None:
+    """Two purchases at the same instant: the earlier-stored one is first, the later-stored one is last."""
+    # given
+    moment = _at("2026-03-01T10:00:00+00:00")
+    contacts = [_contact("tie")]
+    events = [
+        _event("tie", moment, goal_type="purchase", goal_value=Decimal("10.00")),
+        _event("tie", moment, goal_type="purchase", goal_value=Decimal("20.00")),
+    ]
+    store_history(workspace=segments_workspace, contacts=contacts, events=events)
+    assert events[0]["id"] < events[1]["id"]
+
+    # when
+    first_is_10 = _matching_keys(segments_workspace, contacts, _goal_leaf("first", "eq", 10), "UTC")
+    last_is_20 = _matching_keys(segments_workspace, contacts, _goal_leaf("last", "eq", 20), "UTC")
+
+    # then
+    assert first_is_10 == {"tie"}
+    assert last_is_20 == {"tie"}
+
+
+def test_contacts_without_events_and_negation(segments_workspace: Workspace) -> None:
+    """With no qualifying events, sum and count are 0 but max has no value; NOT is the exact complement."""
+    # given: one buyer, one contact with nothing
+    contacts = [_contact("buyer"), _contact("idle")]
+    events = [_event("buyer", NOW - dt.timedelta(days=1), goal_type="purchase", goal_value=Decimal("5.00"))]
+    store_history(workspace=segments_workspace, contacts=contacts, events=events)
+
+    # when / then
+    assert _matching_keys(segments_workspace, contacts, _goal_leaf("count", "eq", 0), "UTC") == {"idle"}
+    assert _matching_keys(segments_workspace, contacts, _goal_leaf("sum", "lt", 1), "UTC") == {"idle"}
+    assert _matching_keys(segments_workspace, contacts, _goal_leaf("max", "lt", 100), "UTC") == {"buyer"}
+    assert _matching_keys(segments_workspace, contacts, _goal_leaf("max", "lt", 100, negate=True), "UTC") == {"idle"}
+    assert _matching_keys(segments_workspace, contacts, _goal_leaf("avg", "neq", 1, negate=True), "UTC") == {"idle"}
+
+
+def test_goal_without_value_counts_as_zero(segments_workspace: Workspace) -> None:
+    """A lead without a value is an event worth 0: it counts, and it pulls the average down."""
+    # given
+    contacts = [_contact("lead")]
+    events = [
+        _event("lead", NOW - dt.timedelta(days=2), goal_type="lead"),
+        _event("lead", NOW - dt.timedelta(days=1), goal_type="lead", goal_value=Decimal("10.00")),
+    ]
+    store_history(workspace=segments_workspace, contacts=contacts, events=events)
+
+    # when / then
+    assert _matching_keys(segments_workspace, contacts, _goal_leaf("count", "eq", 2), "UTC") == {"lead"}
+    assert _matching_keys(segments_workspace, contacts, _goal_leaf("avg", "eq", 5), "UTC") == {"lead"}
+    assert _matching_keys(segments_workspace, contacts, _goal_leaf("min", "eq", 0), "UTC") == {"lead"}
+
+
+def test_avg_is_compared_exactly(segments_workspace: Workspace) -> None:
+    """An average of 10/3 is above 3.33 and below 3.34, with no rounding in between."""
+    # given
+    contacts = [_contact("thirds")]
+    events = [
+        _event("thirds", NOW - dt.timedelta(days=d), goal_type="purchase", goal_value=Decimal(v))
+        for d, v in ((1, "3.33"), (2, "3.33"), (3, "3.34"))
+    ]
+    store_history(workspace=segments_workspace, contacts=contacts, events=events)
+
+    # when / then
+    assert _matching_keys(segments_workspace, contacts, _goal_leaf("avg", "gt", 3.33), "UTC") == {"thirds"}
+    assert _matching_keys(segments_workspace, contacts, _goal_leaf("avg", "lt", 3.34), "UTC") == {"thirds"}
+    assert _matching_keys(segments_workspace, contacts, _goal_leaf("sum", "eq", 10), "UTC") == {"thirds"}
+
+
+def test_decimal_sums_are_exact(segments_workspace: Workspace) -> None:
+    """0.10 + 0.20 equals 0.30 exactly on every database (SQLite stores decimals as floats)."""
+    # given
+    contacts = [_contact("cents")]
+    events = [
+        _event("cents", NOW - dt.timedelta(days=d), goal_type="purchase", goal_value=Decimal(v))
+        for d, v in ((1, "0.10"), (2, "0.20"))
+    ]
+    store_history(workspace=segments_workspace, contacts=contacts, events=events)
+
+    # when / then
+    assert _matching_keys(segments_workspace, contacts, _goal_leaf("sum", "eq", 0.3), "UTC") == {"cents"}
