@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
@@ -39,8 +40,18 @@ def _database_url() -> str:
     return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[str]
+    log: list[str] = field(default_factory=list)
+
+    def succeeded(self, task_name: str) -> int:
+        """How many runs of this task the worker has logged as succeeded."""
+        return sum(1 for line in list(self.log) if task_name in line and " succeeded in " in line)
+
+
 @contextmanager
-def celery_worker(*, ready_timeout: float = 60.0) -> Iterator[subprocess.Popen[str]]:
+def celery_worker(*, ready_timeout: float = 60.0) -> Iterator[WorkerProcess]:
     """Run ``celery worker`` in a subprocess on a private queue; tasks sent meanwhile go to it."""
     queue = f"test-{uuid.uuid4().hex[:12]}"
     env = {
@@ -60,7 +71,8 @@ def celery_worker(*, ready_timeout: float = 60.0) -> Iterator[subprocess.Popen[s
     proc = subprocess.Popen(  # noqa: S603 (fixed command line)
         command, cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    lines: list[str] = []
+    worker = WorkerProcess(process=proc)
+    lines = worker.log
     ready = threading.Event()
 
     def pump() -> None:
@@ -79,7 +91,7 @@ def celery_worker(*, ready_timeout: float = 60.0) -> Iterator[subprocess.Popen[s
                 raise RuntimeError("celery worker did not start:\n" + "".join(lines[-40:]))
         celery_app.conf.task_always_eager = False
         celery_app.conf.task_default_queue = queue
-        yield proc
+        yield worker
     finally:
         celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = previous
         proc.terminate()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from contacts.models import Contact
-from segments.models import Segment
+from contacts.selectors import Page, paginate_desc
+from segments import rules
+from segments.models import Segment, SegmentMembership
 from segments.rules import compile_tree, referenced_segments, validate_tree
 
 
@@ -76,3 +79,94 @@ def segment_match_count(
         contact_ids=contact_ids,
         segment_pks=segment_pks,
     ).count()
+
+
+# ---------------------------------------------------------------------------------------
+# Reads for the API and pages
+# ---------------------------------------------------------------------------------------
+
+
+def segment_get(*, workspace_id: str, slug: str) -> Segment | None:
+    return Segment.objects.filter(workspace_id=workspace_id, slug=slug).exclude(status=Segment.Status.DELETED).first()
+
+
+def segment_list(*, workspace_id: str) -> list[Segment]:
+    return list(
+        Segment.objects.filter(workspace_id=workspace_id).exclude(status=Segment.Status.DELETED).order_by("name")
+    )
+
+
+@dataclass(frozen=True)
+class Preview:
+    total: int
+    contacts_in_workspace: int
+    condition_counts: list[int]
+    sample: list[Contact]
+
+
+def _top_level_conditions(tree: dict[str, Any]) -> list[dict[str, Any]]:
+    if tree.get("kind") == "branch":
+        return list(tree["branch"]["leaves"])
+    return [tree]
+
+
+def segment_preview(
+    *, workspace_id: str, tree: dict[str, Any], timezone_name: str, now: dt.datetime | None = None
+) -> Preview:
+    """Total, each top-level condition alone, and 10 samples: two statements, nothing written.
+
+    All counts come from one aggregate with a filtered COUNT per condition.
+    """
+    now = now or timezone.now()
+    pks = segment_pks_for_slugs(workspace_id=workspace_id, slugs=referenced_segments(tree))
+
+    def compiled(node: dict[str, Any]) -> Q:
+        return rules.compile_tree(
+            node, workspace_id=workspace_id, now=now, timezone_name=timezone_name, segment_pks=pks
+        )
+
+    whole = compiled(tree)
+    conditions = [compiled(node) for node in _top_level_conditions(tree)]
+    aggregates = {"all": Count("id"), "total": Count("id", filter=whole)}
+    aggregates.update({f"c{i}": Count("id", filter=q) for i, q in enumerate(conditions)})
+    counts = Contact.objects.filter(workspace_id=workspace_id).aggregate(**aggregates)
+    sample = list(Contact.objects.filter(workspace_id=workspace_id).filter(whole).order_by("-created_at", "-id")[:10])
+    return Preview(
+        total=counts["total"],
+        contacts_in_workspace=counts["all"],
+        condition_counts=[counts[f"c{i}"] for i in range(len(conditions))],
+        sample=sample,
+    )
+
+
+def segment_members(
+    *, segment: Segment, limit: int, cursor: str | None = None, search: str | None = None
+) -> Page[SegmentMembership]:
+    """Members, most recent entry first, with their contact (keyset paginated)."""
+    members = SegmentMembership.objects.filter(segment=segment).select_related("contact")
+    if search:
+        members = members.filter(contact__email__contains=search.strip().lower())
+    return paginate_desc(members, field="entered_at", limit=limit, cursor=cursor)
+
+
+def segment_member_rows(*, segment: Segment, chunk_size: int = 2000) -> Iterator[tuple[Any, ...]]:
+    """All members as CSV-ready tuples, streamed from a server-side cursor (constant memory)."""
+    rows = (
+        SegmentMembership.objects.filter(segment=segment)
+        .order_by("contact__email")
+        .values_list(
+            "contact__email", "contact__external_id", "contact__first_name", "contact__last_name", "entered_at"
+        )
+    )
+    for email, external_id, first_name, last_name, entered_at in rows.iterator(chunk_size=chunk_size):
+        yield (email, external_id, first_name, last_name, entered_at.isoformat())
+
+
+def contact_segments(*, contact_id: int) -> list[dict[str, Any]]:
+    return [
+        {"id": slug, "name": name, "color": color, "entered_at": entered_at}
+        for slug, name, color, entered_at in SegmentMembership.objects.filter(contact_id=contact_id)
+        .exclude(segment__status=Segment.Status.DELETED)
+        .order_by("segment__name")
+        .values_list("segment__slug", "segment__name", "segment__color", "entered_at")
+    ]

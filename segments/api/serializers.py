@@ -1,0 +1,155 @@
+"""Segment API serializers: inputs validate, outputs present."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from contacts.api.serializers import ContactOutputSerializer
+from contacts.selectors import DEFAULT_LIMIT, MAX_LIMIT
+from events_platform.workspaces.models import SLUG_VALIDATOR, validate_timezone
+from segments import rules
+from segments.models import Segment
+
+
+class SegmentCreateInputSerializer(serializers.Serializer):
+    workspace_id = serializers.CharField(max_length=32)
+    id = serializers.CharField(max_length=32, validators=[SLUG_VALIDATOR])
+    name = serializers.CharField(max_length=255, required=False)
+    color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", required=False)
+    timezone = serializers.CharField(max_length=64, required=False, validators=[validate_timezone])
+    tree = serializers.JSONField(required=False)
+    template = serializers.ChoiceField(choices=sorted(rules.TEMPLATES), required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "template" in attrs and "tree" in attrs:
+            raise serializers.ValidationError({"template": ["Give a tree or a template, not both."]})
+        if "template" in attrs:
+            template = rules.TEMPLATES[attrs["template"]]
+            attrs["tree"] = template["tree"]
+            attrs.setdefault("name", template["name"])
+            attrs.setdefault("color", template.get("color", "#4f46e5"))
+        elif "tree" not in attrs:
+            raise serializers.ValidationError({"tree": ["This field is required (or give a template)."]})
+        if not attrs.get("name"):
+            raise serializers.ValidationError({"name": ["This field is required."]})
+        attrs["tree"] = validate_tree_field(attrs["tree"])
+        return attrs
+
+
+def validate_tree_field(tree: Any) -> dict[str, Any]:
+    try:
+        return rules.validate_tree(tree)
+    except rules.TreeValidationError as exc:
+        raise serializers.ValidationError(exc.errors) from exc
+
+
+class SegmentUpdateInputSerializer(serializers.Serializer):
+    workspace_id = serializers.CharField(max_length=32)
+    id = serializers.CharField(max_length=32)
+    name = serializers.CharField(max_length=255, required=False)
+    color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", required=False)
+    timezone = serializers.CharField(max_length=64, required=False, validators=[validate_timezone])
+    tree = serializers.JSONField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "tree" in attrs:
+            attrs["tree"] = validate_tree_field(attrs["tree"])
+        return attrs
+
+
+class SegmentRefInputSerializer(serializers.Serializer):
+    workspace_id = serializers.CharField(max_length=32)
+    id = serializers.CharField(max_length=32)
+
+
+class SegmentOutputSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="slug")
+    workspace_id = serializers.CharField()
+
+    class Meta:
+        model = Segment
+        fields = [
+            "id",
+            "workspace_id",
+            "name",
+            "color",
+            "timezone",
+            "tree",
+            "version",
+            "status",
+            "member_count",
+            "last_built_at",
+            "last_build_duration_ms",
+            "last_error",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class SegmentEnvelopeSerializer(serializers.Serializer):
+    segment = SegmentOutputSerializer()
+
+
+class SegmentListOutputSerializer(serializers.Serializer):
+    segments = SegmentOutputSerializer(many=True)
+
+
+class SegmentPreviewInputSerializer(serializers.Serializer):
+    workspace_id = serializers.CharField(max_length=32)
+    tree = serializers.JSONField()
+    timezone = serializers.CharField(max_length=64, required=False, default="UTC", validators=[validate_timezone])
+    segment_id = serializers.CharField(max_length=32, required=False, help_text="Exclude from cycle checks.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs["tree"] = validate_tree_field(attrs["tree"])
+        return attrs
+
+
+class PreviewConditionSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    count = serializers.IntegerField()
+
+
+class SegmentPreviewOutputSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    contacts_in_workspace = serializers.IntegerField()
+    conditions = PreviewConditionSerializer(many=True)
+    sample = ContactOutputSerializer(many=True)
+
+
+class SegmentMembersQuerySerializer(serializers.Serializer):
+    workspace_id = serializers.CharField(max_length=32)
+    id = serializers.CharField(max_length=32)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
+    cursor = serializers.CharField(required=False, allow_blank=True)
+
+
+class SegmentMemberOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    email = serializers.CharField()
+    external_id = serializers.CharField()
+    first_name = serializers.CharField()
+    last_name = serializers.CharField()
+    properties = serializers.DictField()
+    entered_at = serializers.DateTimeField()
+
+
+class SegmentMembersOutputSerializer(serializers.Serializer):
+    contacts = SegmentMemberOutputSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+class SegmentExplainQuerySerializer(serializers.Serializer):
+    workspace_id = serializers.CharField(max_length=32)
+    segment_id = serializers.CharField(max_length=32)
+    email = serializers.CharField(max_length=254)
+
+
+class TemplateOutputSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    color = serializers.CharField()
+    tree = serializers.JSONField()

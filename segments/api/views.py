@@ -1,0 +1,277 @@
+"""The segments API: CRUD, rebuild, preview, members, CSV export, explain, templates."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from typing import Any
+
+from django.http import Http404, StreamingHttpResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from contacts import selectors as contact_selectors
+from contacts.api.views import ContactGetView
+from events_platform.workspaces.api import WorkspaceAPIView
+from segments import rules, selectors, services
+from segments.api import serializers as s
+from segments.models import Segment
+
+ERRORS = {400: dict, 401: dict, 403: dict}
+
+
+def _validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _segment(workspace_id: str, slug: str) -> Segment:
+    segment = selectors.segment_get(workspace_id=workspace_id, slug=slug)
+    if segment is None:
+        raise Http404(f"No segment '{slug}' in this workspace.")
+    return segment
+
+
+def _service_error(exc: services.SegmentError) -> serializers.ValidationError:
+    return serializers.ValidationError({exc.field: [exc.message]})
+
+
+def _segment_body(segment: Segment) -> dict[str, Any]:
+    return {"segment": s.SegmentOutputSerializer(segment).data}
+
+
+class SegmentCreateView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="segments.create",
+        summary="Create a segment from a rule tree or a built-in template; a build starts in the background",
+        request=s.SegmentCreateInputSerializer,
+        responses={201: s.SegmentEnvelopeSerializer, **ERRORS},
+        tags=["segments"],
+    )
+    def post(self, request: Request) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        data = _validated(s.SegmentCreateInputSerializer, request.data)
+        try:
+            segment = services.segment_create(
+                workspace_id=workspace_id,
+                slug=data["id"],
+                name=data["name"],
+                tree=data["tree"],
+                color=data.get("color", "#4f46e5"),
+                timezone_name=data.get("timezone", "UTC"),
+            )
+        except services.SegmentError as exc:
+            raise _service_error(exc) from exc
+        segment.refresh_from_db()
+        return Response(_segment_body(segment), status=status.HTTP_201_CREATED)
+
+
+class SegmentUpdateView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="segments.update",
+        summary="Change a segment; a new tree or timezone starts a new build",
+        request=s.SegmentUpdateInputSerializer,
+        responses={200: s.SegmentEnvelopeSerializer, 404: dict, **ERRORS},
+        tags=["segments"],
+    )
+    def post(self, request: Request) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        data = _validated(s.SegmentUpdateInputSerializer, request.data)
+        segment = _segment(workspace_id, data["id"])
+        try:
+            segment = services.segment_update(
+                segment=segment,
+                name=data.get("name"),
+                color=data.get("color"),
+                tree=data.get("tree"),
+                timezone_name=data.get("timezone"),
+            )
+        except services.SegmentError as exc:
+            raise _service_error(exc) from exc
+        segment.refresh_from_db()
+        return Response(_segment_body(segment))
+
+
+class SegmentDeleteView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="segments.delete",
+        summary="Delete a segment (refused while other segments use it)",
+        request=s.SegmentRefInputSerializer,
+        responses={200: dict, 404: dict, **ERRORS},
+        tags=["segments"],
+    )
+    def post(self, request: Request) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        data = _validated(s.SegmentRefInputSerializer, request.data)
+        try:
+            services.segment_delete(segment=_segment(workspace_id, data["id"]))
+        except services.SegmentError as exc:
+            raise _service_error(exc) from exc
+        return Response({"deleted": True})
+
+
+class SegmentRebuildView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="segments.rebuild",
+        summary="Start a full build now",
+        request=s.SegmentRefInputSerializer,
+        responses={202: s.SegmentEnvelopeSerializer, 404: dict, **ERRORS},
+        tags=["segments"],
+    )
+    def post(self, request: Request) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        data = _validated(s.SegmentRefInputSerializer, request.data)
+        segment = services.segment_rebuild(segment=_segment(workspace_id, data["id"]))
+        segment.refresh_from_db()
+        return Response(_segment_body(segment), status=status.HTTP_202_ACCEPTED)
+
+
+class SegmentGetView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="segments.get",
+        summary="One segment with its count, status and last build",
+        parameters=[s.SegmentRefInputSerializer],
+        responses={200: s.SegmentEnvelopeSerializer, 404: dict, **ERRORS},
+        tags=["segments"],
+    )
+    def get(self, request: Request) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        data = _validated(s.SegmentRefInputSerializer, request.query_params)
+        return Response(_segment_body(_segment(workspace_id, data["id"])))
+
+
+class SegmentListView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="segments.list",
+        summary="All segments of the workspace with counts, status and last build",
+        responses={200: s.SegmentListOutputSerializer, **ERRORS},
+        tags=["segments"],
+    )
+    def get(self, request: Request) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        segments = selectors.segment_list(workspace_id=workspace_id)
+        return Response({"segments": s.SegmentOutputSerializer(segments, many=True).data})
+
+
+class SegmentPreviewView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="segments.preview",
+        summary="Count a tree's matches without saving anything",
+        description="Total matches, the count of each top-level condition alone, and up to 10 sample contacts.",
+        request=s.SegmentPreviewInputSerializer,
+        responses={200: s.SegmentPreviewOutputSerializer, **ERRORS},
+        tags=["segments"],
+    )
+    def post(self, request: Request) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        data = _validated(s.SegmentPreviewInputSerializer, request.data)
+        try:
+            preview = selectors.segment_preview(
+                workspace_id=workspace_id, tree=data["tree"], timezone_name=data["timezone"]
+            )
+        except services.SegmentError as exc:
+            raise _service_error(exc) from exc
+        return Response(
+            {
+                "total": preview.total,
+                "contacts_in_workspace": preview.contacts_in_workspace,
+                "conditions": [{"index": i, "count": c} for i, c in enumerate(preview.condition_counts)],
+                "sample": s.ContactOutputSerializer(preview.sample, many=True).data,
+            }
+        )
+
+
+class SegmentContactsView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="segments.contacts",
+        summary="Members of a segment, most recently entered first",
+        parameters=[s.SegmentMembersQuerySerializer],
+        responses={200: s.SegmentMembersOutputSerializer, 404: dict, **ERRORS},
+        tags=["segments"],
+    )
+    def get(self, request: Request) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        data = _validated(s.SegmentMembersQuerySerializer, request.query_params)
+        segment = _segment(workspace_id, data["id"])
+        try:
+            page = selectors.segment_members(segment=segment, limit=data["limit"], cursor=data.get("cursor") or None)
+        except contact_selectors.InvalidCursor as exc:
+            raise serializers.ValidationError({"cursor": [str(exc)]}) from exc
+        members = [{**s.ContactOutputSerializer(m.contact).data, "entered_at": m.entered_at} for m in page.items]
+        return Response(
+            {"contacts": s.SegmentMemberOutputSerializer(members, many=True).data, "next_cursor": page.next_cursor}
+        )
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+class SegmentExportView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="segments.export",
+        summary="CSV of all members, streamed (constant memory)",
+        parameters=[s.SegmentRefInputSerializer],
+        responses={(200, "text/csv"): str, 404: dict, **ERRORS},
+        tags=["segments"],
+    )
+    def get(self, request: Request) -> StreamingHttpResponse:
+        workspace_id = self.get_workspace_id(request)
+        data = _validated(s.SegmentRefInputSerializer, request.query_params)
+        segment = _segment(workspace_id, data["id"])
+        writer = csv.writer(_Echo())
+
+        def rows() -> Iterator[str]:
+            yield writer.writerow(["email", "external_id", "first_name", "last_name", "entered_at"])
+            for row in selectors.segment_member_rows(segment=segment):
+                yield writer.writerow(row)
+
+        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="segment-{segment.slug}.csv"'
+        return response
+
+
+class SegmentExplainView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="segments.explain",
+        summary="Why one contact is in or out: each condition's actual value and whether it held",
+        parameters=[s.SegmentExplainQuerySerializer],
+        responses={200: dict, 404: dict, **ERRORS},
+        tags=["segments"],
+    )
+    def get(self, request: Request) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        data = _validated(s.SegmentExplainQuerySerializer, request.query_params)
+        segment = _segment(workspace_id, data["segment_id"])
+        contact = contact_selectors.contact_get(workspace_id=workspace_id, email=data["email"])
+        if contact is None:
+            raise Http404("No contact with that email in this workspace.")
+        return Response(selectors.segment_explain(segment=segment, contact=contact))
+
+
+class SegmentTemplatesView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="segments.templates",
+        summary="Built-in RFM templates (create one with segments.create and template=<id>)",
+        responses={200: dict, **ERRORS},
+        tags=["segments"],
+    )
+    def get(self, request: Request) -> Response:
+        self.get_workspace_id(request)
+        templates = [{"id": key, **value} for key, value in rules.TEMPLATES.items()]
+        return Response({"templates": s.TemplateOutputSerializer(templates, many=True).data})
+
+
+class ContactWithSegmentsGetView(ContactGetView):
+    """contacts.get, plus the segments the contact belongs to."""
+
+    @extend_schema(operation_id="contacts.get", tags=["contacts"])
+    def get(self, request: Request) -> Response:
+        response = super().get(request)
+        contact_id = response.data["contact"]["id"]
+        response.data["contact"]["segments"] = selectors.contact_segments(contact_id=contact_id)
+        return response

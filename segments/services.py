@@ -1,0 +1,413 @@
+"""Writes for segments: create/update/delete, full builds and per-contact refreshes.
+
+Membership is changed only by ``_apply_membership``, set-based and in one transaction: the
+matching contact ids go into a temporary table, then exits (history, ``segment.left``
+timeline entries, delete) and entries (history, ``segment.joined`` entries, insert) are each
+one ``INSERT ... SELECT`` / ``DELETE`` with an anti-join. Readers never see a half-built set:
+they see the old membership until the commit.
+
+Builds hold a lease (``build_token`` + ``build_lease_expires_at``). A build that crashes or
+stalls is retried once the lease expires (the periodic task does it), and a tree change bumps
+``version`` and clears the lease, so a newer build supersedes an older one still running; the
+older one finds the version moved on when it applies and gives up.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from contacts.models import Contact, TimelineEntry
+
+from . import rules
+from .models import Segment, SegmentMembership, SegmentMembershipChange
+from .selectors import segment_matching_contacts, segment_pks_for_slugs
+
+logger = logging.getLogger(__name__)
+
+BUILD_LEASE = timedelta(minutes=10)
+
+
+class SegmentError(Exception):
+    """A business-rule failure; the API turns it into a 400."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+# ---------------------------------------------------------------------------------------
+# Create / update / delete
+# ---------------------------------------------------------------------------------------
+
+
+def _check_references(*, workspace_id: str, slug: str, tree: dict[str, Any]) -> None:
+    """Referenced segments must exist in the workspace, and no chain may lead back to us."""
+    referenced = rules.referenced_segments(tree)
+    if not referenced:
+        return
+    known = dict(
+        Segment.objects.filter(workspace_id=workspace_id)
+        .exclude(status=Segment.Status.DELETED)
+        .values_list("slug", "tree")
+    )
+    missing = sorted(referenced - set(known))
+    if missing:
+        raise SegmentError("tree", f"Unknown segment(s) referenced: {', '.join(missing)}.")
+    # Depth-first walk of the reference graph from our own references.
+    stack, seen = list(referenced), set()
+    while stack:
+        current = stack.pop()
+        if current == slug:
+            raise SegmentError("tree", f"Segment '{slug}' would depend on itself through '{current}'.")
+        if current in seen:
+            continue
+        seen.add(current)
+        stack.extend(rules.referenced_segments(known.get(current) or {}))
+
+
+@transaction.atomic
+def segment_create(
+    *,
+    workspace_id: str,
+    slug: str,
+    name: str,
+    tree: dict[str, Any],
+    color: str = "#4f46e5",
+    timezone_name: str = "UTC",
+) -> Segment:
+    tree = rules.validate_tree(tree)
+    if Segment.objects.filter(workspace_id=workspace_id, slug=slug).exclude(status=Segment.Status.DELETED).exists():
+        raise SegmentError("id", f"A segment with id '{slug}' already exists in this workspace.")
+    _check_references(workspace_id=workspace_id, slug=slug, tree=tree)
+    # A deleted segment's slug may be reused: the old row is replaced.
+    Segment.objects.filter(workspace_id=workspace_id, slug=slug, status=Segment.Status.DELETED).delete()
+    segment = Segment(
+        workspace_id=workspace_id,
+        slug=slug,
+        name=name,
+        color=color,
+        timezone=timezone_name,
+        tree=tree,
+        status=Segment.Status.BUILDING,
+        has_relative_timeframe=rules.has_relative_timeframe(tree),
+    )
+    segment.full_clean()
+    segment.save()
+    _enqueue_build(segment)
+    return segment
+
+
+@transaction.atomic
+def segment_update(
+    *,
+    segment: Segment,
+    name: str | None = None,
+    color: str | None = None,
+    tree: dict[str, Any] | None = None,
+    timezone_name: str | None = None,
+) -> Segment:
+    segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    rebuild = False
+    if name is not None:
+        segment.name = name
+    if color is not None:
+        segment.color = color
+    if timezone_name is not None and timezone_name != segment.timezone:
+        segment.timezone = timezone_name
+        rebuild = True
+    if tree is not None:
+        tree = rules.validate_tree(tree)
+        if tree != segment.tree:
+            _check_references(workspace_id=segment.workspace_id, slug=segment.slug, tree=tree)
+            segment.tree = tree
+            segment.has_relative_timeframe = rules.has_relative_timeframe(tree)
+            rebuild = True
+    if rebuild:
+        segment.version += 1
+        segment.status = Segment.Status.BUILDING
+        segment.build_token = ""
+        segment.build_lease_expires_at = None
+    segment.full_clean()
+    segment.save()
+    if rebuild:
+        _enqueue_build(segment)
+    return segment
+
+
+@transaction.atomic
+def segment_delete(*, segment: Segment) -> None:
+    """Mark deleted and drop its members (history is kept for the record)."""
+    dependants = [
+        s.slug
+        for s in Segment.objects.filter(workspace_id=segment.workspace_id).exclude(status=Segment.Status.DELETED)
+        if segment.slug in rules.referenced_segments(s.tree)
+    ]
+    if dependants:
+        raise SegmentError("segment_id", f"Used by other segments: {', '.join(sorted(dependants))}.")
+    Segment.objects.filter(pk=segment.pk).update(
+        status=Segment.Status.DELETED,
+        member_count=0,
+        build_token="",
+        build_lease_expires_at=None,
+        version=segment.version + 1,
+    )
+    SegmentMembership.objects.filter(segment_id=segment.pk).delete()
+
+
+@transaction.atomic
+def segment_rebuild(*, segment: Segment) -> Segment:
+    """Ask for a full build now (any build in flight for an older request is superseded)."""
+    Segment.objects.filter(pk=segment.pk).update(
+        version=segment.version + 1, status=Segment.Status.BUILDING, build_token="", build_lease_expires_at=None
+    )
+    segment.refresh_from_db()
+    _enqueue_build(segment)
+    return segment
+
+
+def _enqueue_build(segment: Segment) -> None:
+    from .tasks import segment_build_task
+
+    segment_build_task.delay_on_commit(segment.pk, segment.version)
+
+
+# ---------------------------------------------------------------------------------------
+# Membership diff
+# ---------------------------------------------------------------------------------------
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _json_param(value: Any) -> Any:
+    return TimelineEntry._meta.get_field("changes").get_db_prep_save(value, connection)
+
+
+def _dt_param(value: datetime) -> Any:
+    return TimelineEntry._meta.get_field("created_at").get_db_prep_save(value, connection)
+
+
+def _apply_membership(
+    *, segment: Segment, matching: QuerySet[Contact], now: datetime, scope: Sequence[int] | None = None
+) -> tuple[int, int]:
+    """Make the stored membership equal ``matching`` (within ``scope`` contact ids if given).
+
+    Must run inside a transaction. Returns (entered, exited).
+    """
+    table = f"seg_new_{uuid.uuid4().hex[:12]}"
+    membership = _q(SegmentMembership._meta.db_table)
+    history = _q(SegmentMembershipChange._meta.db_table)
+    timeline = _q(TimelineEntry._meta.db_table)
+    select_sql, select_params = matching.values("id").query.sql_with_params()
+    scope_sql, scope_params = "", []
+    if scope is not None:
+        scope_sql = f" AND m.contact_id IN ({', '.join(['%s'] * len(scope))})"
+        scope_params = list(scope)
+    json_cast = "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s"
+
+    def timeline_insert(kind: str, source: str, params: list[Any]) -> tuple[str, list[Any]]:
+        changes = {"segment": {"new": {"id": segment.slug, "name": segment.name}}}
+        sql = (
+            f"INSERT INTO {timeline} (workspace_id, contact_id, kind, operation, entity_type, entity_id, "
+            f"custom_event_id, changes, created_at, db_created_at) "
+            f"SELECT %s, x.contact_id, %s, %s, 'segment', %s, NULL, {json_cast}, %s, %s FROM ({source}) x"
+        )
+        head = [segment.workspace_id, kind, TimelineEntry.Operation.INSERT, segment.slug, _json_param(changes)]
+        return sql, [*head, _dt_param(now), _dt_param(now), *params]
+
+    exited_source = (
+        f"SELECT m.contact_id FROM {membership} m WHERE m.segment_id = %s{scope_sql} "
+        f"AND NOT EXISTS (SELECT 1 FROM {table} n WHERE n.id = m.contact_id)"
+    )
+    exited_params = [segment.pk, *scope_params]
+    entered_source = (
+        f"SELECT n.id AS contact_id FROM {table} n WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {membership} m WHERE m.segment_id = %s AND m.contact_id = n.id)"
+    )
+    entered_params = [segment.pk]
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE {table} (id bigint PRIMARY KEY)")
+        try:
+            cursor.execute(f"INSERT INTO {table} (id) {select_sql}", select_params)
+            if connection.vendor == "postgresql":
+                cursor.execute(f"ANALYZE {table}")
+            # Exits first: history, timeline, then the rows themselves.
+            cursor.execute(
+                f"INSERT INTO {history} (segment_id, contact_id, change, changed_at) "
+                f"SELECT %s, x.contact_id, %s, %s FROM ({exited_source}) x",
+                [segment.pk, SegmentMembershipChange.Change.EXITED, _dt_param(now), *exited_params],
+            )
+            exited = cursor.rowcount
+            if exited:
+                cursor.execute(*timeline_insert("segment.left", exited_source, exited_params))
+                cursor.execute(
+                    f"DELETE FROM {membership} WHERE segment_id = %s AND contact_id IN ({exited_source})",
+                    [segment.pk, *exited_params],
+                )
+            cursor.execute(
+                f"INSERT INTO {history} (segment_id, contact_id, change, changed_at) "
+                f"SELECT %s, x.contact_id, %s, %s FROM ({entered_source}) x",
+                [segment.pk, SegmentMembershipChange.Change.ENTERED, _dt_param(now), *entered_params],
+            )
+            entered = cursor.rowcount
+            if entered:
+                cursor.execute(*timeline_insert("segment.joined", entered_source, entered_params))
+                cursor.execute(
+                    f"INSERT INTO {membership} (segment_id, contact_id, entered_at) "
+                    f"SELECT %s, x.contact_id, %s FROM ({entered_source}) x",
+                    [segment.pk, _dt_param(now), *entered_params],
+                )
+        finally:
+            cursor.execute(f"DROP TABLE {table}")
+    return entered, exited
+
+
+# ---------------------------------------------------------------------------------------
+# Builds
+# ---------------------------------------------------------------------------------------
+
+
+def _lease(segment_pk: int, version: int, now: datetime) -> str | None:
+    """Take the build lease for this version, or None if superseded or another build holds it."""
+    token = uuid.uuid4().hex
+    taken = (
+        Segment.objects.filter(pk=segment_pk, version=version)
+        .exclude(status=Segment.Status.DELETED)
+        .filter(Q(build_token="") | Q(build_lease_expires_at__lt=now) | Q(build_lease_expires_at__isnull=True))
+        .update(build_token=token, build_lease_expires_at=now + BUILD_LEASE, status=Segment.Status.BUILDING)
+    )
+    return token if taken else None
+
+
+def segment_build(*, segment_pk: int, version: int, now: datetime | None = None) -> bool:
+    """Full build of one segment version.
+
+    Returns False when superseded, already running elsewhere, or failed (the failure is
+    recorded on the segment: status ``failed`` and ``last_error``).
+    """
+    started = time.monotonic()
+    now = now or timezone.now()
+    token = _lease(segment_pk, version, now)
+    if token is None:
+        return False
+    try:
+        with transaction.atomic():
+            segment = (
+                Segment.objects.select_for_update().filter(pk=segment_pk, version=version, build_token=token).first()
+            )
+            if segment is None:
+                return False
+            matching = segment_matching_contacts(
+                workspace_id=segment.workspace_id,
+                tree=segment.tree,
+                timezone_name=segment.timezone,
+                now=now,
+            )
+            entered, exited = _apply_membership(segment=segment, matching=matching, now=now)
+            count = SegmentMembership.objects.filter(segment_id=segment.pk).count()
+            Segment.objects.filter(pk=segment.pk).update(
+                status=Segment.Status.ACTIVE,
+                member_count=count,
+                last_built_at=now,
+                last_build_duration_ms=int((time.monotonic() - started) * 1000),
+                last_error="",
+                build_token="",
+                build_lease_expires_at=None,
+            )
+    except Exception as exc:
+        logger.exception("segment build failed: segment=%s version=%s", segment_pk, version)
+        Segment.objects.filter(pk=segment_pk, version=version, build_token=token).update(
+            status=Segment.Status.FAILED,
+            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            build_token="",
+            build_lease_expires_at=None,
+            last_build_duration_ms=int((time.monotonic() - started) * 1000),
+        )
+        return False
+    logger.info("segment %s built: +%s -%s = %s", segment_pk, entered, exited, count)
+    _rebuild_dependants(segment)
+    return True
+
+
+def _rebuild_dependants(segment: Segment) -> None:
+    for other in Segment.objects.filter(workspace_id=segment.workspace_id, status=Segment.Status.ACTIVE):
+        if segment.slug in rules.referenced_segments(other.tree):
+            segment_rebuild(segment=other)
+
+
+def segments_refresh_contacts(*, workspace_id: str, contact_ids: Iterable[int], now: datetime | None = None) -> int:
+    """Re-evaluate these contacts against every live segment of the workspace.
+
+    One statement per segment evaluates all the given contacts at once. Segments are taken in
+    dependency order so a segment that uses another sees that one's fresh membership.
+    Returns the number of membership changes.
+    """
+    now = now or timezone.now()
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return 0
+    changes = 0
+    with transaction.atomic():
+        # Contacts erased meanwhile simply drop out of the scope (their rows cascade away).
+        segments = list(
+            Segment.objects.select_for_update()
+            .filter(workspace_id=workspace_id, status__in=[Segment.Status.ACTIVE, Segment.Status.BUILDING])
+            .order_by("pk")
+        )
+        pks = segment_pks_for_slugs(
+            workspace_id=workspace_id, slugs=set().union(*(rules.referenced_segments(s.tree) for s in segments))
+        )
+        for segment in _dependency_order(segments):
+            matching = segment_matching_contacts(
+                workspace_id=workspace_id,
+                tree=segment.tree,
+                timezone_name=segment.timezone,
+                now=now,
+                contact_ids=ids,
+                segment_pks=pks,
+            )
+            entered, exited = _apply_membership(segment=segment, matching=matching, now=now, scope=ids)
+            if entered or exited:
+                changes += entered + exited
+                # Exact: the segment row is locked, so no other writer moves the count meanwhile.
+                Segment.objects.filter(pk=segment.pk).update(member_count=F("member_count") + entered - exited)
+    return changes
+
+
+def _dependency_order(segments: list[Segment]) -> list[Segment]:
+    by_slug = {s.slug: s for s in segments}
+    ordered: list[Segment] = []
+    placed: set[str] = set()
+
+    def place(segment: Segment, trail: frozenset[str]) -> None:
+        if segment.slug in placed or segment.slug in trail:
+            return
+        for ref in sorted(rules.referenced_segments(segment.tree)):
+            if ref in by_slug:
+                place(by_slug[ref], trail | {segment.slug})
+        placed.add(segment.slug)
+        ordered.append(segment)
+
+    for segment in segments:
+        place(segment, frozenset())
+    return ordered
+
+
+def segments_due_for_refresh(*, now: datetime | None = None) -> list[tuple[int, int]]:
+    """Segments whose membership can change with time alone, plus builds whose lease expired."""
+    now = now or timezone.now()
+    rolling = Q(status=Segment.Status.ACTIVE, has_relative_timeframe=True)
+    stalled = Q(status=Segment.Status.BUILDING) & (Q(build_lease_expires_at__lt=now) | Q(build_token=""))
+    return list(Segment.objects.filter(rolling | stalled).order_by("pk").values_list("pk", "version"))

@@ -1,0 +1,253 @@
+"""Full builds and per-contact refreshes: membership, history, timeline, lease and versions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from contacts.models import Contact, TimelineEntry
+from contacts.services import EventInput, events_upsert
+from events_platform.workspaces.services import workspace_create
+from segments import services
+from segments.models import Segment, SegmentMembership, SegmentMembershipChange
+
+pytestmark = pytest.mark.django_db
+
+
+def goal_leaf(aggregate: str, operator: str, value: float, *, timeframe: str = "anytime", days: int | None = None):
+    leaf = {
+        "goal_type": "purchase",
+        "aggregate_operator": aggregate,
+        "operator": operator,
+        "value": value,
+        "timeframe_operator": timeframe,
+    }
+    if days is not None:
+        leaf["timeframe_values"] = [str(days)]
+    return {"kind": "leaf", "leaf": {"source": "custom_events_goals", "custom_events_goal": leaf}}
+
+
+def spent_at_least(amount: float) -> dict:
+    return {"kind": "branch", "branch": {"operator": "and", "leaves": [goal_leaf("sum", "gte", amount)]}}
+
+
+def purchase(email: str, external_id: str, value: str, *, days_ago: float = 1, deleted: bool = False) -> EventInput:
+    now = timezone.now()
+    return EventInput(
+        email=email,
+        event_name="order.completed",
+        external_id=external_id,
+        occurred_at=now - timedelta(days=days_ago),
+        goal={"goal_type": "purchase", "goal_value": Decimal(value)},
+        deleted_at=now if deleted else None,
+    )
+
+
+@pytest.fixture
+def workspace():
+    return workspace_create(workspace_id="shop", name="Shop")
+
+
+def build(segment: Segment, **kwargs) -> Segment:
+    segment.refresh_from_db()
+    assert services.segment_build(segment_pk=segment.pk, version=segment.version, **kwargs)
+    segment.refresh_from_db()
+    return segment
+
+
+def members(segment: Segment) -> set[str]:
+    return set(SegmentMembership.objects.filter(segment=segment).values_list("contact__email", flat=True))
+
+
+def test_full_build_applies_the_difference_with_history_and_timeline(workspace, django_capture_on_commit_callbacks):
+    """A build records who entered; a later build after a refund records who exited, each with a timeline entry."""
+    # given
+    events_upsert(
+        workspace_id=workspace.id,
+        events=[purchase("a@x.io", "o1", "600"), purchase("b@x.io", "o2", "400"), purchase("a@x.io", "o3", "500")],
+    )
+    segment = services.segment_create(workspace_id=workspace.id, slug="big", name="Big", tree=spent_at_least(1000))
+    # when
+    segment = build(segment)
+    # then
+    assert segment.status == Segment.Status.ACTIVE
+    assert segment.member_count == 1
+    assert members(segment) == {"a@x.io"}
+    assert TimelineEntry.objects.filter(kind="segment.joined", contact__email="a@x.io").count() == 1
+
+    # when a refund drops a below the threshold and the segment is rebuilt
+    events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "r1", "-200")])
+    segment = build(services.segment_rebuild(segment=segment))
+    # then
+    assert members(segment) == set()
+    assert segment.member_count == 0
+    changes = list(
+        SegmentMembershipChange.objects.filter(segment=segment).order_by("id").values_list("change", flat=True)
+    )
+    assert changes == ["entered", "exited"]
+    assert TimelineEntry.objects.filter(kind="segment.left", contact__email="a@x.io").count() == 1
+
+
+def test_building_twice_changes_nothing(workspace):
+    """Builds are idempotent: the same data built again writes no history."""
+    # given
+    events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "o1", "1500")])
+    segment = build(
+        services.segment_create(workspace_id=workspace.id, slug="big", name="Big", tree=spent_at_least(1000))
+    )
+    history = SegmentMembershipChange.objects.count()
+    # when
+    build(services.segment_rebuild(segment=segment))
+    # then
+    assert SegmentMembershipChange.objects.count() == history
+    assert members(segment) == {"a@x.io"}
+
+
+def test_an_older_version_build_is_superseded(workspace):
+    """A build for version 1 does nothing once the tree changed to version 2."""
+    # given
+    events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "o1", "1500")])
+    segment = services.segment_create(workspace_id=workspace.id, slug="big", name="Big", tree=spent_at_least(1000))
+    old_version = segment.version
+    services.segment_update(segment=segment, tree=spent_at_least(5000))
+    # when
+    ran = services.segment_build(segment_pk=segment.pk, version=old_version)
+    # then
+    assert ran is False
+    assert members(segment) == set()
+
+
+def test_a_stalled_build_is_taken_over_after_its_lease_expires(workspace):
+    """A lease held by a crashed build blocks others only until it expires."""
+    # given a build that took the lease and died
+    events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "o1", "1500")])
+    segment = services.segment_create(workspace_id=workspace.id, slug="big", name="Big", tree=spent_at_least(1000))
+    now = timezone.now()
+    assert services._lease(segment.pk, segment.version, now) is not None
+    # when another build tries within the lease, then after it
+    blocked = services.segment_build(segment_pk=segment.pk, version=segment.version, now=now + timedelta(minutes=1))
+    due = services.segments_due_for_refresh(now=now + services.BUILD_LEASE + timedelta(seconds=1))
+    taken = services.segment_build(
+        segment_pk=segment.pk, version=segment.version, now=now + services.BUILD_LEASE + timedelta(seconds=1)
+    )
+    # then
+    assert blocked is False
+    assert (segment.pk, segment.version) in due
+    assert taken is True
+    assert members(segment) == {"a@x.io"}
+
+
+def test_refresh_contacts_moves_only_the_given_contacts(workspace):
+    """Re-evaluating one contact changes its membership alone, in every active segment."""
+    # given two segments built while nobody qualified
+    events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "o1", "10"), purchase("b@x.io", "o2", "10")])
+    big = build(services.segment_create(workspace_id=workspace.id, slug="big", name="Big", tree=spent_at_least(100)))
+    any_buyer = build(
+        services.segment_create(
+            workspace_id=workspace.id,
+            slug="buyers",
+            name="Buyers",
+            tree={"kind": "branch", "branch": {"operator": "and", "leaves": [goal_leaf("count", "gte", 1)]}},
+        )
+    )
+    assert members(big) == set()
+    # when a and b both buy big, but only a is re-evaluated
+    events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "o3", "500"), purchase("b@x.io", "o4", "500")])
+    a = Contact.objects.get(email="a@x.io")
+    changes = services.segments_refresh_contacts(workspace_id=workspace.id, contact_ids=[a.pk])
+    # then
+    big.refresh_from_db()
+    assert changes == 1
+    assert members(big) == {"a@x.io"}
+    assert big.member_count == 1
+    assert members(any_buyer) == {"a@x.io", "b@x.io"}
+
+
+def test_event_changes_reach_segments_after_commit(workspace, django_capture_on_commit_callbacks):
+    """Committing a purchase re-evaluates its contact in the workspace's segments (in-process here)."""
+    # given
+    segment = build(
+        services.segment_create(workspace_id=workspace.id, slug="big", name="Big", tree=spent_at_least(100))
+    )
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "o1", "150")])
+    # then
+    assert members(segment) == {"a@x.io"}
+    # when the purchase is soft-deleted
+    with django_capture_on_commit_callbacks(execute=True):
+        events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "o1", "150", deleted=True)])
+    # then
+    assert members(segment) == set()
+
+
+def test_rolling_window_members_age_out_on_a_scheduled_refresh(workspace):
+    """A contact leaves 'bought in the last 30 days' once the purchase is older, with no new event."""
+    # given
+    events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "o1", "50", days_ago=29)])
+    tree = {
+        "kind": "branch",
+        "branch": {"operator": "and", "leaves": [goal_leaf("count", "gte", 1, timeframe="in_the_last_days", days=30)]},
+    }
+    segment = build(services.segment_create(workspace_id=workspace.id, slug="recent", name="Recent", tree=tree))
+    assert members(segment) == {"a@x.io"}
+    # when two days pass and the scheduler re-evaluates
+    later = timezone.now() + timedelta(days=2)
+    due = services.segments_due_for_refresh(now=later)
+    assert (segment.pk, segment.version) in due
+    build(segment, now=later)
+    # then
+    assert members(segment) == set()
+
+
+def test_segment_references_are_checked_for_existence_and_cycles(workspace):
+    """A tree may use another segment, never an unknown one, and never itself through a chain."""
+    # given
+    services.segment_create(workspace_id=workspace.id, slug="big", name="Big", tree=spent_at_least(100))
+    uses_big = {
+        "kind": "branch",
+        "branch": {
+            "operator": "and",
+            "leaves": [
+                {
+                    "kind": "leaf",
+                    "leaf": {"source": "segment", "segment": {"segment_id": "big", "operator": "in_segment"}},
+                }
+            ],
+        },
+    }
+    services.segment_create(workspace_id=workspace.id, slug="vip_of_big", name="VIP", tree=uses_big)
+    unknown = {
+        "kind": "branch",
+        "branch": {
+            "operator": "and",
+            "leaves": [
+                {
+                    "kind": "leaf",
+                    "leaf": {"source": "segment", "segment": {"segment_id": "nope", "operator": "in_segment"}},
+                }
+            ],
+        },
+    }
+    back = {
+        "kind": "branch",
+        "branch": {
+            "operator": "and",
+            "leaves": [
+                {
+                    "kind": "leaf",
+                    "leaf": {"source": "segment", "segment": {"segment_id": "vip_of_big", "operator": "in_segment"}},
+                }
+            ],
+        },
+    }
+    # when / then
+    with pytest.raises(services.SegmentError, match="Unknown segment"):
+        services.segment_create(workspace_id=workspace.id, slug="x", name="X", tree=unknown)
+    with pytest.raises(services.SegmentError, match="depend on itself"):
+        services.segment_update(segment=Segment.objects.get(slug="big"), tree=back)
+    with pytest.raises(services.SegmentError, match="Used by other segments"):
+        services.segment_delete(segment=Segment.objects.get(slug="big"))
