@@ -697,11 +697,11 @@ def compile_tree(
     missing = sorted(referenced_segments(tree) - set(segment_pks))
     if missing:
         raise TreeValidationError({"tree": [f"Unknown segment: {slug}." for slug in missing]})
-    context = _Context(workspace_id=workspace_id, now=now, tz=zoneinfo.ZoneInfo(timezone_name), segment_pks=segment_pks)
+    context = Context(workspace_id=workspace_id, now=now, tz=zoneinfo.ZoneInfo(timezone_name), segment_pks=segment_pks)
     return _compile_node(tree, context)
 
 
-class _Context:
+class Context:
     def __init__(
         self, *, workspace_id: str, now: dt.datetime, tz: zoneinfo.ZoneInfo, segment_pks: Mapping[str, int]
     ) -> None:
@@ -713,7 +713,7 @@ class _Context:
         self.segment_pks = segment_pks
 
 
-def _compile_node(node: dict[str, Any], context: _Context) -> Q:
+def _compile_node(node: dict[str, Any], context: Context) -> Q:
     if node["kind"] == "branch":
         parts = [_compile_node(child, context) for child in node["branch"]["leaves"]]
         combine = op.and_ if node["branch"]["operator"] == "and" else op.or_
@@ -724,7 +724,7 @@ def _compile_node(node: dict[str, Any], context: _Context) -> Q:
     return ~q if node.get("negate") else q
 
 
-def _compile_leaf(leaf: dict[str, Any], context: _Context) -> Q:
+def _compile_leaf(leaf: dict[str, Any], context: Context) -> Q:
     source = leaf["source"]
     body = leaf[SOURCE_KEYS[source]]
     if source == "custom_events_goals":
@@ -742,7 +742,7 @@ def start_of_day(day: dt.date, tz: zoneinfo.ZoneInfo) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=tz)
 
 
-def _window_q(field: str, operator: str, values: list[str], context: _Context) -> Q:
+def _window_q(field: str, operator: str, values: list[str], context: Context) -> Q:
     """The timeframe as a condition on a datetime column (see module docstring)."""
     if operator == "anytime":
         return Q()
@@ -760,7 +760,7 @@ def _window_q(field: str, operator: str, values: list[str], context: _Context) -
         (moment,) = moments
         if isinstance(moment, dt.datetime):
             return Q(**{f"{field}__gt": moment})
-        return Q(**{f"{field}__gte": start_of_day(moment + dt.timedelta(days=1), context.tz)})
+        return Q(**{f"{field}__gte": start_of_day(moment, context.tz)})
     start, end = moments
     lower = start if isinstance(start, dt.datetime) else start_of_day(start, context.tz)
     if isinstance(end, dt.datetime):
@@ -768,7 +768,7 @@ def _window_q(field: str, operator: str, values: list[str], context: _Context) -
     return Q(**{f"{field}__gte": lower, f"{field}__lt": start_of_day(end + dt.timedelta(days=1), context.tz)})
 
 
-def _live_events(context: _Context, *filters: Q, **lookups: Any) -> QuerySet[CustomEvent]:
+def _live_events(context: Context, *filters: Q, **lookups: Any) -> QuerySet[CustomEvent]:
     """The outer contact's live events; ``order_by()`` clears the model ordering, which would
     otherwise break aggregate subqueries on PostgreSQL."""
     return (
@@ -792,13 +792,13 @@ def _scalar_subquery(events: QuerySet[CustomEvent], expression: Expression) -> S
     return Subquery(events.annotate(agg_value=expression).values("agg_value"), output_field=BigIntegerField())
 
 
-def _sum_cents(events: QuerySet[CustomEvent]) -> Expression:
+def sum_cents(events: QuerySet[CustomEvent]) -> Expression:
     # A plain SQL function (not an ORM aggregate) so Django adds no GROUP BY: one row, NULL if empty.
     total = Func(_Cents(F("goal_value")), function="SUM", output_field=BigIntegerField())
     return Coalesce(_scalar_subquery(events, total), Value(0), output_field=BigIntegerField())
 
 
-def _count(events: QuerySet[CustomEvent]) -> Expression:
+def count_of(events: QuerySet[CustomEvent]) -> Expression:
     return Coalesce(
         _scalar_subquery(events, Func(template="COUNT(*)", output_field=BigIntegerField())),
         Value(0),
@@ -826,7 +826,8 @@ def _to_cents(value: int | float) -> int:
     return int(Decimal(str(value)) * 100)
 
 
-def _compile_goal(body: dict[str, Any], context: _Context) -> Q:
+def goal_matches(body: dict[str, Any], context: Context) -> QuerySet[CustomEvent]:
+    """The outer contact's qualifying events of a ``custom_events_goals`` leaf."""
     lookups: dict[str, Any] = {"goal_type__isnull": False}
     if body["goal_type"] != ANY_GOAL_TYPE:
         lookups["goal_type"] = body["goal_type"]
@@ -834,29 +835,37 @@ def _compile_goal(body: dict[str, Any], context: _Context) -> Q:
         if name in body:
             lookups[name] = body[name]
     window = _window_q("occurred_at", body["timeframe_operator"], body["timeframe_values"], context)
-    events = _live_events(context, window, **lookups)
+    return _live_events(context, window, **lookups)
+
+
+def goal_extreme(events: QuerySet[CustomEvent], aggregate: str) -> Subquery:
+    """min / max / first / last goal value in cents of these events (NULL when there are none)."""
+    if aggregate in ("min", "max"):
+        function = "MIN" if aggregate == "min" else "MAX"
+        return _scalar_subquery(events, Func(_Cents(F("goal_value")), function=function))
+    order = ("occurred_at", "id") if aggregate == "first" else ("-occurred_at", "-id")
+    return Subquery(
+        events.order_by(*order).values(agg_value=_Cents(F("goal_value")))[:1], output_field=BigIntegerField()
+    )
+
+
+def _compile_goal(body: dict[str, Any], context: Context) -> Q:
+    events = goal_matches(body, context)
     aggregate, operator = body["aggregate_operator"], body["operator"]
 
     if aggregate == "count":
-        return _compare(_count(events), operator, body["value"], body.get("value_2"))
+        return _compare(count_of(events), operator, body["value"], body.get("value_2"))
     value = _to_cents(body["value"])
     value_2 = _to_cents(body["value_2"]) if "value_2" in body else None
     if aggregate == "sum":
-        return _compare(_sum_cents(events), operator, value, value_2)
+        return _compare(sum_cents(events), operator, value, value_2)
     if aggregate == "avg":
         # avg op v  <=>  sum op v * count, for count > 0: exact, no division.
-        count = _count(events)
+        count = count_of(events)
         scaled = Value(value, output_field=BigIntegerField()) * count
         scaled_2 = Value(value_2, output_field=BigIntegerField()) * count if value_2 is not None else None
-        return Q(GreaterThan(count, 0)) & _compare(_sum_cents(events), operator, scaled, scaled_2)
-    if aggregate in ("min", "max"):
-        function = "MIN" if aggregate == "min" else "MAX"
-        extreme = _scalar_subquery(events, Func(_Cents(F("goal_value")), function=function))
-    else:
-        order = ("occurred_at", "id") if aggregate == "first" else ("-occurred_at", "-id")
-        extreme = Subquery(
-            events.order_by(*order).values(agg_value=_Cents(F("goal_value")))[:1], output_field=BigIntegerField()
-        )
+        return Q(GreaterThan(count, 0)) & _compare(sum_cents(events), operator, scaled, scaled_2)
+    extreme = goal_extreme(events, aggregate)
     # No qualifying event: no value, never matches (and the NOT of it does).
     return Q(IsNull(extreme, False)) & _compare(extreme, operator, value, value_2)
 
@@ -906,7 +915,8 @@ def _json_equals(field: str, key: str, value: str | int | float) -> Q:
     return Q(IsNull(typed, False)) & Q(Exact(typed, value))
 
 
-def _compile_custom_event(body: dict[str, Any], context: _Context) -> Q:
+def custom_event_matches(body: dict[str, Any], context: Context) -> QuerySet[CustomEvent]:
+    """The outer contact's live events that a ``custom_events`` leaf counts."""
     filters = [_window_q("occurred_at", body["timeframe_operator"], body["timeframe_values"], context)]
     for item in body.get("properties", []):
         if item["operator"] == "exists":
@@ -915,7 +925,11 @@ def _compile_custom_event(body: dict[str, Any], context: _Context) -> Q:
             filters.append(_json_equals("properties", item["key"], item["value"]))
         else:
             filters.append(~_json_equals("properties", item["key"], item["value"]))
-    events = _live_events(context, *filters, event_name=body["event_name"])
+    return _live_events(context, *filters, event_name=body["event_name"])
+
+
+def _compile_custom_event(body: dict[str, Any], context: Context) -> Q:
+    events = custom_event_matches(body, context)
     count_operator, count_value = body["count_operator"], body["count_value"]
     # "Did it at least once" / "never did it" are the common cases: EXISTS stops at the first row.
     if count_operator == "at_least" and count_value == 1:
@@ -923,10 +937,10 @@ def _compile_custom_event(body: dict[str, Any], context: _Context) -> Q:
     if count_operator in ("at_most", "exactly") and count_value == 0:
         return ~Q(Exists(events))
     operator = {"at_least": "gte", "at_most": "lte", "exactly": "eq"}[count_operator]
-    return _compare(_count(events), operator, count_value)
+    return _compare(count_of(events), operator, count_value)
 
 
-def _compile_contact(body: dict[str, Any], context: _Context) -> Q:
+def _compile_contact(body: dict[str, Any], context: Context) -> Q:
     field, operator, value = body["field"], body["operator"], body.get("value")
     if field == "created_at":
         if operator == "in_the_last_days":

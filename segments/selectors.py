@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from contacts.models import Contact
 from contacts.selectors import Page, paginate_desc
-from segments import rules
+from segments import explain, rules
 from segments.models import Segment, SegmentMembership
 from segments.rules import compile_tree, referenced_segments, validate_tree
 
@@ -170,3 +170,40 @@ def contact_segments(*, contact_id: int) -> list[dict[str, Any]]:
         .order_by("segment__name")
         .values_list("segment__slug", "segment__name", "segment__color", "entered_at")
     ]
+
+
+def segment_explain(*, segment: Segment, contact: Contact, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Each condition's actual value for one contact and whether it held: one statement."""
+    now = now or timezone.now()
+    pks = segment_pks_for_slugs(workspace_id=segment.workspace_id, slugs=referenced_segments(segment.tree))
+    whole, leaf_probes = explain.probes(
+        segment.tree, workspace_id=segment.workspace_id, now=now, timezone_name=segment.timezone, segment_pks=pks
+    )
+    annotations: dict[str, Any] = {"matches": explain.as_flag(whole)}
+    for i, probe in enumerate(leaf_probes):
+        annotations[f"l{i}_held"] = explain.as_flag(probe.held)
+        annotations.update({f"l{i}_{name}": expression for name, expression in probe.values.items()})
+    row = Contact.objects.filter(pk=contact.pk).annotate(**annotations).values(*annotations).get()
+    conditions = []
+    for i, probe in enumerate(leaf_probes):
+        value = {name: row[f"l{i}_{name}"] for name in probe.values}
+        held = bool(row[f"l{i}_held"])
+        needed = ("not: " if probe.negated else "") + probe.description
+        conditions.append(
+            {
+                "path": probe.path,
+                "condition": needed,
+                "actual": probe.actual(value),
+                "held": held,
+                "summary": f"{probe.actual(value)}, needed {needed}" + (" (held)" if held else " (not held)"),
+            }
+        )
+    is_member = SegmentMembership.objects.filter(segment=segment, contact=contact).exists()
+    return {
+        "segment_id": segment.slug,
+        "email": contact.email,
+        "matches": bool(row["matches"]),
+        "is_member": is_member,
+        "evaluated_at": now,
+        "conditions": conditions,
+    }
