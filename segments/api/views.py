@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from contacts import selectors as contact_selectors
+from contacts.api.serializers import ContactGetQuerySerializer
 from contacts.api.views import ContactGetView
 from events_platform.workspaces.api import WorkspaceAPIView
 from segments import rules, selectors, services
@@ -269,7 +270,13 @@ class SegmentTemplatesView(WorkspaceAPIView):
 class ContactWithSegmentsGetView(ContactGetView):
     """contacts.get, plus the segments the contact belongs to."""
 
-    @extend_schema(operation_id="contacts.get", tags=["contacts"])
+    @extend_schema(
+        operation_id="contacts.get",
+        summary="Get a contact by email, with the segments it belongs to",
+        parameters=[ContactGetQuerySerializer],
+        responses={200: s.ContactWithSegmentsEnvelopeSerializer, 404: dict, **ERRORS},
+        tags=["contacts"],
+    )
     def get(self, request: Request) -> Response:
         response = super().get(request)
         contact_id = response.data["contact"]["id"]
