@@ -251,3 +251,127 @@ def test_decimal_sums_are_exact(segments_workspace: Workspace) -> None:
 
     # when / then
     assert _matching_keys(segments_workspace, contacts, _goal_leaf("sum", "eq", 0.3), "UTC") == {"cents"}
+
+
+def _contact_rule(field: str, operator: str, value: Any = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"field": field, "operator": operator}
+    if value is not None:
+        body["value"] = value
+    return {"kind": "leaf", "leaf": {"source": "contacts", "contact": body}}
+
+
+PROPERTY_VALUES: dict[str, Any] = {
+    "text_pro": "Pro plan",
+    "text_five": "5",
+    "number_five": 5,
+    "float_five": 5.0,
+    "number_half": 2.5,
+    "true": True,
+    "json_null": None,
+    "empty_text": "",
+}
+
+PROPERTY_CASES = [
+    ("is_set", None, {"text_pro", "text_five", "number_five", "float_five", "number_half", "true", "empty_text"}),
+    ("is_not_set", None, {"json_null", "missing"}),
+    ("equals", 5, {"number_five", "float_five"}),
+    ("equals", "5", {"text_five"}),
+    ("equals", 1, set()),  # JSON true is not the number 1
+    ("not_equals", 5, set(PROPERTY_VALUES) - {"number_five", "float_five"} | {"missing"}),
+    ("contains", "PRO", {"text_pro"}),
+    ("not_contains", "pro", set(PROPERTY_VALUES) - {"text_pro"} | {"missing"}),
+    ("gt", 2.5, {"number_five", "float_five"}),
+    ("gte", 2.5, {"number_five", "float_five", "number_half"}),
+    ("lt", 5, {"number_half"}),
+    ("lte", 1, set()),  # neither JSON true nor the text "5" is a number
+]
+
+
+@pytest.mark.parametrize(("operator", "value", "expected"), PROPERTY_CASES)
+def test_contact_property_conditions(
+    segments_workspace: Workspace, operator: str, value: Any, expected: set[str]
+) -> None:
+    """Contact properties compare by JSON type: strings with strings, numbers with numbers, null is unset."""
+    # given: one contact per kind of stored value, and one without the key
+    contacts = [_contact(key) | {"properties": {"plan": stored}} for key, stored in PROPERTY_VALUES.items()]
+    contacts.append(_contact("missing"))
+    store_history(workspace=segments_workspace, contacts=contacts, events=[])
+
+    # when
+    matched = _matching_keys(segments_workspace, contacts, _contact_rule("properties.plan", operator, value), "UTC")
+
+    # then
+    assert matched == expected
+
+
+def test_event_property_filters(segments_workspace: Workspace) -> None:
+    """Event property filters: equals is typed, exists ignores JSON null, not_equals includes a missing key."""
+    # given
+    when = NOW - dt.timedelta(days=1)
+    contacts = [_contact(key) for key in ("usd", "five_text", "null", "none")]
+    events = [
+        _event("usd", when, properties={"currency": "USD"}),
+        _event("five_text", when, properties={"currency": "5"}),
+        _event("null", when, properties={"currency": None}),
+        _event("none", when, properties={}),
+    ]
+    store_history(workspace=segments_workspace, contacts=contacts, events=events)
+
+    def ordered_with(*filters: dict[str, Any]) -> set[Any]:
+        tree = _did_order("anytime", [])
+        tree["leaf"]["custom_event"]["properties"] = list(filters)
+        return _matching_keys(segments_workspace, contacts, tree, "UTC")
+
+    # when / then
+    assert ordered_with({"key": "currency", "operator": "equals", "value": "USD"}) == {"usd"}
+    assert ordered_with({"key": "currency", "operator": "equals", "value": 5}) == set()
+    assert ordered_with({"key": "currency", "operator": "exists"}) == {"usd", "five_text"}
+    assert ordered_with({"key": "currency", "operator": "not_equals", "value": "USD"}) == {"five_text", "null", "none"}
+
+
+TEXT_CASES = [
+    ("first_name", "is_set", None, {"ann"}),
+    ("first_name", "is_not_set", None, {"blank"}),
+    ("first_name", "equals", "Ann", {"ann"}),
+    ("first_name", "equals", "ann", set()),
+    ("first_name", "not_equals", "Ann", {"blank"}),
+    ("first_name", "contains", "NN", {"ann"}),
+    ("first_name", "not_contains", "nn", {"blank"}),
+    ("email", "equals", " ANN@example.test", {"ann"}),
+]
+
+
+@pytest.mark.parametrize(("field", "operator", "value", "expected"), TEXT_CASES)
+def test_contact_text_conditions(
+    segments_workspace: Workspace, field: str, operator: str, value: Any, expected: set[str]
+) -> None:
+    """Text fields: set means non-empty, equals is exact (emails lower-cased first), contains ignores case."""
+    # given
+    contacts = [_contact("ann") | {"first_name": "Ann"}, _contact("blank")]
+    store_history(workspace=segments_workspace, contacts=contacts, events=[])
+
+    # when
+    matched = _matching_keys(segments_workspace, contacts, _contact_rule(field, operator, value), "UTC")
+
+    # then
+    assert matched == expected
+
+
+def test_contact_created_at_conditions(segments_workspace: Workspace) -> None:
+    """created_at takes before/after (whole days in the segment's timezone) and in_the_last_days."""
+    # given: created at 00:30 on 14 February in Paris, and 10 days before NOW
+    contacts = [
+        _contact("valentine") | {"created_at": _at("2026-02-13T23:30:00+00:00")},
+        _contact("recent") | {"created_at": NOW - dt.timedelta(days=10)},
+    ]
+    store_history(workspace=segments_workspace, contacts=contacts, events=[])
+
+    def matched(operator: str, value: Any, tz: str) -> set[Any]:
+        return _matching_keys(segments_workspace, contacts, _contact_rule("created_at", operator, value), tz)
+
+    # when / then
+    assert matched("before", "2026-02-14", "Europe/Paris") == set()
+    assert matched("before", "2026-02-14", "UTC") == {"valentine"}
+    assert matched("after", "2026-02-13", "Europe/Paris") == {"valentine", "recent"}
+    assert matched("after", "2026-02-13", "UTC") == {"recent"}
+    assert matched("in_the_last_days", 20, "UTC") == {"recent"}
