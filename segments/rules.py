@@ -760,7 +760,7 @@ def _window_q(field: str, operator: str, values: list[str], context: Context) ->
         (moment,) = moments
         if isinstance(moment, dt.datetime):
             return Q(**{f"{field}__gt": moment})
-        return Q(**{f"{field}__gte": start_of_day(moment, context.tz)})
+        return Q(**{f"{field}__gte": start_of_day(moment + dt.timedelta(days=1), context.tz)})
     start, end = moments
     lower = start if isinstance(start, dt.datetime) else start_of_day(start, context.tz)
     if isinstance(end, dt.datetime):
