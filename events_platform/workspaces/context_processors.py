@@ -1,14 +1,25 @@
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
 from .web import current_workspace
 
 
 def workspace(request: HttpRequest) -> dict[str, Any]:
-    """The current workspace and the user's workspaces, for the layout's switcher."""
+    """The current workspace and the user's workspaces, for the layout's switcher.
+
+    Lazy: pages that never show the switcher (the admin) pay no query for it.
+    """
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    current = current_workspace(request)
-    return {"current_workspace": current, "user_workspaces": getattr(request, "_workspaces_cache", [])}
+
+    def workspaces() -> list:
+        current_workspace(request)
+        return getattr(request, "_workspaces_cache", [])
+
+    return {
+        "current_workspace": SimpleLazyObject(lambda: current_workspace(request)),
+        "user_workspaces": SimpleLazyObject(workspaces),
+    }
