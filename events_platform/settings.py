@@ -199,6 +199,8 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
 # How often segments with rolling timeframes are re-evaluated (seconds): Celery beat runs it
 # with workers, `manage.py run_scheduler` in the embedded mode.
 SEGMENT_REFRESH_INTERVAL = env.int("SEGMENT_REFRESH_INTERVAL", default=15 * 60)
+# Seconds a change waits so that contacts changing close together are re-evaluated together.
+SEGMENT_REFRESH_BATCH_DELAY = env.float("SEGMENT_REFRESH_BATCH_DELAY", default=0.2)
 CELERY_BEAT_SCHEDULE = {
     "segments-refresh-due": {
         "task": "segments.tasks.segments_refresh_due_task",

@@ -103,3 +103,25 @@ class SegmentMembershipChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact_id} {self.change} {self.segment_id}"
+
+
+class PendingContactRefresh(models.Model):
+    """Contacts whose data changed and who await re-evaluation against the workspace's segments.
+
+    A queue in the database, so contacts that change close together are claimed and evaluated
+    together by whichever worker runs next (``segments_refresh_pending_task``), and nothing is
+    lost if a worker dies: the claim is rolled back with its transaction.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    # No foreign key: a contact erased meanwhile simply drops out of the refresh.
+    contact_id = models.BigIntegerField()
+    queued_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "contact_id"], name="unique_pending_contact_refresh"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} pending in {self.workspace_id}"

@@ -28,7 +28,7 @@ from django.utils import timezone
 from contacts.models import Contact, TimelineEntry
 
 from . import rules
-from .models import Segment, SegmentMembership, SegmentMembershipChange
+from .models import PendingContactRefresh, Segment, SegmentMembership, SegmentMembershipChange
 from .selectors import segment_matching_contacts, segment_pks_for_slugs
 
 logger = logging.getLogger(__name__)
@@ -384,6 +384,43 @@ def segments_refresh_contacts(*, workspace_id: str, contact_ids: Iterable[int], 
                 # Exact: the segment row is locked, so no other writer moves the count meanwhile.
                 Segment.objects.filter(pk=segment.pk).update(member_count=F("member_count") + entered - exited)
     return changes
+
+
+PENDING_BATCH = 2000
+
+
+def contacts_queue_refresh(*, workspace_id: str, contact_ids: Iterable[int]) -> None:
+    """Queue contacts for re-evaluation; a contact already queued is queued once."""
+    PendingContactRefresh.objects.bulk_create(
+        [PendingContactRefresh(workspace_id=workspace_id, contact_id=pk) for pk in sorted(set(contact_ids))],
+        ignore_conflicts=True,
+    )
+
+
+def _claim_pending(workspace_id: str, limit: int) -> list[int]:
+    table = _q(PendingContactRefresh._meta.db_table)
+    # SKIP LOCKED: concurrent workers claim disjoint contacts instead of waiting on each other.
+    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {table} WHERE id IN "
+            f"(SELECT id FROM {table} WHERE workspace_id = %s ORDER BY id LIMIT %s{lock}) RETURNING contact_id",
+            [workspace_id, limit],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def segments_refresh_pending(
+    *, workspace_id: str, now: datetime | None = None, limit: int = PENDING_BATCH
+) -> tuple[int, bool]:
+    """Claim up to ``limit`` queued contacts and re-evaluate them together, in one transaction
+    (a failure puts the claim back). Returns (contacts claimed, whether more are waiting)."""
+    with transaction.atomic():
+        claimed = _claim_pending(workspace_id, limit)
+        if claimed:
+            segments_refresh_contacts(workspace_id=workspace_id, contact_ids=claimed, now=now)
+    more = PendingContactRefresh.objects.filter(workspace_id=workspace_id).exists()
+    return len(claimed), more
 
 
 def _dependency_order(segments: list[Segment]) -> list[Segment]:

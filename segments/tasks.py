@@ -15,8 +15,12 @@ def segment_build_task(segment_pk: int, version: int) -> bool:
 
 
 @shared_task(acks_late=True, ignore_result=True)
-def segments_refresh_contacts_task(workspace_id: str, contact_ids: list[int]) -> int:
-    return services.segments_refresh_contacts(workspace_id=workspace_id, contact_ids=contact_ids)
+def segments_refresh_pending_task(workspace_id: str) -> int:
+    """Re-evaluate the contacts queued for this workspace, a bounded batch at a time."""
+    claimed, more = services.segments_refresh_pending(workspace_id=workspace_id)
+    if more:
+        segments_refresh_pending_task.delay(workspace_id)
+    return claimed
 
 
 @shared_task(ignore_result=True)

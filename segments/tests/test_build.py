@@ -251,3 +251,21 @@ def test_segment_references_are_checked_for_existence_and_cycles(workspace):
         services.segment_update(segment=Segment.objects.get(slug="big"), tree=back)
     with pytest.raises(services.SegmentError, match="Used by other segments"):
         services.segment_delete(segment=Segment.objects.get(slug="big"))
+
+
+def test_contacts_changing_close_together_are_refreshed_together(workspace):
+    """Queued contacts are claimed in one batch (bounded), evaluated together, and each queued once."""
+    # given two buyers queued (b twice) while a segment waits for them
+    big = build(services.segment_create(workspace_id=workspace.id, slug="big", name="Big", tree=spent_at_least(100)))
+    events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "o1", "500"), purchase("b@x.io", "o2", "500")])
+    a, b = Contact.objects.get(email="a@x.io"), Contact.objects.get(email="b@x.io")
+    services.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[a.pk, b.pk])
+    services.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[b.pk])
+    # when a bounded claim takes one, then the rest
+    first, more_after_first = services.segments_refresh_pending(workspace_id=workspace.id, limit=1)
+    second, more_after_second = services.segments_refresh_pending(workspace_id=workspace.id, limit=10)
+    # then
+    assert (first, more_after_first) == (1, True)
+    assert (second, more_after_second) == (1, False)
+    assert members(big) == {"a@x.io", "b@x.io"}
+    assert services.segments_refresh_pending(workspace_id=workspace.id) == (0, False)

@@ -93,4 +93,4 @@ def test_worker_builds_a_segment_and_moves_a_contact_after_a_purchase():
         # then
         assert members() == {"a@x.io", "b@x.io"}
         assert elapsed < 5, f"membership took {elapsed:.2f}s"
-        wait_for(lambda: worker.succeeded("segments.tasks.segments_refresh_contacts_task") >= 1, timeout=5)
+        wait_for(lambda: worker.succeeded("segments.tasks.segments_refresh_pending_task") >= 1, timeout=5)
