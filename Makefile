@@ -22,7 +22,7 @@ install: $(STAMP)
 run: export DEBUG ?= 1
 run: install
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py demo_setup
+	$(BIN)/python manage.py demo_setup --base-url http://localhost:$(PORT)
 	@set -e; trap 'kill 0' EXIT INT TERM; \
 	if [ -n "$$REDIS_URL" ]; then \
 	  $(BIN)/celery -A events_platform worker --loglevel=warning --concurrency=2 & \
