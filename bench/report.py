@@ -1,0 +1,144 @@
+"""Results: ``bench/results/<date>.json`` (one entry per size, so sizes sit side by side) and a Markdown table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SIZE_ORDER = ("default", "small")
+
+
+def save(date: str, run: dict[str, Any]) -> tuple[Path, Path]:
+    RESULTS_DIR.mkdir(exist_ok=True)
+    json_path = RESULTS_DIR / f"{date}.json"
+    data: dict[str, Any] = {"date": date, "runs": {}}
+    if json_path.exists():
+        data = json.loads(json_path.read_text())
+    data["runs"][run["size"]] = run
+    json_path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    md_path = RESULTS_DIR / f"{date}.md"
+    md_path.write_text(markdown(data))
+    return json_path, md_path
+
+
+def latest_runs() -> dict[str, dict[str, Any]]:
+    """The newest run of each size across all result files (for the memory comparison)."""
+    runs: dict[str, dict[str, Any]] = {}
+    for path in sorted(RESULTS_DIR.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:
+            continue
+        runs.update(data.get("runs", {}))
+    return runs
+
+
+def _ms(d: dict[str, Any] | None) -> str:
+    if not d:
+        return "-"
+    return f"{d['p50_ms']:.1f} / {d['p99_ms']:.1f} ms"
+
+
+def _rate(d: dict[str, Any]) -> str:
+    return f"{d['events_per_s']:,.0f} ev/s ({d['p50_ms']:.1f} / {d['p99_ms']:.1f} ms)"
+
+
+def _status(ok: bool | None) -> str:
+    return "-" if ok is None else ("met" if ok else "**MISSED**")
+
+
+def run_table(run: dict[str, Any]) -> str:
+    rows = ["| figure | app | raw baseline | app vs raw | target | status |", "| --- | --- | --- | --- | --- | --- |"]
+    load = run.get("load")
+    if load:
+        rows.append(
+            f"| dataset load: `events_upsert` x50, {load['workers']} processes | "
+            f"{load['events_per_s']:,.0f} ev/s ({load['load_s']:.0f} s for {load['events']:,}) | - | - | - | - |"
+        )
+    for row in run.get("ingest", {}).values():
+        app, raw = row["app"], row["raw"]
+        target = row.get("target")
+        rows.append(
+            f"| ingest {row['label']} | {_rate(app)} | {_rate(raw)} | {row['ratio'] * 100:.0f}% of raw rate | "
+            f"{target or '-'} | {_status(row.get('met'))} |"
+        )
+    for slug, row in run.get("builds", {}).items():
+        same = "same members" if row["equal"] else f"**DIFFERENT members** ({row['diff']})"
+        rows.append(
+            f"| full build `{slug}` ({row['members']:,} members, {same}) | {row['app_s']:.2f} s "
+            f"(query {row['app_query_s']:.2f} s) | {row['raw_s']:.2f} s (query {row['raw_query_s']:.2f} s) | "
+            f"{row['ratio']:.2f}x | <= 1.2x | {_status(row['met'])} |"
+        )
+    fresh = run.get("freshness")
+    if fresh:
+        rows.append(
+            f"| freshness: upsert response -> membership visible ({fresh['n']} events, {fresh['timeouts']} timeouts) "
+            f"| p50 {fresh['p50_ms'] / 1000:.2f} s / p99 {fresh['p99_ms'] / 1000:.2f} s | - | - | p50 < 2 s | "
+            f"{_status(fresh['met'])} |"
+        )
+    for row in run.get("reads", {}).values():
+        if row.get("app") is None:
+            rows.append(f"| {row['label']} | {row.get('note', 'not built yet')} | - | - | - | - |")
+            continue
+        ratio = row["app"]["p50_ms"] / row["raw"]["p50_ms"] if row["raw"]["p50_ms"] else 0
+        rows.append(
+            f"| {row['label']} (p50 / p99) | {_ms(row['app'])} | {_ms(row['raw'])} | {ratio:.1f}x p50 | - | - |"
+        )
+    memory = run.get("memory")
+    if memory:
+        web, worker = memory["web"], memory["worker"]
+        rows.append(
+            f"| peak RSS: web (per gunicorn worker / all {memory['web_workers']} + master) | "
+            f"{web['peak_rss_per_process_mib']:.0f} / {web['peak_rss_total_mib']:.0f} MiB | - | - | "
+            "flat as N, M grow | - |"
+        )
+        rows.append(
+            f"| peak RSS: celery worker | {worker['peak_rss_per_process_mib']:.0f} MiB | - | - | "
+            "flat as N, M grow | - |"
+        )
+    return "\n".join(rows)
+
+
+def memory_table(runs: dict[str, dict[str, Any]]) -> str:
+    rows = [
+        "| size | contacts / events | web: peak per worker | web: all processes | celery worker |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for size in sorted(runs, key=lambda s: SIZE_ORDER.index(s) if s in SIZE_ORDER else 99):
+        run = runs[size]
+        memory = run.get("memory")
+        if not memory:
+            continue
+        rows.append(
+            f"| {size} ({run['date']}) | {run['contacts']:,} / {run['events']:,} | "
+            f"{memory['web']['peak_rss_per_process_mib']:.0f} MiB | {memory['web']['peak_rss_total_mib']:.0f} MiB | "
+            f"{memory['worker']['peak_rss_per_process_mib']:.0f} MiB |"
+        )
+    return "\n".join(rows)
+
+
+def markdown(data: dict[str, Any]) -> str:
+    parts = [f"# Benchmark results {data['date']}", ""]
+    runs = data["runs"]
+    for size in sorted(runs, key=lambda s: SIZE_ORDER.index(s) if s in SIZE_ORDER else 99):
+        run = runs[size]
+        parts += [
+            f"## {size}: {run['contacts']:,} contacts, {run['events']:,} events",
+            "",
+            f"Run {run['started_at']} in {run['duration_s']:.0f} s on {run['machine']}. "
+            f"Ingest and pages go through gunicorn ({run['memory']['web_workers']} sync workers, DEBUG off, "
+            "loopback HTTP, client-side wall time); builds run `segment_build` in-process; the Celery worker runs "
+            "throughout the HTTP figures. The raw baseline is plain psycopg on the same database "
+            "(see bench/baseline.py). Latencies are p50 / p99.",
+            "",
+            run_table(run),
+            "",
+        ]
+        if run.get("what_dominates"):
+            parts += ["### What dominates", "", run["what_dominates"], ""]
+        if run.get("profile"):
+            parts += [f"Profile ({run['profile']['figure']}): `{run['profile']['text']}`.", ""]
+    parts += ["## Memory by size", "", memory_table({**latest_runs(), **runs}), ""]
+    return "\n".join(parts)
