@@ -133,13 +133,16 @@ class Client:
         self.conn.close()
 
 
-def timed(call: Callable[[], Any], repeat: int) -> list[float]:
-    """Latencies of ``repeat`` sequential calls."""
-    latencies = []
+def timed(call: Callable[[], Any], repeat: int, budget_s: float = 90.0, at_least: int = 5) -> list[float]:
+    """Latencies of ``repeat`` sequential calls, stopping early (after ``at_least``) once the budget is spent."""
+    latencies: list[float] = []
+    deadline = time.perf_counter() + budget_s
     for _ in range(repeat):
         began = time.perf_counter()
         call()
         latencies.append(time.perf_counter() - began)
+        if len(latencies) >= at_least and time.perf_counter() > deadline:
+            break
     return latencies
 
 

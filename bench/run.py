@@ -478,8 +478,8 @@ def figure_reads(raw: Any, port: int, api_key: str, facts: dict[str, Any], repea
     }
     results: dict[str, Any] = {}
     for key, (label, app_call, raw_call) in tqdm(cases.items(), desc="reads", file=sys.stderr):
-        timed(app_call, 3)
-        timed(raw_call, 3)
+        timed(app_call, 2)
+        timed(raw_call, 2)
         results[key] = {
             "label": label,
             "app": p50_p99_ms(timed(app_call, repeat)),
