@@ -10,12 +10,38 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
 
-from django.db.models import Model, Q, QuerySet
+from django.db.models import (
+    Count,
+    DecimalField,
+    F,
+    IntegerField,
+    Max,
+    Min,
+    Model,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce
 from django.utils.dateparse import parse_datetime
 
-from .models import Contact, CustomEvent, TimelineEntry
+from events_platform.workspaces.models import Workspace
+
+from .models import (
+    GOAL_VALUE_DECIMAL_PLACES,
+    GOAL_VALUE_MAX_DIGITS,
+    Contact,
+    CustomEvent,
+    CustomEventQuerySet,
+    GoalType,
+    TimelineEntry,
+)
 
 T = TypeVar("T", bound=Model)
 
@@ -131,3 +157,282 @@ def timeline_list(
     if until:
         entries = entries.filter(created_at__lt=until)
     return paginate_desc(entries, field="created_at", limit=limit, cursor=cursor)
+
+
+# =======================================================================================
+# Pages (contacts list, contact page, events list): reads that shape the marketer UI.
+# Keyset pagination in both directions over any sort key, including computed ones.
+# =======================================================================================
+
+_EPOCH_TAG, _DECIMAL_TAG, _INT_TAG = "t", "d", "i"
+
+
+@dataclass(frozen=True)
+class KeysetPage(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+def _encode_key(value: object, pk: int) -> str:
+    if value is None:
+        tagged: list[object] = [None, None]
+    elif isinstance(value, datetime):
+        tagged = [_EPOCH_TAG, value.isoformat()]
+    elif isinstance(value, Decimal):
+        tagged = [_DECIMAL_TAG, str(value)]
+    elif isinstance(value, int):
+        tagged = [_INT_TAG, value]
+    else:  # pragma: no cover - a sort key of another type is a programming error
+        raise TypeError(f"cannot put {type(value).__name__} in a cursor")
+    raw = json.dumps([*tagged, pk]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_key(cursor: str) -> tuple[object, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        tag, text, pk = json.loads(raw)
+        if not isinstance(pk, int) or isinstance(pk, bool):
+            raise ValueError
+        value: object
+        if tag is None:
+            value = None
+        elif tag == _EPOCH_TAG:
+            value = parse_datetime(text)
+            if value is None:
+                raise ValueError
+        elif tag == _DECIMAL_TAG:
+            value = Decimal(text)
+            if not value.is_finite():
+                raise ValueError
+        elif tag == _INT_TAG and isinstance(text, int):
+            value = text
+        else:
+            raise ValueError
+    except (ValueError, TypeError, ArithmeticError, json.JSONDecodeError) as exc:
+        raise InvalidCursor("cursor is not valid; follow the page links") from exc
+    return value, pk
+
+
+def _after(key: str, value: object, pk: int, *, descending: bool) -> Q:
+    """Rows strictly after (value, pk) in the order (key, id), both descending or both ascending.
+
+    NULL sorts as the smallest value: last when descending, first when ascending.
+    """
+    if descending:
+        if value is None:
+            return Q(**{f"{key}__isnull": True, "id__lt": pk})
+        return Q(**{f"{key}__lt": value}) | Q(**{key: value, "id__lt": pk}) | Q(**{f"{key}__isnull": True})
+    if value is None:
+        return Q(**{f"{key}__isnull": True, "id__gt": pk}) | Q(**{f"{key}__isnull": False})
+    return Q(**{f"{key}__gt": value}) | Q(**{key: value, "id__gt": pk})
+
+
+def _ordered(queryset: QuerySet[T], key: str, *, descending: bool) -> QuerySet[T]:
+    if descending:
+        return queryset.order_by(F(key).desc(nulls_last=True), "-id")
+    return queryset.order_by(F(key).asc(nulls_first=True), "id")
+
+
+def paginate_keyset(
+    queryset: QuerySet[T],
+    *,
+    key: str,
+    descending: bool = True,
+    limit: int = DEFAULT_LIMIT,
+    after: str | None = None,
+    before: str | None = None,
+) -> KeysetPage[T]:
+    """One page by (key, id) with links both ways; ``key`` may be a field or an annotation.
+
+    ``after`` continues forward from a row, ``before`` walks back from one (the query runs in
+    the reverse order and its rows are flipped), so neither depends on how deep the page is.
+    """
+    backwards = bool(before) and not after
+    cursor = before if backwards else after
+    if cursor:
+        value, pk = _decode_key(cursor)
+        queryset = queryset.filter(_after(key, value, pk, descending=descending != backwards))
+    rows = list(_ordered(queryset, key, descending=descending != backwards)[: limit + 1])
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if backwards:
+        rows.reverse()
+    first = _encode_key(getattr(rows[0], key), rows[0].pk) if rows else None
+    last = _encode_key(getattr(rows[-1], key), rows[-1].pk) if rows else None
+    if backwards:
+        return KeysetPage(items=rows, next_cursor=last, prev_cursor=first if has_more else None)
+    return KeysetPage(items=rows, next_cursor=last if has_more else None, prev_cursor=first if cursor else None)
+
+
+def _live_purchases() -> CustomEventQuerySet:
+    return CustomEvent.objects.live().filter(
+        workspace_id=OuterRef("workspace_id"), contact=OuterRef("pk"), goal_type=GoalType.PURCHASE
+    )
+
+
+def with_contact_totals(contacts: QuerySet[Contact]) -> QuerySet[Contact]:
+    """Each contact's net lifetime value, order count and last event, as correlated subqueries.
+
+    Refunds are purchase events with a negative value, so the plain sum is net of them; an
+    order is a live purchase with a positive value. The purchase subqueries are answered from
+    the partial live-goal index, the last event from the (contact, -occurred_at) index.
+    """
+    net = _live_purchases().order_by().values("contact").annotate(total=Sum("goal_value")).values("total")
+    orders = _live_purchases().filter(goal_value__gt=0).order_by().values("contact").annotate(n=Count("id")).values("n")
+    last_event = CustomEvent.objects.live().filter(contact=OuterRef("pk")).order_by("-occurred_at", "-id")
+    money = DecimalField(max_digits=GOAL_VALUE_MAX_DIGITS + 6, decimal_places=GOAL_VALUE_DECIMAL_PLACES)
+    return contacts.annotate(
+        lifetime_value=Coalesce(Subquery(net, output_field=money), Value(Decimal("0.00")), output_field=money),
+        order_count=Coalesce(Subquery(orders, output_field=IntegerField()), Value(0)),
+        last_event_at=Subquery(last_event.values("occurred_at")[:1]),
+    )
+
+
+# Sort parameter -> (annotation or field, descending). The default uses (workspace, -created_at, -id).
+CONTACT_SORTS: dict[str, tuple[str, bool]] = {
+    "-created": ("created_at", True),
+    "created": ("created_at", False),
+    "-ltv": ("lifetime_value", True),
+    "ltv": ("lifetime_value", False),
+    "-orders": ("order_count", True),
+    "orders": ("order_count", False),
+    "-last_event": ("last_event_at", True),
+    "last_event": ("last_event_at", False),
+}
+DEFAULT_CONTACT_SORT = "-created"
+
+
+def contact_page(
+    *,
+    workspace_id: str,
+    search: str = "",
+    segment_slug: str = "",
+    sort: str = DEFAULT_CONTACT_SORT,
+    limit: int = DEFAULT_LIMIT,
+    after: str | None = None,
+    before: str | None = None,
+) -> KeysetPage[Contact]:
+    """Contacts of a workspace with their totals, searched by email or name, in one query.
+
+    Every word of ``search`` must appear in the email, first or last name. Segment membership
+    is read through the reverse relation so this layer does not import segments.
+    """
+    contacts = Contact.objects.filter(workspace_id=workspace_id)
+    for word in search.split():
+        contacts = contacts.filter(
+            Q(email__icontains=word) | Q(first_name__icontains=word) | Q(last_name__icontains=word)
+        )
+    if segment_slug:
+        contacts = contacts.filter(
+            segment_memberships__segment__slug=segment_slug,
+            segment_memberships__segment__workspace_id=workspace_id,
+        )
+    key, descending = CONTACT_SORTS.get(sort, CONTACT_SORTS[DEFAULT_CONTACT_SORT])
+    return paginate_keyset(
+        with_contact_totals(contacts), key=key, descending=descending, limit=limit, after=after, before=before
+    )
+
+
+def segment_choices(*, workspace: Workspace) -> list[tuple[str, str]]:
+    """(slug, name) of the workspace's segments for filters, through the reverse relation."""
+    return list(workspace.segments.exclude(status="deleted").order_by("name").values_list("slug", "name"))
+
+
+@dataclass(frozen=True)
+class ContactSummary:
+    lifetime_value: Decimal
+    order_count: int
+    average_order_value: Decimal | None
+    first_purchase_at: datetime | None
+    last_purchase_at: datetime | None
+    refund_count: int
+    refund_total: Decimal
+
+
+def contact_summary(*, contact: Contact) -> ContactSummary:
+    """RFM figures of one contact in one aggregate query over its live purchase events.
+
+    The average order value is over orders (positive purchases), before refunds.
+    """
+    order, refund = Q(goal_value__gt=0), Q(goal_value__lt=0)
+    totals = (
+        CustomEvent.objects.live()
+        .filter(workspace_id=contact.workspace_id, contact=contact, goal_type=GoalType.PURCHASE)
+        .aggregate(
+            net=Sum("goal_value"),
+            gross=Sum("goal_value", filter=order),
+            orders=Count("id", filter=order),
+            first=Min("occurred_at", filter=order),
+            last=Max("occurred_at", filter=order),
+            refunds=Count("id", filter=refund),
+            refunded=Sum("goal_value", filter=refund),
+        )
+    )
+    orders = totals["orders"] or 0
+    gross = totals["gross"] or Decimal("0")
+    return ContactSummary(
+        lifetime_value=totals["net"] or Decimal("0.00"),
+        order_count=orders,
+        average_order_value=(gross / orders).quantize(Decimal("0.01")) if orders else None,
+        first_purchase_at=totals["first"],
+        last_purchase_at=totals["last"],
+        refund_count=totals["refunds"] or 0,
+        refund_total=-(totals["refunded"] or Decimal("0.00")),
+    )
+
+
+def contact_segment_memberships(*, contact: Contact) -> list[Any]:
+    """The contact's memberships with their segment, deleted segments left out."""
+    return list(
+        contact.segment_memberships.select_related("segment")  # type: ignore[attr-defined]
+        .exclude(segment__status="deleted")
+        .order_by("segment__name")
+    )
+
+
+def timeline_kinds(*, contact: Contact) -> list[str]:
+    """Distinct kinds in a contact's timeline (served by the (contact, kind, ...) index)."""
+    return list(
+        TimelineEntry.objects.filter(contact=contact).order_by("kind").values_list("kind", flat=True).distinct()
+    )
+
+
+class DeletedFilter:
+    LIVE = "live"
+    DELETED = "deleted"
+    ALL = "all"
+    CHOICES = ((LIVE, "Live"), (DELETED, "Deleted"), (ALL, "All"))
+
+
+def event_page(
+    *,
+    workspace_id: str,
+    event_name: str = "",
+    goal_type: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    deleted: str = DeletedFilter.LIVE,
+    limit: int = DEFAULT_LIMIT,
+    after: str | None = None,
+    before: str | None = None,
+) -> KeysetPage[CustomEvent]:
+    """A workspace's events newest first; ``event_name`` matches exactly or, ending in ``*``, as a prefix."""
+    events = CustomEvent.objects.filter(workspace_id=workspace_id).select_related("contact")
+    if deleted == DeletedFilter.LIVE:
+        events = events.filter(deleted_at__isnull=True)
+    elif deleted == DeletedFilter.DELETED:
+        events = events.filter(deleted_at__isnull=False)
+    if event_name:
+        if event_name.endswith("*"):
+            events = events.filter(event_name__startswith=event_name[:-1])
+        else:
+            events = events.filter(event_name=event_name)
+    if goal_type:
+        events = events.filter(goal_type=goal_type)
+    if since:
+        events = events.filter(occurred_at__gte=since)
+    if until:
+        events = events.filter(occurred_at__lt=until)
+    return paginate_keyset(events, key="occurred_at", limit=limit, after=after, before=before)

@@ -9,4 +9,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("events_platform.api_urls")),
     path("", include("events_platform.workspaces.urls")),
+    path("", include("contacts.urls")),
 ]

@@ -1,13 +1,17 @@
-"""Pages of the workspaces layer: switching workspace."""
+"""Pages of the workspaces layer: switching workspace, API keys."""
 
+from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from .models import WorkspaceMembership
-from .web import SESSION_KEY
+from .models import ApiKey, WorkspaceMembership
+from .services import IssuedKey, api_key_create, api_key_revoke
+from .web import SESSION_KEY, workspace_required
 
 
 @login_required
@@ -21,3 +25,55 @@ def workspace_switch(request: HttpRequest) -> HttpResponse:
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = "/"
     return redirect(target)
+
+
+# ---------------------------------------------------------------------------------------
+# API keys of the current workspace
+# ---------------------------------------------------------------------------------------
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(
+        label="Name", max_length=ApiKey._meta.get_field("name").max_length, help_text="Who or what will use it."
+    )
+
+
+def _api_keys_page(
+    request: HttpRequest, form: ApiKeyForm, issued: IssuedKey | None = None, status: int = 200
+) -> HttpResponse:
+    keys = ApiKey.objects.filter(workspace=request.workspace).select_related("created_by")  # type: ignore[attr-defined]
+    return render(
+        request, "workspaces/api_keys.html", {"form": form, "keys": list(keys), "issued": issued}, status=status
+    )
+
+
+@workspace_required
+def api_keys(request: HttpRequest) -> HttpResponse:
+    """List the workspace's keys; a POST issues one and shows its secret in this response only."""
+    if request.method != "POST":
+        return _api_keys_page(request, ApiKeyForm())
+    form = ApiKeyForm(request.POST)
+    if form.is_valid():
+        try:
+            issued = api_key_create(
+                workspace=request.workspace,  # type: ignore[attr-defined]
+                name=form.cleaned_data["name"].strip(),
+                created_by=request.user,  # type: ignore[arg-type]
+            )
+        except ValidationError as error:
+            form.add_error("name", error.message_dict.get("name", error.messages))
+        else:
+            # Never stored in the session or messages: the page that shows it is its only copy.
+            return _api_keys_page(request, ApiKeyForm(), issued=issued, status=201)
+    return _api_keys_page(request, form, status=400)
+
+
+@workspace_required
+def api_key_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks for confirmation (no JavaScript needed); POST revokes."""
+    api_key = get_object_or_404(ApiKey, pk=pk, workspace=request.workspace)  # type: ignore[attr-defined]
+    if request.method == "POST":
+        api_key_revoke(api_key=api_key)
+        messages.success(request, f"Key “{api_key.name}” ({api_key.prefix}…) is revoked; requests with it now fail.")
+        return redirect("api-keys")
+    return render(request, "workspaces/api_key_revoke.html", {"api_key": api_key})
