@@ -124,6 +124,7 @@ def redis_drop_queue(env: BenchEnv, *queues: str) -> None:
 
     client = redis.Redis.from_url(env.redis_url)
     try:
-        client.delete(*queues, *(f"_kombu.binding.{queue}" for queue in queues))
+        for queue in queues:
+            client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
     finally:
         client.close()

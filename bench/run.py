@@ -803,8 +803,13 @@ def _pg_version(env: bench_env.BenchEnv) -> str:
 
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
-        row = cursor.fetchone()
-    return f"PostgreSQL {row[0].split()[0] if row else '?'}"
+        version = cursor.fetchone()
+        cursor.execute("SHOW autovacuum")
+        autovacuum = cursor.fetchone()
+    return (
+        f"PostgreSQL {version[0].split()[0] if version else '?'} "
+        f"(autovacuum {autovacuum[0] if autovacuum else '?'}; the loader runs ANALYZE as the tables grow)"
+    )
 
 
 if __name__ == "__main__":
