@@ -153,7 +153,7 @@ def segment_delete(*, segment: Segment) -> None:
         if segment.slug in rules.referenced_segments(s.tree)
     ]
     if dependants:
-        raise SegmentError("segment_id", f"Used by other segments: {', '.join(sorted(dependants))}.")
+        raise SegmentError("id", f"Used by other segments: {', '.join(sorted(dependants))}.")
     Segment.objects.filter(pk=segment.pk).update(
         status=Segment.Status.DELETED,
         member_count=0,

@@ -7,10 +7,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pytest
+from rest_framework.test import APIClient
 
 from contacts.models import Contact, CustomEvent
 from events_platform.workspaces.models import Workspace
-from events_platform.workspaces.services import workspace_create
+from events_platform.workspaces.services import api_key_create, workspace_create
 from segments.models import Segment, SegmentMembership
 
 
@@ -81,3 +82,17 @@ def store_history(
                 for key in keys
             ]
         )
+
+
+@pytest.fixture
+def other_workspace(db: None) -> Workspace:
+    """A second tenant, to prove the segments API never crosses workspaces."""
+    return workspace_create(workspace_id="globex", name="Globex")
+
+
+@pytest.fixture
+def other_api_client(other_workspace: Workspace) -> APIClient:
+    """A client holding a key of ``other_workspace``."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(workspace=other_workspace, name='t').secret}")
+    return client
