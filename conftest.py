@@ -37,3 +37,79 @@ def api_client(api_key: IssuedApiKey) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key.secret}")
     return client
+
+
+# =======================================================================================
+# Browser tests (UI part A; reused by part B): a real Chromium driven by Playwright.
+# Debian's chromium at /usr/bin/chromium, never a downloaded browser. Missing chromium or
+# Playwright skips the tests, or fails them when REQUIRE_SERVICES=1 (CI).
+# =======================================================================================
+
+import os  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+CHROMIUM_PATH = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS_DIR = Path(__file__).resolve().parent / "artifacts" / "screenshots"
+BROWSER_PASSWORD = "browser-test-password-1"  # noqa: S105 - a test user's, set by login()
+
+
+def _browser_unavailable(reason: str) -> None:
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(f"REQUIRE_SERVICES=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def browser_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A fresh Playwright page (1280x900) in headless Chromium; closed after the test."""
+    if not os.path.exists(CHROMIUM_PATH):
+        _browser_unavailable(f"{CHROMIUM_PATH} is missing (apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _browser_unavailable("playwright is not installed (pip install -r requirements.txt)")
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
+    # still synchronous, so Django's async-safety check would be a false alarm here.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM_PATH, headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+def login(page: Any, live_server: Any, user: Any, password: str | None = None) -> None:
+    """Log ``user`` in through the login form; without ``password`` a known one is set first."""
+    if password is None:
+        password = BROWSER_PASSWORD
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", user.get_username())
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    assert "/accounts/login/" not in page.url, "login failed"
+
+
+def save_screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
+    """Keep a screenshot under artifacts/screenshots/ (git-ignored) for humans to look at."""
+    SCREENSHOTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS_DIR / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
