@@ -369,6 +369,9 @@ def segments_refresh_contacts(*, workspace_id: str, contact_ids: Iterable[int], 
         pks = segment_pks_for_slugs(
             workspace_id=workspace_id, slugs=set().union(*(rules.referenced_segments(s.tree) for s in segments))
         )
+        # An erased contact's memberships went with it (cascade), unseen by the diff below,
+        # so where one is in scope the counts are recounted rather than adjusted.
+        erased = bool(set(ids) - set(Contact.objects.filter(pk__in=ids).values_list("pk", flat=True)))
         for segment in _dependency_order(segments):
             matching = segment_matching_contacts(
                 workspace_id=workspace_id,
@@ -379,9 +382,12 @@ def segments_refresh_contacts(*, workspace_id: str, contact_ids: Iterable[int], 
                 segment_pks=pks,
             )
             entered, exited = _apply_membership(segment=segment, matching=matching, now=now, scope=ids)
-            if entered or exited:
-                changes += entered + exited
-                # Exact: the segment row is locked, so no other writer moves the count meanwhile.
+            changes += entered + exited
+            # Exact: the segment row is locked, so no other writer moves the count meanwhile.
+            if erased:
+                count = SegmentMembership.objects.filter(segment_id=segment.pk).count()
+                Segment.objects.filter(pk=segment.pk).update(member_count=count)
+            elif entered or exited:
                 Segment.objects.filter(pk=segment.pk).update(member_count=F("member_count") + entered - exited)
     return changes
 

@@ -867,3 +867,22 @@ def test_contacts_get_lists_the_contacts_segments(
     assert ann.json()["contact"]["email"] == "ann@x.io"
     assert eve.json()["contact"]["segments"] == []
     assert get(api_client, "contacts.get", {"workspace_id": "acme", "email": "zed@x.io"}).status_code == 404
+
+
+def test_erasing_a_contact_lowers_the_member_count_of_its_segments(
+    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
+) -> None:
+    """contacts.delete of a member: the segment's count follows its members (2 -> 1)."""
+    # given
+    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
+
+    # when
+    response = post(
+        api_client, "contacts.delete", {"workspace_id": "acme", "email": "ann@x.io"}, django_capture_on_commit_callbacks
+    )
+
+    # then
+    assert response.status_code == 200, response.content
+    assert member_emails("acme", "big") == {"dan@x.io"}
+    assert segment_json(api_client, "big")["member_count"] == 1
+    assert get(api_client, "segments.list", {"workspace_id": "acme"}).json()["segments"][0]["member_count"] == 1
