@@ -23,6 +23,7 @@ from segments.rules import TEMPLATES, validate_tree
 from segments.tests.api_helpers import (
     CaptureOnCommit,
     all_of,
+    any_of,
     get,
     goal_leaf,
     member_emails,
@@ -886,3 +887,145 @@ def test_erasing_a_contact_lowers_the_member_count_of_its_segments(
     assert member_emails("acme", "big") == {"dan@x.io"}
     assert segment_json(api_client, "big")["member_count"] == 1
     assert get(api_client, "segments.list", {"workspace_id": "acme"}).json()["segments"][0]["member_count"] == 1
+
+
+def test_explain_names_nested_and_negated_leaves_by_path(
+    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
+) -> None:
+    """Nested leaves are explained at their full path; a negated leaf says "not:" and holds when its body fails."""
+    # given
+    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
+    tree = all_of(segment_leaf("big"), any_of(goal_leaf("count", "gte", 2, negate=True), goal_leaf("max", "gt", 550)))
+    create(api_client, django_capture_on_commit_callbacks, "mixed", tree)
+
+    # when
+    body = get(
+        api_client, "segments.explain", {"workspace_id": "acme", "segment_id": "mixed", "email": "ann@x.io"}
+    ).json()
+
+    # then
+    assert [(c["path"], c["actual"], c["held"]) for c in body["conditions"]] == [
+        ("tree.branch.leaves[0]", "member", True),
+        ("tree.branch.leaves[1].branch.leaves[0]", "count = 2", False),
+        ("tree.branch.leaves[1].branch.leaves[1]", "max = 600.00", True),
+    ]
+    assert body["conditions"][1]["condition"].startswith("not: ")
+    assert (body["matches"], body["is_member"]) == (True, True)
+
+
+def test_update_of_the_timezone_rebuilds(
+    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
+) -> None:
+    """Dates are read in the segment's timezone, so a new timezone is a new version and a new build."""
+    # given
+    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
+
+    # when
+    response = post(
+        api_client,
+        "segments.update",
+        {"workspace_id": "acme", "id": "big", "timezone": "America/New_York"},
+        django_capture_on_commit_callbacks,
+    )
+
+    # then
+    assert response.status_code == 200, response.content
+    assert (response.json()["segment"]["version"], response.json()["segment"]["status"]) == (2, "building")
+    after = segment_json(api_client, "big")
+    assert (after["timezone"], after["status"], after["member_count"]) == ("America/New_York", "active", 2)
+
+
+def test_update_that_would_make_a_cycle_is_a_400_naming_tree(
+    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
+) -> None:
+    """a uses b; b may not then use a (nor itself): 400 naming tree, b unchanged."""
+    # given
+    create(api_client, django_capture_on_commit_callbacks, "b", SPENT_1000)
+    create(api_client, django_capture_on_commit_callbacks, "a", all_of(segment_leaf("b")))
+
+    # when
+    via_a = post(
+        api_client,
+        "segments.update",
+        {"workspace_id": "acme", "id": "b", "tree": all_of(segment_leaf("a"))},
+        django_capture_on_commit_callbacks,
+    )
+    itself = post(
+        api_client,
+        "segments.update",
+        {"workspace_id": "acme", "id": "b", "tree": all_of(segment_leaf("b"))},
+        django_capture_on_commit_callbacks,
+    )
+
+    # then
+    for response in (via_a, itself):
+        assert response.status_code == 400, response.content
+        assert list(response.json()["details"]) == ["tree"]
+    assert segment_json(api_client, "b")["version"] == 1
+
+
+def test_create_from_a_template_keeps_a_given_name_and_colour(
+    workspace: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
+) -> None:
+    """A template supplies the tree; a name and colour given with it win over the template's."""
+    # when
+    response = post(
+        api_client,
+        "segments.create",
+        {"workspace_id": "acme", "id": "whales", "template": "vip", "name": "Whales", "color": "#abcdef"},
+        django_capture_on_commit_callbacks,
+    )
+
+    # then
+    assert response.status_code == 201, response.content
+    body = response.json()["segment"]
+    assert (body["name"], body["color"], body["tree"]) == ("Whales", "#abcdef", TEMPLATES["vip"]["tree"])
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("segments.contacts", {"id": "big", "limit": 0}, "limit"),
+        ("segments.contacts", {"id": "big", "limit": 100_000}, "limit"),
+        ("segments.contacts", {"id": "big", "limit": "ten"}, "limit"),
+        ("segments.contacts", {}, "id"),
+        ("segments.export", {}, "id"),
+        ("segments.explain", {"segment_id": "big"}, "email"),
+        ("segments.explain", {"email": "ann@x.io"}, "segment_id"),
+    ],
+)
+def test_bad_query_parameters_are_a_400_naming_them(
+    shop: Workspace,
+    api_client: APIClient,
+    django_capture_on_commit_callbacks: CaptureOnCommit,
+    path: str,
+    params: dict[str, Any],
+    field: str,
+) -> None:
+    """Reads validate their query string and name the bad parameter."""
+    # given
+    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
+
+    # when
+    response = get(api_client, path, {"workspace_id": "acme", **params})
+
+    # then
+    assert response.status_code == 400, response.content
+    assert list(response.json()["details"]) == [field]
+
+
+def test_preview_with_a_bad_timezone_is_a_400_naming_it(
+    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
+) -> None:
+    """The preview reads dates in the given timezone, which must be an IANA name."""
+    # when
+    response = post(
+        api_client,
+        "segments.preview",
+        {"workspace_id": "acme", "tree": SPENT_1000, "timezone": "Nowhere/Land"},
+        django_capture_on_commit_callbacks,
+    )
+
+    # then
+    assert response.status_code == 400
+    assert list(response.json()["details"]) == ["timezone"]
