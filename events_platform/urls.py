@@ -10,4 +10,5 @@ urlpatterns = [
     path("api/", include("events_platform.api_urls")),
     path("", include("events_platform.workspaces.urls")),
     path("", include("contacts.urls")),
+    path("", include("segments.urls")),
 ]

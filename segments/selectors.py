@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from contacts.models import Contact
+from contacts.models import Contact, CustomEvent, GoalType
 from contacts.selectors import Page, paginate_desc
 from segments import explain, rules
-from segments.models import Segment, SegmentMembership
+from segments.models import Segment, SegmentMembership, SegmentMembershipChange
 from segments.rules import compile_tree, referenced_segments, validate_tree
 
 
@@ -207,3 +209,78 @@ def segment_explain(*, segment: Segment, contact: Contact, now: dt.datetime | No
         "evaluated_at": now,
         "conditions": conditions,
     }
+
+
+# ---------------------------------------------------------------------------------------
+# Reads for the marketer pages (segments/views.py): dashboard figures, a segment's size
+# over time and its entered/exited log. Each is one statement.
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DashboardFigures:
+    contacts: int
+    events_30d: int
+    revenue_30d: Any
+    revenue_all_time: Any
+
+
+def dashboard_figures(*, workspace_id: str, now: dt.datetime | None = None) -> DashboardFigures:
+    """Contacts, live events of the last 30 days, and net revenue (live purchase goal values,
+    refunds included as the negative values they are) for 30 days and all time: two aggregates."""
+    since = (now or timezone.now()) - dt.timedelta(days=30)
+    purchases = Q(goal_type=GoalType.PURCHASE)
+    totals = CustomEvent.objects.filter(workspace_id=workspace_id, deleted_at__isnull=True).aggregate(
+        events_30d=Count("id", filter=Q(occurred_at__gte=since)),
+        revenue_30d=Sum("goal_value", filter=purchases & Q(occurred_at__gte=since)),
+        revenue_all_time=Sum("goal_value", filter=purchases),
+    )
+    return DashboardFigures(
+        contacts=Contact.objects.filter(workspace_id=workspace_id).count(),
+        events_30d=totals["events_30d"],
+        revenue_30d=totals["revenue_30d"] or 0,
+        revenue_all_time=totals["revenue_all_time"] or 0,
+    )
+
+
+@dataclass(frozen=True)
+class SizePoint:
+    day: dt.date
+    entered: int
+    exited: int
+    size: int
+
+
+def segment_size_by_day(*, segment: Segment, timezone_name: str) -> list[SizePoint]:
+    """The segment's size at the end of each day with a change, from its membership history:
+    one GROUP BY day (in ``timezone_name``), then a running sum over the days."""
+    entered = SegmentMembershipChange.Change.ENTERED
+    exited = SegmentMembershipChange.Change.EXITED
+    rows = (
+        SegmentMembershipChange.objects.filter(segment=segment)
+        .annotate(day=TruncDate("changed_at", tzinfo=zoneinfo.ZoneInfo(timezone_name)))
+        .values("day")
+        .annotate(entered=Count("id", filter=Q(change=entered)), exited=Count("id", filter=Q(change=exited)))
+        .order_by("day")
+    )
+    points, size = [], 0
+    for row in rows:
+        size += row["entered"] - row["exited"]
+        points.append(SizePoint(day=row["day"], entered=row["entered"], exited=row["exited"], size=size))
+    return points
+
+
+def segment_changes(*, segment: Segment, limit: int, cursor: str | None = None) -> Page[Any]:
+    """The entered/exited log, newest first, with each change's contact (keyset paginated)."""
+    changes = SegmentMembershipChange.objects.filter(segment=segment).select_related("contact")
+    return paginate_desc(changes, field="changed_at", limit=limit, cursor=cursor)
+
+
+def segment_choices(*, workspace_id: str) -> list[tuple[str, str]]:
+    """(slug, name) of the workspace's segments, by name: the builder's "in segment" choices."""
+    return list(
+        Segment.objects.filter(workspace_id=workspace_id)
+        .exclude(status=Segment.Status.DELETED)
+        .order_by("name")
+        .values_list("slug", "name")
+    )

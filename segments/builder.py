@@ -1,0 +1,564 @@
+"""The segment builder's form: a rule tree as named controls, and back.
+
+Pure logic, no query. The builder page renders one control per field, named by the node's path
+(``n`` is the root, ``n.0`` its first child, ``n.0.1`` that child's second child) and the field
+(``n.0.1.aggregate_operator``). Posting the form sends every control; ``tree_from_controls``
+rebuilds the (unvalidated) tree from them, ``rules.validate_tree`` judges it, and
+``error_slots`` maps each ``TreeValidationError`` path back to the control that caused it. So
+the form's state IS the tree, the server owns the structure (add, remove, templates are form
+submissions), and the page works without JavaScript.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from contacts.models import GoalType
+
+from . import rules
+
+ROOT = "n"
+MAX_PROPERTY_ROWS = rules.MAX_PROPERTY_FILTERS
+
+GOAL_TYPE_CHOICES = [*GoalType.choices, (rules.ANY_GOAL_TYPE, "Any goal type")]
+AGGREGATE_CHOICES = [
+    ("sum", "Sum"),
+    ("count", "Count"),
+    ("avg", "Average"),
+    ("min", "Smallest"),
+    ("max", "Largest"),
+    ("first", "First value"),
+    ("last", "Latest value"),
+]
+COMPARISON_CHOICES = [
+    ("gte", "is greater than or equal to"),
+    ("gt", "is greater than"),
+    ("lte", "is less than or equal to"),
+    ("lt", "is less than"),
+    ("eq", "is equal to"),
+    ("neq", "is not equal to"),
+    ("between", "is between"),
+]
+TIMEFRAME_CHOICES = [
+    ("anytime", "at any time"),
+    ("in_the_last_days", "in the last … days"),
+    ("more_than_days_ago", "more than … days ago"),
+    ("in_date_range", "between two dates"),
+    ("before_date", "before a date"),
+    ("after_date", "after a date"),
+]
+TIMEFRAME_ARITY = {
+    "anytime": 0,
+    "in_the_last_days": 1,
+    "more_than_days_ago": 1,
+    "before_date": 1,
+    "after_date": 1,
+    "in_date_range": 2,
+}
+COUNT_CHOICES = [("at_least", "at least"), ("at_most", "at most"), ("exactly", "exactly")]
+PROPERTY_OPERATOR_CHOICES = [("equals", "equals"), ("not_equals", "does not equal"), ("exists", "is present")]
+CONTACT_FIELD_CHOICES = [
+    ("email", "Email"),
+    ("external_id", "External id"),
+    ("first_name", "First name"),
+    ("last_name", "Last name"),
+    ("created_at", "Created"),
+    ("properties", "Property…"),
+]
+CONTACT_OPERATOR_LABELS = {
+    "equals": "equals",
+    "not_equals": "does not equal",
+    "contains": "contains",
+    "not_contains": "does not contain",
+    "is_set": "is set",
+    "is_not_set": "is not set",
+    "gt": "is greater than",
+    "gte": "is greater than or equal to",
+    "lt": "is less than",
+    "lte": "is less than or equal to",
+    "before": "is before",
+    "after": "is after",
+    "in_the_last_days": "is in the last … days",
+}
+SEGMENT_OPERATOR_CHOICES = [("in_segment", "is in"), ("not_in_segment", "is not in")]
+SOURCE_CHOICES = [
+    ("custom_events_goals", "Goal"),
+    ("custom_events", "Event"),
+    ("contacts", "Contact field"),
+    ("segment", "Segment"),
+]
+BRANCH_CHOICES = [("and", "ALL"), ("or", "ANY")]
+
+# The controls of each source, in the order a reader meets them.
+GOAL_FIELDS = ("goal_type", "goal_name", "event_name", "aggregate_operator", "operator", "value", "value_2")
+EVENT_FIELDS = ("event_name", "count_operator", "count_value")
+CONTACT_FIELDS = ("field", "property_key", "operator", "value")
+SEGMENT_FIELDS = ("segment_id", "operator")
+
+
+def default_leaf() -> dict[str, Any]:
+    """A new condition: a purchase goal, with the amount left for the marketer to type."""
+    return {
+        "kind": "leaf",
+        "leaf": {
+            "source": "custom_events_goals",
+            "custom_events_goal": {
+                "goal_type": GoalType.PURCHASE.value,
+                "aggregate_operator": "sum",
+                "operator": "gte",
+                "timeframe_operator": "anytime",
+                "timeframe_values": [],
+            },
+        },
+    }
+
+
+def default_tree() -> dict[str, Any]:
+    return {"kind": "branch", "branch": {"operator": "and", "leaves": [default_leaf()]}}
+
+
+def as_group(tree: Any) -> dict[str, Any]:
+    """The builder always edits a group at the top; a lone leaf becomes ALL of that one leaf
+    (the same contacts: a one-member AND is its member)."""
+    if isinstance(tree, dict) and tree.get("kind") == "branch" and isinstance(tree.get("branch"), dict):
+        return tree
+    if isinstance(tree, dict) and tree.get("kind") == "leaf":
+        return {"kind": "branch", "branch": {"operator": "and", "leaves": [tree]}}
+    return default_tree()
+
+
+# --------------------------------------------------------------------------- controls -> tree
+
+
+def _split(name: str) -> tuple[str, str] | None:
+    """``n.0.1.value`` -> (``n.0.1``, ``value``); None for names that are not builder controls."""
+    if not name.startswith(ROOT + ".") and name != ROOT:
+        return None
+    path, _, control = name.rpartition(".")
+    if not path or not re.fullmatch(r"n(\.\d+)*", path) or not re.fullmatch(r"[a-z_0-9]+", control):
+        return None
+    if control.isdigit():
+        return None
+    return path, control
+
+
+def tree_from_controls(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The tree the posted controls describe, unvalidated (blank inputs are left out, so the
+    validator reports them as required at their own path)."""
+    nodes: dict[str, dict[str, str]] = {}
+    for name in data:
+        split = _split(name)
+        if split is None:
+            continue
+        path, control = split
+        nodes.setdefault(path, {})[control] = str(data.get(name, "")).strip()
+    if ROOT not in nodes:
+        return default_tree()
+    return _node(ROOT, nodes)
+
+
+def _children(path: str, nodes: Mapping[str, dict[str, str]]) -> list[str]:
+    prefix = path + "."
+    indexes = {
+        int(other[len(prefix) :]) for other in nodes if other.startswith(prefix) and other[len(prefix) :].isdigit()
+    }
+    return [f"{prefix}{index}" for index in sorted(indexes)]
+
+
+def _node(path: str, nodes: Mapping[str, dict[str, str]]) -> dict[str, Any]:
+    controls = nodes.get(path, {})
+    node: dict[str, Any]
+    if controls.get("kind") == "leaf":
+        node = {"kind": "leaf", "leaf": _leaf(controls)}
+    else:
+        children = [_node(child, nodes) for child in _children(path, nodes)]
+        node = {"kind": "branch", "branch": {"operator": controls.get("operator") or "and", "leaves": children}}
+    if controls.get("negate"):
+        node["negate"] = True
+    return node
+
+
+def _set(body: dict[str, Any], key: str, raw: str | None) -> None:
+    if raw:
+        body[key] = raw
+
+
+def _timeframe(body: dict[str, Any], controls: Mapping[str, str]) -> None:
+    operator = controls.get("timeframe_operator") or "anytime"
+    body["timeframe_operator"] = operator
+    arity = TIMEFRAME_ARITY.get(operator, 0)
+    body["timeframe_values"] = [controls.get(f"timeframe_value_{i}", "") for i in range(arity)]
+
+
+def _leaf(controls: Mapping[str, str]) -> dict[str, Any]:
+    source = controls.get("source") or "custom_events_goals"
+    body: dict[str, Any] = {}
+    if source == "custom_events_goals":
+        for key in ("goal_type", "goal_name", "event_name", "aggregate_operator", "operator", "value"):
+            _set(body, key, controls.get(key))
+        if body.get("operator") == "between":
+            _set(body, "value_2", controls.get("value_2"))
+        _timeframe(body, controls)
+    elif source == "custom_events":
+        for key in ("event_name", "count_operator", "count_value"):
+            _set(body, key, controls.get(key))
+        properties = []
+        for index in range(MAX_PROPERTY_ROWS + 1):
+            if f"prop_key_{index}" not in controls:
+                continue
+            item: dict[str, Any] = {"key": controls[f"prop_key_{index}"]}
+            item["operator"] = controls.get(f"prop_operator_{index}") or "equals"
+            if item["operator"] != "exists":
+                item["value"] = controls.get(f"prop_value_{index}", "")
+            properties.append(item)
+        if properties:
+            body["properties"] = properties
+        _timeframe(body, controls)
+    elif source == "contacts":
+        field_name = controls.get("field") or "email"
+        if field_name == "properties":
+            field_name = rules.PROPERTIES_PREFIX + controls.get("property_key", "")
+        body["field"] = field_name
+        _set(body, "operator", controls.get("operator"))
+        operator = body.get("operator")
+        raw = controls.get("value", "")
+        # A blank value is "required", except that a text column may equal "" (unknown).
+        text_column = field_name in ("external_id", "first_name", "last_name")
+        blank_allowed = operator in ("equals", "not_equals") and text_column
+        if operator not in ("is_set", "is_not_set") and (raw or blank_allowed):
+            body["value"] = raw
+    else:
+        source = "segment"
+        for key in ("segment_id", "operator"):
+            _set(body, key, controls.get(key))
+    return {"source": source, rules.SOURCE_KEYS[source]: body}
+
+
+# --------------------------------------------------------------------------- structural edits
+
+
+def _locate(tree: dict[str, Any], path: str) -> dict[str, Any] | None:
+    node = tree
+    for part in path.split(".")[1:]:
+        if node.get("kind") != "branch":
+            return None
+        leaves = node["branch"]["leaves"]
+        index = int(part)
+        if not 0 <= index < len(leaves):
+            return None
+        node = leaves[index]
+    return node
+
+
+def apply_edit(tree: dict[str, Any], edit: str) -> dict[str, Any]:
+    """Apply one structural edit named by a button (``add_leaf:n.0``, ``remove:n.0.1`` ...)."""
+    tree = copy.deepcopy(tree)
+    action, _, target = edit.partition(":")
+    if action == "template":
+        template = rules.TEMPLATES.get(target)
+        return as_group(copy.deepcopy(template["tree"])) if template else tree
+    path, _, extra = target.partition(":")
+    if not re.fullmatch(r"n(\.\d+)*", path):
+        return tree
+    node = _locate(tree, path)
+    if node is None:
+        return tree
+    if action in ("add_leaf", "add_group") and node.get("kind") == "branch":
+        if action == "add_leaf":
+            new = default_leaf()
+        else:
+            new = {"kind": "branch", "branch": {"operator": "or", "leaves": [default_leaf()]}}
+        node["branch"]["leaves"].append(new)
+    elif action == "remove" and path != ROOT:
+        parent_path, _, index = path.rpartition(".")
+        parent = _locate(tree, parent_path)
+        if parent is not None and parent.get("kind") == "branch":
+            del parent["branch"]["leaves"][int(index)]
+    elif action in ("add_prop", "remove_prop") and node.get("kind") == "leaf":
+        body = node["leaf"].get("custom_event")
+        if isinstance(body, dict):
+            properties = body.setdefault("properties", [])
+            if action == "add_prop" and len(properties) < MAX_PROPERTY_ROWS:
+                properties.append({"key": "", "operator": "equals", "value": ""})
+            elif action == "remove_prop" and extra.isdigit() and int(extra) < len(properties):
+                del properties[int(extra)]
+    return tree
+
+
+# --------------------------------------------------------------------------- errors -> controls
+
+_LEAVES = re.compile(r"\.branch\.leaves\[(\d+)\]")
+
+
+def error_slots(errors: Mapping[str, list[str]]) -> dict[tuple[str, str], list[str]]:
+    """Map validator paths to (node path, control): ``tree.branch.leaves[0].leaf.custom_events_goal.value``
+    -> (``n.0``, ``value``). Messages about a node as a whole go to control ``""``."""
+    slots: dict[tuple[str, str], list[str]] = {}
+    for raw_path, messages in errors.items():
+        rest = raw_path.removeprefix("tree")
+        node = ROOT
+        while True:
+            match = _LEAVES.match(rest)
+            if not match:
+                break
+            node += f".{match.group(1)}"
+            rest = rest[match.end() :]
+        control = _control_for(rest)
+        slots.setdefault((node, control), []).extend(messages)
+    return slots
+
+
+def _control_for(rest: str) -> str:
+    """The control named by what follows the node in a validator path."""
+    rest = rest.lstrip(".")
+    if rest in ("", "kind", "negate", "branch", "branch.leaves", "leaf", "leaf.source"):
+        return ""
+    if rest == "branch.operator":
+        return "operator"
+    parts = rest.split(".")
+    if parts[0] == "leaf" and len(parts) >= 3:
+        name = ".".join(parts[2:])
+        if match := re.fullmatch(r"timeframe_values\[(\d+)\]", name):
+            return f"timeframe_value_{match.group(1)}"
+        if name == "timeframe_values":
+            return "timeframe_value_0"
+        if match := re.fullmatch(r"properties\[(\d+)\](?:\.(\w+))?", name):
+            return f"prop_{match.group(2) or 'key'}_{match.group(1)}"
+        return name
+    return ""
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def _choice_label(choices: list[tuple[str, str]], value: Any) -> str:
+    return dict(choices).get(value, str(value))
+
+
+def _timeframe_label(body: Mapping[str, Any]) -> str:
+    operator = body.get("timeframe_operator", "anytime")
+    values = body.get("timeframe_values", [])
+    if operator == "in_the_last_days":
+        return f"in the last {values[0]} days"
+    if operator == "more_than_days_ago":
+        return f"more than {values[0]} days ago"
+    if operator == "in_date_range":
+        return f"between {values[0]} and {values[1]}"
+    if operator == "before_date":
+        return f"before {values[0]}"
+    if operator == "after_date":
+        return f"after {values[0]}"
+    return "at any time"
+
+
+def leaf_label(leaf: Mapping[str, Any], segment_names: Mapping[str, str] | None = None) -> str:
+    """A validated leaf as the builder reads it back: ``Goal: type Purchase, Sum is greater than
+    or equal to 1000, in the last 60 days``."""
+    source = leaf["source"]
+    body = leaf[rules.SOURCE_KEYS[source]]
+    if source == "custom_events_goals":
+        parts = [f"Goal: type {_choice_label(GOAL_TYPE_CHOICES, body['goal_type'])}"]
+        if "goal_name" in body:
+            parts.append(f"goal name {body['goal_name']}")
+        if "event_name" in body:
+            parts.append(f"event {body['event_name']}")
+        comparison = _choice_label(COMPARISON_CHOICES, body["operator"])
+        amount = f"{body['value']} and {body['value_2']}" if body["operator"] == "between" else f"{body['value']}"
+        parts.append(f"{_choice_label(AGGREGATE_CHOICES, body['aggregate_operator'])} {comparison} {amount}")
+        parts.append(_timeframe_label(body))
+        return ", ".join(parts)
+    if source == "custom_events":
+        parts = [f"Event: {body['event_name']}"]
+        for item in body.get("properties", []):
+            value = f" {item['value']}" if "value" in item else ""
+            parts.append(f"where {item['key']} {_choice_label(PROPERTY_OPERATOR_CHOICES, item['operator'])}{value}")
+        times = "time" if body["count_value"] == 1 else "times"
+        parts.append(f"{_choice_label(COUNT_CHOICES, body['count_operator'])} {body['count_value']} {times}")
+        parts.append(_timeframe_label(body))
+        return ", ".join(parts)
+    if source == "contacts":
+        field_name = body["field"]
+        if field_name.startswith(rules.PROPERTIES_PREFIX):
+            field_label = f"property {field_name[len(rules.PROPERTIES_PREFIX) :]}"
+        else:
+            field_label = _choice_label(CONTACT_FIELD_CHOICES, field_name).lower()
+        operator = CONTACT_OPERATOR_LABELS.get(body["operator"], body["operator"])
+        if body["operator"] == "in_the_last_days":
+            return f"Contact: {field_label} is in the last {body['value']} days"
+        value = f" {body['value']}" if "value" in body else ""
+        return f"Contact: {field_label} {operator}{value}"
+    slug = body["segment_id"]
+    name = (segment_names or {}).get(slug, slug)
+    return f"Segment: {_choice_label(SEGMENT_OPERATOR_CHOICES, body['operator'])} {name}"
+
+
+def node_label(node: Mapping[str, Any], segment_names: Mapping[str, str] | None = None) -> str:
+    """A validated node in one line (a group is summarised by its operator and size)."""
+    prefix = "NOT " if node.get("negate") else ""
+    if node["kind"] == "leaf":
+        return prefix + leaf_label(node["leaf"], segment_names)
+    branch = node["branch"]
+    word = "ALL" if branch["operator"] == "and" else "ANY"
+    inner = "; ".join(node_label(child, segment_names) for child in branch["leaves"])
+    return f"{prefix}{word} of ({inner})"
+
+
+# --------------------------------------------------------------------------- view model
+
+
+@dataclass
+class BuilderNode:
+    """One node as the template renders it."""
+
+    path: str
+    kind: str
+    negate: bool
+    depth: int
+    operator: str = "and"
+    children: list[BuilderNode] = field(default_factory=list)
+    source: str = "custom_events_goals"
+    values: dict[str, str] = field(default_factory=dict)
+    properties: list[dict[str, str]] = field(default_factory=list)
+    arity: int = 0
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    label: str = ""
+    label_errors: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        """The HTML id prefix: dots are awkward in CSS selectors."""
+        return self.path.replace(".", "-")
+
+    @property
+    def is_root(self) -> bool:
+        return self.path == ROOT
+
+    @property
+    def node_errors(self) -> list[str]:
+        return self.errors.get("", [])
+
+    @property
+    def contact_operators(self) -> list[tuple[str, str]]:
+        family = "properties" if self.values.get("field") == "properties" else self.values.get("field") or "email"
+        operators = rules.CONTACT_FIELD_OPERATORS.get(family, rules.TEXT_FIELD_OPERATORS)
+        return [(op, CONTACT_OPERATOR_LABELS.get(op, op)) for op in operators]
+
+    @property
+    def contact_value_type(self) -> str:
+        operator = self.values.get("operator", "")
+        if operator in ("is_set", "is_not_set"):
+            return "none"
+        if operator == "in_the_last_days":
+            return "number"
+        if operator in ("before", "after"):
+            return "date"
+        if operator in ("gt", "gte", "lt", "lte"):
+            return "number"
+        return "text"
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def build_view(
+    tree: dict[str, Any],
+    *,
+    errors: Mapping[str, list[str]] | None = None,
+    segment_names: Mapping[str, str] | None = None,
+) -> BuilderNode:
+    """The view model of a (possibly invalid) tree; ``errors`` are validator paths."""
+    slots = error_slots(errors or {})
+    return _view(as_group(tree), ROOT, 0, slots, segment_names or {})
+
+
+def _view(
+    node: Any, path: str, depth: int, slots: Mapping[tuple[str, str], list[str]], names: Mapping[str, str]
+) -> BuilderNode:
+    node = node if isinstance(node, dict) else {}
+    errors = {control: messages for (node_path, control), messages in slots.items() if node_path == path}
+    negate = node.get("negate") is True
+    if node.get("kind") == "branch":
+        branch = node.get("branch") or {}
+        leaves = branch.get("leaves") if isinstance(branch.get("leaves"), list) else []
+        return BuilderNode(
+            path=path,
+            kind="branch",
+            negate=negate,
+            depth=depth,
+            operator=branch.get("operator") if branch.get("operator") in ("and", "or") else "and",
+            children=[_view(child, f"{path}.{i}", depth + 1, slots, names) for i, child in enumerate(leaves)],
+            errors=errors,
+        )
+    leaf = node.get("leaf") if isinstance(node.get("leaf"), dict) else {}
+    source = leaf.get("source") if leaf.get("source") in rules.SOURCE_KEYS else "custom_events_goals"
+    body = leaf.get(rules.SOURCE_KEYS[source]) or {}
+    values: dict[str, str] = {}
+    properties: list[dict[str, str]] = []
+    arity = 0
+    if source == "contacts":
+        field_name = _text(body.get("field")) or "email"
+        if field_name.startswith(rules.PROPERTIES_PREFIX):
+            values["field"] = "properties"
+            values["property_key"] = field_name[len(rules.PROPERTIES_PREFIX) :]
+        else:
+            values["field"] = field_name
+        values["operator"] = _text(body.get("operator"))
+        values["value"] = _text(body.get("value"))
+    else:
+        for key, raw in body.items():
+            if key == "properties" and isinstance(raw, list):
+                properties = [
+                    {k: _text(item.get(k)) for k in ("key", "operator", "value")}
+                    for item in raw
+                    if isinstance(item, dict)
+                ]
+            elif key == "timeframe_values" and isinstance(raw, list):
+                for i, value in enumerate(raw[:2]):
+                    values[f"timeframe_value_{i}"] = _text(value)
+            else:
+                values[key] = _text(raw)
+        arity = TIMEFRAME_ARITY.get(values.get("timeframe_operator", "anytime"), 0)
+    view = BuilderNode(
+        path=path,
+        kind="leaf",
+        negate=negate,
+        depth=depth,
+        source=source,
+        values=values,
+        properties=properties,
+        arity=arity,
+        errors=errors,
+    )
+    view.label, view.label_errors = describe(node, names)
+    return view
+
+
+def describe(node: dict[str, Any], names: Mapping[str, str]) -> tuple[str, list[str]]:
+    """A leaf's plain-language label if it is complete, else what it still needs."""
+    try:
+        valid = rules.validate_tree({"kind": "leaf", "leaf": node.get("leaf"), "negate": node.get("negate", False)})
+    except rules.TreeValidationError as exc:
+        problems = []
+        for raw_path, messages in exc.errors.items():
+            control = _control_for(raw_path.removeprefix("tree"))
+            where = control.replace("_", " ").capitalize() if control else "Condition"
+            problems.extend(f"{where}: {message}" for message in messages)
+        return "", problems
+    return node_label(valid, names), []
+
+
+def walk(view: BuilderNode) -> list[BuilderNode]:
+    """Every node of the view, depth first."""
+    nodes = [view]
+    for child in view.children:
+        nodes.extend(walk(child))
+    return nodes

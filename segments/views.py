@@ -1,0 +1,561 @@
+"""Pages for marketers: dashboard, segments list, the segment builder and a segment's page.
+
+Function views; each serves its full page and, to htmx, the fragment that changes (a partial of
+the same template). Every form works without JavaScript: the builder's add/remove/template
+buttons are plain submit buttons that htmx upgrades to in-place swaps.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import zoneinfo
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from contacts.selectors import InvalidCursor, contact_get
+from events_platform.workspaces.models import Workspace
+from events_platform.workspaces.web import workspace_required
+
+from . import builder, rules, selectors, services
+from .models import COLOR_VALIDATOR, DEFAULT_COLOR, SEGMENT_SLUG_MAX_LENGTH, SEGMENT_SLUG_VALIDATOR, Segment
+
+MEMBERS_PAGE_SIZE = 25
+CHANGES_PAGE_SIZE = 20
+TIMEZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+def _workspace(request: HttpRequest) -> Workspace:
+    return request.workspace  # type: ignore[attr-defined,no-any-return]
+
+
+def _segment_or_404(request: HttpRequest, slug: str) -> Segment:
+    """The current workspace's segment: another workspace's slug is simply not found."""
+    segment = selectors.segment_get(workspace_id=_workspace(request).id, slug=slug)
+    if segment is None:
+        raise Http404("No such segment in this workspace.")
+    return segment
+
+
+def _query(request: HttpRequest, **changes: str | None) -> str:
+    """The current query string with some parameters replaced (None drops one)."""
+    params = {key: value for key, value in request.GET.items() if value}
+    for key, value in changes.items():
+        params.pop(key, None)
+        if value:
+            params[key] = value
+    return "?" + urlencode(params) if params else "?"
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How current a segment's membership is, for a badge and a sentence."""
+
+    badge: str  # ok | warn | bad | building
+    label: str
+    warning: str
+
+    @classmethod
+    def of(cls, segment: Segment, now: Any) -> Freshness:
+        if segment.status == Segment.Status.FAILED:
+            return cls("bad", "Failed", segment.last_error or "The last build failed.")
+        if segment.status == Segment.Status.BUILDING:
+            return cls("building", "Building", "")
+        stale_after = timedelta(seconds=2 * settings.SEGMENT_REFRESH_INTERVAL)
+        if segment.has_relative_timeframe and (
+            segment.last_built_at is None or segment.last_built_at < now - stale_after
+        ):
+            return cls(
+                "warn",
+                "Stale",
+                "Its rolling timeframe has not been re-evaluated on schedule: is the scheduler running?",
+            )
+        return cls("ok", "Active", "")
+
+
+# ---------------------------------------------------------------------------------------
+# Dashboard and segments list
+# ---------------------------------------------------------------------------------------
+
+
+@require_GET
+@workspace_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    workspace = _workspace(request)
+    now = timezone.now()
+    segments = selectors.segment_list(workspace_id=workspace.id)
+    context = {
+        "figures": selectors.dashboard_figures(workspace_id=workspace.id, now=now),
+        "rows": [(segment, Freshness.of(segment, now)) for segment in segments],
+    }
+    return render(request, "segments/dashboard.html", context)
+
+
+@require_GET
+@workspace_required
+def segment_list(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    segments = selectors.segment_list(workspace_id=_workspace(request).id)
+    return render(
+        request, "segments/segment_list.html", {"rows": [(segment, Freshness.of(segment, now)) for segment in segments]}
+    )
+
+
+@require_POST
+@workspace_required
+def segment_rebuild_view(request: HttpRequest, slug: str) -> HttpResponse:
+    segment = _segment_or_404(request, slug)
+    services.segment_rebuild(segment=segment)
+    messages.success(request, f"Rebuilding “{segment.name}”.")
+    target = request.POST.get("next", "")
+    return redirect(target if target in (reverse("segment-list"), reverse("dashboard")) else segment_url(segment))
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_required
+def segment_delete_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """GET asks for confirmation (no JavaScript needed); POST deletes."""
+    segment = _segment_or_404(request, slug)
+    error = ""
+    if request.method == "POST":
+        try:
+            services.segment_delete(segment=segment)
+        except services.SegmentError as exc:
+            error = exc.message
+        else:
+            messages.success(request, f"Segment “{segment.name}” is deleted.")
+            return redirect("segment-list")
+    return render(
+        request, "segments/segment_delete.html", {"segment": segment, "error": error}, status=400 if error else 200
+    )
+
+
+def segment_url(segment: Segment) -> str:
+    return reverse("segment-detail", args=[segment.slug])
+
+
+# ---------------------------------------------------------------------------------------
+# Builder
+# ---------------------------------------------------------------------------------------
+
+
+class SegmentMetaForm(forms.Form):
+    """Everything about a segment except its rules."""
+
+    name = forms.CharField(label="Name", max_length=255)
+    slug = forms.CharField(
+        label="Id",
+        required=False,
+        max_length=SEGMENT_SLUG_MAX_LENGTH,
+        validators=[SEGMENT_SLUG_VALIDATOR],
+        help_text="Used in the API; lowercase letters, digits and _. Made from the name when left blank.",
+    )
+    color = forms.CharField(
+        label="Colour",
+        validators=[COLOR_VALIDATOR],
+        initial=DEFAULT_COLOR,
+        widget=forms.TextInput(attrs={"type": "color"}),
+    )
+    timezone = forms.ChoiceField(
+        label="Timezone", choices=TIMEZONE_CHOICES, help_text="Dates in the conditions are read in this timezone."
+    )
+
+    def __init__(self, *args: Any, editing: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if editing:
+            self.fields["slug"].disabled = True
+
+    def clean_slug(self) -> str:
+        slug: str = self.cleaned_data.get("slug") or ""
+        if not slug and self.cleaned_data.get("name"):
+            slug = slugify(self.cleaned_data["name"]).replace("-", "_")[:SEGMENT_SLUG_MAX_LENGTH] or "segment"
+        return slug
+
+
+def _segment_names(workspace: Workspace, exclude: str = "") -> dict[str, str]:
+    """Slugs and names of the segments a condition may refer to (one query)."""
+    return {slug: name for slug, name in selectors.segment_choices(workspace_id=workspace.id) if slug != exclude}
+
+
+def _posted_tree(request: HttpRequest) -> dict[str, Any]:
+    """The tree the form describes; the JSON box wins when its own button was pressed."""
+    if request.POST.get("op") == "load_json":
+        try:
+            loaded = json.loads(request.POST.get("tree", ""))
+        except json.JSONDecodeError:
+            loaded = None
+        if isinstance(loaded, dict):
+            return builder.as_group(loaded)
+    return builder.tree_from_controls(request.POST)
+
+
+def _builder_context(
+    request: HttpRequest,
+    *,
+    form: SegmentMetaForm,
+    tree: dict[str, Any],
+    segment: Segment | None,
+    errors: dict[str, list[str]] | None = None,
+    tree_error: str = "",
+) -> dict[str, Any]:
+    workspace = _workspace(request)
+    names = _segment_names(workspace, exclude=segment.slug if segment else "")
+    return {
+        "form": form,
+        "segment": segment,
+        "root": builder.build_view(tree, errors=errors, segment_names=names),
+        "tree_json": json.dumps(tree, indent=2),
+        "segment_names": sorted(names.items(), key=lambda item: item[1].lower()),
+        "templates": [(key, t["name"], t["description"]) for key, t in rules.TEMPLATES.items()],
+        "choices": BUILDER_CHOICES,
+        "errors": bool(errors) or bool(tree_error) or bool(form.errors),
+        "tree_error": tree_error,
+        "form_action": request.path,
+    }
+
+
+BUILDER_CHOICES = {
+    "sources": builder.SOURCE_CHOICES,
+    "branch": builder.BRANCH_CHOICES,
+    "goal_types": builder.GOAL_TYPE_CHOICES,
+    "aggregates": builder.AGGREGATE_CHOICES,
+    "comparisons": builder.COMPARISON_CHOICES,
+    "timeframes": builder.TIMEFRAME_CHOICES,
+    "counts": builder.COUNT_CHOICES,
+    "property_operators": builder.PROPERTY_OPERATOR_CHOICES,
+    "contact_fields": builder.CONTACT_FIELD_CHOICES,
+    "segment_operators": builder.SEGMENT_OPERATOR_CHOICES,
+}
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_required
+def segment_create_view(request: HttpRequest) -> HttpResponse:
+    return _builder(request, segment=None)
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_required
+def segment_edit_view(request: HttpRequest, slug: str) -> HttpResponse:
+    return _builder(request, segment=_segment_or_404(request, slug))
+
+
+def _builder(request: HttpRequest, *, segment: Segment | None) -> HttpResponse:
+    """One view for the whole builder: GET shows it; a POST either applies a structural edit
+    (add, remove, template, load JSON: re-rendered, nothing saved) or saves."""
+    workspace = _workspace(request)
+    editing = segment is not None
+    if request.method == "GET":
+        initial = {"timezone": workspace.timezone, "color": DEFAULT_COLOR}
+        tree = builder.default_tree()
+        if segment is not None:
+            initial = {"name": segment.name, "slug": segment.slug, "color": segment.color, "timezone": segment.timezone}
+            tree = builder.as_group(segment.tree)
+        form = SegmentMetaForm(initial=initial, editing=editing)
+        return render(
+            request, "segments/segment_builder.html", _builder_context(request, form=form, tree=tree, segment=segment)
+        )
+
+    op = request.POST.get("op", "save")
+    tree = _posted_tree(request)
+    if op != "save":
+        data = request.POST.copy()
+        if op.startswith("template:"):
+            key = op.partition(":")[2]
+            template = rules.TEMPLATES.get(key)
+            if template and not data.get("name"):
+                data["name"] = template["name"]
+                data["color"] = template["color"]
+                if not editing and not data.get("slug"):
+                    data["slug"] = key
+        if op not in ("load_json", "refresh"):
+            tree = builder.apply_edit(tree, op)
+        # An unbound form keeps what was typed without showing errors for fields not yet filled.
+        form = SegmentMetaForm(initial=data.dict(), editing=editing)
+        if editing:
+            form.initial["slug"] = segment.slug  # type: ignore[union-attr]
+        context = _builder_context(request, form=form, tree=tree, segment=segment)
+        template = "segments/segment_builder.html"
+        if request.htmx:  # type: ignore[attr-defined]
+            template += "#builder-form"
+        return render(request, template, context)
+
+    form = SegmentMetaForm(request.POST, editing=editing, initial={"slug": segment.slug} if segment else None)
+    tree_errors: dict[str, list[str]] = {}
+    tree_error = ""
+    try:
+        valid_tree = rules.validate_tree(tree)
+    except rules.TreeValidationError as exc:
+        tree_errors = exc.errors
+    if form.is_valid() and not tree_errors:
+        data = form.cleaned_data
+        try:
+            if segment is None:
+                segment = services.segment_create(
+                    workspace_id=workspace.id,
+                    slug=data["slug"],
+                    name=data["name"],
+                    tree=valid_tree,
+                    color=data["color"],
+                    timezone_name=data["timezone"],
+                )
+            else:
+                segment = services.segment_update(
+                    segment=segment,
+                    name=data["name"],
+                    color=data["color"],
+                    tree=valid_tree,
+                    timezone_name=data["timezone"],
+                )
+        except rules.TreeValidationError as exc:
+            tree_errors = exc.errors
+        except services.SegmentError as exc:
+            if exc.field == "id":
+                form.add_error("slug", exc.message)
+            elif exc.field == "name":
+                form.add_error("name", exc.message)
+            else:
+                tree_error = exc.message
+        except ValidationError as exc:
+            for name, field_messages in exc.message_dict.items():
+                form.add_error(name if name in form.fields else None, field_messages)
+        else:
+            messages.success(request, f"Saved “{segment.name}”. Its members are being computed.")
+            return redirect(segment_url(segment))
+    context = _builder_context(
+        request, form=form, tree=tree, segment=segment if editing else None, errors=tree_errors, tree_error=tree_error
+    )
+    return render(request, "segments/segment_builder.html", context, status=400)
+
+
+def _where(node_path: str, control: str) -> str:
+    """``n.1.0``, ``value`` -> ``Condition 2.1, value``: where a problem is, as the page shows it."""
+    position = ".".join(str(int(part) + 1) for part in node_path.split(".")[1:])
+    where = f"Condition {position}" if position else "Conditions"
+    return f"{where}, {control.replace('_', ' ')}" if control else where
+
+
+@dataclass(frozen=True)
+class PreviewCondition:
+    label: str
+    count: int
+
+
+@require_POST
+@workspace_required
+def segment_preview_view(request: HttpRequest) -> HttpResponse:
+    """The live preview (a fragment): totals for the tree the form describes, nothing written.
+
+    It also refreshes each condition's label (out of band), so labels follow the typing."""
+    workspace = _workspace(request)
+    tree = _posted_tree(request)
+    timezone_name = request.POST.get("timezone") or workspace.timezone
+    if timezone_name not in zoneinfo.available_timezones():
+        timezone_name = workspace.timezone
+    names = _segment_names(workspace)
+    view = builder.build_view(tree, segment_names=names)
+    context: dict[str, Any] = {"leaves": [node for node in builder.walk(view) if node.kind == "leaf"], "oob": True}
+    try:
+        valid = rules.validate_tree(tree)
+        preview = selectors.segment_preview(workspace_id=workspace.id, tree=valid, timezone_name=timezone_name)
+    except rules.TreeValidationError as exc:
+        context["invalid"] = sum(len(messages) for messages in exc.errors.values())
+        context["problems"] = [
+            f"{_where(node_path, control)}: {message}"
+            for (node_path, control), slot_messages in builder.error_slots(exc.errors).items()
+            for message in slot_messages
+        ][:5]
+    else:
+        context["preview"] = preview
+        context["conditions"] = [
+            PreviewCondition(label=builder.node_label(node, names), count=count)
+            for node, count in zip(valid["branch"]["leaves"], preview.condition_counts, strict=True)
+        ]
+        context["share"] = (
+            round(100 * preview.total / preview.contacts_in_workspace) if preview.contacts_in_workspace else 0
+        )
+    return render(request, "segments/_preview.html", context)
+
+
+# ---------------------------------------------------------------------------------------
+# Segment page
+# ---------------------------------------------------------------------------------------
+
+CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 640, 160, 28
+
+
+@dataclass(frozen=True)
+class SizeChart:
+    """A step line of the segment's size per day, drawn as SVG on the server."""
+
+    points: str
+    area: str
+    max_size: int
+    first_day: Any
+    last_day: Any
+    last_size: int
+    days: int
+    width: int = CHART_WIDTH
+    height: int = CHART_HEIGHT
+    pad: int = CHART_PAD
+
+    @classmethod
+    def of(cls, history: list[selectors.SizePoint], today: Any) -> SizeChart | None:
+        if not history:
+            return None
+        first, last = history[0].day, max(history[-1].day, today)
+        span = max((last - first).days, 1)
+        top = max(max(point.size for point in history), 1)
+        inner_w, inner_h = CHART_WIDTH - 2 * CHART_PAD, CHART_HEIGHT - 2 * CHART_PAD
+
+        def xy(day: Any, size: int) -> tuple[float, float]:
+            x = CHART_PAD + inner_w * (day - first).days / span
+            y = CHART_PAD + inner_h * (1 - size / top)
+            return round(x, 1), round(y, 1)
+
+        coords: list[tuple[float, float]] = []
+        previous = 0
+        for point in history:
+            x, y = xy(point.day, point.size)
+            if coords:
+                coords.append((x, xy(point.day, previous)[1]))  # step: hold the size until the change
+            coords.append((x, y))
+            previous = point.size
+        coords.append(xy(last, previous))
+        line = " ".join(f"{x},{y}" for x, y in coords)
+        base = CHART_PAD + inner_h
+        area = f"{coords[0][0]},{base} {line} {coords[-1][0]},{base}"
+        return cls(
+            points=line,
+            area=area,
+            max_size=top,
+            first_day=first,
+            last_day=last,
+            last_size=previous,
+            days=span,
+        )
+
+
+@require_GET
+@workspace_required
+def segment_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """The segment page; to htmx, only the part asked for: status (polled while building),
+    members (search, next page), the entered/exited log, or an explanation.
+
+    Times read in the workspace's timezone, in the whole page and in each fragment alike."""
+    with timezone.override(zoneinfo.ZoneInfo(_workspace(request).timezone)):
+        return _segment_detail(request, slug)
+
+
+def _segment_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace = _workspace(request)
+    segment = _segment_or_404(request, slug)
+    target = request.htmx.target if request.htmx else None  # type: ignore[attr-defined]
+    template = "segments/segment_detail.html"
+    context: dict[str, Any] = {"segment": segment, "freshness": Freshness.of(segment, timezone.now())}
+
+    if target == "segment-status":
+        response = render(request, template + "#status", context)
+        if segment.status != Segment.Status.BUILDING:
+            response["HX-Trigger"] = "segment-built"  # the members list reloads itself
+        return response
+    if target == "explain":
+        return render(request, template + "#explain", context | _explain(request, segment))
+    if target in (None, "members"):
+        context |= _members(request, segment)
+    if target in (None, "changes"):
+        context |= _changes(request, segment)
+    if target == "members":
+        return render(request, template + "#members", context)
+    if target == "changes":
+        return render(request, template + "#changes", context)
+
+    history = selectors.segment_size_by_day(segment=segment, timezone_name=workspace.timezone)
+    today = timezone.localdate(timezone=zoneinfo.ZoneInfo(workspace.timezone))
+    context |= {
+        "chart": SizeChart.of(history, today),
+        "history_tail": history[-5:][::-1],
+        "conditions": [builder.node_label(node) for node in builder.as_group(segment.tree)["branch"]["leaves"]],
+        "combine": "ALL" if builder.as_group(segment.tree)["branch"]["operator"] == "and" else "ANY",
+        "negated_root": bool(segment.tree.get("negate")),
+    }
+    if request.GET.get("email"):
+        context |= _explain(request, segment)
+    return render(request, template, context)
+
+
+def _members(request: HttpRequest, segment: Segment) -> dict[str, Any]:
+    search = request.GET.get("q", "").strip()
+    cursor = request.GET.get("after") or None
+    try:
+        page = selectors.segment_members(segment=segment, limit=MEMBERS_PAGE_SIZE, cursor=cursor, search=search)
+    except InvalidCursor:
+        page = selectors.segment_members(segment=segment, limit=MEMBERS_PAGE_SIZE, search=search)
+        cursor = None
+    return {
+        "members": page.items,
+        "search": search,
+        "members_next": _query(request, after=page.next_cursor) if page.next_cursor else None,
+        "members_first": _query(request, after=None) if cursor else None,
+    }
+
+
+def _changes(request: HttpRequest, segment: Segment) -> dict[str, Any]:
+    cursor = request.GET.get("changes_after") or None
+    try:
+        page = selectors.segment_changes(segment=segment, limit=CHANGES_PAGE_SIZE, cursor=cursor)
+    except InvalidCursor:
+        page = selectors.segment_changes(segment=segment, limit=CHANGES_PAGE_SIZE)
+        cursor = None
+    return {
+        "changes": page.items,
+        "changes_next": _query(request, changes_after=page.next_cursor) if page.next_cursor else None,
+        "changes_first": _query(request, changes_after=None) if cursor else None,
+    }
+
+
+def _explain(request: HttpRequest, segment: Segment) -> dict[str, Any]:
+    email = request.GET.get("email", "").strip()
+    if not email:
+        return {"explain_email": "", "explain_error": "Type a contact's email."}
+    contact = contact_get(workspace_id=segment.workspace_id, email=email)
+    if contact is None:
+        return {"explain_email": email, "explain_error": f"No contact with the email {email} in this workspace."}
+    return {"explain_email": email, "explanation": selectors.segment_explain(segment=segment, contact=contact)}
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for csv.writer in a streaming response."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+@require_GET
+@workspace_required
+def segment_export(request: HttpRequest, slug: str) -> StreamingHttpResponse:
+    """The members as CSV, streamed from a server-side cursor (constant memory)."""
+    segment = _segment_or_404(request, slug)
+    writer = csv.writer(_Echo())
+
+    def lines() -> Any:
+        yield writer.writerow(["email", "external_id", "first_name", "last_name", "entered_at"])
+        for row in selectors.segment_member_rows(segment=segment):
+            yield writer.writerow(row)
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="segment-{segment.slug}.csv"'
+    return response
