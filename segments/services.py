@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -101,8 +101,15 @@ def segment_create(
         status=Segment.Status.BUILDING,
         has_relative_timeframe=rules.has_relative_timeframe(tree),
     )
-    segment.full_clean()
-    segment.save()
+    # The unique (workspace, slug) constraint is left to the database, which also sees
+    # concurrent creates; a read-side check here would race them.
+    segment.full_clean(validate_constraints=False)
+    try:
+        with transaction.atomic():
+            segment.save()
+    except IntegrityError as exc:
+        # A concurrent create of the same id committed between our check and our insert.
+        raise SegmentError("id", f"A segment with id '{slug}' already exists in this workspace.") from exc
     _enqueue_build(segment)
     return segment
 
