@@ -102,6 +102,8 @@ class CustomEvent(models.Model):
             models.Index(fields=["contact", "-occurred_at", "-id"], name="event_contact_occurred_idx"),
             # customEvents.list?event_name= newest first.
             models.Index(fields=["workspace", "event_name", "-occurred_at", "-id"], name="event_ws_name_idx"),
+            # The events page: a workspace's events newest first, whatever the filters.
+            models.Index(fields=["workspace", "-occurred_at", "-id"], name="event_ws_occurred_idx"),
             # Per-contact goal aggregation for segments: only live goal rows, with the
             # aggregated columns included so PostgreSQL answers from the index alone.
             models.Index(

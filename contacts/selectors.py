@@ -215,24 +215,27 @@ def _decode_key(cursor: str) -> tuple[object, int]:
     return value, pk
 
 
-def _after(key: str, value: object, pk: int, *, descending: bool) -> Q:
+def _after(key: str, value: object, pk: int, *, descending: bool, nullable: bool) -> Q:
     """Rows strictly after (value, pk) in the order (key, id), both descending or both ascending.
 
-    NULL sorts as the smallest value: last when descending, first when ascending.
+    A nullable key sorts NULL as the smallest value: last when descending, first when ascending.
     """
     if descending:
         if value is None:
             return Q(**{f"{key}__isnull": True, "id__lt": pk})
-        return Q(**{f"{key}__lt": value}) | Q(**{key: value, "id__lt": pk}) | Q(**{f"{key}__isnull": True})
+        beyond = Q(**{f"{key}__lt": value}) | Q(**{key: value, "id__lt": pk})
+        return beyond | Q(**{f"{key}__isnull": True}) if nullable else beyond
     if value is None:
         return Q(**{f"{key}__isnull": True, "id__gt": pk}) | Q(**{f"{key}__isnull": False})
     return Q(**{f"{key}__gt": value}) | Q(**{key: value, "id__gt": pk})
 
 
-def _ordered(queryset: QuerySet[T], key: str, *, descending: bool) -> QuerySet[T]:
+def _ordered(queryset: QuerySet[T], key: str, *, descending: bool, nullable: bool) -> QuerySet[T]:
+    # NULLS FIRST/LAST only where NULLs can occur: spelled out on a NOT NULL column it would
+    # stop PostgreSQL from reading a (…, -key, -id) index in order.
     if descending:
-        return queryset.order_by(F(key).desc(nulls_last=True), "-id")
-    return queryset.order_by(F(key).asc(nulls_first=True), "id")
+        return queryset.order_by(F(key).desc(nulls_last=True) if nullable else f"-{key}", "-id")
+    return queryset.order_by(F(key).asc(nulls_first=True) if nullable else key, "id")
 
 
 def paginate_keyset(
@@ -243,6 +246,7 @@ def paginate_keyset(
     limit: int = DEFAULT_LIMIT,
     after: str | None = None,
     before: str | None = None,
+    nullable: bool = False,
 ) -> KeysetPage[T]:
     """One page by (key, id) with links both ways; ``key`` may be a field or an annotation.
 
@@ -253,8 +257,8 @@ def paginate_keyset(
     cursor = before if backwards else after
     if cursor:
         value, pk = _decode_key(cursor)
-        queryset = queryset.filter(_after(key, value, pk, descending=descending != backwards))
-    rows = list(_ordered(queryset, key, descending=descending != backwards)[: limit + 1])
+        queryset = queryset.filter(_after(key, value, pk, descending=descending != backwards, nullable=nullable))
+    rows = list(_ordered(queryset, key, descending=descending != backwards, nullable=nullable)[: limit + 1])
     has_more = len(rows) > limit
     rows = rows[:limit]
     if backwards:
@@ -302,6 +306,7 @@ CONTACT_SORTS: dict[str, tuple[str, bool]] = {
     "last_event": ("last_event_at", False),
 }
 DEFAULT_CONTACT_SORT = "-created"
+NULLABLE_CONTACT_SORT_KEYS = frozenset({"last_event_at"})  # a contact may have no event
 
 
 def contact_page(
@@ -331,7 +336,13 @@ def contact_page(
         )
     key, descending = CONTACT_SORTS.get(sort, CONTACT_SORTS[DEFAULT_CONTACT_SORT])
     return paginate_keyset(
-        with_contact_totals(contacts), key=key, descending=descending, limit=limit, after=after, before=before
+        with_contact_totals(contacts),
+        key=key,
+        descending=descending,
+        limit=limit,
+        after=after,
+        before=before,
+        nullable=key in NULLABLE_CONTACT_SORT_KEYS,
     )
 
 
