@@ -395,6 +395,7 @@ def segment_preview_view(request: HttpRequest) -> HttpResponse:
 # ---------------------------------------------------------------------------------------
 
 CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 640, 160, 28
+CHART_MIN_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -416,7 +417,8 @@ class SizeChart:
     def of(cls, history: list[selectors.SizePoint], today: Any) -> SizeChart | None:
         if not history:
             return None
-        first, last = history[0].day, max(history[-1].day, today)
+        # At least the last 30 days, so a young segment still reads as a line, not a dot.
+        first, last = min(history[0].day, today - timedelta(days=CHART_MIN_DAYS)), max(history[-1].day, today)
         span = max((last - first).days, 1)
         top = max(max(point.size for point in history), 1)
         inner_w, inner_h = CHART_WIDTH - 2 * CHART_PAD, CHART_HEIGHT - 2 * CHART_PAD
@@ -426,7 +428,7 @@ class SizeChart:
             y = CHART_PAD + inner_h * (1 - size / top)
             return round(x, 1), round(y, 1)
 
-        coords: list[tuple[float, float]] = []
+        coords: list[tuple[float, float]] = [xy(first, 0)] if first < history[0].day else []
         previous = 0
         for point in history:
             x, y = xy(point.day, point.size)
