@@ -5,6 +5,10 @@ batches of 50 with ``source="import"``), so the data has its timeline entries an
 engine hears of it like any other import. The data is a pure function of the arguments and of
 the workspace's creation day: re-running it upserts the very same events, which come back
 "unchanged", so the command is safe to run again.
+
+Besides the heavy-tailed regulars, a few customers lapsed 3 to 12 months ago after buying a lot,
+and a few arrived in the last four weeks with a first order over 200, so that each of the
+segment templates (VIP, At-Risk High-Value, New High-Potential) has members on the demo data.
 """
 
 from __future__ import annotations
@@ -54,6 +58,14 @@ class DemoContact:
     country: str
     first_seen: datetime
     activity: float  # relative share of the activity events (heavy-tailed, like real customers)
+    # Nothing happens after this moment: "lapsed" customers stopped 3 to 12 months ago.
+    active_until: datetime
+    # A newcomer arrived in the last four weeks with a first order over 200.
+    newcomer: bool = False
+
+
+LAPSED_SHARE = 0.08
+NEWCOMER_SHARE = 0.05
 
 
 def _weighted(rng: random.Random, choices: Sequence[tuple[str, float]]) -> str:
@@ -69,7 +81,18 @@ def demo_contacts(rng: random.Random, count: int, anchor: datetime) -> list[Demo
     for index in range(count):
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         # More customers arrive recently than two years ago (a growing shop).
-        age = HISTORY * (1 - rng.random() ** 0.7)
+        first_seen = anchor - HISTORY * (1 - rng.random() ** 0.7)
+        activity = rng.paretovariate(1.3)
+        active_until, newcomer = anchor, False
+        persona = rng.random()
+        if persona < LAPSED_SHARE:
+            # Used to buy a lot, then went quiet 3 to 12 months ago (the at-risk customers).
+            active_until = anchor - timedelta(days=rng.randint(95, 365))
+            first_seen = min(first_seen, active_until - timedelta(days=rng.randint(60, 300)))
+            activity *= 4
+        elif persona < LAPSED_SHARE + NEWCOMER_SHARE:
+            first_seen = anchor - timedelta(days=rng.randint(1, 27), hours=rng.randint(0, 23))
+            newcomer = True
         contacts.append(
             DemoContact(
                 index=index,
@@ -77,8 +100,10 @@ def demo_contacts(rng: random.Random, count: int, anchor: datetime) -> list[Demo
                 first_name=first,
                 last_name=last,
                 country=_weighted(rng, COUNTRIES),
-                first_seen=anchor - age,
-                activity=rng.paretovariate(1.3),
+                first_seen=first_seen,
+                activity=activity,
+                active_until=active_until,
+                newcomer=newcomer,
             )
         )
     return contacts
@@ -91,7 +116,7 @@ class _EventFactory:
 
     def moment(self, contact: DemoContact, *, after: datetime | None = None) -> datetime:
         start = max(after or contact.first_seen, contact.first_seen)
-        span = (self.anchor - start).total_seconds()
+        span = max((contact.active_until - start).total_seconds(), 0)
         return (start + timedelta(seconds=self.rng.random() * span)).replace(microsecond=0)
 
     def event(
@@ -124,6 +149,14 @@ def demo_events(
 
     def lifecycle() -> Iterator[EventInput]:
         for c in contacts:
+            if c.newcomer:
+                # Their very first order, the moment they arrived: a big one (new high potential).
+                value = Decimal(str(round(rng.uniform(210, 650), 2)))
+                yield make.event(
+                    c, "order.completed", f"ord-first-{c.index:06d}", c.first_seen,
+                    goal={"goal_type": GoalType.PURCHASE, "goal_name": "Order", "goal_value": value},
+                    currency=_weighted(rng, CURRENCIES), items=rng.randint(1, 5), order_id=f"ord-first-{c.index:06d}",
+                )  # fmt: skip
             if rng.random() < 0.3:
                 yield make.event(
                     c, "lead.created", f"lead-{c.index:06d}", c.first_seen,
@@ -169,7 +202,7 @@ def demo_events(
             )  # fmt: skip
             produced += 1
             if produced < total and rng.random() < 0.05:
-                refunded_at = min(anchor, at + timedelta(days=rng.randint(1, 20)))
+                refunded_at = min(contact.active_until, at + timedelta(days=rng.randint(1, 20)))
                 goal = {"goal_type": GoalType.PURCHASE, "goal_name": "Refund", "goal_value": -value}
                 yield make.event(
                     contact, "order.refunded", order_id, refunded_at, goal=goal,
