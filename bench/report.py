@@ -67,7 +67,8 @@ def run_table(run: dict[str, Any]) -> str:
     for slug, row in run.get("builds", {}).items():
         same = "same members" if row["equal"] else f"**DIFFERENT members** ({row['diff']})"
         rows.append(
-            f"| full build `{slug}` ({row['members']:,} members, {same}) | {row['app_s']:.2f} s "
+            f"| full build `{slug}` ({row['members']:,} members, {same}; "
+            f"median of {row.get('repetitions', 1)}) | {row['app_s']:.2f} s "
             f"(query {row['app_query_s']:.2f} s) | {row['raw_s']:.2f} s (query {row['raw_query_s']:.2f} s) | "
             f"{row['ratio']:.2f}x | <= 1.2x | {_status(row['met'])} |"
         )
