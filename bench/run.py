@@ -652,13 +652,12 @@ def _time_in(profiler: Any, functions: tuple[str, ...], module: str) -> float:
 def _top_self(profiler: Any, limit: int = 6) -> list[dict[str, Any]]:
     by_function: dict[str, float] = {}
     for frame in _frames(profiler):
-        if frame.function.startswith("["):  # pyinstrument's synthetic [self]/[await] frames: the parent's own time
-            owner, seconds = frame.parent or frame, frame.time
-        else:
-            owner, seconds = frame, frame.total_self_time
+        if frame.function.startswith("["):  # pyinstrument's synthetic [self]/[await]: already in the parent's
+            continue
+        seconds = frame.total_self_time
         if not seconds:
             continue
-        name = f"{owner.function} ({owner.file_path_short or '?'}:{owner.line_no or ''})"
+        name = f"{frame.function} ({frame.file_path_short or '?'}:{frame.line_no or ''})"
         by_function[name] = by_function.get(name, 0.0) + seconds
     return [
         {"function": name, "self_s": round(seconds, 4)}
