@@ -244,40 +244,50 @@ def _apply_membership(
     )
     entered_params = [segment.pk]
 
+    # The two differences are computed once each into temporary tables, then read three times
+    # (history, timeline, membership) without re-running the anti-joins.
+    exited_table, entered_table = f"{table}_ex", f"{table}_en"
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMPORARY TABLE {table} (id bigint PRIMARY KEY)")
+        for name in (table, exited_table, entered_table):
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {name} ({'id' if name == table else 'contact_id'} bigint PRIMARY KEY)"
+            )
         try:
             cursor.execute(f"INSERT INTO {table} (id) {select_sql}", select_params)
             if connection.vendor == "postgresql":
                 cursor.execute(f"ANALYZE {table}")
-            # Exits first: history, timeline, then the rows themselves.
-            cursor.execute(
-                f"INSERT INTO {history} (segment_id, contact_id, change, changed_at) "
-                f"SELECT %s, x.contact_id, %s, %s FROM ({exited_source}) x",
-                [segment.pk, SegmentMembershipChange.Change.EXITED, _dt_param(now), *exited_params],
-            )
+            cursor.execute(f"INSERT INTO {exited_table} (contact_id) {exited_source}", exited_params)
             exited = cursor.rowcount
-            if exited:
-                cursor.execute(*timeline_insert("segment.left", exited_source, exited_params))
-                cursor.execute(
-                    f"DELETE FROM {membership} WHERE segment_id = %s AND contact_id IN ({exited_source})",
-                    [segment.pk, *exited_params],
-                )
-            cursor.execute(
-                f"INSERT INTO {history} (segment_id, contact_id, change, changed_at) "
-                f"SELECT %s, x.contact_id, %s, %s FROM ({entered_source}) x",
-                [segment.pk, SegmentMembershipChange.Change.ENTERED, _dt_param(now), *entered_params],
-            )
+            cursor.execute(f"INSERT INTO {entered_table} (contact_id) {entered_source}", entered_params)
             entered = cursor.rowcount
+            for count, diff, change, kind in (
+                (exited, exited_table, SegmentMembershipChange.Change.EXITED, "segment.left"),
+                (entered, entered_table, SegmentMembershipChange.Change.ENTERED, "segment.joined"),
+            ):
+                if not count:
+                    continue
+                source = f"SELECT contact_id FROM {diff}"
+                cursor.execute(
+                    f"INSERT INTO {history} (segment_id, contact_id, change, changed_at) "
+                    f"SELECT %s, x.contact_id, %s, %s FROM ({source}) x",
+                    [segment.pk, change, _dt_param(now)],
+                )
+                cursor.execute(*timeline_insert(kind, source, []))
+            if exited:
+                cursor.execute(
+                    f"DELETE FROM {membership} WHERE segment_id = %s "
+                    f"AND contact_id IN (SELECT contact_id FROM {exited_table})",
+                    [segment.pk],
+                )
             if entered:
-                cursor.execute(*timeline_insert("segment.joined", entered_source, entered_params))
                 cursor.execute(
                     f"INSERT INTO {membership} (segment_id, contact_id, entered_at) "
-                    f"SELECT %s, x.contact_id, %s FROM ({entered_source}) x",
-                    [segment.pk, _dt_param(now), *entered_params],
+                    f"SELECT %s, contact_id, %s FROM {entered_table}",
+                    [segment.pk, _dt_param(now)],
                 )
         finally:
-            cursor.execute(f"DROP TABLE {table}")
+            for name in (table, exited_table, entered_table):
+                cursor.execute(f"DROP TABLE {name}")
     return entered, exited
 
 
