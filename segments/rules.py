@@ -721,13 +721,13 @@ def _compile_node(node: dict[str, Any], context: Context) -> Q:
             # Redundant semi-joins that change no result but let the database skip contacts:
             # a leaf that cannot hold without a qualifying event implies "has such an event",
             # so the per-contact subqueries only run for those candidates.
-            candidates = [
-                Q(pk__in=events)
-                for child in children
-                if child["kind"] == "leaf" and not child.get("negate")
-                for events in [_events_required(child["leaf"], context)]
-                if events is not None
-            ]
+            required = {}
+            for child in children:
+                if child["kind"] == "leaf" and not child.get("negate"):
+                    events = _events_required(child["leaf"], context)
+                    if events is not None:
+                        required.setdefault(str(events.query), events)  # sum and count share one
+            candidates = [Q(pk__in=events) for events in required.values()]
             q = functools.reduce(op.and_, [*candidates, *parts])
         else:
             q = functools.reduce(op.or_, parts)

@@ -216,7 +216,7 @@ def _apply_membership(
     membership = _q(SegmentMembership._meta.db_table)
     history = _q(SegmentMembershipChange._meta.db_table)
     timeline = _q(TimelineEntry._meta.db_table)
-    select_sql, select_params = matching.values("id").query.sql_with_params()
+    select_sql, select_params = matching.order_by().values("id").query.sql_with_params()
     scope_sql, scope_params = "", []
     if scope is not None:
         scope_sql = f" AND m.contact_id IN ({', '.join(['%s'] * len(scope))})"
