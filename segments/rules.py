@@ -715,58 +715,13 @@ class Context:
 
 def _compile_node(node: dict[str, Any], context: Context) -> Q:
     if node["kind"] == "branch":
-        children = node["branch"]["leaves"]
-        parts = [_compile_node(child, context) for child in children]
-        if node["branch"]["operator"] == "and":
-            # Redundant semi-joins that change no result but let the database skip contacts:
-            # a leaf that cannot hold without a qualifying event implies "has such an event",
-            # so the per-contact subqueries only run for those candidates.
-            required = {}
-            for child in children:
-                if child["kind"] == "leaf" and not child.get("negate"):
-                    events = _events_required(child["leaf"], context)
-                    if events is not None:
-                        required.setdefault(str(events.query), events)  # sum and count share one
-            candidates = [Q(pk__in=events) for events in required.values()]
-            q = functools.reduce(op.and_, [*candidates, *parts])
-        else:
-            q = functools.reduce(op.or_, parts)
+        parts = [_compile_node(child, context) for child in node["branch"]["leaves"]]
+        combine = op.and_ if node["branch"]["operator"] == "and" else op.or_
+        q = functools.reduce(combine, parts)
     else:
         q = _compile_leaf(node["leaf"], context)
     # Every leaf is NULL-free, so NOT is the exact complement.
     return ~q if node.get("negate") else q
-
-
-def _holds_at_zero(operator: str, value: Any, value_2: Any = None) -> bool:
-    """Whether ``0 <operator> value`` holds: the value of sum and count over no events."""
-    value = Decimal(str(value))
-    if operator == "between":
-        return value <= 0 <= Decimal(str(value_2))
-    return {
-        "gte": value <= 0,
-        "gt": value < 0,
-        "lte": value >= 0,
-        "lt": value > 0,
-        "eq": value == 0,
-        "neq": value != 0,
-    }[operator]
-
-
-def _events_required(leaf: dict[str, Any], context: Context) -> QuerySet[CustomEvent] | None:
-    """For a leaf that can only hold for a contact with at least one qualifying event, those
-    events (uncorrelated: every contact's); None when it can also hold with none."""
-    source = leaf["source"]
-    body = leaf[SOURCE_KEYS[source]]
-    if source == "custom_events_goals":
-        aggregate = body["aggregate_operator"]
-        if aggregate in ("sum", "count") and _holds_at_zero(body["operator"], body["value"], body.get("value_2")):
-            return None
-        return goal_matches(body, context, correlated=False)
-    if source == "custom_events":
-        if body["count_operator"] == "at_most" or body["count_value"] == 0:
-            return None
-        return custom_event_matches(body, context, correlated=False)
-    return None
 
 
 def _compile_leaf(leaf: dict[str, Any], context: Context) -> Q:
@@ -813,13 +768,13 @@ def _window_q(field: str, operator: str, values: list[str], context: Context) ->
     return Q(**{f"{field}__gte": lower, f"{field}__lt": start_of_day(end + dt.timedelta(days=1), context.tz)})
 
 
-def _live_events(context: Context, *filters: Q, correlated: bool = True, **lookups: Any) -> QuerySet[CustomEvent]:
-    """The outer contact's live events (or, uncorrelated, every contact's); ``order_by()`` clears
-    the model ordering, which would otherwise break aggregate subqueries on PostgreSQL."""
-    if correlated:
-        lookups["contact_id"] = OuterRef("pk")
+def _live_events(context: Context, *filters: Q, **lookups: Any) -> QuerySet[CustomEvent]:
+    """The outer contact's live events; ``order_by()`` clears the model ordering, which would
+    otherwise break aggregate subqueries on PostgreSQL."""
     return (
-        CustomEvent.objects.filter(*filters, workspace_id=context.workspace_id, deleted_at__isnull=True, **lookups)
+        CustomEvent.objects.filter(
+            *filters, workspace_id=context.workspace_id, contact_id=OuterRef("pk"), deleted_at__isnull=True, **lookups
+        )
         .order_by()
         .values("contact_id")
     )
@@ -871,7 +826,7 @@ def _to_cents(value: int | float) -> int:
     return int(Decimal(str(value)) * 100)
 
 
-def goal_matches(body: dict[str, Any], context: Context, *, correlated: bool = True) -> QuerySet[CustomEvent]:
+def goal_matches(body: dict[str, Any], context: Context) -> QuerySet[CustomEvent]:
     """The outer contact's qualifying events of a ``custom_events_goals`` leaf."""
     lookups: dict[str, Any] = {"goal_type__isnull": False}
     if body["goal_type"] != ANY_GOAL_TYPE:
@@ -880,7 +835,7 @@ def goal_matches(body: dict[str, Any], context: Context, *, correlated: bool = T
         if name in body:
             lookups[name] = body[name]
     window = _window_q("occurred_at", body["timeframe_operator"], body["timeframe_values"], context)
-    return _live_events(context, window, correlated=correlated, **lookups)
+    return _live_events(context, window, **lookups)
 
 
 def goal_extreme(events: QuerySet[CustomEvent], aggregate: str) -> Subquery:
@@ -960,7 +915,7 @@ def _json_equals(field: str, key: str, value: str | int | float) -> Q:
     return Q(IsNull(typed, False)) & Q(Exact(typed, value))
 
 
-def custom_event_matches(body: dict[str, Any], context: Context, *, correlated: bool = True) -> QuerySet[CustomEvent]:
+def custom_event_matches(body: dict[str, Any], context: Context) -> QuerySet[CustomEvent]:
     """The outer contact's live events that a ``custom_events`` leaf counts."""
     filters = [_window_q("occurred_at", body["timeframe_operator"], body["timeframe_values"], context)]
     for item in body.get("properties", []):
@@ -970,7 +925,7 @@ def custom_event_matches(body: dict[str, Any], context: Context, *, correlated: 
             filters.append(_json_equals("properties", item["key"], item["value"]))
         else:
             filters.append(~_json_equals("properties", item["key"], item["value"]))
-    return _live_events(context, *filters, correlated=correlated, event_name=body["event_name"])
+    return _live_events(context, *filters, event_name=body["event_name"])
 
 
 def _compile_custom_event(body: dict[str, Any], context: Context) -> Q:
