@@ -60,7 +60,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOTS_DIR = Path(__file__).resolve().parent / "artifacts" / "screenshots"
-BROWSER_PASSWORD = "browser-test-password-1"  # noqa: S105 - a test user's, set by login()
+BROWSER_PASSWORD = "browser-test-password-1"
 
 
 def _browser_unavailable(reason: str) -> None:
@@ -113,3 +113,23 @@ def save_screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
     path = SCREENSHOTS_DIR / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+# --- Signed-in workspace member (page tests) ------------------------------------------------
+
+
+@pytest.fixture
+def member(django_user_model: Any, workspace: Workspace) -> Any:
+    """A user who belongs to the ``workspace`` fixture (not staff)."""
+    from events_platform.workspaces.services import workspace_member_add
+
+    user = django_user_model.objects.create_user(username="marketer", password="pw-marketer-1")
+    workspace_member_add(workspace=workspace, user=user)
+    return user
+
+
+@pytest.fixture
+def member_client(client: Any, member: Any) -> Any:
+    """Django's test client logged in as ``member``."""
+    client.force_login(member)
+    return client

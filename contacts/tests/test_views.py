@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 from django.utils import timezone
 
@@ -17,7 +16,6 @@ from contacts.models import Contact, CustomEvent
 from contacts.services import EventInput, contact_upsert, event_set_deleted, events_upsert
 from contacts.tests.factories import EventInputFactory, WorkspaceFactory, events_create
 from events_platform.workspaces.models import Workspace
-from events_platform.workspaces.services import workspace_member_add
 
 # Fixed maxima, checked with few and many rows: the point is that they do not grow.
 LIST_MAX_QUERIES = 5  # session, user, workspaces, contacts page (totals as subqueries), segment choices
@@ -43,19 +41,6 @@ def goal_tree(aggregate: str = "count", value: int = 1) -> dict[str, Any]:
             },
         },
     }
-
-
-@pytest.fixture
-def member(django_user_model: Any, workspace: Workspace) -> AbstractBaseUser:
-    user = django_user_model.objects.create_user(username="marketer", password="pw-marketer-1")
-    workspace_member_add(workspace=workspace, user=user)
-    return user
-
-
-@pytest.fixture
-def member_client(client: Client, member: AbstractBaseUser) -> Client:
-    client.force_login(member)
-    return client
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from django.utils import timezone
 from contacts.models import CustomEvent
 from contacts.services import EventInput, event_set_deleted, events_upsert
 from events_platform.workspaces.models import Workspace
-from events_platform.workspaces.services import workspace_create, workspace_member_add
+from events_platform.workspaces.services import workspace_create
 from segments import rules, selectors, services
 from segments.models import Segment, SegmentMembershipChange
 from segments.tests.api_helpers import CaptureOnCommit, all_of, goal_leaf
@@ -29,19 +29,6 @@ DETAIL_MAX_QUERIES = 7  # session, user, workspaces, segment, members, changes, 
 EXPLAIN_MAX_QUERIES = 7  # session, user, workspaces, segment, contact, explain statement, membership
 NOW = timezone.now()
 BUYERS = all_of(goal_leaf("count", "gte", 1))
-
-
-@pytest.fixture
-def member(django_user_model: Any, workspace: Workspace) -> AbstractBaseUser:
-    user = django_user_model.objects.create_user(username="marketer", password="pw-marketer-1")
-    workspace_member_add(workspace=workspace, user=user)
-    return user
-
-
-@pytest.fixture
-def member_client(client: Client, member: AbstractBaseUser) -> Client:
-    client.force_login(member)
-    return client
 
 
 @pytest.fixture

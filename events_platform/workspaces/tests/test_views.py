@@ -10,24 +10,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 
 from events_platform.workspaces.models import ApiKey, Workspace, hash_secret
-from events_platform.workspaces.services import api_key_create, workspace_create, workspace_member_add
+from events_platform.workspaces.services import api_key_create, workspace_create
 
 SECRET = re.compile(r"ep_[\w-]{40,}")
 KEYS_PAGE_MAX_QUERIES = 4  # session, user, workspaces, keys with their creators
 URL = "/settings/api-keys/"
-
-
-@pytest.fixture
-def member(django_user_model: Any, workspace: Workspace) -> AbstractBaseUser:
-    user = django_user_model.objects.create_user(username="marketer", password="pw-marketer-1")
-    workspace_member_add(workspace=workspace, user=user)
-    return user
-
-
-@pytest.fixture
-def member_client(client: Client, member: AbstractBaseUser) -> Client:
-    client.force_login(member)
-    return client
 
 
 @pytest.fixture
