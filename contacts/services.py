@@ -382,9 +382,9 @@ UPDATABLE_EVENT_FIELDS = [
 def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[EventUpsertResult]:
     """Upsert a batch of events (1 to 50 from the API) in one transaction.
 
-    Costs a constant number of statements: contacts insert + select, events lock, events
-    insert, (a re-lock only if a concurrent request inserted one of our keys first), one
-    bulk update and one bulk timeline insert. Results are in input order.
+    Costs a constant number of statements: contacts insert + select, advisory locks, events
+    insert, (a lock of the rows that already existed, only if any did), one bulk update and
+    one bulk timeline insert. Results are in input order.
     """
     now = timezone.now()
     contacts, created_contacts = _contacts_ensure(workspace_id=workspace_id, emails=(e.email for e in events), now=now)
@@ -400,22 +400,28 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
         contact = stored.contact if stored is not None else contacts[incomings[0].email]
         return _fold(stored, incomings, workspace_id=workspace_id, contact=contact, now=now)
 
+    # Insert first, as if every key were new (the common case costs no lookup); the keys that
+    # already existed conflict, are locked and folded again against the stored row. The
+    # advisory locks keep other writers of these keys out meanwhile; a row that vanishes
+    # between the two (its contact erased) is inserted on the next round.
     _lock_keys(workspace_id, keys)
-    stored = _lock_events(workspace_id, keys)
-    folded = {key: fold(key, stored.get(key)) for key in keys}
-
-    # Insert what did not exist; a key inserted meanwhile by a concurrent request is locked
-    # and folded again as an existing row.
-    missing = [key for key in keys if key not in stored]
-    inserted_ids = _insert_events([folded[key][0] for key in missing])
-    raced = [key for key in missing if key not in inserted_ids]
-    if raced:
-        late = _lock_events(workspace_id, raced)
-        for key in raced:
-            stored[key] = late[key]
-            folded[key] = fold(key, late[key])
-    for key, pk in inserted_ids.items():
-        folded[key][0].pk = pk
+    folded = {key: fold(key, None) for key in keys}
+    stored: dict[tuple[str, str], CustomEvent] = {}
+    pending = keys
+    for _round in range(5):
+        inserted_ids = _insert_events([folded[key][0] for key in pending])
+        for key, pk in inserted_ids.items():
+            folded[key][0].pk = pk
+        existing = _lock_events(workspace_id, [key for key in pending if key not in inserted_ids])
+        for key, event in existing.items():
+            stored[key] = event
+            folded[key] = fold(key, event)
+        pending = [key for key in pending if key not in inserted_ids and key not in existing]
+        if not pending:
+            break
+    else:
+        raise RuntimeError(f"events {pending} neither inserted nor found after 5 rounds")
+    inserted = [key for key in keys if key not in stored]
 
     to_update = [
         event
@@ -438,7 +444,7 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
     changed = (
         {c.pk for c in created_contacts}
         | {e.contact.pk for e in to_update}
-        | {folded[key][0].contact_id for key in inserted_ids}
+        | {folded[key][0].contact_id for key in inserted}
     )
     _notify_contacts_changed(workspace_id, changed)
     return [results_by_input[id(incoming)] for incoming in events]

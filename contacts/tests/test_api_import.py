@@ -188,7 +188,7 @@ def test_import_of_50_new_events_costs_the_same_queries_as_5(api_client: APIClie
     fifty = import_queries(api_client, 50, 100)
     # then
     assert fifty == five
-    assert fifty <= 10
+    assert fifty <= 9
     assert CustomEvent.objects.count() == 55
 
 
@@ -204,4 +204,5 @@ def test_import_updating_stored_events_costs_a_constant_number_of_queries(api_cl
         body = import_events(api_client, newer)
     # then
     assert {r["operation"] for r in body["results"]} == {"updated"}
-    assert len(ctx.captured_queries) <= 10
+    # New rows are inserted first, so stored ones pay one no-op insert before their lock.
+    assert len(ctx.captured_queries) <= 11
