@@ -40,14 +40,19 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if len(parts) != 2 or parts[0].lower() != self.keyword.lower():
             raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <api key>'.")
         api_key = (
-            ApiKey.objects.active().filter(key_hash=hash_secret(parts[1])).only("id", "workspace_id", "prefix").first()
+            ApiKey.objects.active()
+            .filter(key_hash=hash_secret(parts[1]))
+            .only("id", "workspace_id", "prefix", "last_used_at")
+            .first()
         )
         if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         now = timezone.now()
-        ApiKey.objects.filter(pk=api_key.pk).exclude(last_used_at__gte=now - LAST_USED_RESOLUTION).update(
-            last_used_at=now
-        )
+        if api_key.last_used_at is None or api_key.last_used_at < now - LAST_USED_RESOLUTION:
+            # Guarded in SQL too, so concurrent requests write it once.
+            ApiKey.objects.filter(pk=api_key.pk).exclude(last_used_at__gte=now - LAST_USED_RESOLUTION).update(
+                last_used_at=now
+            )
         return ApiKeyUser(api_key), api_key
 
     def authenticate_header(self, request: Request) -> str:
