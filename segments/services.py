@@ -414,9 +414,33 @@ PENDING_BATCH = 2000
 
 def contacts_queue_refresh(*, workspace_id: str, contact_ids: Iterable[int]) -> None:
     """Queue contacts for re-evaluation; a contact already queued is queued once."""
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return
+    if connection.vendor == "postgresql":
+        # Runs after every ingest commit: one array parameter instead of a model per contact.
+        table = _q(PendingContactRefresh._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (workspace_id, contact_id, queued_at) "
+                "SELECT %s, unnest(%s::bigint[]), now() ON CONFLICT DO NOTHING",
+                [workspace_id, ids],
+            )
+        return
     PendingContactRefresh.objects.bulk_create(
-        [PendingContactRefresh(workspace_id=workspace_id, contact_id=pk) for pk in sorted(set(contact_ids))],
-        ignore_conflicts=True,
+        [PendingContactRefresh(workspace_id=workspace_id, contact_id=pk) for pk in ids], ignore_conflicts=True
+    )
+
+
+def workspaces_with_stale_pending(*, older_than: timedelta, now: datetime | None = None) -> list[str]:
+    """Workspaces with contacts queued longer than ``older_than``: their drain was never
+    scheduled (a publish lost with its broker) or fell behind. The periodic task re-schedules."""
+    now = now or timezone.now()
+    return list(
+        PendingContactRefresh.objects.filter(queued_at__lt=now - older_than)
+        .order_by()
+        .values_list("workspace_id", flat=True)
+        .distinct()
     )
 
 

@@ -12,7 +12,8 @@ from contacts.models import Contact, TimelineEntry
 from contacts.services import EventInput, events_upsert
 from events_platform.workspaces.services import workspace_create
 from segments import services
-from segments.models import Segment, SegmentMembership, SegmentMembershipChange
+from segments.models import PendingContactRefresh, Segment, SegmentMembership, SegmentMembershipChange
+from segments.tasks import segments_refresh_due_task
 
 pytestmark = pytest.mark.django_db
 
@@ -269,3 +270,22 @@ def test_contacts_changing_close_together_are_refreshed_together(workspace):
     assert (second, more_after_second) == (1, False)
     assert members(big) == {"a@x.io", "b@x.io"}
     assert services.segments_refresh_pending(workspace_id=workspace.id) == (0, False)
+
+
+def test_the_periodic_task_drains_queues_whose_drain_was_lost(workspace):
+    """Contacts queued over a minute ago (their drain's publish was lost) are drained on the schedule."""
+    # given a buyer queued two minutes ago whose drain never ran, and a fresh entry elsewhere
+    big = build(services.segment_create(workspace_id=workspace.id, slug="big", name="Big", tree=spent_at_least(100)))
+    events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "o1", "500")])
+    services.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[Contact.objects.get(email="a@x.io").pk])
+    PendingContactRefresh.objects.update(queued_at=timezone.now() - timedelta(minutes=2))
+    other = workspace_create(workspace_id="other", name="Other")
+    events_upsert(workspace_id=other.id, events=[purchase("z@x.io", "o1", "500")])
+    services.contacts_queue_refresh(workspace_id=other.id, contact_ids=[Contact.objects.get(email="z@x.io").pk])
+    assert members(big) == set()
+    # when the periodic task runs
+    segments_refresh_due_task()
+    # then the stale queue is drained into the segment; the fresh one is left to its own drain
+    assert members(big) == {"a@x.io"}
+    assert not PendingContactRefresh.objects.filter(workspace_id=workspace.id).exists()
+    assert PendingContactRefresh.objects.filter(workspace_id=other.id).count() == 1

@@ -15,7 +15,7 @@ from contacts.services import EventInput, events_upsert
 from events_platform.testing import celery_worker, worker_unavailable_reason
 from events_platform.workspaces.services import workspace_create
 from segments import services
-from segments.models import Segment, SegmentMembership
+from segments.models import PendingContactRefresh, Segment, SegmentMembership
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
@@ -94,3 +94,47 @@ def test_worker_builds_a_segment_and_moves_a_contact_after_a_purchase():
         assert members() == {"a@x.io", "b@x.io"}
         assert elapsed < 5, f"membership took {elapsed:.2f}s"
         wait_for(lambda: worker.succeeded("segments.tasks.segments_refresh_pending_task") >= 1, timeout=5)
+
+
+def test_commits_close_together_share_drains_and_no_contact_is_missed():
+    """Ten quick purchases are all applied, by fewer drains than commits (one publish per window)."""
+    # given
+    workspace = workspace_create(workspace_id="shop", name="Shop")
+    tree = {
+        "kind": "branch",
+        "branch": {
+            "operator": "and",
+            "leaves": [
+                {
+                    "kind": "leaf",
+                    "leaf": {
+                        "source": "custom_events_goals",
+                        "custom_events_goal": {
+                            "goal_type": "purchase",
+                            "aggregate_operator": "sum",
+                            "operator": "gte",
+                            "value": 100,
+                            "timeframe_operator": "anytime",
+                        },
+                    },
+                }
+            ],
+        },
+    }
+    buyers = {f"c{i}@x.io" for i in range(10)}
+
+    def members() -> set[str]:
+        return set(SegmentMembership.objects.filter(segment__slug="big").values_list("contact__email", flat=True))
+
+    with celery_worker() as worker:
+        segment = services.segment_create(workspace_id=workspace.id, slug="big", name="Big", tree=tree)
+        wait_for(lambda: Segment.objects.get(pk=segment.pk).status == Segment.Status.ACTIVE)
+        # when ten buyers commit one after another, each in its own transaction
+        for i, email in enumerate(sorted(buyers)):
+            events_upsert(workspace_id=workspace.id, events=[purchase(email, f"o{i}", "150")])
+        # then every one of them arrives
+        wait_for(lambda: members() == buyers, timeout=10)
+        time.sleep(1)  # let any drain still queued finish and log
+        drains = worker.succeeded("segments.tasks.segments_refresh_pending_task")
+        assert 1 <= drains < len(buyers)
+        assert not PendingContactRefresh.objects.filter(workspace_id=workspace.id).exists()
