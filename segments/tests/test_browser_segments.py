@@ -78,7 +78,7 @@ def test_build_the_vip_segment_condition_by_condition(
 
     # given a logged-in marketer on a new segment
     login(page, live_server, user)
-    page.goto(f"{live_server.url}/segments/new/")
+    page.goto(f"{live_server.url}/segments/new-segment/")
     page.fill("#id_name", "VIP")
 
     # when the three conditions are entered one by one

@@ -274,12 +274,12 @@ def test_preview_and_builder_do_not_read_other_workspaces(
     built_segment(django_capture_on_commit_callbacks, other_workspace, "theirs")
 
     # when previewing "bought once" and saving a tree that refers to the foreign segment
-    preview = member_client.post("/segments/preview/", controls(BUYERS))
+    preview = member_client.post("/segments/live-preview/", controls(BUYERS))
     foreign_ref = {
         "kind": "leaf",
         "leaf": {"source": "segment", "segment": {"segment_id": "theirs", "operator": "in_segment"}},
     }
-    saved = member_client.post("/segments/new/", controls(all_of(foreign_ref), name="Sneaky"))
+    saved = member_client.post("/segments/new-segment/", controls(all_of(foreign_ref), name="Sneaky"))
 
     # then
     assert preview.context["preview"].total == 2
@@ -292,13 +292,13 @@ def test_forms_require_csrf(member: AbstractBaseUser, workspace: Workspace) -> N
     """Every state-changing form is protected by CSRF."""
     client = Client(enforce_csrf_checks=True)
     client.force_login(member)
-    for url in ("/segments/new/", "/segments/preview/", "/segments/x/rebuild/", "/segments/x/delete/"):
+    for url in ("/segments/new-segment/", "/segments/live-preview/", "/segments/x/rebuild/", "/segments/x/delete/"):
         assert client.post(url, controls(BUYERS)).status_code == 403, url
 
 
 def test_pages_require_login(client: Client, db: None) -> None:
     """Anonymous visitors are sent to the login page."""
-    for url in ("/", "/segments/", "/segments/new/", "/segments/x/"):
+    for url in ("/", "/segments/", "/segments/new-segment/", "/segments/x/"):
         response = client.get(url)
         assert response.status_code == 302 and "/accounts/login/" in response["Location"], url
 
@@ -318,7 +318,9 @@ def test_builder_saves_a_valid_tree_and_starts_the_build(
 
     # when
     with django_capture_on_commit_callbacks(execute=True):
-        response = member_client.post("/segments/new/", controls(tree, name="Big spenders", timezone="Europe/Paris"))
+        response = member_client.post(
+            "/segments/new-segment/", controls(tree, name="Big spenders", timezone="Europe/Paris")
+        )
 
     # then
     assert response.status_code == 302 and response["Location"] == "/segments/big_spenders/"
@@ -336,7 +338,7 @@ def test_builder_shows_errors_at_their_fields_and_keeps_the_input(member_client:
     data["n.0.value"] = ""
 
     # when
-    response = member_client.post("/segments/new/", data)
+    response = member_client.post("/segments/new-segment/", data)
 
     # then
     page = response.content.decode()
@@ -353,7 +355,7 @@ def test_builder_reports_a_taken_id_on_the_id_field(
 ) -> None:
     """A slug already used in the workspace is an error on the Id field, not a crash."""
     built_segment(django_capture_on_commit_callbacks, workspace, "buyers")
-    response = member_client.post("/segments/new/", controls(BUYERS, name="Buyers again", slug="buyers"))
+    response = member_client.post("/segments/new-segment/", controls(BUYERS, name="Buyers again", slug="buyers"))
     assert response.status_code == 400
     assert "already exists" in str(response.context["form"].errors["slug"])
 
@@ -364,7 +366,7 @@ def test_structural_edits_are_served_as_the_form_fragment_to_htmx(member_client:
     data = controls(all_of(goal_leaf("sum", "gte", 100)))
 
     # when adding a group to the root, then a condition to that group, via htmx
-    added = member_client.post("/segments/new/", {**data, "op": "add_group:n"}, headers={"HX-Request": "true"})
+    added = member_client.post("/segments/new-segment/", {**data, "op": "add_group:n"}, headers={"HX-Request": "true"})
 
     # then the fragment is the form alone, with a nested group holding a new condition
     page = added.content.decode()
@@ -373,7 +375,7 @@ def test_structural_edits_are_served_as_the_form_fragment_to_htmx(member_client:
     assert not Segment.objects.exists()
 
     # when removing the first condition without JavaScript (a full page)
-    removed = member_client.post("/segments/new/", {**data, "op": "remove:n.0"})
+    removed = member_client.post("/segments/new-segment/", {**data, "op": "remove:n.0"})
     assert "<html" in removed.content.decode()
     assert 'name="n.0.kind"' not in removed.content.decode()
 
@@ -381,7 +383,7 @@ def test_structural_edits_are_served_as_the_form_fragment_to_htmx(member_client:
 def test_template_button_fills_the_vip_tree_and_name(member_client: Client, workspace: Workspace) -> None:
     """One click on VIP loads its three conditions (labelled in plain language), its name and colour."""
     response = member_client.post(
-        "/segments/new/", {**controls(BUYERS, name=""), "op": "template:vip"}, headers={"HX-Request": "true"}
+        "/segments/new-segment/", {**controls(BUYERS, name=""), "op": "template:vip"}, headers={"HX-Request": "true"}
     )
     page = response.content.decode()
     assert 'value="VIP"' in page and 'value="vip"' in page
@@ -453,7 +455,7 @@ def test_builder_round_trips_every_source_nested_and_negated(
 
     # when
     with django_capture_on_commit_callbacks(execute=True):
-        response = member_client.post("/segments/new/", data)
+        response = member_client.post("/segments/new-segment/", data)
 
     # then
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -478,7 +480,7 @@ def test_builder_query_count_is_fixed(
     for index in range(existing):
         built_segment(django_capture_on_commit_callbacks, workspace, slug=f"s{index:02}")
     with django_assert_max_num_queries(BUILDER_MAX_QUERIES):
-        assert member_client.get("/segments/new/").status_code == 200
+        assert member_client.get("/segments/new-segment/").status_code == 200
     with django_assert_max_num_queries(BUILDER_MAX_QUERIES):
         assert member_client.get("/segments/s00/edit/").status_code == 200
 
@@ -518,7 +520,7 @@ def test_preview_matches_the_engine_and_counts_each_top_level_condition(
 
     # when
     with django_assert_max_num_queries(PREVIEW_MAX_QUERIES):
-        response = member_client.post("/segments/preview/", controls(tree), headers={"HX-Request": "true"})
+        response = member_client.post("/segments/live-preview/", controls(tree), headers={"HX-Request": "true"})
 
     # then
     expected = selectors.segment_preview(workspace_id=workspace.id, tree=tree, timezone_name="UTC")
@@ -536,7 +538,7 @@ def test_preview_of_an_incomplete_tree_says_what_is_missing(member_client: Clien
     """An incomplete tree gives no count but names the field to fill."""
     data = controls(all_of(goal_leaf("sum", "gte", 100)))
     data["n.0.value"] = ""
-    response = member_client.post("/segments/preview/", data, headers={"HX-Request": "true"})
+    response = member_client.post("/segments/live-preview/", data, headers={"HX-Request": "true"})
     page = response.content.decode()
     assert response.status_code == 200
     assert "Complete the conditions" in page and "Condition 1, value: This field is required." in page
@@ -676,3 +678,20 @@ def test_csv_export_streams_the_members(
     assert response["Content-Type"].startswith("text/csv")
     assert lines[0] == "email,external_id,first_name,last_name,entered_at"
     assert [line.split(",")[0] for line in lines[1:]] == [f"buyer{i:03}@example.com" for i in range(3)]
+
+
+@pytest.mark.parametrize("slug", ["new", "preview", "new_segment"])
+def test_a_segment_named_like_a_builder_page_has_its_own_page(
+    member_client: Client, workspace: Workspace, django_capture_on_commit_callbacks: CaptureOnCommit, slug: str
+) -> None:
+    """Segment ids cannot contain a hyphen, so the builder's pages never shadow a segment's page."""
+    # given
+    segment = built_segment(django_capture_on_commit_callbacks, workspace, slug)
+    # when
+    page = member_client.get(f"/segments/{slug}/")
+    edit = member_client.get(f"/segments/{slug}/edit/")
+    # then
+    assert page.status_code == 200
+    assert f"/segments/{slug}/export.csv" in page.content.decode()
+    assert edit.status_code == 200
+    assert f'value="{segment.name}"' in edit.content.decode()
