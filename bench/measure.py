@@ -106,10 +106,14 @@ class HttpError(RuntimeError):
 class Client:
     """One HTTP/1.1 connection to the app (gunicorn's sync workers close it; it reopens by itself)."""
 
-    def __init__(self, port: int, api_key: str) -> None:
+    def __init__(self, port: int, api_key: str | None, *, cookie: str | None = None) -> None:
         self.port = port
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        self.headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+        self.headers = {"Content-Type": "application/json"}
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
+        if cookie:
+            self.headers["Cookie"] = cookie
 
     def request(self, method: str, path: str, body: bytes | None = None, expect: int = 200) -> bytes:
         try:
