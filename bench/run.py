@@ -98,7 +98,8 @@ def prepare_dataset(env: bench_env.BenchEnv, args: argparse.Namespace, spec: Any
     if args.skip_load and bench_env.database_exists(env):
         meta = _meta_get("dataset")
         if meta and meta["spec"] == wanted:
-            log(f"reusing the loaded dataset ({spec.contacts:,} contacts, {spec.events:,} events)")
+            log(f"reusing the loaded dataset ({spec.contacts:,} contacts, {spec.events:,} events); migrating")
+            call_command("migrate", verbosity=0)
             return {**meta, "reused": True}
         log("--skip-load: the database holds another size (or nothing); loading")
     log(f"creating database {env.database_name}")
