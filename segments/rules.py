@@ -72,24 +72,31 @@ import json
 import operator as op
 import re
 import zoneinfo
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import (
     BigIntegerField,
+    BooleanField,
+    Case,
     CharField,
+    Count,
     Exists,
     Expression,
     F,
     FloatField,
     Func,
+    Max,
+    Min,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Value,
+    When,
 )
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import (
@@ -687,23 +694,44 @@ def compile_tree(
     now: dt.datetime,
     timezone_name: str,
     segment_pks: Mapping[str, int],
+    contact_ids: Sequence[int] | None = None,
+    semi_join: bool = False,
 ) -> Q:
     """A ``Q`` over ``Contact`` true exactly for the contacts the tree matches (see module docstring).
 
-    Every aggregate is a correlated subquery, so ``Contact.objects.filter(workspace_id=...).filter(q)``
-    is one statement. Raises ``TreeValidationError`` for an invalid tree or an unresolved segment slug.
+    Every aggregate is a subquery, so ``Contact.objects.filter(workspace_id=...).filter(q)`` is one
+    statement. Sibling goal conditions over the same events are fused into one grouped subquery
+    (see ``_compile_children``). ``semi_join`` says the ``Q`` is the whole ``WHERE`` of a query
+    over the workspace's contacts (not inside a ``NOT``, an ``OR``, a ``CASE`` or a ``FILTER``):
+    then fused groups in its top-level conjunction become ``id IN (... GROUP BY contact_id ...)``,
+    one pass over the events for all contacts, restricted to ``contact_ids`` when given.
+    Raises ``TreeValidationError`` for an invalid tree or an unresolved segment slug.
     """
     tree = validate_tree(tree)
     missing = sorted(referenced_segments(tree) - set(segment_pks))
     if missing:
         raise TreeValidationError({"tree": [f"Unknown segment: {slug}." for slug in missing]})
-    context = Context(workspace_id=workspace_id, now=now, tz=zoneinfo.ZoneInfo(timezone_name), segment_pks=segment_pks)
-    return _compile_node(tree, context)
+    context = Context(
+        workspace_id=workspace_id,
+        now=now,
+        tz=zoneinfo.ZoneInfo(timezone_name),
+        segment_pks=segment_pks,
+        contact_ids=None if contact_ids is None else list(contact_ids),
+    )
+    # The root is the only conjunct of an implicit AND, so a fusable root is fused too.
+    (condition,) = _compile_children([tree], "and", context, semi_join=semi_join)
+    return condition
 
 
 class Context:
     def __init__(
-        self, *, workspace_id: str, now: dt.datetime, tz: zoneinfo.ZoneInfo, segment_pks: Mapping[str, int]
+        self,
+        *,
+        workspace_id: str,
+        now: dt.datetime,
+        tz: zoneinfo.ZoneInfo,
+        segment_pks: Mapping[str, int],
+        contact_ids: list[int] | None = None,
     ) -> None:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
@@ -711,16 +739,185 @@ class Context:
         self.now = now
         self.tz = tz
         self.segment_pks = segment_pks
+        self.contact_ids = contact_ids
 
 
-def _compile_node(node: dict[str, Any], context: Context) -> Q:
+def _compile_node(node: dict[str, Any], context: Context, *, semi_join: bool = False) -> Q:
+    negate = bool(node.get("negate"))
     if node["kind"] == "branch":
-        parts = [_compile_node(child, context) for child in node["branch"]["leaves"]]
-        combine = op.and_ if node["branch"]["operator"] == "and" else op.or_
-        q = functools.reduce(combine, parts)
+        operator = node["branch"]["operator"]
+        # Children of a top-level AND are top-level conjuncts themselves; nothing under NOT or OR is.
+        parts = _compile_children(
+            node["branch"]["leaves"], operator, context, semi_join=semi_join and operator == "and" and not negate
+        )
+        q = functools.reduce(op.and_ if operator == "and" else op.or_, parts)
     else:
         q = _compile_leaf(node["leaf"], context)
     # Every leaf is NULL-free, so NOT is the exact complement.
+    return ~q if negate else q
+
+
+# --------------------------------------------------------------------------- fused goal groups
+#
+# Goal leaves over the same events (same goal type, goal name and event name: the "base") that
+# are siblings in a branch are evaluated together, as conditions on the aggregates of ONE
+# grouped scan of the base events (each leaf's timeframe becomes a FILTER on its aggregate):
+#
+#     SELECT contact_id FROM events WHERE <base> GROUP BY contact_id HAVING <the leaves>
+#
+# A contact without base events is not in any group, and there each leaf has its value over
+# zero events (sum 0, count 0, no avg/min/max), known without a query: ``_holds_without_events``.
+# So a group condition that is false without events matches exactly the contacts in
+# ``GROUP BY ... HAVING condition``, and one that is true without events exactly those NOT in
+# ``GROUP BY ... HAVING NOT condition``. In an AND, a sibling first/last leaf of the same base
+# never holds without a base event either, so it too makes "in the group" a requirement.
+# first/last need the earliest/latest event's own value, not an aggregate: they stay correlated.
+
+FUSED_AGGREGATES = frozenset({"sum", "count", "avg", "min", "max"})
+Base = tuple[str, str | None, str | None]
+
+
+def _goal_base(body: dict[str, Any]) -> Base:
+    return (body["goal_type"], body.get("goal_name"), body.get("event_name"))
+
+
+def _fused_base(node: dict[str, Any]) -> Base | None:
+    """The base shared by every leaf of this node, if all are goal leaves that can be fused."""
+    if node["kind"] == "leaf":
+        leaf = node["leaf"]
+        if leaf["source"] != "custom_events_goals":
+            return None
+        body = leaf["custom_events_goal"]
+        return _goal_base(body) if body["aggregate_operator"] in FUSED_AGGREGATES else None
+    bases = {_fused_base(child) for child in node["branch"]["leaves"]}
+    if len(bases) != 1:
+        return None
+    (base,) = bases
+    return base
+
+
+def _leaf_count(node: dict[str, Any]) -> int:
+    return 1 if node["kind"] == "leaf" else sum(_leaf_count(child) for child in node["branch"]["leaves"])
+
+
+def _holds_without_events(node: dict[str, Any]) -> bool:
+    """Whether a fusable node holds for a contact with no event of its base."""
+    if node["kind"] == "branch":
+        results = [_holds_without_events(child) for child in node["branch"]["leaves"]]
+        held = all(results) if node["branch"]["operator"] == "and" else any(results)
+    else:
+        body = node["leaf"]["custom_events_goal"]
+        aggregate, operator = body["aggregate_operator"], body["operator"]
+        if aggregate in ("sum", "count"):
+            value = Decimal(str(body["value"]))
+            value_2 = Decimal(str(body["value_2"])) if "value_2" in body else None
+            zero = Decimal(0)
+            held = {
+                "gte": zero >= value,
+                "gt": zero > value,
+                "lte": zero <= value,
+                "lt": zero < value,
+                "eq": zero == value,
+                "neq": zero != value,
+                "between": value_2 is not None and value <= zero <= value_2,
+            }[operator]
+        else:
+            held = False  # no value over zero events
+    return not held if node.get("negate") else held
+
+
+def _first_last_base(node: dict[str, Any]) -> Base | None:
+    """The base of a non-negated first/last goal leaf (it holds only with a base event)."""
+    if node["kind"] != "leaf" or node.get("negate") or node["leaf"]["source"] != "custom_events_goals":
+        return None
+    body = node["leaf"]["custom_events_goal"]
+    return _goal_base(body) if body["aggregate_operator"] in ("first", "last") else None
+
+
+def _compile_children(children: list[dict[str, Any]], operator: str, context: Context, *, semi_join: bool) -> list[Q]:
+    """One ``Q`` per child of an ``operator`` branch, same-base goal siblings fused into one ``Q``
+    (placed where the first of them was; the others dropped)."""
+    groups: dict[Base, list[int]] = {}
+    for index, child in enumerate(children):
+        base = _fused_base(child)
+        if base is not None:
+            groups.setdefault(base, []).append(index)
+    anchored = {_first_last_base(child) for child in children} if operator == "and" else set()
+    combine = op.and_ if operator == "and" else op.or_
+    fused: dict[int, Q | None] = {}
+    for base, indices in groups.items():
+        members = [children[index] for index in indices]
+        holds = [_holds_without_events(member) for member in members]
+        holds_without_events = all(holds) if operator == "and" else any(holds)
+        if base in anchored:
+            holds_without_events = False
+        # semi_join is only ever set for the children of a top-level AND.
+        one_scan_for_all = semi_join and not holds_without_events
+        if sum(_leaf_count(member) for member in members) < 2 and not one_scan_for_all:
+            continue  # a lone correlated leaf is as cheap
+        condition = functools.reduce(combine, [_fused_condition(member, context) for member in members])
+        events = _grouped_events(base, context)
+        if one_scan_for_all:
+            if context.contact_ids is not None:
+                events = events.filter(contact_id__in=context.contact_ids)
+            q = Q(pk__in=events.filter(condition).values("contact_id"))
+        elif holds_without_events:
+            q = ~Q(Exists(events.filter(~condition, contact_id=OuterRef("pk"))))
+        else:
+            q = Q(Exists(events.filter(condition, contact_id=OuterRef("pk"))))
+        fused |= dict.fromkeys(indices[1:], None)
+        fused[indices[0]] = q
+    parts: list[Q] = []
+    child_semi_join = semi_join and operator == "and"
+    for index, child in enumerate(children):
+        if index not in fused:
+            parts.append(_compile_node(child, context, semi_join=child_semi_join))
+        elif (q := fused[index]) is not None:
+            parts.append(q)
+    return parts
+
+
+def _grouped_events(base: Base, context: Context) -> QuerySet[CustomEvent]:
+    """The workspace's live events of this base, grouped by contact (a condition on aggregates
+    filters the groups: HAVING)."""
+    goal_type, goal_name, event_name = base
+    lookups: dict[str, Any] = {"goal_type__isnull": False}
+    if goal_type != ANY_GOAL_TYPE:
+        lookups["goal_type"] = goal_type
+    if goal_name is not None:
+        lookups["goal_name"] = goal_name
+    if event_name is not None:
+        lookups["event_name"] = event_name
+    return (
+        CustomEvent.objects.filter(workspace_id=context.workspace_id, deleted_at__isnull=True, **lookups)
+        .order_by()
+        .values("contact_id")
+        # An aggregate alias makes values() a GROUP BY without selecting anything more.
+        .alias(fused_group=Count("contact_id"))
+    )
+
+
+def _fused_condition(node: dict[str, Any], context: Context) -> Q:
+    """A fusable node as a condition on its group's aggregates (never NULL, like every leaf)."""
+    if node["kind"] == "branch":
+        parts = [_fused_condition(child, context) for child in node["branch"]["leaves"]]
+        q = functools.reduce(op.and_ if node["branch"]["operator"] == "and" else op.or_, parts)
+    else:
+        body = node["leaf"]["custom_events_goal"]
+        window = _window_q("occurred_at", body["timeframe_operator"], body["timeframe_values"], context)
+        only = window if window else None
+        cents = _Cents(F("goal_value"))
+        aggregate = body["aggregate_operator"]
+        # COUNT of a NOT NULL column: COUNT(*) takes no FILTER in Django; contact_id keeps the
+        # scan index-only (the id column is not in the index).
+        count = Count("contact_id", filter=only, output_field=BigIntegerField())
+        total = Coalesce(
+            Sum(cents, filter=only, output_field=BigIntegerField()), Value(0), output_field=BigIntegerField()
+        )
+        extreme = None
+        if aggregate in ("min", "max"):
+            extreme = (Min if aggregate == "min" else Max)(cents, filter=only, output_field=BigIntegerField())
+        q = _goal_condition(body, count=count, total=total, extreme=extreme)
     return ~q if node.get("negate") else q
 
 
@@ -851,23 +1048,30 @@ def goal_extreme(events: QuerySet[CustomEvent], aggregate: str) -> Subquery:
 
 def _compile_goal(body: dict[str, Any], context: Context) -> Q:
     events = goal_matches(body, context)
-    aggregate, operator = body["aggregate_operator"], body["operator"]
+    aggregate = body["aggregate_operator"]
+    extreme = goal_extreme(events, aggregate) if aggregate in ("min", "max", "first", "last") else None
+    return _goal_condition(body, count=count_of(events), total=sum_cents(events), extreme=extreme)
 
+
+def _goal_condition(body: dict[str, Any], *, count: Any, total: Any, extreme: Any) -> Q:
+    """The leaf's comparison over its qualifying events' ``count``, ``total`` (sum in cents, 0
+    when none) and ``extreme`` (min/max/first/last in cents, NULL when none)."""
+    aggregate, operator = body["aggregate_operator"], body["operator"]
     if aggregate == "count":
-        return _compare(count_of(events), operator, body["value"], body.get("value_2"))
+        return _compare(count, operator, body["value"], body.get("value_2"))
     value = _to_cents(body["value"])
     value_2 = _to_cents(body["value_2"]) if "value_2" in body else None
     if aggregate == "sum":
-        return _compare(sum_cents(events), operator, value, value_2)
+        return _compare(total, operator, value, value_2)
     if aggregate == "avg":
         # avg op v  <=>  sum op v * count, for count > 0: exact, no division.
-        count = count_of(events)
         scaled = Value(value, output_field=BigIntegerField()) * count
         scaled_2 = Value(value_2, output_field=BigIntegerField()) * count if value_2 is not None else None
-        return Q(GreaterThan(count, 0)) & _compare(sum_cents(events), operator, scaled, scaled_2)
-    extreme = goal_extreme(events, aggregate)
-    # No qualifying event: no value, never matches (and the NOT of it does).
-    return Q(IsNull(extreme, False)) & _compare(extreme, operator, value, value_2)
+        return Q(GreaterThan(count, 0)) & _compare(total, operator, scaled, scaled_2)
+    # No qualifying event: no value (NULL), never matches, and the NOT of it does. The CASE
+    # reads a correlated value once where "IS NOT NULL AND ..." would evaluate it twice.
+    held = When(_compare(extreme, operator, value, value_2), then=Value(True))
+    return Q(Case(held, default=Value(False), output_field=BooleanField()))
 
 
 class _JSONKey(Func):

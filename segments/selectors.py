@@ -50,16 +50,20 @@ def segment_matching_contacts(
     tree = validate_tree(tree)
     if segment_pks is None:
         segment_pks = segment_pks_for_slugs(workspace_id=workspace_id, slugs=referenced_segments(tree))
+    ids = None if contact_ids is None else list(contact_ids)
+    # The condition is this query's whole WHERE: fused goal groups may be semi-joins.
     condition = compile_tree(
         tree,
         workspace_id=workspace_id,
         now=now or timezone.now(),
         timezone_name=timezone_name,
         segment_pks=segment_pks,
+        contact_ids=ids,
+        semi_join=True,
     )
     contacts = Contact.objects.filter(workspace_id=workspace_id)
-    if contact_ids is not None:
-        contacts = contacts.filter(pk__in=list(contact_ids))
+    if ids is not None:
+        contacts = contacts.filter(pk__in=ids)
     return contacts.filter(condition)
 
 
