@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from contacts import selectors, services
+from contacts.api import fast_input
 from contacts.api import serializers as s
 from events_platform.workspaces.api import WorkspaceAPIView
 
@@ -46,11 +47,12 @@ class EventUpsertView(WorkspaceAPIView):
     )
     def post(self, request: Request) -> Response:
         workspace_id = self.get_workspace_id(request)
-        serializer = s.EventUpsertInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        result = services.event_upsert(
-            workspace_id=workspace_id, event=serializer.to_event_input(serializer.validated_data)
-        )
+        event = fast_input.upsert_input(request.data)
+        if event is None:  # not plainly valid: the serializer decides, and words any error
+            serializer = s.EventUpsertInputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            event = serializer.to_event_input(serializer.validated_data)
+        result = services.event_upsert(workspace_id=workspace_id, event=event)
         return Response(s.EventUpsertOutputSerializer(result).data)
 
 
@@ -69,9 +71,11 @@ class EventImportView(WorkspaceAPIView):
     )
     def post(self, request: Request) -> Response:
         workspace_id = self.get_workspace_id(request)
-        data = _validated(s.EventImportInputSerializer, request.data)
-        converter = s.EventInputSerializer()
-        inputs = [converter.to_event_input(attrs) for attrs in data["events"]]
+        inputs = fast_input.import_inputs(request.data)
+        if inputs is None:  # not plainly valid: the serializer decides, and words any error
+            data = _validated(s.EventImportInputSerializer, request.data)
+            converter = s.EventInputSerializer()
+            inputs = [converter.to_event_input(attrs) for attrs in data["events"]]
         results = services.events_upsert(workspace_id=workspace_id, events=inputs)
         body = {
             "event_ids": [r.event.external_id for r in results],
