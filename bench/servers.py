@@ -143,7 +143,16 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
 
 @contextmanager
 def gunicorn(env: dict[str, str], *, workers: int, log: IO[bytes]) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """gunicorn as in production (gunicorn.conf.py), bound to 127.0.0.1 only."""
+    """gunicorn as in production (gunicorn.conf.py), bound to 127.0.0.1 only, after the release
+    step's collectstatic (the pages' hashed static names come from its manifest)."""
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        check=True,
+    )
     port = free_port()
     command = [
         str(BIN / "gunicorn"), "events_platform.wsgi", "-c", "gunicorn.conf.py",
