@@ -212,6 +212,8 @@ def _apply_membership(
 
     Must run inside a transaction. Returns (entered, exited).
     """
+    if connection.vendor == "postgresql":
+        return _apply_membership_in_one_statement(segment=segment, matching=matching, now=now, scope=scope)
     table = f"seg_new_{uuid.uuid4().hex[:12]}"
     membership = _q(SegmentMembership._meta.db_table)
     history = _q(SegmentMembershipChange._meta.db_table)
@@ -289,6 +291,63 @@ def _apply_membership(
             for name in (table, exited_table, entered_table):
                 cursor.execute(f"DROP TABLE {name}")
     return entered, exited
+
+
+def _apply_membership_in_one_statement(
+    *, segment: Segment, matching: QuerySet[Contact], now: datetime, scope: Sequence[int] | None = None
+) -> tuple[int, int]:
+    """``_apply_membership`` on PostgreSQL: the matching ids, both differences, history, timeline
+    entries and the membership change in ONE statement of data-modifying CTEs, without
+    temporary tables. All parts see the same snapshot: exits and entries are disjoint, so the
+    entries' anti-join may read the membership from before the exits' delete."""
+    membership = _q(SegmentMembership._meta.db_table)
+    history = _q(SegmentMembershipChange._meta.db_table)
+    timeline = _q(TimelineEntry._meta.db_table)
+    select_sql, select_params = matching.order_by().values("id").query.sql_with_params()
+    scope_sql = " AND m.contact_id = ANY(%s)" if scope is not None else ""
+    scope_params = [list(scope)] if scope is not None else []
+    changes = _json_param({"segment": {"new": {"id": segment.slug, "name": segment.name}}})
+    at = _dt_param(now)
+    sql = (
+        f"WITH new AS MATERIALIZED ({select_sql}), "
+        f"exited AS (DELETE FROM {membership} m WHERE m.segment_id = %s{scope_sql} "
+        "AND NOT EXISTS (SELECT 1 FROM new n WHERE n.id = m.contact_id) RETURNING m.contact_id), "
+        f"entered AS (INSERT INTO {membership} (segment_id, contact_id, entered_at) "
+        "SELECT %s, n.id, %s FROM new n WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {membership} m WHERE m.segment_id = %s AND m.contact_id = n.id) RETURNING contact_id), "
+        "changes AS (SELECT contact_id, %s AS change, %s AS kind FROM exited "
+        "UNION ALL SELECT contact_id, %s, %s FROM entered), "
+        f"history AS (INSERT INTO {history} (segment_id, contact_id, change, changed_at) "
+        "SELECT %s, contact_id, change, %s FROM changes), "
+        f"entries AS (INSERT INTO {timeline} (workspace_id, contact_id, kind, operation, entity_type, entity_id, "
+        "custom_event_id, changes, created_at, db_created_at) "
+        "SELECT %s, contact_id, kind, %s, 'segment', %s, NULL, CAST(%s AS jsonb), %s, %s FROM changes) "
+        "SELECT (SELECT count(*) FROM entered), (SELECT count(*) FROM exited)"
+    )
+    params = [
+        *select_params,
+        segment.pk,
+        *scope_params,
+        segment.pk,
+        at,
+        segment.pk,
+        SegmentMembershipChange.Change.EXITED,
+        "segment.left",
+        SegmentMembershipChange.Change.ENTERED,
+        "segment.joined",
+        segment.pk,
+        at,
+        segment.workspace_id,
+        TimelineEntry.Operation.INSERT,
+        segment.slug,
+        changes,
+        at,
+        at,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        entered, exited = cursor.fetchone()
+    return int(entered), int(exited)
 
 
 # ---------------------------------------------------------------------------------------
