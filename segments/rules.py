@@ -72,7 +72,7 @@ import json
 import operator as op
 import re
 import zoneinfo
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -694,7 +694,6 @@ def compile_tree(
     now: dt.datetime,
     timezone_name: str,
     segment_pks: Mapping[str, int],
-    contact_ids: Sequence[int] | None = None,
     semi_join: bool = False,
 ) -> Q:
     """A ``Q`` over ``Contact`` true exactly for the contacts the tree matches (see module docstring).
@@ -704,20 +703,14 @@ def compile_tree(
     (see ``_compile_children``). ``semi_join`` says the ``Q`` is the whole ``WHERE`` of a query
     over the workspace's contacts (not inside a ``NOT``, an ``OR``, a ``CASE`` or a ``FILTER``):
     then fused groups in its top-level conjunction become ``id IN (... GROUP BY contact_id ...)``,
-    one pass over the events for all contacts, restricted to ``contact_ids`` when given.
+    one pass over the events for all contacts.
     Raises ``TreeValidationError`` for an invalid tree or an unresolved segment slug.
     """
     tree = validate_tree(tree)
     missing = sorted(referenced_segments(tree) - set(segment_pks))
     if missing:
         raise TreeValidationError({"tree": [f"Unknown segment: {slug}." for slug in missing]})
-    context = Context(
-        workspace_id=workspace_id,
-        now=now,
-        tz=zoneinfo.ZoneInfo(timezone_name),
-        segment_pks=segment_pks,
-        contact_ids=None if contact_ids is None else list(contact_ids),
-    )
+    context = Context(workspace_id=workspace_id, now=now, tz=zoneinfo.ZoneInfo(timezone_name), segment_pks=segment_pks)
     # The root is the only conjunct of an implicit AND, so a fusable root is fused too.
     (condition,) = _compile_children([tree], "and", context, semi_join=semi_join)
     return condition
@@ -725,13 +718,7 @@ def compile_tree(
 
 class Context:
     def __init__(
-        self,
-        *,
-        workspace_id: str,
-        now: dt.datetime,
-        tz: zoneinfo.ZoneInfo,
-        segment_pks: Mapping[str, int],
-        contact_ids: list[int] | None = None,
+        self, *, workspace_id: str, now: dt.datetime, tz: zoneinfo.ZoneInfo, segment_pks: Mapping[str, int]
     ) -> None:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
@@ -739,7 +726,6 @@ class Context:
         self.now = now
         self.tz = tz
         self.segment_pks = segment_pks
-        self.contact_ids = contact_ids
 
 
 def _compile_node(node: dict[str, Any], context: Context, *, semi_join: bool = False) -> Q:
@@ -858,8 +844,6 @@ def _compile_children(children: list[dict[str, Any]], operator: str, context: Co
         condition = functools.reduce(combine, [_fused_condition(member, context) for member in members])
         events = _grouped_events(base, context)
         if one_scan_for_all:
-            if context.contact_ids is not None:
-                events = events.filter(contact_id__in=context.contact_ids)
             q = Q(pk__in=events.filter(condition).values("contact_id"))
         elif holds_without_events:
             q = ~Q(Exists(events.filter(~condition, contact_id=OuterRef("pk"))))

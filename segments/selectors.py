@@ -51,15 +51,16 @@ def segment_matching_contacts(
     if segment_pks is None:
         segment_pks = segment_pks_for_slugs(workspace_id=workspace_id, slugs=referenced_segments(tree))
     ids = None if contact_ids is None else list(contact_ids)
-    # The condition is this query's whole WHERE: fused goal groups may be semi-joins.
+    # The condition is this query's whole WHERE, so fused goal groups may be semi-joins: one
+    # grouped scan for the workspace. For a few contacts (on-event refreshes) a correlated
+    # grouped scan per contact is cheaper (2,000 of 100k contacts: 35 ms against 50-60 ms).
     condition = compile_tree(
         tree,
         workspace_id=workspace_id,
         now=now or timezone.now(),
         timezone_name=timezone_name,
         segment_pks=segment_pks,
-        contact_ids=ids,
-        semi_join=True,
+        semi_join=ids is None,
     )
     contacts = Contact.objects.filter(workspace_id=workspace_id)
     if ids is not None:

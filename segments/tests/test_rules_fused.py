@@ -101,13 +101,15 @@ def test_first_purchase_template_groups_the_counts_and_keeps_first_correlated(se
     assert "LIMIT 1" in sql
 
 
-def test_the_grouped_scan_reads_only_the_given_contacts(segments_workspace: Workspace) -> None:
-    """On-event refreshes evaluate a few contacts: the grouped scan is restricted to them."""
+def test_a_few_contacts_are_evaluated_with_one_correlated_group_each(segments_workspace: Workspace) -> None:
+    """On-event refreshes evaluate a few contacts: no scan over the whole workspace's events,
+    one grouped EXISTS per contact instead."""
     # when
     sql = _sql(segments_workspace, TEMPLATES["vip"]["tree"], contact_ids=[101, 202])
     # then
-    grouped = sql[sql.index("IN (SELECT") :]
-    assert 'U0."contact_id" IN (101, 202)' in grouped
+    assert sql.count("GROUP BY") == 1
+    assert 'IN (SELECT U0."contact_id"' not in sql
+    assert 'EXISTS(SELECT 1 AS "a" FROM "contacts_customevent" U0' in sql
 
 
 def test_conditions_that_hold_without_events_are_grouped_as_not_exists(segments_workspace: Workspace) -> None:
