@@ -1,7 +1,10 @@
 """Who, and what they did: contacts, their custom events and their timeline."""
 
+from decimal import Decimal
+from typing import Any
+
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, OrderBy, Q
 
 from events_platform.workspaces.models import Workspace
 
@@ -154,3 +157,58 @@ class TimelineEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.operation}"
+
+
+class NullsFirstIndex(models.Index):
+    """An index whose ``.asc(nulls_first=True)`` expressions put NULL first on every database.
+
+    PostgreSQL sorts NULL last unless told; SQLite always sorts it first and rejects the clause
+    in an index, so there the plain column is indexed. Either way the index reads in order for
+    ``ASC NULLS FIRST`` forward and ``DESC NULLS LAST`` backward.
+    """
+
+    def create_sql(self, model: Any, schema_editor: Any, using: str = "", **kwargs: Any) -> Any:
+        if schema_editor.connection.vendor == "postgresql":
+            return super().create_sql(model, schema_editor, using=using, **kwargs)
+        plain = self.clone()
+        plain.expressions = tuple(e.expression if isinstance(e, OrderBy) else e for e in self.expressions)
+        return models.Index.create_sql(plain, model, schema_editor, using=using, **kwargs)
+
+
+class ContactTotals(models.Model):
+    """A contact's figures for the contacts list, denormalised so the list sorts by an index.
+
+    The same figures as ``selectors.with_contact_totals`` computes live: net lifetime value
+    (live purchases, refunds negative), orders (live purchases of positive value) and the last
+    live event of any kind. Eventually consistent: rewritten by ``services.contact_totals_refresh``
+    when the segment engine drains the contacts queued after a change (normally within a
+    second of the commit); a contact appears in the sorts by these figures once it has a row.
+    """
+
+    contact = models.OneToOneField(Contact, on_delete=models.CASCADE, primary_key=True, related_name="totals")
+    # No index of its own: the three keyset indexes below lead with it.
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    lifetime_value = models.DecimalField(
+        max_digits=GOAL_VALUE_MAX_DIGITS + 6, decimal_places=GOAL_VALUE_DECIMAL_PLACES, default=Decimal("0.00")
+    )
+    order_count = models.IntegerField(default=0)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "contact totals"
+        # Keyset sorts of the contacts list, read forward or backward: (workspace, key, contact).
+        indexes = [
+            models.Index(fields=["workspace", "lifetime_value", "contact"], name="contact_totals_ltv_idx"),
+            models.Index(fields=["workspace", "order_count", "contact"], name="contact_totals_orders_idx"),
+            # A contact without events sorts as the smallest (NULL first ascending, last descending).
+            NullsFirstIndex(
+                F("workspace"),
+                F("last_event_at").asc(nulls_first=True),
+                F("contact"),
+                name="contact_totals_last_event_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"totals of {self.contact_id}"

@@ -14,9 +14,11 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from django.db.models import (
+    BooleanField,
     Count,
     DecimalField,
     F,
+    Func,
     IntegerField,
     Max,
     Min,
@@ -215,27 +217,66 @@ def _decode_key(cursor: str) -> tuple[object, int]:
     return value, pk
 
 
-def _after(key: str, value: object, pk: int, *, descending: bool, nullable: bool) -> Q:
-    """Rows strictly after (value, pk) in the order (key, id), both descending or both ascending.
+class _RowBeyond(Func):
+    """``(key, tiebreak) < (value, pk)`` (``>`` ascending) as one row comparison.
 
-    A nullable key sorts NULL as the smallest value: last when descending, first when ascending.
+    PostgreSQL reads a row comparison over consecutive index columns as one index range that
+    starts at the cursor, so a page deep in the list, or inside a long run of equal keys,
+    costs what the first page costs; the equivalent OR it can only filter row by row from
+    the top of the index. SQLite compares row values the same way. NULL keys never match.
     """
-    if descending:
-        if value is None:
-            return Q(**{f"{key}__isnull": True, "id__lt": pk})
-        beyond = Q(**{f"{key}__lt": value}) | Q(**{key: value, "id__lt": pk})
-        return beyond | Q(**{f"{key}__isnull": True}) if nullable else beyond
+
+    output_field = BooleanField()
+
+    def __init__(self, key: str, tiebreak: str, value: object, pk: int, *, descending: bool) -> None:
+        super().__init__(F(key), F(tiebreak), Value(value), Value(pk))
+        self.operator = "<" if descending else ">"
+
+    def as_sql(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, list[Any]]:
+        parts, params = [], []
+        for expression in self.get_source_expressions():
+            sql, expression_params = compiler.compile(expression)
+            parts.append(sql)
+            params.extend(expression_params)
+        key, tiebreak, value, pk = parts
+        return f"({key}, {tiebreak}) {self.operator} ({value}, {pk})", params
+
+
+_CURSOR_TYPES: dict[str, type] = {"DateTimeField": datetime, "DecimalField": Decimal}
+
+
+def _key_type(queryset: QuerySet[Any], key: str) -> type:
+    """The Python type a cursor's key must have: a cursor of another sort is refused up front."""
+    annotation = queryset.query.annotations.get(key)
+    field = annotation.output_field if annotation is not None else queryset.model._meta.get_field(key)
+    return _CURSOR_TYPES.get(field.get_internal_type(), int)
+
+
+def _ranges_after(
+    key: str, tiebreak: str, cursor: tuple[object, int] | None, *, descending: bool, nullable: bool
+) -> list[Q | Func]:
+    """The rows after ``cursor`` in the order (key, tiebreak), as index ranges in reading order.
+
+    A nullable key sorts NULL as the smallest value: last when descending, first when
+    ascending. Rows after a cursor may then span two ranges (the rest of the non-NULL keys
+    and the NULL run, or the reverse), each read in index order and only as far as needed.
+    """
+    if cursor is None:
+        return [Q()]
+    value, pk = cursor
     if value is None:
-        return Q(**{f"{key}__isnull": True, "id__gt": pk}) | Q(**{f"{key}__isnull": False})
-    return Q(**{f"{key}__gt": value}) | Q(**{key: value, "id__gt": pk})
+        rest = Q(**{f"{key}__isnull": True, f"{tiebreak}__{'lt' if descending else 'gt'}": pk})
+        return [rest] if descending else [rest, Q(**{f"{key}__isnull": False})]
+    beyond = _RowBeyond(key, tiebreak, value, pk, descending=descending)
+    return [beyond, Q(**{f"{key}__isnull": True})] if descending and nullable else [beyond]
 
 
-def _ordered(queryset: QuerySet[T], key: str, *, descending: bool, nullable: bool) -> QuerySet[T]:
+def _ordered(queryset: QuerySet[T], key: str, tiebreak: str, *, descending: bool, nullable: bool) -> QuerySet[T]:
     # NULLS FIRST/LAST only where NULLs can occur: spelled out on a NOT NULL column it would
     # stop PostgreSQL from reading a (…, -key, -id) index in order.
     if descending:
-        return queryset.order_by(F(key).desc(nulls_last=True) if nullable else f"-{key}", "-id")
-    return queryset.order_by(F(key).asc(nulls_first=True) if nullable else key, "id")
+        return queryset.order_by(F(key).desc(nulls_last=True) if nullable else F(key).desc(), F(tiebreak).desc())
+    return queryset.order_by(F(key).asc(nulls_first=True) if nullable else F(key).asc(), F(tiebreak).asc())
 
 
 def paginate_keyset(
@@ -247,18 +288,28 @@ def paginate_keyset(
     after: str | None = None,
     before: str | None = None,
     nullable: bool = False,
+    tiebreak: str = "pk",
 ) -> KeysetPage[T]:
-    """One page by (key, id) with links both ways; ``key`` may be a field or an annotation.
+    """One page by (key, tiebreak) with links both ways; ``key`` may be a field or an annotation.
 
-    ``after`` continues forward from a row, ``before`` walks back from one (the query runs in
-    the reverse order and its rows are flipped), so neither depends on how deep the page is.
+    ``tiebreak`` names the row's primary key as the index to read holds it (the default, or a
+    joined table's column equal to it). ``after`` continues forward from a row, ``before``
+    walks back from one (the query runs in the reverse order and its rows are flipped), so
+    neither depends on how deep the page is. One query, two where a nullable key's NULL run
+    begins or ends on the page.
     """
     backwards = bool(before) and not after
     cursor = before if backwards else after
-    if cursor:
-        value, pk = _decode_key(cursor)
-        queryset = queryset.filter(_after(key, value, pk, descending=descending != backwards, nullable=nullable))
-    rows = list(_ordered(queryset, key, descending=descending != backwards, nullable=nullable)[: limit + 1])
+    direction = descending != backwards
+    position = _decode_key(cursor) if cursor else None
+    if position is not None and position[0] is not None and not isinstance(position[0], _key_type(queryset, key)):
+        raise InvalidCursor("cursor is not valid for this sort; follow the page links")
+    rows: list[T] = []
+    for condition in _ranges_after(key, tiebreak, position, descending=direction, nullable=nullable):
+        wanted = limit + 1 - len(rows)
+        rows += _ordered(queryset.filter(condition), key, tiebreak, descending=direction, nullable=nullable)[:wanted]
+        if len(rows) > limit:
+            break
     has_more = len(rows) > limit
     rows = rows[:limit]
     if backwards:
@@ -277,7 +328,8 @@ def _live_purchases() -> CustomEventQuerySet:
 
 
 def with_contact_totals(contacts: QuerySet[Contact]) -> QuerySet[Contact]:
-    """Each contact's net lifetime value, order count and last event, as correlated subqueries.
+    """Each contact's net lifetime value, order count and last event, computed live by
+    correlated subqueries: the definition ``ContactTotals`` stores (and is checked against).
 
     Refunds are purchase events with a negative value, so the plain sum is net of them; an
     order is a live purchase with a positive value. The purchase subqueries are answered from
@@ -286,11 +338,35 @@ def with_contact_totals(contacts: QuerySet[Contact]) -> QuerySet[Contact]:
     net = _live_purchases().order_by().values("contact").annotate(total=Sum("goal_value")).values("total")
     orders = _live_purchases().filter(goal_value__gt=0).order_by().values("contact").annotate(n=Count("id")).values("n")
     last_event = CustomEvent.objects.live().filter(contact=OuterRef("pk")).order_by("-occurred_at", "-id")
-    money = DecimalField(max_digits=GOAL_VALUE_MAX_DIGITS + 6, decimal_places=GOAL_VALUE_DECIMAL_PLACES)
     return contacts.annotate(
-        lifetime_value=Coalesce(Subquery(net, output_field=money), Value(Decimal("0.00")), output_field=money),
+        lifetime_value=Coalesce(Subquery(net, output_field=_MONEY), Value(Decimal("0.00")), output_field=_MONEY),
         order_count=Coalesce(Subquery(orders, output_field=IntegerField()), Value(0)),
         last_event_at=Subquery(last_event.values("occurred_at")[:1]),
+    )
+
+
+_MONEY = DecimalField(max_digits=GOAL_VALUE_MAX_DIGITS + 6, decimal_places=GOAL_VALUE_DECIMAL_PLACES)
+
+
+def with_stored_totals(contacts: QuerySet[Contact], *, sort_key: str | None = None) -> QuerySet[Contact]:
+    """Each contact's totals as ``ContactTotals`` holds them, joined (no per-row subquery).
+
+    Eventually consistent: the stored figures follow a change once the segment engine drains
+    the contacts queued after it (``segments_refresh_pending``, normally within a second).
+    Sorting by a total (``sort_key``) keeps only the contacts that have their row (all but
+    those created in that last moment) and reads the (workspace, key, contact) index in order;
+    otherwise the join is outer and a contact still without a row shows 0, 0 and no event.
+    """
+    if sort_key in TOTALS_SORT_KEYS:
+        return contacts.filter(totals__workspace_id=F("workspace_id")).annotate(
+            lifetime_value=F("totals__lifetime_value"),
+            order_count=F("totals__order_count"),
+            last_event_at=F("totals__last_event_at"),
+        )
+    return contacts.annotate(
+        lifetime_value=Coalesce(F("totals__lifetime_value"), Value(Decimal("0.00")), output_field=_MONEY),
+        order_count=Coalesce(F("totals__order_count"), Value(0)),
+        last_event_at=F("totals__last_event_at"),
     )
 
 
@@ -306,6 +382,7 @@ CONTACT_SORTS: dict[str, tuple[str, bool]] = {
     "last_event": ("last_event_at", False),
 }
 DEFAULT_CONTACT_SORT = "-created"
+TOTALS_SORT_KEYS = frozenset({"lifetime_value", "order_count", "last_event_at"})  # columns of ContactTotals
 NULLABLE_CONTACT_SORT_KEYS = frozenset({"last_event_at"})  # a contact may have no event
 
 
@@ -319,10 +396,12 @@ def contact_page(
     after: str | None = None,
     before: str | None = None,
 ) -> KeysetPage[Contact]:
-    """Contacts of a workspace with their totals, searched by email or name, in one query.
+    """Contacts of a workspace with their stored totals, searched by email or name, in one query.
 
     Every word of ``search`` must appear in the email, first or last name. Segment membership
-    is read through the reverse relation so this layer does not import segments.
+    is read through the reverse relation so this layer does not import segments. Sorts by a
+    total read the ``ContactTotals`` index of that key (see ``with_stored_totals`` for how fresh
+    the figures are); the contact page's own summary is computed live.
     """
     contacts = Contact.objects.filter(workspace_id=workspace_id)
     for word in search.split():
@@ -336,13 +415,15 @@ def contact_page(
         )
     key, descending = CONTACT_SORTS.get(sort, CONTACT_SORTS[DEFAULT_CONTACT_SORT])
     return paginate_keyset(
-        with_contact_totals(contacts),
+        with_stored_totals(contacts, sort_key=key),
         key=key,
         descending=descending,
         limit=limit,
         after=after,
         before=before,
         nullable=key in NULLABLE_CONTACT_SORT_KEYS,
+        # The totals index holds the contact as contact_id: page by that column, not the contact's.
+        tiebreak="totals__contact_id" if key in TOTALS_SORT_KEYS else "pk",
     )
 
 

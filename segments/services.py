@@ -26,6 +26,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from contacts.models import Contact, TimelineEntry
+from contacts.services import contact_totals_refresh
 
 from . import rules
 from .models import PendingContactRefresh, Segment, SegmentMembership, SegmentMembershipChange
@@ -524,6 +525,8 @@ def segments_refresh_pending(
     with transaction.atomic():
         claimed = _claim_pending(workspace_id, limit)
         if claimed:
+            # The contacts list's totals are refreshed from the same queue (eventually consistent).
+            contact_totals_refresh(workspace_id=workspace_id, contact_ids=claimed)
             segments_refresh_contacts(workspace_id=workspace_id, contact_ids=claimed, now=now)
     more = PendingContactRefresh.objects.filter(workspace_id=workspace_id).exists()
     return len(claimed), more
