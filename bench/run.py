@@ -288,7 +288,13 @@ def figure_builds(env: bench_env.BenchEnv, raw: Any) -> tuple[dict[str, Any], di
 
 def _cleanup_ingest(raw: Any) -> None:
     with raw.transaction():
-        for table in ("contacts_timelineentry", "contacts_customevent", "contacts_contact"):
+        for table in (
+            "contacts_timelineentry",
+            "contacts_customevent",
+            "contacts_contacttotals",
+            "segments_pendingcontactrefresh",
+            "contacts_contact",
+        ):
             raw.execute(f"DELETE FROM {table} WHERE workspace_id = %s", [INGEST_WORKSPACE])
 
 
