@@ -289,3 +289,41 @@ def test_the_periodic_task_drains_queues_whose_drain_was_lost(workspace):
     assert members(big) == {"a@x.io"}
     assert not PendingContactRefresh.objects.filter(workspace_id=workspace.id).exists()
     assert PendingContactRefresh.objects.filter(workspace_id=other.id).count() == 1
+
+
+def test_a_contact_changing_again_during_its_evaluation_is_queued_again(workspace):
+    """A drain's claim is committed before it evaluates; a change arriving meanwhile re-queues the
+    contact, and the drain's clean-up leaves it for the next drain instead of dropping it."""
+    # given a drain has claimed a (and is evaluating a snapshot without a's next purchase)
+    big = build(services.segment_create(workspace_id=workspace.id, slug="big", name="Big", tree=spent_at_least(100)))
+    events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "o1", "50")])
+    a = Contact.objects.get(email="a@x.io")
+    services.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[a.pk])
+    token, claimed = services._claim_pending(workspace.id, 10, timezone.now())
+    assert claimed == [a.pk]
+    # when a buys again meanwhile, and the drain then finishes
+    events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "o2", "500")])
+    services.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[a.pk])
+    services._release_claim(workspace.id, token, done=True)
+    # then a is still queued, unclaimed, and the next drain applies the purchase
+    assert list(PendingContactRefresh.objects.values_list("contact_id", "claim_token")) == [(a.pk, "")]
+    assert services.segments_refresh_pending(workspace_id=workspace.id) == (1, False)
+    assert members(big) == {"a@x.io"}
+
+
+def test_a_claim_whose_worker_died_is_taken_again_after_its_lease(workspace):
+    """Claimed rows are invisible to other drains until the lease expires, then drained."""
+    # given a claim whose drain never finished
+    big = build(services.segment_create(workspace_id=workspace.id, slug="big", name="Big", tree=spent_at_least(100)))
+    events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "o1", "500")])
+    services.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[Contact.objects.get(email="a@x.io").pk])
+    services._claim_pending(workspace.id, 10, timezone.now())
+    # when another drain runs within the lease, and again after it
+    within = services.segments_refresh_pending(workspace_id=workspace.id)
+    PendingContactRefresh.objects.update(claimed_at=timezone.now() - services.CLAIM_LEASE - timedelta(seconds=1))
+    after = services.segments_refresh_pending(workspace_id=workspace.id)
+    # then
+    assert within == (0, False)
+    assert after == (1, False)
+    assert members(big) == {"a@x.io"}
+    assert not PendingContactRefresh.objects.exists()
