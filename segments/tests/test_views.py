@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -21,7 +22,7 @@ from segments.models import Segment, SegmentMembershipChange
 from segments.tests.api_helpers import CaptureOnCommit, all_of, goal_leaf
 
 # Fixed maxima, checked with few and many rows: the point is that they do not grow.
-DASHBOARD_MAX_QUERIES = 6  # session, user, workspaces, contacts count, events aggregate, segments
+DASHBOARD_MAX_QUERIES = 7  # session, user, workspaces, contacts count, 30-day aggregate, stored totals, segments
 LIST_MAX_QUERIES = 4  # session, user, workspaces, segments
 BUILDER_MAX_QUERIES = 5  # session, user, workspaces, (segment), segment choices
 PREVIEW_MAX_QUERIES = 6  # session, user, workspaces, segment choices, counts aggregate, sample
@@ -93,20 +94,23 @@ def controls(tree: dict[str, Any], **meta: str) -> dict[str, str]:
 
 
 def test_dashboard_shows_net_revenue_with_refunds_and_without_deleted_events(
-    member_client: Client, workspace: Workspace
+    member_client: Client, workspace: Workspace, django_capture_on_commit_callbacks: CaptureOnCommit
 ) -> None:
     """Net revenue is the sum of live purchase values, refunds (negative) included, deleted events excluded."""
-    # given a purchase, its partial refund, an old purchase and a deleted purchase
-    events_upsert(
-        workspace_id=workspace.id,
-        events=[
-            purchase("a@example.com", "100.00", external_id="o1"),
-            purchase("a@example.com", "-30.00", external_id="r1"),
-            purchase("b@example.com", "500.00", days_ago=90, external_id="o2"),
-            purchase("b@example.com", "999.00", external_id="o3"),
-        ],
-    )
-    event_set_deleted(event=CustomEvent.objects.get(external_id="o3"), deleted=True)
+    # given a purchase, its partial refund, an old purchase and a deleted purchase, their
+    # contacts' stored totals refreshed after the commit (as the drain does in production)
+    with django_capture_on_commit_callbacks(execute=True):
+        events_upsert(
+            workspace_id=workspace.id,
+            events=[
+                purchase("a@example.com", "100.00", external_id="o1"),
+                purchase("a@example.com", "-30.00", external_id="r1"),
+                purchase("b@example.com", "500.00", days_ago=90, external_id="o2"),
+                purchase("b@example.com", "999.00", external_id="o3"),
+            ],
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        event_set_deleted(event=CustomEvent.objects.get(external_id="o3"), deleted=True)
 
     # when the dashboard is shown
     response = member_client.get("/")
@@ -695,3 +699,79 @@ def test_a_segment_named_like_a_builder_page_has_its_own_page(
     assert f"/segments/{slug}/export.csv" in page.content.decode()
     assert edit.status_code == 200
     assert f'value="{segment.name}"' in edit.content.decode()
+
+
+def test_dashboard_figures_equal_an_independent_computation_over_random_events(
+    workspace: Workspace, other_workspace: Workspace, django_capture_on_commit_callbacks: CaptureOnCommit
+) -> None:
+    """Over random purchases, refunds, other goals and plain events, some deleted, some older than
+    30 days (two within a minute of the boundary) and several contacts, the figures equal the
+    same sums done in Python; another workspace's events count nowhere."""
+    # given random events of eight contacts, their stored totals refreshed after each commit
+    rng = random.Random(20261130)
+    since = NOW - timedelta(days=30)
+
+    def random_event(index: int, days_ago: float) -> EventInput:
+        kind = rng.choice(["purchase", "refund", "subscription", "lead", "plain"])
+        cents = rng.randint(1, 100_000)
+        goal: dict[str, Any] = {
+            "purchase": {"goal_type": "purchase", "goal_value": Decimal(cents).scaleb(-2)},
+            "refund": {"goal_type": "purchase", "goal_value": -Decimal(cents).scaleb(-2)},
+            "subscription": {"goal_type": "subscription", "goal_value": Decimal(cents).scaleb(-2)},
+            "lead": {"goal_type": "lead"},
+            "plain": {},
+        }[kind]
+        return EventInput(
+            email=f"c{rng.randrange(8)}@example.com",
+            event_name=f"{kind}.event",
+            external_id=f"e{index}",
+            occurred_at=NOW - timedelta(days=days_ago),
+            goal=goal,
+        )
+
+    ages = [rng.uniform(0, 120) for _ in range(80)] + [30 - 1 / 1440, 30 + 1 / 1440]
+    events = [random_event(index, days_ago) for index, days_ago in enumerate(ages)]
+    with django_capture_on_commit_callbacks(execute=True):
+        events_upsert(workspace_id=workspace.id, events=events)
+        events_upsert(workspace_id=other_workspace.id, events=[purchase("c0@example.com", "1000.00", days_ago=2)])
+    deleted = set(rng.sample(range(len(events)), 20))
+    with django_capture_on_commit_callbacks(execute=True):
+        for index in sorted(deleted):
+            event_set_deleted(event=CustomEvent.objects.get(workspace=workspace, external_id=f"e{index}"), deleted=True)
+
+    # when
+    figures = selectors.dashboard_figures(workspace_id=workspace.id, now=NOW)
+
+    # then
+    live = [event for index, event in enumerate(events) if index not in deleted]
+    recent = [event for event in live if event.occurred_at >= since]
+
+    def net_revenue(rows: list[EventInput]) -> Decimal:
+        return sum((e.goal["goal_value"] for e in rows if e.goal.get("goal_type") == "purchase"), Decimal("0"))
+
+    assert figures.contacts == len({event.email for event in events})
+    assert figures.events_30d == len(recent)
+    assert Decimal(figures.revenue_30d) == net_revenue(recent)
+    assert Decimal(figures.revenue_all_time) == net_revenue(live)
+    assert any(e.goal.get("goal_value", 0) < 0 for e in recent) and len(recent) < len(live)
+
+
+def test_dashboard_all_time_revenue_follows_the_stored_totals(
+    workspace: Workspace, django_capture_on_commit_callbacks: CaptureOnCommit
+) -> None:
+    """The 30-day figures are read from the events as they are; the all-time revenue is the sum of
+    the stored contact totals, so a purchase shows there once its contact's totals are refreshed."""
+    # given a purchase whose contact's totals were refreshed after the commit
+    with django_capture_on_commit_callbacks(execute=True):
+        events_upsert(workspace_id=workspace.id, events=[purchase("a@example.com", "100.00", external_id="o1")])
+
+    # when a second purchase is committed, first before and then after the refresh
+    with django_capture_on_commit_callbacks(execute=True):
+        events_upsert(workspace_id=workspace.id, events=[purchase("a@example.com", "25.00", external_id="o2")])
+        before_refresh = selectors.dashboard_figures(workspace_id=workspace.id, now=NOW)
+    after_refresh = selectors.dashboard_figures(workspace_id=workspace.id, now=NOW)
+
+    # then the 30-day revenue has it at once, the all-time revenue once the totals are refreshed
+    assert Decimal(before_refresh.revenue_30d) == Decimal("125.00")
+    assert Decimal(before_refresh.revenue_all_time) == Decimal("100.00")
+    assert Decimal(after_refresh.revenue_all_time) == Decimal("125.00")
