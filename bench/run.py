@@ -788,9 +788,10 @@ def what_dominates(run: dict[str, Any]) -> str:
         app, raw = ingest["import_1"]["app"], ingest["import_1"]["raw"]
         parts.append(
             f"A 50-event import costs {app['p50_ms']:.0f} ms at p50 through gunicorn against {raw['p50_ms']:.0f} ms "
-            "for the one raw statement: the app's constant handful of statements per batch (contacts insert + "
-            "select, advisory locks, `SELECT ... FOR UPDATE`, events insert, timeline insert, the Celery publish) "
-            "and its Python work (DRF validation, folding, timeline diffs, JSON) make the difference."
+            "for the one raw statement: the app's constant handful of statements per batch (API key, contacts "
+            "insert+select in one statement, advisory locks, events insert, timeline insert, commit, then the "
+            "refresh-queue insert and the Celery publish) and its Python work (request parsing, the input fast "
+            "path, folding, timeline diffs, JSON encoding) make the difference."
         )
     builds = run.get("builds", {})
     if builds:
@@ -798,12 +799,12 @@ def what_dominates(run: dict[str, Any]) -> str:
         slug, row = worst
         parts.append(
             f"Segment builds: the slowest relative to raw is `{slug}` ({row['ratio']:.2f}x); its matching query "
-            f"alone takes {row['app_query_s']:.2f} s in the app (one correlated subquery per leaf and contact) "
-            f"against {row['raw_query_s']:.2f} s for the GROUP BY, so "
+            f"alone takes {row['app_query_s']:.2f} s in the app (same-goal conditions fused into one GROUP BY over "
+            f"the live-goal index) against {row['raw_query_s']:.2f} s for the hand-written GROUP BY, so "
             + (
                 "the query shape dominates."
                 if row["app_query_s"] - row["raw_query_s"] > 0.5 * max(row["app_s"] - row["raw_s"], 1e-9)
-                else "the membership writes (temp table, history, timeline, diff) dominate."
+                else "the membership writes (the diff, history and timeline statement, counts) dominate."
             )
         )
     fresh = run.get("freshness")
