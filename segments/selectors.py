@@ -156,6 +156,16 @@ def segment_members(
     return paginate_desc(members, field="entered_at", limit=limit, cursor=cursor)
 
 
+# A spreadsheet opening the CSV runs a cell starting with one of these as a formula.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str) -> str:
+    """A text cell a spreadsheet shows as text: formula-like values get a leading apostrophe
+    (the OWASP advice for CSV injection; names and ids come from API clients)."""
+    return f"'{value}" if value.startswith(FORMULA_PREFIXES) else value
+
+
 def segment_member_rows(*, segment: Segment, chunk_size: int = 2000) -> Iterator[tuple[Any, ...]]:
     """All members as CSV-ready tuples, streamed from a server-side cursor (constant memory)."""
     rows = (
@@ -166,7 +176,8 @@ def segment_member_rows(*, segment: Segment, chunk_size: int = 2000) -> Iterator
         )
     )
     for email, external_id, first_name, last_name, entered_at in rows.iterator(chunk_size=chunk_size):
-        yield (email, external_id, first_name, last_name, entered_at.isoformat())
+        texts = (csv_cell(email), csv_cell(external_id), csv_cell(first_name), csv_cell(last_name))
+        yield (*texts, entered_at.isoformat())
 
 
 def contact_segments(*, contact_id: int) -> list[dict[str, Any]]:

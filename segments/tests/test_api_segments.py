@@ -737,6 +737,28 @@ def test_export_streams_a_csv_of_every_member(
     ]
 
 
+def test_export_neutralises_formula_like_cells(
+    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
+) -> None:
+    """Names and ids a spreadsheet would run as formulas are exported as text (leading apostrophe)."""
+    # given
+    Contact.objects.filter(email="ann@x.io").update(
+        first_name='=HYPERLINK("http://evil")', last_name="@SUM(A1)", external_id="+1-555"
+    )
+    Contact.objects.filter(email="dan@x.io").update(first_name="Dan", last_name="-", external_id="\tx")
+    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
+
+    # when
+    response = get(api_client, "segments.export", {"workspace_id": "acme", "id": "big"})
+
+    # then
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [row[:4] for row in rows[1:]] == [
+        ["ann@x.io", "'+1-555", '\'=HYPERLINK("http://evil")', "'@SUM(A1)"],
+        ["dan@x.io", "'\tx", "Dan", "'-"],
+    ]
+
+
 def test_export_of_an_empty_segment_is_only_the_header(
     shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
 ) -> None:
