@@ -30,6 +30,8 @@ from django.db import connection, transaction
 from django.db.models import Model, Q
 from django.utils import timezone
 
+from events_platform.after_response import defer
+
 from .models import Contact, ContactTotals, CustomEvent, GoalType, TimelineEntry
 from .signals import contacts_changed
 
@@ -552,9 +554,13 @@ def event_set_deleted(*, event: CustomEvent, deleted: bool) -> EventUpsertResult
 
 
 def _notify_contacts_changed(workspace_id: str, contact_ids: Iterable[int]) -> None:
+    """After the commit, and inside a request after the response is sent (the client need not
+    wait for the re-evaluation to be queued), tell the listeners which contacts changed."""
     ids = sorted(contact_ids)
     if ids:
-        transaction.on_commit(lambda: contacts_changed.send(sender=Contact, workspace_id=workspace_id, contact_ids=ids))
+        transaction.on_commit(
+            lambda: defer(lambda: contacts_changed.send(sender=Contact, workspace_id=workspace_id, contact_ids=ids))
+        )
 
 
 # ---------------------------------------------------------------------------------------
