@@ -114,7 +114,19 @@ class LeafProbe:
             return f"count = {value['count']}"
         if self.kind == "segment":
             return "member" if value["member"] else "not a member"
+        if self.kind == "property_instant":
+            if value["type"] is None:
+                return f"{self.field} is missing"
+            if value["instant"] is not None:
+                return f"{self.field} = {value['field']!r} ({value['instant'].replace('T', ' ')} UTC)"
+            if value["field"] is not None:
+                return f"{self.field} = {value['field']!r} (not a UTC date or date-time)"
+            return f"{self.field} is JSON {_JSON_TYPE_NAMES.get(value['type'], value['type'])}, not a date"
         return f"{self.field} = {value['field']!r}"
+
+
+# SQLite's json_type names, as PostgreSQL's jsonb_typeof (and JSON itself) calls them.
+_JSON_TYPE_NAMES = {"integer": "number", "real": "number", "text": "string", "true": "boolean", "false": "boolean"}
 
 
 def _money(cents: Any) -> str:
@@ -146,7 +158,14 @@ def _probe(leaf: dict[str, Any], path: str, negated: bool, context: rules.Contex
         kind = "contact"
         field = body["field"]
         extra["field"] = field
-        if field.startswith(rules.PROPERTIES_PREFIX):
+        if field.startswith(rules.PROPERTIES_PREFIX) and body["operator"] in rules.INSTANT_OPERATORS:
+            # The stored text, and the instant it was read as (None when it holds none).
+            kind = "property_instant"
+            key = field[len(rules.PROPERTIES_PREFIX) :]
+            values["type"] = rules._JSONKey("properties", key, "type")
+            values["field"] = rules._JSONKey("properties", key, "string")
+            values["instant"] = rules.PropertyInstant("properties", key)
+        elif field.startswith(rules.PROPERTIES_PREFIX):
             key = field[len(rules.PROPERTIES_PREFIX) :]
             values["field"] = Coalesce(rules._JSONKey("properties", key, "string"), Value(""))
         else:

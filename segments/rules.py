@@ -59,7 +59,14 @@ Semantics (the tests' oracle implements exactly this)
   after_date) and ``in_the_last_days``. ``properties.<key>``: ``is_set`` = key present and not
   JSON null; ``equals``/``not_equals`` as for event properties; ``contains``/``not_contains``
   apply to JSON strings (case-insensitive); ``gt gte lt lte`` compare JSON numbers (anything else
-  does not match).
+  does not match). ``before``/``after``/``in_the_last_days`` take the same values and boundaries
+  as on ``created_at`` (date-only rule values in the segment's timezone) and compare the instant a
+  property holds: a JSON string ``YYYY-MM-DD`` (midnight UTC of that day) or a UTC date-time
+  ``YYYY-MM-DDTHH:MM[:SS[.f...]]`` (1-6 fraction digits, upper-case ``T``) with an optional ``Z``
+  or ``+00:00`` (no suffix = UTC). It must be a real calendar instant (years 0001-9999, no
+  2026-02-30, no hour 24, no leap second). Anything else (other offsets, numbers, malformed or
+  impossible dates, a missing key, JSON null) never matches these operators, so their negation
+  matches it.
 * ``segment`` leaves read the current ``SegmentMembership`` rows of the referenced segment; the
   caller resolves slugs to primary keys (existence and cycles need the database).
 """
@@ -150,8 +157,10 @@ CONTACT_FIELD_OPERATORS: dict[str, tuple[str, ...]] = {
     "first_name": TEXT_FIELD_OPERATORS,
     "last_name": TEXT_FIELD_OPERATORS,
     "created_at": ("before", "after", "in_the_last_days"),
-    "properties": (*TEXT_FIELD_OPERATORS, "gt", "gte", "lt", "lte"),
+    "properties": (*TEXT_FIELD_OPERATORS, "gt", "gte", "lt", "lte", "before", "after", "in_the_last_days"),
 }
+# The date operators, on created_at and on contact properties.
+INSTANT_OPERATORS = ("before", "after", "in_the_last_days")
 CONTACT_OPERATORS = tuple(dict.fromkeys(o for ops in CONTACT_FIELD_OPERATORS.values() for o in ops))
 PROPERTIES_PREFIX = "properties."
 
@@ -167,6 +176,16 @@ SEGMENT_SLUG_RE = re.compile(r"^[a-z0-9_]+$")
 # Top-level JSON keys only; starting with a letter keeps PostgreSQL from reading "0" as an index.
 PROPERTY_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# A contact property the date operators read (see the module docstring), calendar included, as
+# one regex both databases and Python agree on: ASCII digits only, \A/\Z (not $, which Python
+# lets match before a trailing newline), no casts, so bad data can never raise in SQL.
+_YEAR = r"(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
+_LEAP_YEAR = r"([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)"
+_MONTH_DAY = r"((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))"
+PROPERTY_INSTANT_PATTERN = (
+    rf"\A({_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)"
+    r"(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|\+00:00)?)?\Z"
+)
 RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
 REQUIRED = "This field is required."
@@ -1171,7 +1190,10 @@ def _compile_contact(body: dict[str, Any], context: Context) -> Q:
             return Q(created_at__gte=context.now - dt.timedelta(days=value))
         return _window_q("created_at", f"{operator}_date", [value], context)
     if field.startswith(PROPERTIES_PREFIX):
-        return _compile_contact_property(field[len(PROPERTIES_PREFIX) :], operator, value)
+        key = field[len(PROPERTIES_PREFIX) :]
+        if operator in INSTANT_OPERATORS:
+            return _compile_contact_property_instant(key, operator, value, context)
+        return _compile_contact_property(key, operator, value)
     # Text columns are NOT NULL (empty string when unknown), so plain lookups negate exactly.
     if operator == "is_set":
         return ~Q(**{field: ""})
@@ -1197,6 +1219,80 @@ def _compile_contact_property(key: str, operator: str, value: Any) -> Q:
         return q if operator == "contains" else ~q
     number = _JSONKey("properties", key, "number")
     return Q(IsNull(number, False)) & _compare(number, operator, value)
+
+
+def instant_bound(operator: str, value: Any, context: Context) -> tuple[str, dt.datetime]:
+    """The comparison and boundary of a date operator on a contact field (as on ``created_at``)."""
+    if operator == "in_the_last_days":
+        return "gte", context.now - dt.timedelta(days=int(value))
+    moment = parse_moment(value)
+    if operator == "before":
+        return "lt", moment if isinstance(moment, dt.datetime) else start_of_day(moment, context.tz)
+    if isinstance(moment, dt.datetime):
+        return "gt", moment
+    return "gte", start_of_day(moment + dt.timedelta(days=1), context.tz)
+
+
+def instant_text(moment: dt.datetime) -> str:
+    """An instant as ``PropertyInstant`` normalises a property: UTC, ``YYYY-MM-DDTHH:MM:SS.ffffff``."""
+    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+class PropertyInstant(Func):
+    """A contact property as a fixed-width UTC text ``YYYY-MM-DDTHH:MM:SS.ffffff`` when it is a JSON
+    string holding a valid instant (``PROPERTY_INSTANT_PATTERN``), else NULL. Text of one width
+    and format orders as the instants do, so comparisons need no cast that bad data could break."""
+
+    output_field = CharField()
+    # The tail of the full form; a valid value of length L (10, 16, 19, 21-26) without its suffix
+    # is completed by this text from position L - 9.
+    PADDING = "T00:00:00.000000"
+
+    def __init__(self, field: str, key: str) -> None:
+        super().__init__(F(field))
+        self.key = key
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        raise NotImplementedError(f"JSON key conditions support PostgreSQL and SQLite, not {connection.vendor}.")
+
+    def _normalised(self, text: str, valid: str, params: list[Any]) -> tuple[str, list[Any]]:
+        # The pattern allows "Z" and "+00:00" only as a suffix, so removing them anywhere is safe.
+        core = f"replace(replace({text}, 'Z', ''), '+00:00', '')"
+        sql = f"(CASE WHEN {valid} THEN {core} || substr('{self.PADDING}', length({core}) - 9) END)"
+        return sql, params
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        column, params = compiler.compile(self.source_expressions[0])
+        text = f"({column} ->> %s::text)"
+        valid = f"jsonb_typeof({column} -> %s::text) = 'string' AND {text} ~ %s"
+        # Placeholders in order: valid (typeof key, text key, pattern), then core twice (text key).
+        args = [*params, self.key, *params, self.key, PROPERTY_INSTANT_PATTERN]
+        args += [*params, self.key, *params, self.key]
+        sql, args = self._normalised(text, valid, args)
+        # Byte order, whatever the database's collation: the format alone decides the order.
+        return f'({sql} COLLATE "C")', args
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        column, params = compiler.compile(self.source_expressions[0])
+        path = "$." + json.dumps(self.key)
+        text = f"json_extract({column}, %s)"
+        valid = f"json_type({column}, %s) = 'text' AND {text} REGEXP %s"
+        args = [*params, path, *params, path, PROPERTY_INSTANT_PATTERN]
+        args += [*params, path, *params, path]
+        return self._normalised(text, valid, args)
+
+
+def _compile_contact_property_instant(key: str, operator: str, value: Any, context: Context) -> Q:
+    instant = PropertyInstant("properties", key)
+    try:
+        comparison, bound = instant_bound(operator, value, context)
+        text = instant_text(bound)
+    except OverflowError:
+        # A boundary past year 9999 ("after 9999-12-31") or before year 1: "~" sorts after every
+        # normalised instant and "" before, so each operator keeps its meaning at the ends of time.
+        comparison = {"before": "lt", "after": "gt"}[operator]
+        text = "~" if str(value).startswith("9999") else ""
+    return Q(IsNull(instant, False)) & _compare(instant, comparison, text)
 
 
 # --------------------------------------------------------------------------- templates

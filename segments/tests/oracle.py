@@ -50,6 +50,36 @@ def _moment(text: str) -> dt.date | dt.datetime:
     return instant
 
 
+# A contact property read as an instant: a date (midnight UTC) or a UTC date-time, seconds and a
+# 1-6 digit fraction optional, suffix Z, +00:00 or none; the calendar is checked by ``datetime``.
+_PROPERTY_INSTANT = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?:T([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]{1,6}))?)?(?:Z|\+00:00)?)?"
+)
+
+
+def property_instant(stored: Any) -> dt.datetime | None:
+    """The UTC instant a contact property holds, or None when it holds none (see ``rules``)."""
+    if not isinstance(stored, str):
+        return None
+    match = _PROPERTY_INSTANT.fullmatch(stored)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction = match.groups()
+    try:
+        return dt.datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            int((fraction or "").ljust(6, "0")),
+            tzinfo=dt.UTC,
+        )
+    except ValueError:  # 2026-02-30, hour 24, second 60, year 0 ...
+        return None
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -231,6 +261,13 @@ class _Evaluator:
         if operator == "not_equals":
             return not self.json_equals(properties, key, value)
         stored = properties.get(key)
+        if operator in ("before", "after", "in_the_last_days"):
+            instant = property_instant(stored)
+            if instant is None:
+                return False
+            if operator == "in_the_last_days":
+                return instant >= self.now - dt.timedelta(days=int(value))
+            return self.in_timeframe(instant, f"{operator}_date", [value])
         if operator in ("contains", "not_contains"):
             found = isinstance(stored, str) and value.lower() in stored.lower()
             return found if operator == "contains" else not found

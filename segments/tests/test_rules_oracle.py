@@ -28,6 +28,15 @@ GOAL_TYPES = [None, "purchase", "subscription", "lead", "other"]
 EVENT_NAMES = ["order", "view"]
 SCALARS: list[Any] = ["USD", "usd", "EUR", "", 5, 2.5, "5", True, None]
 SEGMENT_SLUGS = ["s1", "s2"]
+CONTACT_FIELDS = [
+    "email",
+    "first_name",
+    "external_id",
+    "created_at",
+    "properties.plan",
+    "properties.age",
+    "properties.since",
+]
 
 # Each example rolls back its rows, so they never meet.
 EXAMPLE_SETTINGS = settings(
@@ -139,10 +148,8 @@ def custom_event_leaves(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def contact_leaves(draw: st.DrawFn) -> dict[str, Any]:
-    field = draw(
-        st.sampled_from(["email", "first_name", "external_id", "created_at", "properties.plan", "properties.age"])
-    )
-    if field == "created_at":
+    field = draw(st.sampled_from(CONTACT_FIELDS))
+    if field == "created_at" or (field == "properties.since" and draw(st.integers(0, 5)) > 0):
         operator = draw(st.sampled_from(["before", "after", "in_the_last_days"]))
         value: Any = (
             draw(st.sampled_from(DAYS)) if operator == "in_the_last_days" else draw(st.sampled_from(DATES + INSTANTS))
@@ -168,6 +175,14 @@ def contact_leaves(draw: st.DrawFn) -> dict[str, Any]:
     if operator not in ("is_set", "is_not_set"):
         body["value"] = value
     return {"source": "contacts", "contact": body}
+
+
+@st.composite
+def property_date_leaves(draw: st.DrawFn) -> dict[str, Any]:
+    """before / after / in_the_last_days on the ``since`` property, values at the pools' edges."""
+    operator = draw(st.sampled_from(["before", "after", "in_the_last_days"]))
+    value = draw(st.sampled_from(DAYS)) if operator == "in_the_last_days" else draw(st.sampled_from(DATES + INSTANTS))
+    return {"source": "contacts", "contact": {"field": "properties.since", "operator": operator, "value": value}}
 
 
 @st.composite
@@ -226,10 +241,70 @@ def moments(draw: st.DrawFn, tz: zoneinfo.ZoneInfo) -> dt.datetime:
     return (edge + shift).astimezone(dt.UTC)
 
 
+# Property values the date operators must refuse: other offsets, impossible or malformed dates,
+# other JSON types (a missing key is drawn separately).
+NOT_INSTANTS: list[Any] = [
+    "2026-03-14T12:00:00+01:00",
+    "2026-03-14T07:00:00-05:00",
+    "2026-02-30",
+    "2026-02-29T00:00:00Z",
+    "2026-13-01",
+    "0000-03-01",
+    "2026-03-14T24:00:00Z",
+    "2026-03-14T12:00:60Z",
+    "2026-3-14",
+    "2026-03-14 12:00:00",
+    "2026-03-14t12:00z",
+    "2026-03-14Z",
+    "2026-03-14T12:00:00.Z",
+    "2026-03-14T12:00:00.1234567Z",
+    "2026-03-14\n",
+    "",
+    20260314,
+    1.5,
+    True,
+    None,
+]
+
+
+def _instant_edges(tz: zoneinfo.ZoneInfo) -> list[dt.datetime]:
+    """Every instant a date rule on a property cuts at, for the pools above."""
+    edges = [NOW - dt.timedelta(days=days) for days in DAYS] + [_utc_start(text) for text in INSTANTS]
+    for text in DATES:
+        day = dt.date.fromisoformat(text)
+        edges += [dt.datetime(day.year, day.month, day.day, tzinfo=tz) + dt.timedelta(days=n) for n in (0, 1)]
+    return edges
+
+
 @st.composite
-def histories(draw: st.DrawFn, tz_name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, list[int]]]:
+def instant_properties(draw: st.DrawFn, tz: zoneinfo.ZoneInfo) -> Any:
+    """A ``since`` property: on or next to the rules' edges, written in each accepted form, or not an instant."""
+    kind = draw(st.integers(0, 5))
+    if kind == 0:
+        return draw(st.sampled_from([*NOT_INSTANTS, "2024-02-29", "2024-02-29T23:59:59.999999Z"]))
+    if kind == 1:
+        moment = draw(moments(tz))
+    else:
+        moment = draw(st.sampled_from(_instant_edges(tz)))
+        moment += dt.timedelta(microseconds=draw(st.sampled_from([0, 0, 0, 0, 0, 1, -1, 1_000_000, -1_000_000])))
+    naive = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    form = draw(st.sampled_from(["date", "minutes", "seconds", "fraction", "micro"]))
+    if form == "date":
+        return naive.date().isoformat()
+    text = naive.isoformat(timespec="minutes" if form == "minutes" else "microseconds")
+    if form == "seconds":
+        text = text[:19]
+    elif form == "fraction":
+        text = text[:21]  # one fraction digit
+    return text + draw(st.sampled_from(["", "Z", "+00:00"]))
+
+
+@st.composite
+def histories(
+    draw: st.DrawFn, tz_name: str, max_contacts: int = 3
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, list[int]]]:
     tz = zoneinfo.ZoneInfo(tz_name)
-    contact_count = draw(st.integers(1, 3))
+    contact_count = draw(st.integers(1, max_contacts))
     contacts = []
     for key in range(contact_count):
         properties = {}
@@ -237,6 +312,8 @@ def histories(draw: st.DrawFn, tz_name: str) -> tuple[list[dict[str, Any]], list
             properties["plan"] = draw(st.sampled_from(["pro", "Pro", "free", "", None, 30]))
         if draw(st.booleans()):
             properties["age"] = draw(st.sampled_from([30, 30.5, 5, "30", None, True]))
+        if draw(st.integers(0, 4)) > 0:
+            properties["since"] = draw(instant_properties(tz))
         contacts.append(
             {
                 "key": key,
@@ -278,9 +355,11 @@ def histories(draw: st.DrawFn, tz_name: str) -> tuple[list[dict[str, Any]], list
     return contacts, events, memberships
 
 
-def _assert_sql_matches_oracle(workspace: Workspace, data: st.DataObject, tree: dict[str, Any]) -> None:
+def _assert_sql_matches_oracle(
+    workspace: Workspace, data: st.DataObject, tree: dict[str, Any], *, max_contacts: int = 3
+) -> None:
     tz_name = data.draw(st.sampled_from(TIMEZONES), label="timezone")
-    contacts, events, memberships = data.draw(histories(tz_name), label="history")
+    contacts, events, memberships = data.draw(histories(tz_name, max_contacts), label="history")
     normalised = validate_tree(tree)
     try:
         with transaction.atomic():
@@ -328,6 +407,17 @@ def _assert_sql_matches_oracle(workspace: Workspace, data: st.DataObject, tree: 
 def test_single_rules_match_oracle(segments_workspace: Workspace, data: st.DataObject, tree: dict[str, Any]) -> None:
     """Each leaf alone, negated or not, selects exactly the oracle's contacts, edges of timeframes included."""
     _assert_sql_matches_oracle(segments_workspace, data, tree)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), tree=leaf_nodes(property_date_leaves()) | trees(property_date_leaves()))
+def test_contact_property_dates_match_oracle(
+    segments_workspace: Workspace, data: st.DataObject, tree: dict[str, Any]
+) -> None:
+    """Date operators on a contact property (dates, UTC date-times in every accepted form, other
+    offsets, impossible dates, other JSON types, missing keys, at the edges) select exactly the
+    oracle's contacts, nested and negated."""
+    _assert_sql_matches_oracle(segments_workspace, data, tree, max_contacts=8)
 
 
 @EXAMPLE_SETTINGS

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from contacts.models import Contact
 from events_platform.workspaces.models import Workspace
-from segments.selectors import segment_matching_contacts
+from segments.selectors import segment_explain, segment_matching_contacts
+from segments.services import segment_create
 from segments.tests.conftest import store_history
 
 NOW = dt.datetime(2026, 3, 15, 12, 0, tzinfo=dt.UTC)
@@ -375,3 +377,206 @@ def test_contact_created_at_conditions(segments_workspace: Workspace) -> None:
     assert matched("after", "2026-02-13", "Europe/Paris") == {"valentine", "recent"}
     assert matched("after", "2026-02-13", "UTC") == {"recent"}
     assert matched("in_the_last_days", 20, "UTC") == {"recent"}
+
+
+# One contact per stored ``since`` value; the instant each holds, if any.
+INSTANT_PROPERTY_VALUES: dict[str, Any] = {
+    "date": "2026-03-14",  # midnight UTC
+    "minutes_at_noon": "2026-03-14T12:00",
+    "z_at_noon": "2026-03-14T12:00:00Z",
+    "micro_before_noon": "2026-03-14T11:59:59.999999+00:00",
+    "tenth_after_noon": "2026-03-14T12:00:00.1",
+    "leap_day": "2024-02-29",
+    "paris_offset": "2026-03-14T13:00:00+01:00",
+    "impossible_day": "2026-02-30",
+    "not_a_leap_year": "2026-02-29T00:00:00Z",
+    "hour_24": "2026-03-14T24:00:00Z",
+    "lower_case": "2026-03-14t11:00:00z",
+    "space": "2026-03-14 11:00:00",
+    "date_with_z": "2026-03-14Z",
+    "newline": "2026-03-14\n",
+    "arabic_digits": "\u0662\u0660\u0662\u0666-03-14",  # digits to Python's \d, not to [0-9]
+    "number": 20260314,
+    "true": True,
+    "json_null": None,
+}
+NOT_INSTANTS = {
+    "paris_offset",
+    "impossible_day",
+    "not_a_leap_year",
+    "hour_24",
+    "lower_case",
+    "space",
+    "date_with_z",
+    "newline",
+    "arabic_digits",
+    "number",
+    "true",
+    "json_null",
+    "missing",
+}
+INSTANTS_BEFORE_NOON = {"date", "micro_before_noon", "leap_day"}
+INSTANTS_AT_NOON = {"minutes_at_noon", "z_at_noon"}
+
+INSTANT_PROPERTY_CASES = [
+    ("before", "2026-03-14T12:00:00Z", False, INSTANTS_BEFORE_NOON),
+    ("before", "2026-03-14T13:00:00+01:00", False, INSTANTS_BEFORE_NOON),
+    ("after", "2026-03-14T12:00:00Z", False, {"tenth_after_noon"}),
+    ("after", "2026-03-14T11:59:59.999999Z", False, INSTANTS_AT_NOON | {"tenth_after_noon"}),
+    # Negation is the exact complement: values that hold no instant are "not before".
+    ("before", "2026-03-14T12:00:00Z", True, INSTANTS_AT_NOON | {"tenth_after_noon"} | NOT_INSTANTS),
+    ("before", "2026-03-14", False, {"leap_day"}),
+    ("after", "2026-03-13", False, {"date", "micro_before_noon", "tenth_after_noon"} | INSTANTS_AT_NOON),
+    ("after", "2026-03-14", False, set()),
+    # NOW - 1 day is 2026-03-14T12:00:00Z: inclusive, and no upper bound.
+    ("in_the_last_days", 1, False, INSTANTS_AT_NOON | {"tenth_after_noon"}),
+    ("in_the_last_days", 1, True, INSTANTS_BEFORE_NOON | NOT_INSTANTS),
+]
+
+
+@pytest.mark.parametrize(("operator", "value", "negate", "expected"), INSTANT_PROPERTY_CASES)
+def test_contact_property_date_conditions(
+    segments_workspace: Workspace, operator: str, value: Any, negate: bool, expected: set[str]
+) -> None:
+    """A property's before/after/in_the_last_days compare the UTC instant of a JSON string date or
+    date-time (Z, +00:00 or no suffix) with the created_at boundaries, exactly at the edges; other
+    offsets, malformed or impossible dates, other JSON types and a missing key never match."""
+    # given
+    contacts = [_contact(key) | {"properties": {"since": stored}} for key, stored in INSTANT_PROPERTY_VALUES.items()]
+    contacts.append(_contact("missing"))
+    store_history(workspace=segments_workspace, contacts=contacts, events=[])
+    rule = _contact_rule("properties.since", operator, value) | ({"negate": True} if negate else {})
+
+    # when
+    matched = _matching_keys(segments_workspace, contacts, rule, "UTC")
+
+    # then
+    assert matched == expected
+
+
+def test_contact_property_dates_read_rule_dates_in_the_segment_timezone(segments_workspace: Workspace) -> None:
+    """A date-only rule value starts at midnight in the segment's timezone; the property's own date
+    or date-time is UTC, whatever that timezone."""
+    # given: 23:30 UTC on 13 February is 00:30 on the 14th in Paris; "2026-02-14" is midnight UTC
+    contacts = [
+        _contact("valentine") | {"properties": {"since": "2026-02-13T23:30:00Z"}},
+        _contact("utc_midnight") | {"properties": {"since": "2026-02-14"}},
+    ]
+    store_history(workspace=segments_workspace, contacts=contacts, events=[])
+
+    def matched(operator: str, value: Any, tz: str) -> set[Any]:
+        return _matching_keys(segments_workspace, contacts, _contact_rule("properties.since", operator, value), tz)
+
+    # when / then
+    assert matched("before", "2026-02-14", "UTC") == {"valentine"}
+    assert matched("before", "2026-02-14", "Europe/Paris") == set()
+    assert matched("before", "2026-02-14", "America/New_York") == {"valentine", "utc_midnight"}
+    assert matched("after", "2026-02-13", "UTC") == {"utc_midnight"}
+    assert matched("after", "2026-02-13", "Europe/Paris") == {"valentine", "utc_midnight"}
+    assert matched("after", "2026-02-13", "America/New_York") == set()
+
+
+BAD_PROPERTY_DATA: list[Any] = [
+    "9999-99-99",
+    "2026-02-30T25:61:61Z",
+    "0000-00-00",
+    "0000-03-01",
+    "2026-03-14T12:00:00+00:00Z",
+    "\uff12\uff10\uff12\uff16-03-14",  # full-width digits
+    "2026-03-14T12:00:00.",
+    "-2026-03-14",
+    "x" * 5000,
+    "",
+    {"date": "2026-03-14"},
+    ["2026-03-14"],
+    -1,
+    1e300,
+    False,
+]
+
+
+@pytest.mark.parametrize("operator", ["before", "after", "in_the_last_days"])
+def test_contact_property_dates_never_fail_on_bad_data(segments_workspace: Workspace, operator: str) -> None:
+    """Whatever a property holds, the date operators run without a database error (no cast of stored
+    text): nothing matches, and the negated condition matches every contact."""
+    # given
+    contacts = [_contact(index) | {"properties": {"since": stored}} for index, stored in enumerate(BAD_PROPERTY_DATA)]
+    store_history(workspace=segments_workspace, contacts=contacts, events=[])
+    value = 30 if operator == "in_the_last_days" else "2026-03-14"
+    rule = _contact_rule("properties.since", operator, value)
+
+    # when
+    matched = _matching_keys(segments_workspace, contacts, rule, "Asia/Kolkata")
+    unmatched = _matching_keys(segments_workspace, contacts, rule | {"negate": True}, "Asia/Kolkata")
+
+    # then
+    assert matched == set()
+    assert unmatched == set(range(len(BAD_PROPERTY_DATA)))
+
+
+def test_explain_shows_a_property_date_and_whether_it_held(segments_workspace: Workspace) -> None:
+    """explain gives a date leaf on a property the stored value, the UTC instant it was read as (or
+    why it holds none), and whether the leaf held."""
+    # given
+    stored = {
+        "utc": "2026-03-14T09:30Z",
+        "offset": "2026-03-14T09:30:00+02:00",
+        "number": 5,
+        "missing": ...,
+    }
+    contacts = [
+        _contact(key) | ({"properties": {"trial_ends_at": value}} if value is not ... else {})
+        for key, value in stored.items()
+    ]
+    store_history(workspace=segments_workspace, contacts=contacts, events=[])
+    segment = segment_create(
+        workspace_id=segments_workspace.pk,
+        slug="trial_ending",
+        name="Trial ending",
+        tree=_contact_rule("properties.trial_ends_at", "after", "2026-03-13"),
+        timezone_name="Europe/Paris",
+    )
+
+    # when
+    explained = {
+        contact["key"]: segment_explain(segment=segment, contact=Contact.objects.get(pk=contact["id"]), now=NOW)
+        for contact in contacts
+    }
+
+    # then
+    assert {key: (e["conditions"][0]["actual"], e["conditions"][0]["held"]) for key, e in explained.items()} == {
+        "utc": ("properties.trial_ends_at = '2026-03-14T09:30Z' (2026-03-14 09:30:00.000000 UTC)", True),
+        "offset": ("properties.trial_ends_at = '2026-03-14T09:30:00+02:00' (not a UTC date or date-time)", False),
+        "number": ("properties.trial_ends_at is JSON number, not a date", False),
+        "missing": ("properties.trial_ends_at is missing", False),
+    }
+    assert [e["matches"] for e in explained.values()] == [True, False, False, False]
+
+
+@pytest.mark.parametrize(
+    ("operator", "value", "expected"),
+    [
+        ("after", "9999-12-31", set()),
+        ("before", "9999-12-31", {"first_day"}),
+        ("after", "9999-12-31T23:59:59-01:00", set()),
+        ("before", "0001-01-01T00:30:00+01:00", set()),
+        ("after", "0001-01-01T00:30:00+01:00", {"first_day", "last_day"}),
+    ],
+)
+def test_contact_property_dates_at_the_ends_of_time(
+    segments_workspace: Workspace, operator: str, value: str, expected: set[str]
+) -> None:
+    """A rule boundary beyond year 9999 or before year 1 still compares: nothing is after the end of
+    time, everything valid is after a boundary before year 1."""
+    # given
+    contacts = [
+        _contact("first_day") | {"properties": {"since": "0001-01-01"}},
+        _contact("last_day") | {"properties": {"since": "9999-12-31T23:59:59.999999Z"}},
+    ]
+    store_history(workspace=segments_workspace, contacts=contacts, events=[])
+
+    # when
+    matched = _matching_keys(segments_workspace, contacts, _contact_rule("properties.since", operator, value), "UTC")
+
+    # then
+    assert matched == expected

@@ -112,6 +112,12 @@ INVALID_TREES = [
     (contact(field="email", operator="gt", value=3), "tree.leaf.contact.operator"),
     (contact(field="created_at", operator="before", value="last week"), "tree.leaf.contact.value"),
     (contact(field="properties.age", operator="gt", value="old"), "tree.leaf.contact.value"),
+    (contact(field="properties.trial_ends_at", operator="before", value="next week"), "tree.leaf.contact.value"),
+    (contact(field="properties.trial_ends_at", operator="after", value="2026-02-30"), "tree.leaf.contact.value"),
+    (contact(field="properties.trial_ends_at", operator="after", value=20260301), "tree.leaf.contact.value"),
+    (contact(field="properties.signed_up_on", operator="in_the_last_days", value=0), "tree.leaf.contact.value"),
+    (contact(field="properties.signed_up_on", operator="in_the_last_days", value=2.5), "tree.leaf.contact.value"),
+    (contact(field="properties.signed_up_on", operator="in_the_last_days"), "tree.leaf.contact.value"),
     (contact(operator="equals", value=None), "tree.leaf.contact.value"),
     (segment(segment_id="Not-A-Slug"), "tree.leaf.segment.segment_id"),
     (segment(operator="maybe"), "tree.leaf.segment.operator"),
@@ -221,6 +227,29 @@ def test_tree_facts() -> None:
     assert has_relative_timeframe(tree) is False
     assert has_relative_timeframe(rolling) is True
     assert [has_relative_timeframe(validate_tree(t["tree"])) for t in TEMPLATES.values()] == [True, True, True]
+
+
+def test_contact_property_date_operators_validate_like_created_at() -> None:
+    """A property's before/after take a date or an RFC 3339 instant and in_the_last_days whole days;
+    a rolling window on a property makes the segment time-dependent, like one on created_at."""
+    # given
+    tree = both(
+        contact(field="properties.trial_ends_at", operator="before", value=" 2026-03-01 "),
+        contact(field="properties.trial_ends_at", operator="after", value="2026-03-01T10:00:00+02:00"),
+        contact(field="properties.signed_up_on", operator="in_the_last_days", value="30"),
+    )
+
+    # when
+    normalised = validate_tree(tree)
+
+    # then
+    assert [leaf["leaf"]["contact"]["value"] for leaf in normalised["branch"]["leaves"]] == [
+        "2026-03-01",
+        "2026-03-01T10:00:00+02:00",
+        30,
+    ]
+    assert has_relative_timeframe(normalised) is True
+    assert has_relative_timeframe(validate_tree(both(*normalised["branch"]["leaves"][:2]))) is False
 
 
 def test_error_is_a_django_validation_error() -> None:

@@ -775,3 +775,43 @@ def test_dashboard_all_time_revenue_follows_the_stored_totals(
     assert Decimal(before_refresh.revenue_30d) == Decimal("125.00")
     assert Decimal(before_refresh.revenue_all_time) == Decimal("100.00")
     assert Decimal(after_refresh.revenue_all_time) == Decimal("125.00")
+
+
+def test_builder_round_trips_date_conditions_on_a_contact_property(
+    member_client: Client, workspace: Workspace, django_capture_on_commit_callbacks: CaptureOnCommit
+) -> None:
+    """A contact property offers the date comparisons created_at has; before/after a date and in the
+    last N days on a property survive edit -> save unchanged, shown in plain words."""
+
+    # given
+    def on_property(key: str, operator: str, value: Any) -> dict[str, Any]:
+        body = {"field": f"properties.{key}", "operator": operator, "value": value}
+        return {"kind": "leaf", "leaf": {"source": "contacts", "contact": body}}
+
+    tree = all_of(
+        on_property("trial_ends_at", "before", "2026-04-01"),
+        on_property("trial_ends_at", "after", "2026-03-01"),
+        on_property("signed_up_on", "in_the_last_days", 30),
+    )
+    data = controls(tree, name="Trial ending")
+    for index, key in enumerate(("trial_ends_at", "trial_ends_at", "signed_up_on")):
+        data |= {f"n.{index}.field": "properties", f"n.{index}.property_key": key}
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        response = member_client.post("/segments/new-segment/", data)
+
+    # then
+    assert response.status_code == 302, response.content.decode()[:2000]
+    segment = Segment.objects.get(slug="trial_ending")
+    assert segment.tree == rules.validate_tree(tree)
+    assert rules.has_relative_timeframe(segment.tree) is True
+
+    # and the edit page shows them back: the date comparisons offered, a date input, plain labels
+    edit = member_client.get("/segments/trial_ending/edit/").content.decode()
+    assert '<option value="before" selected>is before</option>' in edit
+    assert '<option value="in_the_last_days" selected>is in the last … days</option>' in edit
+    assert re.search(r'type="date"[^>]*name="n\.0\.value"|name="n\.0\.value"[^>]*type="date"', edit)
+    assert "Contact: property trial_ends_at is before 2026-04-01" in edit
+    assert "Contact: property trial_ends_at is after 2026-03-01" in edit
+    assert "Contact: property signed_up_on is in the last 30 days" in edit
