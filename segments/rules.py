@@ -445,13 +445,21 @@ def parse_moment(raw: str) -> dt.date | dt.datetime:
     raise ValueError(raw)
 
 
+# Rule dates are shifted by a day and read in any timezone; keeping them a year inside what
+# Python can represent means no boundary computation can overflow (no segment needs more).
+MOMENT_YEARS = (2, 9998)
+
+
 def _moment(raw: Any) -> str:
     if not isinstance(raw, str):
         raise _Invalid("Must be a date (YYYY-MM-DD) or an RFC 3339 date-time with an offset.")
     try:
-        parse_moment(raw.strip())
+        moment = parse_moment(raw.strip())
     except ValueError:
         raise _Invalid("Must be a date (YYYY-MM-DD) or an RFC 3339 date-time with an offset.") from None
+    low, high = MOMENT_YEARS
+    if not low <= moment.year <= high:
+        raise _Invalid(f"Must be a date between the years {low} and {high}.")
     return raw.strip()
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from contacts.models import Contact
 from events_platform.workspaces.models import Workspace
+from segments.rules import TreeValidationError, validate_tree
 from segments.selectors import segment_explain, segment_matching_contacts
 from segments.services import segment_create
 from segments.tests.conftest import store_history
@@ -556,18 +557,16 @@ def test_explain_shows_a_property_date_and_whether_it_held(segments_workspace: W
 @pytest.mark.parametrize(
     ("operator", "value", "expected"),
     [
-        ("after", "9999-12-31", set()),
-        ("before", "9999-12-31", {"first_day"}),
-        ("after", "9999-12-31T23:59:59-01:00", set()),
-        ("before", "0001-01-01T00:30:00+01:00", set()),
-        ("after", "0001-01-01T00:30:00+01:00", {"first_day", "last_day"}),
+        ("after", "9998-12-31", {"last_day"}),
+        ("before", "0002-01-01", {"first_day"}),
+        ("after", "9998-12-31T23:59:59-01:00", {"last_day"}),
+        ("before", "0002-01-01T00:30:00+01:00", {"first_day"}),
     ],
 )
 def test_contact_property_dates_at_the_ends_of_time(
     segments_workspace: Workspace, operator: str, value: str, expected: set[str]
 ) -> None:
-    """A rule boundary beyond year 9999 or before year 1 still compares: nothing is after the end of
-    time, everything valid is after a boundary before year 1."""
+    """Stored values at the very ends of time still compare against the extreme rule dates allowed."""
     # given
     contacts = [
         _contact("first_day") | {"properties": {"since": "0001-01-01"}},
@@ -580,3 +579,43 @@ def test_contact_property_dates_at_the_ends_of_time(
 
     # then
     assert matched == expected
+
+
+@pytest.mark.parametrize("value", ["9999-12-31", "9999-12-31T23:59:59Z", "0001-01-01", "0001-01-01T00:30:00+01:00"])
+@pytest.mark.parametrize("field", ["created_at", "properties.since"])
+def test_rule_dates_beyond_what_boundaries_can_shift_are_refused_at_their_path(field: str, value: str) -> None:
+    """A rule date in year 1 or 9999 would overflow when shifted a day or a timezone: a 400, never a 500."""
+    # given
+    tree = {"kind": "branch", "branch": {"operator": "and", "leaves": [_contact_rule(field, "after", value)]}}
+    goal_tree = {
+        "kind": "branch",
+        "branch": {
+            "operator": "and",
+            "leaves": [
+                {
+                    "kind": "leaf",
+                    "leaf": {
+                        "source": "custom_events_goals",
+                        "custom_events_goal": {
+                            "goal_type": "purchase",
+                            "aggregate_operator": "count",
+                            "operator": "gte",
+                            "value": 1,
+                            "timeframe_operator": "in_date_range",
+                            "timeframe_values": ["2026-01-01", value],
+                        },
+                    },
+                }
+            ],
+        },
+    }
+    # when
+    with pytest.raises(TreeValidationError) as contact_error:
+        validate_tree(tree)
+    with pytest.raises(TreeValidationError) as goal_error:
+        validate_tree(goal_tree)
+    # then
+    assert contact_error.value.errors == {
+        "tree.branch.leaves[0].leaf.contact.value": ["Must be a date between the years 2 and 9998."]
+    }
+    assert "tree.branch.leaves[0].leaf.custom_events_goal.timeframe_values[1]" in goal_error.value.errors
