@@ -789,9 +789,9 @@ def what_dominates(run: dict[str, Any]) -> str:
         parts.append(
             f"A 50-event import costs {app['p50_ms']:.0f} ms at p50 through gunicorn against {raw['p50_ms']:.0f} ms "
             "for the one raw statement: the app's constant handful of statements per batch (API key, contacts "
-            "insert+select in one statement, advisory locks, events insert, timeline insert, commit, then the "
-            "refresh-queue insert and the Celery publish) and its Python work (request parsing, the input fast "
-            "path, folding, timeline diffs, JSON encoding) make the difference."
+            "insert+select in one statement, advisory locks, events insert, timeline insert, commit; the "
+            "refresh-queue insert and the Celery publish follow once the response is sent) and its Python work "
+            "(request parsing, the input fast path, folding, timeline diffs, JSON encoding) make the difference."
         )
     builds = run.get("builds", {})
     if builds:
