@@ -11,6 +11,9 @@ from django.test import RequestFactory
 
 from events_platform.after_response import AfterResponseMiddleware, defer
 
+# Closing a response sends request_finished, whose other receivers tidy database connections.
+pytestmark = pytest.mark.django_db
+
 
 def test_outside_a_request_the_call_runs_at_once() -> None:
     ran: list[str] = []
