@@ -13,6 +13,7 @@ from events_platform.workspaces.models import Workspace
 from segments.rules import TreeValidationError, validate_tree
 from segments.selectors import segment_explain, segment_matching_contacts
 from segments.services import segment_create
+from segments.tests.api_helpers import all_of
 from segments.tests.conftest import store_history
 
 NOW = dt.datetime(2026, 3, 15, 12, 0, tzinfo=dt.UTC)
@@ -586,29 +587,9 @@ def test_contact_property_dates_at_the_ends_of_time(
 def test_rule_dates_beyond_what_boundaries_can_shift_are_refused_at_their_path(field: str, value: str) -> None:
     """A rule date in year 1 or 9999 would overflow when shifted a day or a timezone: a 400, never a 500."""
     # given
-    tree = {"kind": "branch", "branch": {"operator": "and", "leaves": [_contact_rule(field, "after", value)]}}
-    goal_tree = {
-        "kind": "branch",
-        "branch": {
-            "operator": "and",
-            "leaves": [
-                {
-                    "kind": "leaf",
-                    "leaf": {
-                        "source": "custom_events_goals",
-                        "custom_events_goal": {
-                            "goal_type": "purchase",
-                            "aggregate_operator": "count",
-                            "operator": "gte",
-                            "value": 1,
-                            "timeframe_operator": "in_date_range",
-                            "timeframe_values": ["2026-01-01", value],
-                        },
-                    },
-                }
-            ],
-        },
-    }
+    tree = all_of(_contact_rule(field, "after", value))
+    in_range = {"timeframe_operator": "in_date_range", "timeframe_values": ["2026-01-01", value]}
+    goal_tree = all_of(_goal_leaf("count", "gte", 1, **in_range))
     # when
     with pytest.raises(TreeValidationError) as contact_error:
         validate_tree(tree)

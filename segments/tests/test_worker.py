@@ -16,6 +16,7 @@ from events_platform.testing import celery_worker, worker_unavailable_reason
 from events_platform.workspaces.services import workspace_create
 from segments import services
 from segments.models import PendingContactRefresh, Segment, SegmentMembership
+from segments.tests.api_helpers import all_of, goal_leaf
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
@@ -53,27 +54,7 @@ def test_worker_builds_a_segment_and_moves_a_contact_after_a_purchase():
     # given
     workspace = workspace_create(workspace_id="shop", name="Shop")
     events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "o1", "1200"), purchase("b@x.io", "o2", "50")])
-    tree = {
-        "kind": "branch",
-        "branch": {
-            "operator": "and",
-            "leaves": [
-                {
-                    "kind": "leaf",
-                    "leaf": {
-                        "source": "custom_events_goals",
-                        "custom_events_goal": {
-                            "goal_type": "purchase",
-                            "aggregate_operator": "sum",
-                            "operator": "gte",
-                            "value": 1000,
-                            "timeframe_operator": "anytime",
-                        },
-                    },
-                }
-            ],
-        },
-    }
+    tree = all_of(goal_leaf("sum", "gte", 1000))
 
     def members() -> set[str]:
         return set(SegmentMembership.objects.filter(segment__slug="big").values_list("contact__email", flat=True))
@@ -100,27 +81,7 @@ def test_commits_close_together_share_drains_and_no_contact_is_missed():
     """Ten quick purchases are all applied, by fewer drains than commits (one publish per window)."""
     # given
     workspace = workspace_create(workspace_id="shop", name="Shop")
-    tree = {
-        "kind": "branch",
-        "branch": {
-            "operator": "and",
-            "leaves": [
-                {
-                    "kind": "leaf",
-                    "leaf": {
-                        "source": "custom_events_goals",
-                        "custom_events_goal": {
-                            "goal_type": "purchase",
-                            "aggregate_operator": "sum",
-                            "operator": "gte",
-                            "value": 100,
-                            "timeframe_operator": "anytime",
-                        },
-                    },
-                }
-            ],
-        },
-    }
+    tree = all_of(goal_leaf("sum", "gte", 100))
     buyers = {f"c{i}@x.io" for i in range(10)}
 
     def members() -> set[str]:
