@@ -93,12 +93,6 @@ SOURCE_CHOICES = [
 ]
 BRANCH_CHOICES = [("and", "ALL"), ("or", "ANY")]
 
-# The controls of each source, in the order a reader meets them.
-GOAL_FIELDS = ("goal_type", "goal_name", "event_name", "aggregate_operator", "operator", "value", "value_2")
-EVENT_FIELDS = ("event_name", "count_operator", "count_value")
-CONTACT_FIELDS = ("field", "property_key", "operator", "value")
-SEGMENT_FIELDS = ("segment_id", "operator")
-
 
 def default_leaf() -> dict[str, Any]:
     """A new condition: a purchase goal, with the amount left for the marketer to type."""
