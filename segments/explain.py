@@ -136,7 +136,7 @@ def _money(cents: Any) -> str:
 def _probe(leaf: dict[str, Any], path: str, negated: bool, context: rules.Context) -> LeafProbe:
     source = leaf["source"]
     body = leaf[rules.SOURCE_KEYS[source]]
-    held = rules._compile_leaf(leaf, context)
+    held = rules.compile_leaf(leaf, context)
     values: dict[str, Expression] = {}
     extra: dict[str, str] = {}
     if source == "custom_events_goals":
@@ -162,12 +162,12 @@ def _probe(leaf: dict[str, Any], path: str, negated: bool, context: rules.Contex
             # The stored text, and the instant it was read as (None when it holds none).
             kind = "property_instant"
             key = field[len(rules.PROPERTIES_PREFIX) :]
-            values["type"] = rules._JSONKey("properties", key, "type")
-            values["field"] = rules._JSONKey("properties", key, "string")
+            values["type"] = rules.JSONKey("properties", key, "type")
+            values["field"] = rules.JSONKey("properties", key, "string")
             values["instant"] = rules.PropertyInstant("properties", key)
         elif field.startswith(rules.PROPERTIES_PREFIX):
             key = field[len(rules.PROPERTIES_PREFIX) :]
-            values["field"] = Coalesce(rules._JSONKey("properties", key, "string"), Value(""))
+            values["field"] = Coalesce(rules.JSONKey("properties", key, "string"), Value(""))
         else:
             values["field"] = F(field)
     return LeafProbe(
