@@ -20,78 +20,37 @@ from typing import Any
 from contacts.models import GoalType
 
 from . import rules
+from .rules.vocabulary import (
+    AGGREGATES,
+    BRANCHES,
+    COMPARISONS,
+    CONTACT_FIELDS,
+    CONTACT_OPERATORS_BY_NAME,
+    COUNTS,
+    GOAL_TYPES,
+    PROPERTY_FILTERS,
+    SEGMENTS,
+    SOURCES,
+    TIMEFRAMES,
+    choices,
+)
 
 ROOT = "n"
 MAX_PROPERTY_ROWS = rules.MAX_PROPERTY_FILTERS
 
-GOAL_TYPE_CHOICES = [*GoalType.choices, (rules.ANY_GOAL_TYPE, "Any goal type")]
-AGGREGATE_CHOICES = [
-    ("sum", "Sum"),
-    ("count", "Count"),
-    ("avg", "Average"),
-    ("min", "Smallest"),
-    ("max", "Largest"),
-    ("first", "First value"),
-    ("last", "Latest value"),
-]
-COMPARISON_CHOICES = [
-    ("gte", "is greater than or equal to"),
-    ("gt", "is greater than"),
-    ("lte", "is less than or equal to"),
-    ("lt", "is less than"),
-    ("eq", "is equal to"),
-    ("neq", "is not equal to"),
-    ("between", "is between"),
-]
-TIMEFRAME_CHOICES = [
-    ("anytime", "at any time"),
-    ("in_the_last_days", "in the last … days"),
-    ("more_than_days_ago", "more than … days ago"),
-    ("in_date_range", "between two dates"),
-    ("before_date", "before a date"),
-    ("after_date", "after a date"),
-]
-TIMEFRAME_ARITY = {
-    "anytime": 0,
-    "in_the_last_days": 1,
-    "more_than_days_ago": 1,
-    "before_date": 1,
-    "after_date": 1,
-    "in_date_range": 2,
-}
-COUNT_CHOICES = [("at_least", "at least"), ("at_most", "at most"), ("exactly", "exactly")]
-PROPERTY_OPERATOR_CHOICES = [("equals", "equals"), ("not_equals", "does not equal"), ("exists", "is present")]
-CONTACT_FIELD_CHOICES = [
-    ("email", "Email"),
-    ("external_id", "External id"),
-    ("first_name", "First name"),
-    ("last_name", "Last name"),
-    ("created_at", "Created"),
-    ("properties", "Property…"),
-]
-CONTACT_OPERATOR_LABELS = {
-    "equals": "equals",
-    "not_equals": "does not equal",
-    "contains": "contains",
-    "not_contains": "does not contain",
-    "is_set": "is set",
-    "is_not_set": "is not set",
-    "gt": "is greater than",
-    "gte": "is greater than or equal to",
-    "lt": "is less than",
-    "lte": "is less than or equal to",
-    "before": "is before",
-    "after": "is after",
-    "in_the_last_days": "is in the last … days",
-}
-SEGMENT_OPERATOR_CHOICES = [("in_segment", "is in"), ("not_in_segment", "is not in")]
-SOURCE_CHOICES = [
-    ("custom_events_goals", "Goal"),
-    ("custom_events", "Event"),
-    ("contacts", "Contact field"),
-    ("segment", "Segment"),
-]
-BRANCH_CHOICES = [("and", "ALL"), ("or", "ANY")]
+# The options of the builder's selects, in the vocabulary's words.
+GOAL_TYPE_CHOICES = list(GOAL_TYPES.items())
+AGGREGATE_CHOICES = choices(AGGREGATES)
+COMPARISON_CHOICES = choices(COMPARISONS)
+TIMEFRAME_CHOICES = choices(TIMEFRAMES)
+COUNT_CHOICES = choices(COUNTS)
+PROPERTY_OPERATOR_CHOICES = choices(PROPERTY_FILTERS)
+CONTACT_FIELD_CHOICES = choices(CONTACT_FIELDS)
+SEGMENT_OPERATOR_CHOICES = choices(SEGMENTS)
+SOURCE_CHOICES = choices(SOURCES)
+BRANCH_CHOICES = choices(BRANCHES)
+# What a value input of each kind is (``vocabulary.Operator.takes``); no kind, no input.
+INPUT_TYPES = {"days": "number", "number": "number", "amount": "number", "count": "number", "date": "date"}
 
 
 def default_leaf() -> dict[str, Any]:
@@ -184,52 +143,76 @@ def _set(body: dict[str, Any], key: str, raw: str | None) -> None:
 def _timeframe(body: dict[str, Any], controls: Mapping[str, str]) -> None:
     operator = controls.get("timeframe_operator") or "anytime"
     body["timeframe_operator"] = operator
-    arity = TIMEFRAME_ARITY.get(operator, 0)
+    arity = TIMEFRAMES[operator].arity if operator in TIMEFRAMES else 0
     body["timeframe_values"] = [controls.get(f"timeframe_value_{i}", "") for i in range(arity)]
+
+
+def _goal_body(controls: Mapping[str, str]) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for key in ("goal_type", "goal_name", "event_name", "aggregate_operator", "operator", "value"):
+        _set(body, key, controls.get(key))
+    if body.get("operator") in COMPARISONS and COMPARISONS[body["operator"]].arity == 2:
+        _set(body, "value_2", controls.get("value_2"))
+    _timeframe(body, controls)
+    return body
+
+
+def _event_body(controls: Mapping[str, str]) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for key in ("event_name", "count_operator", "count_value"):
+        _set(body, key, controls.get(key))
+    properties = []
+    for index in range(MAX_PROPERTY_ROWS + 1):
+        if f"prop_key_{index}" not in controls:
+            continue
+        item: dict[str, Any] = {"key": controls[f"prop_key_{index}"]}
+        item["operator"] = controls.get(f"prop_operator_{index}") or "equals"
+        if item["operator"] not in PROPERTY_FILTERS or PROPERTY_FILTERS[item["operator"]].arity:
+            item["value"] = controls.get(f"prop_value_{index}", "")
+        properties.append(item)
+    if properties:
+        body["properties"] = properties
+    _timeframe(body, controls)
+    return body
+
+
+def _contact_body(controls: Mapping[str, str]) -> dict[str, Any]:
+    field_name = controls.get("field") or "email"
+    if field_name == "properties":
+        field_name = rules.PROPERTIES_PREFIX + controls.get("property_key", "")
+    body: dict[str, Any] = {"field": field_name}
+    _set(body, "operator", controls.get("operator"))
+    operator = CONTACT_OPERATORS_BY_NAME.get(body.get("operator", ""))
+    raw = controls.get("value", "")
+    # A blank value is "required", except that a column that is "" when unknown may equal "".
+    may_be_empty = field_name in CONTACT_FIELDS and CONTACT_FIELDS[field_name].may_be_empty
+    blank_allowed = operator is not None and operator.takes == "value" and may_be_empty
+    if (operator is None or operator.arity) and (raw or blank_allowed):
+        body["value"] = raw
+    return body
+
+
+def _segment_body(controls: Mapping[str, str]) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for key in ("segment_id", "operator"):
+        _set(body, key, controls.get(key))
+    return body
+
+
+# One reader per source (``vocabulary.SOURCES``): the posted controls of a leaf as its body.
+LEAF_CONTROLS = {
+    "custom_events_goals": _goal_body,
+    "custom_events": _event_body,
+    "contacts": _contact_body,
+    "segment": _segment_body,
+}
 
 
 def _leaf(controls: Mapping[str, str]) -> dict[str, Any]:
     source = controls.get("source") or "custom_events_goals"
-    body: dict[str, Any] = {}
-    if source == "custom_events_goals":
-        for key in ("goal_type", "goal_name", "event_name", "aggregate_operator", "operator", "value"):
-            _set(body, key, controls.get(key))
-        if body.get("operator") == "between":
-            _set(body, "value_2", controls.get("value_2"))
-        _timeframe(body, controls)
-    elif source == "custom_events":
-        for key in ("event_name", "count_operator", "count_value"):
-            _set(body, key, controls.get(key))
-        properties = []
-        for index in range(MAX_PROPERTY_ROWS + 1):
-            if f"prop_key_{index}" not in controls:
-                continue
-            item: dict[str, Any] = {"key": controls[f"prop_key_{index}"]}
-            item["operator"] = controls.get(f"prop_operator_{index}") or "equals"
-            if item["operator"] != "exists":
-                item["value"] = controls.get(f"prop_value_{index}", "")
-            properties.append(item)
-        if properties:
-            body["properties"] = properties
-        _timeframe(body, controls)
-    elif source == "contacts":
-        field_name = controls.get("field") or "email"
-        if field_name == "properties":
-            field_name = rules.PROPERTIES_PREFIX + controls.get("property_key", "")
-        body["field"] = field_name
-        _set(body, "operator", controls.get("operator"))
-        operator = body.get("operator")
-        raw = controls.get("value", "")
-        # A blank value is "required", except that a text column may equal "" (unknown).
-        text_column = field_name in ("external_id", "first_name", "last_name")
-        blank_allowed = operator in ("equals", "not_equals") and text_column
-        if operator not in ("is_set", "is_not_set") and (raw or blank_allowed):
-            body["value"] = raw
-    else:
+    if source not in LEAF_CONTROLS:
         source = "segment"
-        for key in ("segment_id", "operator"):
-            _set(body, key, controls.get(key))
-    return {"source": source, rules.SOURCE_KEYS[source]: body}
+    return {"source": source, rules.SOURCE_KEYS[source]: LEAF_CONTROLS[source](controls)}
 
 
 # --------------------------------------------------------------------------- structural edits
@@ -326,81 +309,6 @@ def _control_for(rest: str) -> str:
     return ""
 
 
-# --------------------------------------------------------------------------- labels
-
-
-def _choice_label(choices: list[tuple[str, str]], value: Any) -> str:
-    return dict(choices).get(value, str(value))
-
-
-def _timeframe_label(body: Mapping[str, Any]) -> str:
-    operator = body.get("timeframe_operator", "anytime")
-    values = body.get("timeframe_values", [])
-    if operator == "in_the_last_days":
-        return f"in the last {values[0]} days"
-    if operator == "more_than_days_ago":
-        return f"more than {values[0]} days ago"
-    if operator == "in_date_range":
-        return f"between {values[0]} and {values[1]}"
-    if operator == "before_date":
-        return f"before {values[0]}"
-    if operator == "after_date":
-        return f"after {values[0]}"
-    return "at any time"
-
-
-def leaf_label(leaf: Mapping[str, Any], segment_names: Mapping[str, str] | None = None) -> str:
-    """A validated leaf as the builder reads it back: ``Goal: type Purchase, Sum is greater than
-    or equal to 1000, in the last 60 days``."""
-    source = leaf["source"]
-    body = leaf[rules.SOURCE_KEYS[source]]
-    if source == "custom_events_goals":
-        parts = [f"Goal: type {_choice_label(GOAL_TYPE_CHOICES, body['goal_type'])}"]
-        if "goal_name" in body:
-            parts.append(f"goal name {body['goal_name']}")
-        if "event_name" in body:
-            parts.append(f"event {body['event_name']}")
-        comparison = _choice_label(COMPARISON_CHOICES, body["operator"])
-        amount = f"{body['value']} and {body['value_2']}" if body["operator"] == "between" else f"{body['value']}"
-        parts.append(f"{_choice_label(AGGREGATE_CHOICES, body['aggregate_operator'])} {comparison} {amount}")
-        parts.append(_timeframe_label(body))
-        return ", ".join(parts)
-    if source == "custom_events":
-        parts = [f"Event: {body['event_name']}"]
-        for item in body.get("properties", []):
-            value = f" {item['value']}" if "value" in item else ""
-            parts.append(f"where {item['key']} {_choice_label(PROPERTY_OPERATOR_CHOICES, item['operator'])}{value}")
-        times = "time" if body["count_value"] == 1 else "times"
-        parts.append(f"{_choice_label(COUNT_CHOICES, body['count_operator'])} {body['count_value']} {times}")
-        parts.append(_timeframe_label(body))
-        return ", ".join(parts)
-    if source == "contacts":
-        field_name = body["field"]
-        if field_name.startswith(rules.PROPERTIES_PREFIX):
-            field_label = f"property {field_name[len(rules.PROPERTIES_PREFIX) :]}"
-        else:
-            field_label = _choice_label(CONTACT_FIELD_CHOICES, field_name).lower()
-        operator = CONTACT_OPERATOR_LABELS.get(body["operator"], body["operator"])
-        if body["operator"] == "in_the_last_days":
-            return f"Contact: {field_label} is in the last {body['value']} days"
-        value = f" {body['value']}" if "value" in body else ""
-        return f"Contact: {field_label} {operator}{value}"
-    slug = body["segment_id"]
-    name = (segment_names or {}).get(slug, slug)
-    return f"Segment: {_choice_label(SEGMENT_OPERATOR_CHOICES, body['operator'])} {name}"
-
-
-def node_label(node: Mapping[str, Any], segment_names: Mapping[str, str] | None = None) -> str:
-    """A validated node in one line (a group is summarised by its operator and size)."""
-    prefix = "NOT " if node.get("negate") else ""
-    if node["kind"] == "leaf":
-        return prefix + leaf_label(node["leaf"], segment_names)
-    branch = node["branch"]
-    word = "ALL" if branch["operator"] == "and" else "ANY"
-    inner = "; ".join(node_label(child, segment_names) for child in branch["leaves"])
-    return f"{prefix}{word} of ({inner})"
-
-
 # --------------------------------------------------------------------------- view model
 
 
@@ -416,8 +324,8 @@ class BuilderNode:
     children: list[BuilderNode] = field(default_factory=list)
     source: str = "custom_events_goals"
     values: dict[str, str] = field(default_factory=dict)
-    properties: list[dict[str, str]] = field(default_factory=list)
-    arity: int = 0
+    properties: list[dict[str, Any]] = field(default_factory=list)
+    arity: int = 0  # how many values the timeframe takes
     errors: dict[str, list[str]] = field(default_factory=dict)
     label: str = ""
     label_errors: list[str] = field(default_factory=list)
@@ -436,23 +344,42 @@ class BuilderNode:
         return self.errors.get("", [])
 
     @property
+    def fields_template(self) -> str:
+        """The template of this leaf's controls: one per source."""
+        return f"segments/_leaf_{self.source}.html"
+
+    @property
+    def on_property(self) -> bool:
+        """Whether a contact condition compares a property (``properties.<key>``), not a column."""
+        return self.values.get("field") == "properties"
+
+    @property
+    def timeframe_takes(self) -> str:
+        """What the timeframe's values are: ``days``, ``date`` or nothing."""
+        operator = TIMEFRAMES.get(self.values.get("timeframe_operator", "anytime"))
+        return operator.takes if operator else ""
+
+    @property
+    def takes_second_value(self) -> bool:
+        """Whether the goal comparison takes a second value (``value_2``)."""
+        operator = COMPARISONS.get(self.values.get("operator", ""))
+        return operator is not None and operator.arity == 2
+
+    @property
     def contact_operators(self) -> list[tuple[str, str]]:
-        family = "properties" if self.values.get("field") == "properties" else self.values.get("field") or "email"
+        family = self.values.get("field") or "email"
         operators = rules.CONTACT_FIELD_OPERATORS.get(family, rules.TEXT_FIELD_OPERATORS)
-        return [(op, CONTACT_OPERATOR_LABELS.get(op, op)) for op in operators]
+        return [(name, CONTACT_OPERATORS_BY_NAME[name].label) for name in operators]
 
     @property
     def contact_value_type(self) -> str:
-        operator = self.values.get("operator", "")
-        if operator in ("is_set", "is_not_set"):
+        """The input the contact comparison's value needs: ``number``, ``date``, ``text`` or ``none``."""
+        operator = CONTACT_OPERATORS_BY_NAME.get(self.values.get("operator", ""))
+        if operator is None:
+            return "text"
+        if operator.arity == 0:
             return "none"
-        if operator == "in_the_last_days":
-            return "number"
-        if operator in ("before", "after"):
-            return "date"
-        if operator in ("gt", "gte", "lt", "lte"):
-            return "number"
-        return "text"
+        return INPUT_TYPES.get(operator.takes, "text")
 
 
 def _text(value: Any) -> str:
@@ -488,7 +415,7 @@ def _view(
             kind="branch",
             negate=negate,
             depth=depth,
-            operator=branch.get("operator") if branch.get("operator") in ("and", "or") else "and",
+            operator=branch.get("operator") if branch.get("operator") in BRANCHES else "and",
             children=[_view(child, f"{path}.{i}", depth + 1, slots, names) for i, child in enumerate(leaves)],
             errors=errors,
         )
@@ -496,7 +423,7 @@ def _view(
     source = leaf.get("source") if leaf.get("source") in rules.SOURCE_KEYS else "custom_events_goals"
     body = leaf.get(rules.SOURCE_KEYS[source]) or {}
     values: dict[str, str] = {}
-    properties: list[dict[str, str]] = []
+    properties: list[dict[str, Any]] = []
     arity = 0
     if source == "contacts":
         field_name = _text(body.get("field")) or "email"
@@ -510,17 +437,14 @@ def _view(
     else:
         for key, raw in body.items():
             if key == "properties" and isinstance(raw, list):
-                properties = [
-                    {k: _text(item.get(k)) for k in ("key", "operator", "value")}
-                    for item in raw
-                    if isinstance(item, dict)
-                ]
+                properties = [_property_row(item) for item in raw if isinstance(item, dict)]
             elif key == "timeframe_values" and isinstance(raw, list):
                 for i, value in enumerate(raw[:2]):
                     values[f"timeframe_value_{i}"] = _text(value)
             else:
                 values[key] = _text(raw)
-        arity = TIMEFRAME_ARITY.get(values.get("timeframe_operator", "anytime"), 0)
+        timeframe = TIMEFRAMES.get(values.get("timeframe_operator", "anytime"))
+        arity = timeframe.arity if timeframe else 0
     view = BuilderNode(
         path=path,
         kind="leaf",
@@ -532,12 +456,20 @@ def _view(
         arity=arity,
         errors=errors,
     )
-    view.label, view.label_errors = describe(node, names)
+    view.label, view.label_errors = _label(node, names)
     return view
 
 
-def describe(node: dict[str, Any], names: Mapping[str, str]) -> tuple[str, list[str]]:
-    """A leaf's plain-language label if it is complete, else what it still needs."""
+def _property_row(item: Mapping[str, Any]) -> dict[str, Any]:
+    """One property filter's controls; ``takes_value`` unless its operator is known to take none."""
+    row: dict[str, Any] = {k: _text(item.get(k)) for k in ("key", "operator", "value")}
+    operator = PROPERTY_FILTERS.get(row["operator"])
+    row["takes_value"] = operator is None or operator.arity > 0
+    return row
+
+
+def _label(node: dict[str, Any], names: Mapping[str, str]) -> tuple[str, list[str]]:
+    """A leaf in words (``rules.describe``) if it is complete, else what it still needs."""
     try:
         valid = rules.validate_tree({"kind": "leaf", "leaf": node.get("leaf"), "negate": node.get("negate", False)})
     except rules.TreeValidationError as exc:
@@ -547,7 +479,7 @@ def describe(node: dict[str, Any], names: Mapping[str, str]) -> tuple[str, list[
             where = control.replace("_", " ").capitalize() if control else "Condition"
             problems.extend(f"{where}: {message}" for message in messages)
         return "", problems
-    return node_label(valid, names), []
+    return rules.describe(valid, segment_names=names), []
 
 
 def walk(view: BuilderNode) -> list[BuilderNode]:

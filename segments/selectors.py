@@ -194,8 +194,14 @@ def segment_explain(*, segment: Segment, contact: Contact, now: dt.datetime | No
     """Each condition's actual value for one contact and whether it held: one statement."""
     now = now or timezone.now()
     pks = segment_pks_for_slugs(workspace_id=segment.workspace_id, slugs=referenced_segments(segment.tree))
+    names = dict(segment_choices(workspace_id=segment.workspace_id)) if pks else {}
     whole, leaf_probes = explain.probes(
-        segment.tree, workspace_id=segment.workspace_id, now=now, timezone_name=segment.timezone, segment_pks=pks
+        segment.tree,
+        workspace_id=segment.workspace_id,
+        now=now,
+        timezone_name=segment.timezone,
+        segment_pks=pks,
+        segment_names=names,
     )
     annotations: dict[str, Any] = {"matches": explain.as_flag(whole)}
     for i, probe in enumerate(leaf_probes):
@@ -206,7 +212,7 @@ def segment_explain(*, segment: Segment, contact: Contact, now: dt.datetime | No
     for i, probe in enumerate(leaf_probes):
         value = {name: row[f"l{i}_{name}"] for name in probe.values}
         held = bool(row[f"l{i}_held"])
-        needed = ("not: " if probe.negated else "") + probe.description
+        needed = probe.description
         conditions.append(
             {
                 "path": probe.path,

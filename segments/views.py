@@ -190,6 +190,11 @@ def _segment_names(workspace: Workspace, exclude: str = "") -> dict[str, str]:
     return {slug: name for slug, name in selectors.segment_choices(workspace_id=workspace.id) if slug != exclude}
 
 
+def _referenced_names(workspace: Workspace, tree: dict[str, Any]) -> dict[str, str]:
+    """Names of the segments a tree refers to, for its description (no query when it refers to none)."""
+    return _segment_names(workspace) if rules.referenced_segments(tree) else {}
+
+
 def _posted_tree(request: HttpRequest) -> dict[str, Any]:
     """The tree the form describes; the JSON box wins when its own button was pressed."""
     if request.POST.get("op") == "load_json":
@@ -381,7 +386,7 @@ def segment_preview_view(request: HttpRequest) -> HttpResponse:
     else:
         context["preview"] = preview
         context["conditions"] = [
-            PreviewCondition(label=builder.node_label(node, names), count=count)
+            PreviewCondition(label=rules.describe(node, segment_names=names), count=count)
             for node, count in zip(valid["branch"]["leaves"], preview.condition_counts, strict=True)
         ]
         context["share"] = (
@@ -485,13 +490,16 @@ def _segment_detail(request: HttpRequest, slug: str) -> HttpResponse:
     if target == "changes":
         return render(request, template + "#changes", context)
 
+    names = _referenced_names(workspace, segment.tree)
     history = selectors.segment_size_by_day(segment=segment, timezone_name=workspace.timezone)
     today = timezone.localdate(timezone=zoneinfo.ZoneInfo(workspace.timezone))
     context |= {
         "chart": SizeChart.of(history, today),
         "history_tail": history[-5:][::-1],
-        "conditions": [builder.node_label(node) for node in builder.as_group(segment.tree)["branch"]["leaves"]],
-        "combine": "ALL" if builder.as_group(segment.tree)["branch"]["operator"] == "and" else "ANY",
+        "conditions": [
+            rules.describe(node, segment_names=names) for node in builder.as_group(segment.tree)["branch"]["leaves"]
+        ],
+        "combine": rules.vocabulary.BRANCHES[builder.as_group(segment.tree)["branch"]["operator"]].label,
         "negated_root": bool(segment.tree.get("negate")),
     }
     if request.GET.get("email"):

@@ -13,13 +13,17 @@ from segments import rules
 from segments.models import Segment
 
 
+class RuleTreeField(serializers.JSONField):
+    """A rule tree; ``segments/api/schema.py`` documents it from the rule vocabulary."""
+
+
 class SegmentCreateInputSerializer(serializers.Serializer):
     workspace_id = serializers.CharField(max_length=32)
     id = serializers.CharField(max_length=32, validators=[SLUG_VALIDATOR])
     name = serializers.CharField(max_length=255, required=False)
     color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", required=False)
     timezone = serializers.CharField(max_length=64, required=False, validators=[validate_timezone])
-    tree = serializers.JSONField(required=False)
+    tree = RuleTreeField(required=False)
     template = serializers.ChoiceField(choices=sorted(rules.TEMPLATES), required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +55,7 @@ class SegmentUpdateInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=255, required=False)
     color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", required=False)
     timezone = serializers.CharField(max_length=64, required=False, validators=[validate_timezone])
-    tree = serializers.JSONField(required=False)
+    tree = RuleTreeField(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "tree" in attrs:
@@ -67,6 +71,7 @@ class SegmentRefInputSerializer(serializers.Serializer):
 class SegmentOutputSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="slug")
     workspace_id = serializers.CharField()
+    tree = RuleTreeField()
 
     class Meta:
         model = Segment
@@ -98,7 +103,7 @@ class SegmentListOutputSerializer(serializers.Serializer):
 
 class SegmentPreviewInputSerializer(serializers.Serializer):
     workspace_id = serializers.CharField(max_length=32)
-    tree = serializers.JSONField()
+    tree = RuleTreeField()
     timezone = serializers.CharField(max_length=64, required=False, default="UTC", validators=[validate_timezone])
     segment_id = serializers.CharField(max_length=32, required=False, help_text="Exclude from cycle checks.")
 
@@ -152,7 +157,7 @@ class TemplateOutputSerializer(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField()
     color = serializers.CharField()
-    tree = serializers.JSONField()
+    tree = RuleTreeField()
 
 
 class ContactSegmentSerializer(serializers.Serializer):

@@ -22,13 +22,14 @@ Layout
 
 Adding a leaf kind
 ------------------
-A source is declared in ``vocabulary.SOURCES`` (its body key and label) with its operators
-and their phrases; then each concern has one table keyed by source, and
+Declare the source in ``vocabulary.SOURCES`` (its body key and label), with its operators,
+arities and phrases next to the others. Then each concern has one table keyed by source, and
 ``segments/tests/test_vocabulary.py`` fails until every table covers every source:
 ``validation.VALIDATORS`` (parse the body), ``compile.COMPILERS`` (its SQL),
-``vocabulary._LEAF_PHRASES`` (its sentence), ``builder.LEAF_CONTROLS`` and the builder
-template ``segments/_leaf_<source>.html`` (its controls), ``explain.PROBES`` (its actual value),
-``segments/api/schema.py`` (its OpenAPI body), and the tests' oracle.
+``vocabulary.LEAF_PHRASES`` (its sentence), ``builder.LEAF_CONTROLS`` and the template
+``segments/_leaf_<source>.html`` (its controls), ``explain.PROBES`` (its actual value) and
+``segments.api.schema.CONDITIONS`` (its OpenAPI body). The tests' oracle
+(``segments/tests/oracle.py``) gets its independent reading of the new leaf too.
 
 Tree format (Notifuse-compatible, extended)
 -------------------------------------------

@@ -207,7 +207,7 @@ def describe(node: Mapping[str, Any], *, segment_names: Mapping[str, str] | None
         text = BRANCHES[branch["operator"]].phrase.format(inner)
     else:
         leaf = node["leaf"]
-        text = _LEAF_PHRASES[leaf["source"]](leaf[SOURCE_KEYS[leaf["source"]]], names)
+        text = LEAF_PHRASES[leaf["source"]](leaf[SOURCE_KEYS[leaf["source"]]], names)
     return NEGATED.format(text) if node.get("negate") else text
 
 
@@ -285,7 +285,7 @@ def _segment_phrase(body: Mapping[str, Any], names: Mapping[str, str]) -> str:
     return SEGMENTS[body["operator"]].phrase.format(say_value(names[slug], "text") if slug in names else slug)
 
 
-_LEAF_PHRASES: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], str]] = {
+LEAF_PHRASES: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], str]] = {
     "custom_events_goals": _goal_phrase,
     "custom_events": _event_phrase,
     "contacts": _contact_phrase,

@@ -803,7 +803,7 @@ def test_explain_gives_each_leaf_its_actual_value_and_whether_it_held(
     assert first["path"] == "tree.branch.leaves[0]"
     assert first["actual"] == "sum = 740.50"
     assert first["held"] is False
-    assert "1000" in first["condition"]
+    assert "at least 1,000.00" in first["condition"]
     assert first["summary"].startswith("sum = 740.50, needed ")
     assert second["path"] == "tree.branch.leaves[1]"
     assert second["actual"] == "count = 2"

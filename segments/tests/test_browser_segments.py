@@ -104,8 +104,8 @@ def test_build_the_vip_segment_condition_by_condition(
     ).json()
     assert api_preview["total"] == 1
     label = page.locator("#n-2-label")
-    label.get_by_text("Goal: type Purchase, Count is greater than or equal to 1, in the last 60 days").wait_for()
-    page.locator("#n-0-label").get_by_text("Goal: type Purchase, Sum is greater than or equal to 1000").wait_for()
+    label.get_by_text("Number of purchase events in the last 60 days is at least 1").wait_for()
+    page.locator("#n-0-label").get_by_text("Total value of purchase events is at least 1,000.00").wait_for()
     total = page.locator("[data-testid=preview-total]")
     page.wait_for_function(
         "expected => document.querySelector('[data-testid=preview-total]')?.textContent.trim() === expected",

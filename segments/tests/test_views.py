@@ -391,8 +391,8 @@ def test_template_button_fills_the_vip_tree_and_name(member_client: Client, work
     )
     page = response.content.decode()
     assert 'value="VIP"' in page and 'value="vip"' in page
-    assert "Goal: type Purchase, Sum is greater than or equal to 1000, at any time" in page
-    assert "Goal: type Purchase, Count is greater than or equal to 1, in the last 60 days" in page
+    assert "Total value of purchase events is at least 1,000.00" in page
+    assert "Number of purchase events in the last 60 days is at least 1" in page
 
 
 def test_builder_round_trips_every_source_nested_and_negated(
@@ -469,7 +469,7 @@ def test_builder_round_trips_every_source_nested_and_negated(
     edit = member_client.get("/segments/everything/edit/").content.decode()
     assert 'name="n.0.negate" value="1" checked' in edit and 'name="n.0.1.negate" value="1" checked' in edit
     assert 'name="n.0.1.property_key" value="country"' in edit
-    assert "NOT Contact: property country equals FR" in edit
+    assert "Not: contact property country is “FR”" in edit
 
 
 @pytest.mark.parametrize("existing", [1, 10])
@@ -535,7 +535,7 @@ def test_preview_matches_the_engine_and_counts_each_top_level_condition(
     assert "big@example.com" in page and "small@example.com" not in page
     # labels follow the typing: each condition's label comes back out of band
     assert 'id="n-0-label" hx-swap-oob="true"' in page
-    assert "Goal: type Purchase, Sum is greater than or equal to 1000, at any time" in page
+    assert "Total value of purchase events is at least 1,000.00" in page
 
 
 def test_preview_of_an_incomplete_tree_says_what_is_missing(member_client: Client, workspace: Workspace) -> None:
@@ -812,6 +812,6 @@ def test_builder_round_trips_date_conditions_on_a_contact_property(
     assert '<option value="before" selected>is before</option>' in edit
     assert '<option value="in_the_last_days" selected>is in the last … days</option>' in edit
     assert re.search(r'type="date"[^>]*name="n\.0\.value"|name="n\.0\.value"[^>]*type="date"', edit)
-    assert "Contact: property trial_ends_at is before 2026-04-01" in edit
-    assert "Contact: property trial_ends_at is after 2026-03-01" in edit
-    assert "Contact: property signed_up_on is in the last 30 days" in edit
+    assert "Contact property trial_ends_at is before 2026-04-01" in edit
+    assert "Contact property trial_ends_at is after 2026-03-01" in edit
+    assert "Contact property signed_up_on is in the last 30 days" in edit

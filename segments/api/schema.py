@@ -1,0 +1,177 @@
+"""The OpenAPI description of a rule tree (drf-spectacular extension), every enum and arity
+drawn from the rule vocabulary, so the documented operators are exactly the accepted ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.plumbing import ResolvedComponent
+
+from segments import rules
+from segments.rules import vocabulary as v
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _enum(names: tuple[str, ...] | list[str], description: str = "") -> Schema:
+    schema: Schema = {"type": "string", "enum": list(names)}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _arities(words: dict[str, v.Operator]) -> str:
+    return "; ".join(
+        f"`{name}`: {word.arity}" + (f" ({word.takes})" if word.arity else "") for name, word in words.items()
+    )
+
+
+def _timeframe() -> Schema:
+    return {
+        "timeframe_operator": _enum(rules.TIMEFRAME_OPERATORS, "Default `anytime`."),
+        "timeframe_values": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "How many values each timeframe takes: " + _arities(v.TIMEFRAMES) + ".",
+        },
+    }
+
+
+def _goal_condition() -> Schema:
+    return {
+        "type": "object",
+        "required": ["goal_type", "aggregate_operator", "operator", "value"],
+        "properties": {
+            "goal_type": _ref("RuleGoalType"),
+            "goal_name": {"type": "string"},
+            "event_name": {"type": "string"},
+            "aggregate_operator": _enum(rules.AGGREGATE_OPERATORS),
+            "operator": _enum(rules.COMPARISON_OPERATORS),
+            "value": {"type": "number", "description": "Money (at most 2 decimals), a whole number for `count`."},
+            "value_2": {"type": "number", "description": "With `between`: the upper bound (>= value)."},
+            **_timeframe(),
+        },
+    }
+
+
+def _event_condition() -> Schema:
+    return {
+        "type": "object",
+        "required": ["event_name", "count_operator", "count_value"],
+        "properties": {
+            "event_name": {"type": "string"},
+            "properties": {
+                "type": "array",
+                "maxItems": rules.MAX_PROPERTY_FILTERS,
+                "items": {
+                    "type": "object",
+                    "required": ["key", "operator"],
+                    "properties": {
+                        "key": {"type": "string", "pattern": rules.PROPERTY_KEY_RE.pattern},
+                        "operator": _enum(rules.PROPERTY_FILTER_OPERATORS, _arities(v.PROPERTY_FILTERS) + "."),
+                        "value": {"oneOf": [{"type": "string"}, {"type": "number"}]},
+                    },
+                },
+            },
+            "count_operator": _enum(rules.COUNT_OPERATORS),
+            "count_value": {"type": "integer", "minimum": 0},
+            **_timeframe(),
+        },
+    }
+
+
+def _contact_condition() -> Schema:
+    fields = [name for name in v.CONTACT_FIELDS if name != "properties"]
+    shown = {"properties": f"{v.PROPERTIES_PREFIX}<key>"}
+    by_field = "; ".join(f"`{shown.get(name, name)}`: {', '.join(f.operators)}" for name, f in v.CONTACT_FIELDS.items())
+    return {
+        "type": "object",
+        "required": ["field", "operator"],
+        "properties": {
+            "field": {
+                "type": "string",
+                "description": f"One of {', '.join(fields)}, or `{v.PROPERTIES_PREFIX}<key>`.",
+            },
+            "operator": _enum(rules.CONTACT_OPERATORS, f"Which field takes which: {by_field}."),
+            "value": {
+                "oneOf": [{"type": "string"}, {"type": "number"}],
+                "description": "How many values each operator takes: " + _arities(v.CONTACT_OPERATORS_BY_NAME) + ".",
+            },
+        },
+    }
+
+
+def _segment_condition() -> Schema:
+    return {
+        "type": "object",
+        "required": ["segment_id", "operator"],
+        "properties": {
+            "segment_id": {"type": "string", "description": "Another segment's id (slug)."},
+            "operator": _enum(rules.SEGMENT_OPERATORS),
+        },
+    }
+
+
+# One body schema per source (``vocabulary.SOURCES``): its component name and schema.
+CONDITIONS: dict[str, tuple[str, Any]] = {
+    "custom_events_goals": ("RuleGoalCondition", _goal_condition),
+    "custom_events": ("RuleEventCondition", _event_condition),
+    "contacts": ("RuleContactCondition", _contact_condition),
+    "segment": ("RuleSegmentCondition", _segment_condition),
+}
+
+
+def rule_tree_components() -> dict[str, Schema]:
+    """The components of a rule tree, by name: ``RuleNode`` is the tree (and each node in it)."""
+    components: dict[str, Schema] = {
+        "RuleNode": {
+            "type": "object",
+            "description": "A rule tree node: a `branch` of nodes or a `leaf` condition; `negate` is the "
+            f"exact complement. At most {rules.MAX_DEPTH} levels and {rules.MAX_LEAVES} leaves.",
+            "required": ["kind"],
+            "properties": {
+                "kind": _enum(["branch", "leaf"]),
+                "negate": {"type": "boolean", "default": False},
+                "branch": _ref("RuleBranch"),
+                "leaf": _ref("RuleLeaf"),
+            },
+        },
+        "RuleBranch": {
+            "type": "object",
+            "required": ["operator", "leaves"],
+            "properties": {
+                "operator": _enum(rules.BRANCH_OPERATORS),
+                "leaves": {"type": "array", "minItems": 1, "items": _ref("RuleNode")},
+            },
+        },
+        "RuleLeaf": {
+            "type": "object",
+            "description": "`source` says which one of the other members holds the condition.",
+            "required": ["source"],
+            "properties": {
+                "source": _enum(list(v.SOURCES)),
+                **{v.SOURCE_KEYS[source]: _ref(name) for source, (name, _) in CONDITIONS.items()},
+            },
+        },
+    }
+    # Its own component: an inline enum would collide with the events' goal_type (no "*").
+    components["RuleGoalType"] = _enum(list(v.GOAL_TYPES), f"`{rules.ANY_GOAL_TYPE}` is any goal type.")
+    components |= {name: schema() for name, schema in CONDITIONS.values()}
+    return components
+
+
+class RuleTreeFieldExtension(OpenApiSerializerFieldExtension):
+    """Documents ``RuleTreeField`` as a ``RuleNode``, registering the tree's components once."""
+
+    target_class = "segments.api.serializers.RuleTreeField"
+
+    def map_serializer_field(self, auto_schema: Any, direction: Any) -> Schema:
+        for name, schema in rule_tree_components().items():
+            component = ResolvedComponent(name=name, type=ResolvedComponent.SCHEMA, object=name, schema=schema)
+            auto_schema.registry.register_on_missing(component)
+        return _ref("RuleNode")
