@@ -17,9 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from contacts.models import GoalType
-
 from . import rules
+from .rules.templates import purchase_goal
 from .rules.vocabulary import (
     AGGREGATES,
     BRANCHES,
@@ -55,19 +54,7 @@ INPUT_TYPES = {"days": "number", "number": "number", "amount": "number", "count"
 
 def default_leaf() -> dict[str, Any]:
     """A new condition: a purchase goal, with the amount left for the marketer to type."""
-    return {
-        "kind": "leaf",
-        "leaf": {
-            "source": "custom_events_goals",
-            "custom_events_goal": {
-                "goal_type": GoalType.PURCHASE.value,
-                "aggregate_operator": "sum",
-                "operator": "gte",
-                "timeframe_operator": "anytime",
-                "timeframe_values": [],
-            },
-        },
-    }
+    return purchase_goal("sum", "gte")
 
 
 def default_tree() -> dict[str, Any]:

@@ -8,21 +8,15 @@ from typing import Any
 from contacts.models import GoalType
 
 
-def _goal(aggregate: str, operator: str, value: int, timeframe: str = "anytime", days: int | None = None) -> dict:
-    return {
-        "kind": "leaf",
-        "leaf": {
-            "source": "custom_events_goals",
-            "custom_events_goal": {
-                "goal_type": GoalType.PURCHASE.value,
-                "aggregate_operator": aggregate,
-                "operator": operator,
-                "value": value,
-                "timeframe_operator": timeframe,
-                "timeframe_values": [str(days)] if days is not None else [],
-            },
-        },
-    }
+def purchase_goal(
+    aggregate: str, operator: str, value: int | None = None, timeframe: str = "anytime", days: int | None = None
+) -> dict[str, Any]:
+    """A leaf on the contact's purchases (``value`` None: left for the marketer to fill in)."""
+    body: dict[str, Any] = {"goal_type": GoalType.PURCHASE.value, "aggregate_operator": aggregate, "operator": operator}
+    if value is not None:
+        body["value"] = value
+    body |= {"timeframe_operator": timeframe, "timeframe_values": [str(days)] if days is not None else []}
+    return {"kind": "leaf", "leaf": {"source": "custom_events_goals", "custom_events_goal": body}}
 
 
 def _template(name: str, description: str, color: str, *conditions: dict) -> dict[str, Any]:
@@ -36,16 +30,16 @@ TEMPLATES: dict[str, dict[str, Any]] = {
         "VIP",
         "Spent 1,000 or more in at least 5 purchases, and bought in the last 60 days.",
         "#7c3aed",
-        _goal("sum", "gte", 1000),
-        _goal("count", "gte", 5),
-        _goal("count", "gte", 1, "in_the_last_days", 60),
+        purchase_goal("sum", "gte", 1000),
+        purchase_goal("count", "gte", 5),
+        purchase_goal("count", "gte", 1, "in_the_last_days", 60),
     ),
     "at_risk_high_value": _template(
         "At-Risk High-Value",
         "Spent 500 or more overall, but no purchase in the last 90 days.",
         "#dc2626",
-        _goal("sum", "gte", 500),
-        _goal("count", "eq", 0, "in_the_last_days", 90),
+        purchase_goal("sum", "gte", 500),
+        purchase_goal("count", "eq", 0, "in_the_last_days", 90),
     ),
     # Precisely: the contact's earliest live purchase ever is worth more than 200 and happened in
     # the last 30 days (no purchase before that, at least one within it).
@@ -53,8 +47,8 @@ TEMPLATES: dict[str, dict[str, Any]] = {
         "New High-Potential",
         "First purchase, made in the last 30 days, was over 200.",
         "#059669",
-        _goal("first", "gt", 200),
-        _goal("count", "eq", 0, "more_than_days_ago", 30),
-        _goal("count", "gte", 1, "in_the_last_days", 30),
+        purchase_goal("first", "gt", 200),
+        purchase_goal("count", "eq", 0, "more_than_days_ago", 30),
+        purchase_goal("count", "gte", 1, "in_the_last_days", 30),
     ),
 }
