@@ -28,20 +28,9 @@ NOW = timezone.now()
 
 def goal_tree(aggregate: str = "count", value: int = 1) -> dict[str, Any]:
     """A segment rule on purchases (anytime), e.g. count >= 1: "has bought"."""
-    return {
-        "kind": "leaf",
-        "leaf": {
-            "source": "custom_events_goals",
-            "custom_events_goal": {
-                "goal_type": "purchase",
-                "aggregate_operator": aggregate,
-                "operator": "gte",
-                "value": value,
-                "timeframe_operator": "anytime",
-                "timeframe_values": [],
-            },
-        },
-    }
+    from segments.tests.trees import goal_leaf  # test-only: the app never imports upward
+
+    return goal_leaf(aggregate, "gte", value)
 
 
 @pytest.fixture

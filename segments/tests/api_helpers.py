@@ -1,4 +1,4 @@
-"""Helpers for the segments API tests: rule trees, purchases and API calls that let the build run."""
+"""Helpers for the segments API tests: purchases and API calls that let the build run (trees: ``trees``)."""
 
 from __future__ import annotations
 
@@ -15,45 +15,6 @@ from contacts.services import EventInput, events_upsert
 from segments.models import Segment, SegmentMembership
 
 CaptureOnCommit = Callable[..., AbstractContextManager[Any]]
-
-
-def goal_leaf(
-    aggregate: str,
-    operator: str,
-    value: float | str,
-    *,
-    timeframe: str = "anytime",
-    days: int | None = None,
-    value_2: float | str | None = None,
-    negate: bool = False,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "goal_type": "purchase",
-        "aggregate_operator": aggregate,
-        "operator": operator,
-        "value": value,
-        "timeframe_operator": timeframe,
-    }
-    if days is not None:
-        body["timeframe_values"] = [str(days)]
-    if value_2 is not None:
-        body["value_2"] = value_2
-    node: dict[str, Any] = {"kind": "leaf", "leaf": {"source": "custom_events_goals", "custom_events_goal": body}}
-    if negate:
-        node["negate"] = True
-    return node
-
-
-def segment_leaf(slug: str, operator: str = "in_segment") -> dict[str, Any]:
-    return {"kind": "leaf", "leaf": {"source": "segment", "segment": {"segment_id": slug, "operator": operator}}}
-
-
-def all_of(*nodes: dict[str, Any]) -> dict[str, Any]:
-    return {"kind": "branch", "branch": {"operator": "and", "leaves": list(nodes)}}
-
-
-def any_of(*nodes: dict[str, Any]) -> dict[str, Any]:
-    return {"kind": "branch", "branch": {"operator": "or", "leaves": list(nodes)}}
 
 
 def purchase(
@@ -89,6 +50,11 @@ def post(client: APIClient, path: str, body: dict[str, Any], capture: CaptureOnC
     with capture(execute=True):
         response = client.post(f"/api/{path}", body, format="json")
     return response
+
+
+def create_from_template(client: APIClient, template: str, capture: CaptureOnCommit) -> Any:
+    """segments.create of the built-in ``template`` in workspace ``acme``, its id the template's, built."""
+    return post(client, "segments.create", {"workspace_id": "acme", "id": template, "template": template}, capture)
 
 
 def get(client: APIClient, path: str, params: dict[str, Any]) -> Any:

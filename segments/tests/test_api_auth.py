@@ -12,7 +12,8 @@ from contacts.models import TimelineEntry
 from events_platform.workspaces.models import Workspace
 from segments import services
 from segments.models import Segment, SegmentMembership
-from segments.tests.api_helpers import CaptureOnCommit, all_of, goal_leaf, purchase, segment_leaf, store
+from segments.tests.api_helpers import CaptureOnCommit, purchase, store
+from segments.tests.trees import all_of, goal_leaf, segment_leaf
 
 TREE = all_of(goal_leaf("sum", "gte", 100))
 

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from conftest import IssuedApiKey
 from segments.models import Segment
-from segments.tests.api_helpers import all_of, goal_leaf
+from segments.tests.trees import all_of, goal_leaf
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 

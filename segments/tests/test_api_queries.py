@@ -12,7 +12,8 @@ from rest_framework.test import APIClient
 from events_platform.workspaces.models import Workspace
 from segments import services
 from segments.models import Segment
-from segments.tests.api_helpers import CaptureOnCommit, all_of, any_of, goal_leaf, purchase, segment_leaf, store
+from segments.tests.api_helpers import CaptureOnCommit, purchase, store
+from segments.tests.trees import all_of, any_of, goal_leaf, segment_leaf
 
 # Every request pays 2 for authentication (the key, then the workspace check); the key's
 # last-use write happens at most once a minute, so a warm-up request takes it out of the

@@ -20,18 +20,8 @@ from events_platform.workspaces.models import Workspace
 from segments import services
 from segments.models import Segment, SegmentMembership, SegmentMembershipChange
 from segments.rules import TEMPLATES, validate_tree
-from segments.tests.api_helpers import (
-    CaptureOnCommit,
-    all_of,
-    any_of,
-    get,
-    goal_leaf,
-    member_emails,
-    post,
-    purchase,
-    segment_leaf,
-    store,
-)
+from segments.tests.api_helpers import CaptureOnCommit, create_from_template, get, member_emails, post, purchase, store
+from segments.tests.trees import all_of, any_of, goal_leaf, segment_leaf
 
 SPENT_1000 = all_of(goal_leaf("sum", "gte", 1000))
 SPENT_1000_RECENTLY = all_of(
@@ -141,12 +131,7 @@ def test_create_from_a_template_uses_its_tree_name_and_colour(
     store(workspace.id, TEMPLATE_SHOP)
 
     # when
-    response = post(
-        api_client,
-        "segments.create",
-        {"workspace_id": "acme", "id": template, "template": template},
-        django_capture_on_commit_callbacks,
-    )
+    response = create_from_template(api_client, template, django_capture_on_commit_callbacks)
 
     # then
     assert response.status_code == 201, response.content

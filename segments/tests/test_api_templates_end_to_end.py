@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from events_platform.workspaces.models import Workspace
 from segments import services
 from segments.models import Segment, SegmentMembershipChange
-from segments.tests.api_helpers import CaptureOnCommit, get, post, purchase, store
+from segments.tests.api_helpers import CaptureOnCommit, create_from_template, get, purchase, store
 
 TEMPLATES = ("vip", "at_risk_high_value", "new_high_potential")
 
@@ -65,12 +65,7 @@ def rfm(
     """The shop's history, and the three template segments created and built through the API."""
     store(workspace.id, shop_history(now))
     for template in TEMPLATES:
-        response = post(
-            api_client,
-            "segments.create",
-            {"workspace_id": "acme", "id": template, "template": template},
-            django_capture_on_commit_callbacks,
-        )
+        response = create_from_template(api_client, template, django_capture_on_commit_callbacks)
         assert response.status_code == 201, response.content
 
 

@@ -14,25 +14,13 @@ from events_platform.workspaces.services import workspace_create
 from segments import services
 from segments.models import PendingContactRefresh, Segment, SegmentMembership, SegmentMembershipChange
 from segments.tasks import segments_refresh_due_task
+from segments.tests.trees import all_of, goal_leaf, segment_leaf
 
 pytestmark = pytest.mark.django_db
 
 
-def goal_leaf(aggregate: str, operator: str, value: float, *, timeframe: str = "anytime", days: int | None = None):
-    leaf = {
-        "goal_type": "purchase",
-        "aggregate_operator": aggregate,
-        "operator": operator,
-        "value": value,
-        "timeframe_operator": timeframe,
-    }
-    if days is not None:
-        leaf["timeframe_values"] = [str(days)]
-    return {"kind": "leaf", "leaf": {"source": "custom_events_goals", "custom_events_goal": leaf}}
-
-
 def spent_at_least(amount: float) -> dict:
-    return {"kind": "branch", "branch": {"operator": "and", "leaves": [goal_leaf("sum", "gte", amount)]}}
+    return all_of(goal_leaf("sum", "gte", amount))
 
 
 def purchase(email: str, external_id: str, value: str, *, days_ago: float = 1, deleted: bool = False) -> EventInput:
@@ -151,7 +139,7 @@ def test_refresh_contacts_moves_only_the_given_contacts(workspace):
             workspace_id=workspace.id,
             slug="buyers",
             name="Buyers",
-            tree={"kind": "branch", "branch": {"operator": "and", "leaves": [goal_leaf("count", "gte", 1)]}},
+            tree=all_of(goal_leaf("count", "gte", 1)),
         )
     )
     assert members(big) == set()
@@ -189,10 +177,7 @@ def test_rolling_window_members_age_out_on_a_scheduled_refresh(workspace):
     """A contact leaves 'bought in the last 30 days' once the purchase is older, with no new event."""
     # given
     events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "o1", "50", days_ago=29)])
-    tree = {
-        "kind": "branch",
-        "branch": {"operator": "and", "leaves": [goal_leaf("count", "gte", 1, timeframe="in_the_last_days", days=30)]},
-    }
+    tree = all_of(goal_leaf("count", "gte", 1, timeframe="in_the_last_days", days=30))
     segment = build(services.segment_create(workspace_id=workspace.id, slug="recent", name="Recent", tree=tree))
     assert members(segment) == {"a@x.io"}
     # when two days pass and the scheduler re-evaluates
@@ -208,43 +193,10 @@ def test_segment_references_are_checked_for_existence_and_cycles(workspace):
     """A tree may use another segment, never an unknown one, and never itself through a chain."""
     # given
     services.segment_create(workspace_id=workspace.id, slug="big", name="Big", tree=spent_at_least(100))
-    uses_big = {
-        "kind": "branch",
-        "branch": {
-            "operator": "and",
-            "leaves": [
-                {
-                    "kind": "leaf",
-                    "leaf": {"source": "segment", "segment": {"segment_id": "big", "operator": "in_segment"}},
-                }
-            ],
-        },
-    }
+    uses_big = all_of(segment_leaf("big"))
     services.segment_create(workspace_id=workspace.id, slug="vip_of_big", name="VIP", tree=uses_big)
-    unknown = {
-        "kind": "branch",
-        "branch": {
-            "operator": "and",
-            "leaves": [
-                {
-                    "kind": "leaf",
-                    "leaf": {"source": "segment", "segment": {"segment_id": "nope", "operator": "in_segment"}},
-                }
-            ],
-        },
-    }
-    back = {
-        "kind": "branch",
-        "branch": {
-            "operator": "and",
-            "leaves": [
-                {
-                    "kind": "leaf",
-                    "leaf": {"source": "segment", "segment": {"segment_id": "vip_of_big", "operator": "in_segment"}},
-                }
-            ],
-        },
-    }
+    unknown = all_of(segment_leaf("nope"))
+    back = all_of(segment_leaf("vip_of_big"))
     # when / then
     with pytest.raises(services.SegmentError, match="Unknown segment"):
         services.segment_create(workspace_id=workspace.id, slug="x", name="X", tree=unknown)

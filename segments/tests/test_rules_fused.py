@@ -4,7 +4,6 @@ and still mean exactly what each condition means alone (contacts without events 
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,61 +13,17 @@ from segments.rules import TEMPLATES, compile_tree
 from segments.selectors import segment_match_count, segment_matching_contacts
 from segments.tests.conftest import store_history
 from segments.tests.oracle import matching_contact_ids
+from segments.tests.trees import all_of, any_of, contact_leaf, contact_row, goal_leaf, negated, purchase_row
 
 NOW = dt.datetime(2026, 3, 15, 12, 0, tzinfo=dt.UTC)
 
 
-def _goal(aggregate: str, operator: str, value: Any, timeframe: str = "anytime", days: int | None = None) -> dict:
-    return {
-        "kind": "leaf",
-        "leaf": {
-            "source": "custom_events_goals",
-            "custom_events_goal": {
-                "goal_type": "purchase",
-                "aggregate_operator": aggregate,
-                "operator": operator,
-                "value": value,
-                "timeframe_operator": timeframe,
-                "timeframe_values": [str(days)] if days is not None else [],
-            },
-        },
-    }
-
-
-def _branch(operator: str, *nodes: dict, negate: bool = False) -> dict:
-    node: dict[str, Any] = {"kind": "branch", "branch": {"operator": operator, "leaves": list(nodes)}}
-    if negate:
-        node["negate"] = True
-    return node
-
-
-def _negated(node: dict) -> dict:
-    return node | {"negate": True}
-
-
 def _contact(key: str) -> dict[str, Any]:
-    return {
-        "key": key,
-        "email": f"{key}@example.test",
-        "external_id": "",
-        "first_name": "",
-        "last_name": "",
-        "properties": {},
-        "created_at": NOW - dt.timedelta(days=400),
-    }
+    return contact_row(key, created_at=NOW - dt.timedelta(days=400))
 
 
-def _purchase(key: str, amount: str, days_ago: int, **fields: Any) -> dict[str, Any]:
-    return {
-        "contact_key": key,
-        "event_name": "order",
-        "properties": {},
-        "occurred_at": NOW - dt.timedelta(days=days_ago),
-        "goal_type": "purchase",
-        "goal_name": None,
-        "goal_value": Decimal(amount),
-        "deleted_at": None,
-    } | fields
+def _purchase(key: str, amount: str, days_ago: int) -> dict[str, Any]:
+    return purchase_row(key, amount, NOW - dt.timedelta(days=days_ago))
 
 
 def _sql(workspace: Workspace, tree: dict, contact_ids: list[int] | None = None) -> str:
@@ -116,7 +71,7 @@ def test_conditions_that_hold_without_events_are_grouped_as_not_exists(segments_
     """ "No purchase in 90 days and total at most 0" holds for contacts without purchases: it is
     evaluated as NOT EXISTS of the groups failing it, never as a semi-join that would drop them."""
     # given
-    tree = _branch("and", _goal("count", "eq", 0, "in_the_last_days", 90), _goal("sum", "lte", 0))
+    tree = all_of(goal_leaf("count", "eq", 0, "in_the_last_days", 90), goal_leaf("sum", "lte", 0))
     # when
     q = compile_tree(tree, workspace_id="w", now=NOW, timezone_name="UTC", segment_pks={}, semi_join=True)
     # then
@@ -129,8 +84,8 @@ def test_a_fused_group_is_correlated_where_a_semi_join_would_be_wrong(segments_w
     is one correlated EXISTS, never an IN over all groups."""
     # given
     vip = TEMPLATES["vip"]["tree"]
-    email = {"kind": "leaf", "leaf": {"source": "contacts", "contact": {"field": "email", "operator": "is_set"}}}
-    trees = [_negated(vip), _branch("or", vip, email)]
+    email = contact_leaf("email", "is_set")
+    trees = [negated(vip), any_of(vip, email)]
     for tree in trees:
         # when
         q = compile_tree(tree, workspace_id="w", now=NOW, timezone_name="UTC", segment_pks={}, semi_join=True)
@@ -157,45 +112,49 @@ CONTACTS = ["none", "old", "recent", "big", "tie", "refund"]
 
 CASES = [
     # At-Risk: only contacts with purchases can spend 500; "none" is out.
-    (_branch("and", _goal("sum", "gte", 500), _goal("count", "eq", 0, "in_the_last_days", 90)), {"old"}),
+    (all_of(goal_leaf("sum", "gte", 500), goal_leaf("count", "eq", 0, "in_the_last_days", 90)), {"old"}),
     # Its exact complement, contacts without any event included.
     (
-        _branch("and", _goal("sum", "gte", 500), _goal("count", "eq", 0, "in_the_last_days", 90), negate=True),
+        all_of(
+            goal_leaf("sum", "gte", 500),
+            goal_leaf("count", "eq", 0, "in_the_last_days", 90),
+            negate=True,
+        ),
         {"none", "recent", "big", "tie", "refund"},
     ),
     # A NOT inside the group: not (count in 30 days >= 1), with a total of at least 100.
     (
-        _branch("and", _negated(_goal("count", "gte", 1, "in_the_last_days", 30)), _goal("sum", "gte", 100)),
+        all_of(negated(goal_leaf("count", "gte", 1, "in_the_last_days", 30)), goal_leaf("sum", "gte", 100)),
         {"old", "refund"},
     ),
     # Holds without events: no purchase in 30 days and total at most 600.
     (
-        _branch("and", _goal("count", "eq", 0, "in_the_last_days", 30), _goal("sum", "lte", 600)),
+        all_of(goal_leaf("count", "eq", 0, "in_the_last_days", 30), goal_leaf("sum", "lte", 600)),
         {"none", "old", "refund"},
     ),
     # OR of conditions false without events, with a nested same-base AND.
     (
-        _branch(
-            "or",
-            _goal("max", "gte", 700),
-            _branch("and", _goal("avg", "lt", 100), _goal("count", "gte", 2)),
+        any_of(
+            goal_leaf("max", "gte", 700),
+            all_of(goal_leaf("avg", "lt", 100), goal_leaf("count", "gte", 2)),
         ),
         {"big", "recent"},
     ),
     # first beside grouped counts: the group only needs contacts that have a purchase.
     (
-        _branch(
-            "and",
-            _goal("first", "eq", 300),
-            _goal("count", "eq", 0, "more_than_days_ago", 30),
-            _goal("count", "gte", 1, "in_the_last_days", 30),
+        all_of(
+            goal_leaf("first", "eq", 300),
+            goal_leaf("count", "eq", 0, "more_than_days_ago", 30),
+            goal_leaf("count", "gte", 1, "in_the_last_days", 30),
         ),
         {"tie"},
     ),
     # first beside a group that holds without events (count eq 0): still only contacts with purchases.
     (
-        _branch(
-            "and", _goal("last", "gt", 0), _goal("count", "eq", 0, "in_the_last_days", 60), _goal("sum", "lte", 600)
+        all_of(
+            goal_leaf("last", "gt", 0),
+            goal_leaf("count", "eq", 0, "in_the_last_days", 60),
+            goal_leaf("sum", "lte", 600),
         ),
         {"old"},
     ),

@@ -13,8 +13,8 @@ from events_platform.workspaces.models import Workspace
 from segments.rules import TreeValidationError, validate_tree
 from segments.selectors import segment_explain, segment_matching_contacts
 from segments.services import segment_create
-from segments.tests.api_helpers import all_of
 from segments.tests.conftest import store_history
+from segments.tests.trees import all_of, contact_leaf, contact_row, event_leaf, event_row, goal_leaf
 
 NOW = dt.datetime(2026, 3, 15, 12, 0, tzinfo=dt.UTC)
 UTC = dt.UTC
@@ -25,28 +25,7 @@ def _at(text: str) -> dt.datetime:
 
 
 def _contact(key: Any) -> dict[str, Any]:
-    return {
-        "key": key,
-        "email": f"{key}@example.test",
-        "external_id": "",
-        "first_name": "",
-        "last_name": "",
-        "properties": {},
-        "created_at": _at("2025-01-01T00:00:00+00:00"),
-    }
-
-
-def _event(key: Any, occurred_at: dt.datetime, **fields: Any) -> dict[str, Any]:
-    return {
-        "contact_key": key,
-        "event_name": "order",
-        "properties": {},
-        "occurred_at": occurred_at,
-        "goal_type": None,
-        "goal_name": None,
-        "goal_value": None,
-        "deleted_at": None,
-    } | fields
+    return contact_row(key, created_at=_at("2025-01-01T00:00:00+00:00"))
 
 
 def _matching_keys(workspace: Workspace, contacts: list[dict[str, Any]], tree: dict[str, Any], tz: str) -> set[Any]:
@@ -59,19 +38,7 @@ def _matching_keys(workspace: Workspace, contacts: list[dict[str, Any]], tree: d
 
 
 def _did_order(timeframe_operator: str, values: list[str]) -> dict[str, Any]:
-    return {
-        "kind": "leaf",
-        "leaf": {
-            "source": "custom_events",
-            "custom_event": {
-                "event_name": "order",
-                "count_operator": "at_least",
-                "count_value": 1,
-                "timeframe_operator": timeframe_operator,
-                "timeframe_values": values,
-            },
-        },
-    }
+    return event_leaf("order", timeframe=timeframe_operator, values=values)
 
 
 # Europe/Paris is UTC+1 in February and March 2026 (before the switch to summer time on 29 March).
@@ -144,7 +111,7 @@ def test_timeframe_edges(
     """Each timeframe cuts exactly where the module docstring says, with date-only values in the segment's timezone."""
     # given: one contact per instant, each with one order then
     contacts = [_contact(instant) for instant in expected_by_instant]
-    events = [_event(instant, _at(instant)) for instant in expected_by_instant]
+    events = [event_row(instant, _at(instant)) for instant in expected_by_instant]
     store_history(workspace=segments_workspace, contacts=contacts, events=events)
 
     # when
@@ -154,25 +121,9 @@ def test_timeframe_edges(
     assert matched == {instant for instant, expected in expected_by_instant.items() if expected}
 
 
-def _goal_leaf(aggregate: str, operator: str, value: Any, *, negate: bool = False, **extra: Any) -> dict[str, Any]:
-    node: dict[str, Any] = {
-        "kind": "leaf",
-        "leaf": {
-            "source": "custom_events_goals",
-            "custom_events_goal": {
-                "goal_type": "*",
-                "aggregate_operator": aggregate,
-                "operator": operator,
-                "value": value,
-                "timeframe_operator": "anytime",
-                "timeframe_values": [],
-            }
-            | extra,
-        },
-    }
-    if negate:
-        node["negate"] = True
-    return node
+def _goal_leaf(aggregate: str, operator: str, value: Any, **fields: Any) -> dict[str, Any]:
+    """A goal leaf over any goal type."""
+    return goal_leaf(aggregate, operator, value, goal_type="*", **fields)
 
 
 def test_first_and_last_break_ties_by_id(segments_workspace: Workspace) -> None:
@@ -181,8 +132,8 @@ def test_first_and_last_break_ties_by_id(segments_workspace: Workspace) -> None:
     moment = _at("2026-03-01T10:00:00+00:00")
     contacts = [_contact("tie")]
     events = [
-        _event("tie", moment, goal_type="purchase", goal_value=Decimal("10.00")),
-        _event("tie", moment, goal_type="purchase", goal_value=Decimal("20.00")),
+        event_row("tie", moment, goal_type="purchase", goal_value=Decimal("10.00")),
+        event_row("tie", moment, goal_type="purchase", goal_value=Decimal("20.00")),
     ]
     store_history(workspace=segments_workspace, contacts=contacts, events=events)
     assert events[0]["id"] < events[1]["id"]
@@ -200,7 +151,7 @@ def test_contacts_without_events_and_negation(segments_workspace: Workspace) -> 
     """With no qualifying events, sum and count are 0 but max has no value; NOT is the exact complement."""
     # given: one buyer, one contact with nothing
     contacts = [_contact("buyer"), _contact("idle")]
-    events = [_event("buyer", NOW - dt.timedelta(days=1), goal_type="purchase", goal_value=Decimal("5.00"))]
+    events = [event_row("buyer", NOW - dt.timedelta(days=1), goal_type="purchase", goal_value=Decimal("5.00"))]
     store_history(workspace=segments_workspace, contacts=contacts, events=events)
 
     # when / then
@@ -216,8 +167,8 @@ def test_goal_without_value_counts_as_zero(segments_workspace: Workspace) -> Non
     # given
     contacts = [_contact("lead")]
     events = [
-        _event("lead", NOW - dt.timedelta(days=2), goal_type="lead"),
-        _event("lead", NOW - dt.timedelta(days=1), goal_type="lead", goal_value=Decimal("10.00")),
+        event_row("lead", NOW - dt.timedelta(days=2), goal_type="lead"),
+        event_row("lead", NOW - dt.timedelta(days=1), goal_type="lead", goal_value=Decimal("10.00")),
     ]
     store_history(workspace=segments_workspace, contacts=contacts, events=events)
 
@@ -232,7 +183,7 @@ def test_avg_is_compared_exactly(segments_workspace: Workspace) -> None:
     # given
     contacts = [_contact("thirds")]
     events = [
-        _event("thirds", NOW - dt.timedelta(days=d), goal_type="purchase", goal_value=Decimal(v))
+        event_row("thirds", NOW - dt.timedelta(days=d), goal_type="purchase", goal_value=Decimal(v))
         for d, v in ((1, "3.33"), (2, "3.33"), (3, "3.34"))
     ]
     store_history(workspace=segments_workspace, contacts=contacts, events=events)
@@ -248,20 +199,13 @@ def test_decimal_sums_are_exact(segments_workspace: Workspace) -> None:
     # given
     contacts = [_contact("cents")]
     events = [
-        _event("cents", NOW - dt.timedelta(days=d), goal_type="purchase", goal_value=Decimal(v))
+        event_row("cents", NOW - dt.timedelta(days=d), goal_type="purchase", goal_value=Decimal(v))
         for d, v in ((1, "0.10"), (2, "0.20"))
     ]
     store_history(workspace=segments_workspace, contacts=contacts, events=events)
 
     # when / then
     assert _matching_keys(segments_workspace, contacts, _goal_leaf("sum", "eq", 0.3), "UTC") == {"cents"}
-
-
-def _contact_rule(field: str, operator: str, value: Any = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"field": field, "operator": operator}
-    if value is not None:
-        body["value"] = value
-    return {"kind": "leaf", "leaf": {"source": "contacts", "contact": body}}
 
 
 PROPERTY_VALUES: dict[str, Any] = {
@@ -302,7 +246,7 @@ def test_contact_property_conditions(
     store_history(workspace=segments_workspace, contacts=contacts, events=[])
 
     # when
-    matched = _matching_keys(segments_workspace, contacts, _contact_rule("properties.plan", operator, value), "UTC")
+    matched = _matching_keys(segments_workspace, contacts, contact_leaf("properties.plan", operator, value), "UTC")
 
     # then
     assert matched == expected
@@ -314,10 +258,10 @@ def test_event_property_filters(segments_workspace: Workspace) -> None:
     when = NOW - dt.timedelta(days=1)
     contacts = [_contact(key) for key in ("usd", "five_text", "null", "none")]
     events = [
-        _event("usd", when, properties={"currency": "USD"}),
-        _event("five_text", when, properties={"currency": "5"}),
-        _event("null", when, properties={"currency": None}),
-        _event("none", when, properties={}),
+        event_row("usd", when, properties={"currency": "USD"}),
+        event_row("five_text", when, properties={"currency": "5"}),
+        event_row("null", when, properties={"currency": None}),
+        event_row("none", when, properties={}),
     ]
     store_history(workspace=segments_workspace, contacts=contacts, events=events)
 
@@ -355,7 +299,7 @@ def test_contact_text_conditions(
     store_history(workspace=segments_workspace, contacts=contacts, events=[])
 
     # when
-    matched = _matching_keys(segments_workspace, contacts, _contact_rule(field, operator, value), "UTC")
+    matched = _matching_keys(segments_workspace, contacts, contact_leaf(field, operator, value), "UTC")
 
     # then
     assert matched == expected
@@ -371,7 +315,7 @@ def test_contact_created_at_conditions(segments_workspace: Workspace) -> None:
     store_history(workspace=segments_workspace, contacts=contacts, events=[])
 
     def matched(operator: str, value: Any, tz: str) -> set[Any]:
-        return _matching_keys(segments_workspace, contacts, _contact_rule("created_at", operator, value), tz)
+        return _matching_keys(segments_workspace, contacts, contact_leaf("created_at", operator, value), tz)
 
     # when / then
     assert matched("before", "2026-02-14", "Europe/Paris") == set()
@@ -447,7 +391,7 @@ def test_contact_property_date_conditions(
     contacts = [_contact(key) | {"properties": {"since": stored}} for key, stored in INSTANT_PROPERTY_VALUES.items()]
     contacts.append(_contact("missing"))
     store_history(workspace=segments_workspace, contacts=contacts, events=[])
-    rule = _contact_rule("properties.since", operator, value) | ({"negate": True} if negate else {})
+    rule = contact_leaf("properties.since", operator, value) | ({"negate": True} if negate else {})
 
     # when
     matched = _matching_keys(segments_workspace, contacts, rule, "UTC")
@@ -467,7 +411,7 @@ def test_contact_property_dates_read_rule_dates_in_the_segment_timezone(segments
     store_history(workspace=segments_workspace, contacts=contacts, events=[])
 
     def matched(operator: str, value: Any, tz: str) -> set[Any]:
-        return _matching_keys(segments_workspace, contacts, _contact_rule("properties.since", operator, value), tz)
+        return _matching_keys(segments_workspace, contacts, contact_leaf("properties.since", operator, value), tz)
 
     # when / then
     assert matched("before", "2026-02-14", "UTC") == {"valentine"}
@@ -505,7 +449,7 @@ def test_contact_property_dates_never_fail_on_bad_data(segments_workspace: Works
     contacts = [_contact(index) | {"properties": {"since": stored}} for index, stored in enumerate(BAD_PROPERTY_DATA)]
     store_history(workspace=segments_workspace, contacts=contacts, events=[])
     value = 30 if operator == "in_the_last_days" else "2026-03-14"
-    rule = _contact_rule("properties.since", operator, value)
+    rule = contact_leaf("properties.since", operator, value)
 
     # when
     matched = _matching_keys(segments_workspace, contacts, rule, "Asia/Kolkata")
@@ -535,7 +479,7 @@ def test_explain_shows_a_property_date_and_whether_it_held(segments_workspace: W
         workspace_id=segments_workspace.pk,
         slug="trial_ending",
         name="Trial ending",
-        tree=_contact_rule("properties.trial_ends_at", "after", "2026-03-13"),
+        tree=contact_leaf("properties.trial_ends_at", "after", "2026-03-13"),
         timezone_name="Europe/Paris",
     )
 
@@ -576,7 +520,7 @@ def test_contact_property_dates_at_the_ends_of_time(
     store_history(workspace=segments_workspace, contacts=contacts, events=[])
 
     # when
-    matched = _matching_keys(segments_workspace, contacts, _contact_rule("properties.since", operator, value), "UTC")
+    matched = _matching_keys(segments_workspace, contacts, contact_leaf("properties.since", operator, value), "UTC")
 
     # then
     assert matched == expected
@@ -587,7 +531,7 @@ def test_contact_property_dates_at_the_ends_of_time(
 def test_rule_dates_beyond_what_boundaries_can_shift_are_refused_at_their_path(field: str, value: str) -> None:
     """A rule date in year 1 or 9999 would overflow when shifted a day or a timezone: a 400, never a 500."""
     # given
-    tree = all_of(_contact_rule(field, "after", value))
+    tree = all_of(contact_leaf(field, "after", value))
     in_range = {"timeframe_operator": "in_date_range", "timeframe_values": ["2026-01-01", value]}
     goal_tree = all_of(_goal_leaf("count", "gte", 1, **in_range))
     # when

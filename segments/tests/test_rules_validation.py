@@ -16,6 +16,7 @@ from segments.rules import (
     referenced_segments,
     validate_tree,
 )
+from segments.tests.trees import branch, leaf
 
 
 def goal(**overrides: Any) -> dict[str, Any]:
@@ -27,26 +28,26 @@ def goal(**overrides: Any) -> dict[str, Any]:
         "timeframe_operator": "anytime",
         "timeframe_values": [],
     } | overrides
-    return {"kind": "leaf", "leaf": {"source": "custom_events_goals", "custom_events_goal": body}}
+    return leaf("custom_events_goals", "custom_events_goal", body)
 
 
 def event(**overrides: Any) -> dict[str, Any]:
     body = {"event_name": "order.completed", "count_operator": "at_least", "count_value": 1} | overrides
-    return {"kind": "leaf", "leaf": {"source": "custom_events", "custom_event": body}}
+    return leaf("custom_events", "custom_event", body)
 
 
 def contact(**overrides: Any) -> dict[str, Any]:
     body = {"field": "email", "operator": "contains", "value": "@acme.com"} | overrides
-    return {"kind": "leaf", "leaf": {"source": "contacts", "contact": body}}
+    return leaf("contacts", "contact", body)
 
 
 def segment(**overrides: Any) -> dict[str, Any]:
     body = {"segment_id": "vip", "operator": "in_segment"} | overrides
-    return {"kind": "leaf", "leaf": {"source": "segment", "segment": body}}
+    return leaf("segment", "segment", body)
 
 
 def both(*nodes: dict[str, Any], operator: str = "and") -> dict[str, Any]:
-    return {"kind": "branch", "branch": {"operator": operator, "leaves": list(nodes)}}
+    return branch(operator, *nodes)
 
 
 def errors_of(tree: Any) -> dict[str, list[str]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,82 +13,40 @@ from segments.models import Segment
 from segments.rules import TEMPLATES, TreeValidationError
 from segments.selectors import segment_match_count, segment_matching_contacts
 from segments.tests.conftest import store_history
+from segments.tests.trees import any_of, contact_leaf, contact_row, event_leaf, goal_leaf, purchase_row, segment_leaf
 
 NOW = dt.datetime(2026, 3, 15, 12, 0, tzinfo=dt.UTC)
 
 
 def _contacts(*keys: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "key": key,
-            "email": f"{key}@example.test",
-            "external_id": "",
-            "first_name": "",
-            "last_name": "",
-            "properties": {},
-            "created_at": NOW - dt.timedelta(days=100),
-        }
-        for key in keys
-    ]
+    return [contact_row(key, created_at=NOW - dt.timedelta(days=100)) for key in keys]
 
 
 def _purchase(key: str, amount: str, days_ago: int) -> dict[str, Any]:
-    return {
-        "contact_key": key,
-        "event_name": "order.completed",
-        "properties": {},
-        "occurred_at": NOW - dt.timedelta(days=days_ago),
-        "goal_type": "purchase",
-        "goal_name": None,
-        "goal_value": Decimal(amount),
-        "deleted_at": None,
-    }
-
-
-def _in_segment(slug: str, operator: str = "in_segment") -> dict[str, Any]:
-    return {"kind": "leaf", "leaf": {"source": "segment", "segment": {"segment_id": slug, "operator": operator}}}
+    return purchase_row(key, amount, NOW - dt.timedelta(days=days_ago), event_name="order.completed")
 
 
 def _everything() -> dict[str, Any]:
     """Every source and aggregate in one tree, to pin the statement count of the worst case."""
-    leaves = [
+    return any_of(
         *TEMPLATES["vip"]["tree"]["branch"]["leaves"],
         *TEMPLATES["new_high_potential"]["tree"]["branch"]["leaves"],
-        {
-            "kind": "leaf",
-            "negate": True,
-            "leaf": {
-                "source": "custom_events_goals",
-                "custom_events_goal": {
-                    "goal_type": "*",
-                    "aggregate_operator": "avg",
-                    "operator": "between",
-                    "value": 1,
-                    "value_2": 2,
-                    "timeframe_operator": "in_date_range",
-                    "timeframe_values": ["2026-01-01", "2026-03-01T00:00:00Z"],
-                },
-            },
-        },
-        {
-            "kind": "leaf",
-            "leaf": {
-                "source": "custom_events",
-                "custom_event": {
-                    "event_name": "order.completed",
-                    "properties": [{"key": "currency", "operator": "equals", "value": "USD"}],
-                    "count_operator": "at_most",
-                    "count_value": 3,
-                },
-            },
-        },
-        {
-            "kind": "leaf",
-            "leaf": {"source": "contacts", "contact": {"field": "properties.age", "operator": "gte", "value": 18}},
-        },
-        _in_segment("big", "not_in_segment"),
-    ]
-    return {"kind": "branch", "branch": {"operator": "or", "leaves": leaves}}
+        goal_leaf(
+            "avg",
+            "between",
+            1,
+            "in_date_range",
+            goal_type="*",
+            value_2=2,
+            timeframe_values=["2026-01-01", "2026-03-01T00:00:00Z"],
+            negate=True,
+        ),
+        event_leaf(
+            "order.completed", "at_most", 3, properties=[{"key": "currency", "operator": "equals", "value": "USD"}]
+        ),
+        contact_leaf("properties.age", "gte", 18),
+        segment_leaf("big", "not_in_segment"),
+    )
 
 
 def test_matching_is_one_statement(segments_workspace: Workspace, django_assert_num_queries: Any) -> None:
@@ -99,25 +56,19 @@ def test_matching_is_one_statement(segments_workspace: Workspace, django_assert_
     store_history(workspace=segments_workspace, contacts=contacts, events=[_purchase("a", "10", 1)])
     big = Segment.objects.create(workspace=segments_workspace, slug="big", name="Big", tree={})
 
+    arguments: dict[str, Any] = {
+        "workspace_id": segments_workspace.pk,
+        "tree": _everything(),
+        "timezone_name": "Europe/Paris",
+        "now": NOW,
+        "segment_pks": {"big": big.pk},
+    }
+
     # when / then
     with django_assert_num_queries(1):
-        list(
-            segment_matching_contacts(
-                workspace_id=segments_workspace.pk,
-                tree=_everything(),
-                timezone_name="Europe/Paris",
-                now=NOW,
-                segment_pks={"big": big.pk},
-            )
-        )
+        list(segment_matching_contacts(**arguments))
     with django_assert_num_queries(1):
-        segment_match_count(
-            workspace_id=segments_workspace.pk,
-            tree=_everything(),
-            timezone_name="Europe/Paris",
-            now=NOW,
-            segment_pks={"big": big.pk},
-        )
+        segment_match_count(**arguments)
 
 
 def test_subset_of_contact_ids(segments_workspace: Workspace) -> None:
@@ -127,13 +78,7 @@ def test_subset_of_contact_ids(segments_workspace: Workspace) -> None:
     events = [_purchase("a", "10", 1), _purchase("b", "10", 1)]
     store_history(workspace=segments_workspace, contacts=contacts, events=events)
     ids = {contact["key"]: contact["id"] for contact in contacts}
-    bought = {
-        "kind": "leaf",
-        "leaf": {
-            "source": "custom_events",
-            "custom_event": {"event_name": "order.completed", "count_operator": "at_least", "count_value": 1},
-        },
-    }
+    bought = event_leaf("order.completed")
 
     # when
     matched = segment_matching_contacts(
@@ -150,13 +95,7 @@ def test_other_workspaces_never_match(segments_workspace: Workspace) -> None:
     other = workspace_create(workspace_id="seg_other", name="Other")
     store_history(workspace=segments_workspace, contacts=_contacts("mine"), events=[])
     store_history(workspace=other, contacts=_contacts("theirs"), events=[])
-    never_bought = {
-        "kind": "leaf",
-        "leaf": {
-            "source": "custom_events",
-            "custom_event": {"event_name": "order.completed", "count_operator": "exactly", "count_value": 0},
-        },
-    }
+    never_bought = event_leaf("order.completed", "exactly", 0)
 
     # when
     emails = set(
@@ -181,11 +120,11 @@ def test_segment_references_resolve_by_slug(segments_workspace: Workspace) -> No
     # when
     members = set(
         segment_matching_contacts(
-            workspace_id=segments_workspace.pk, tree=_in_segment("big"), timezone_name="UTC", now=NOW
+            workspace_id=segments_workspace.pk, tree=segment_leaf("big"), timezone_name="UTC", now=NOW
         ).values_list("email", flat=True)
     )
     others = segment_match_count(
-        workspace_id=segments_workspace.pk, tree=_in_segment("big", "not_in_segment"), timezone_name="UTC", now=NOW
+        workspace_id=segments_workspace.pk, tree=segment_leaf("big", "not_in_segment"), timezone_name="UTC", now=NOW
     )
 
     # then
@@ -193,4 +132,4 @@ def test_segment_references_resolve_by_slug(segments_workspace: Workspace) -> No
     assert others == 1
     for slug in ("nope", "gone"):
         with pytest.raises(TreeValidationError):
-            segment_match_count(workspace_id=segments_workspace.pk, tree=_in_segment(slug), timezone_name="UTC")
+            segment_match_count(workspace_id=segments_workspace.pk, tree=segment_leaf(slug), timezone_name="UTC")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from segments.rules import TEMPLATES, validate_tree
 from segments.selectors import segment_match_count, segment_matching_contacts
 from segments.tests.conftest import store_history
 from segments.tests.oracle import matching_contact_ids
+from segments.tests.trees import contact_row, purchase_row
 
 NOW = dt.datetime(2026, 3, 15, 12, 0, tzinfo=dt.UTC)
 # 20 days later: purchases made 50 days before NOW have left VIP's 60-day window, and
@@ -23,16 +23,14 @@ LATER = NOW + dt.timedelta(days=20)
 def _purchases(key: str, *values_days_ago: tuple[str, int], deleted: tuple[int, ...] = ()) -> list[dict[str, Any]]:
     """Purchases of ``key``: (amount, days before NOW); indexes listed in ``deleted`` are soft-deleted."""
     return [
-        {
-            "contact_key": key,
-            "event_name": "order.completed",
-            "properties": {"currency": "USD"},
-            "occurred_at": NOW - dt.timedelta(days=days),
-            "goal_type": "purchase",
-            "goal_name": None,
-            "goal_value": Decimal(amount),
-            "deleted_at": NOW if index in deleted else None,
-        }
+        purchase_row(
+            key,
+            amount,
+            NOW - dt.timedelta(days=days),
+            event_name="order.completed",
+            properties={"currency": "USD"},
+            deleted_at=NOW if index in deleted else None,
+        )
         for index, (amount, days) in enumerate(values_days_ago)
     ]
 
@@ -74,18 +72,7 @@ EXPECTED = {
 def test_template_members(segments_workspace: Workspace, template: str, now: dt.datetime) -> None:
     """Refunds lower totals, deleted events do not count, and windows move with ``now``."""
     # given
-    contacts = [
-        {
-            "key": key,
-            "email": f"{key}@example.test",
-            "external_id": "",
-            "first_name": "",
-            "last_name": "",
-            "properties": {},
-            "created_at": NOW - dt.timedelta(days=365),
-        }
-        for key in [*HISTORY, "no_purchases"]
-    ]
+    contacts = [contact_row(key, created_at=NOW - dt.timedelta(days=365)) for key in [*HISTORY, "no_purchases"]]
     events = [dict(event) for events in HISTORY.values() for event in events]
     store_history(workspace=segments_workspace, contacts=contacts, events=events)
     tree = TEMPLATES[template]["tree"]

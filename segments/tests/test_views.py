@@ -19,7 +19,8 @@ from events_platform.workspaces.models import Workspace
 from events_platform.workspaces.services import workspace_create
 from segments import rules, selectors, services
 from segments.models import Segment, SegmentMembershipChange
-from segments.tests.api_helpers import CaptureOnCommit, all_of, goal_leaf
+from segments.tests.api_helpers import CaptureOnCommit
+from segments.tests.trees import all_of, any_of, contact_leaf, event_leaf, goal_leaf, segment_leaf
 
 # Fixed maxima, checked with few and many rows: the point is that they do not grow.
 DASHBOARD_MAX_QUERIES = 7  # session, user, workspaces, contacts count, 30-day aggregate, stored totals, segments
@@ -230,10 +231,7 @@ def test_delete_refused_while_another_segment_uses_it(
 ) -> None:
     """A segment used by another one is not deleted; the page says why."""
     built_segment(django_capture_on_commit_callbacks, workspace, "base")
-    dependant = {
-        "kind": "leaf",
-        "leaf": {"source": "segment", "segment": {"segment_id": "base", "operator": "in_segment"}},
-    }
+    dependant = segment_leaf("base")
     built_segment(django_capture_on_commit_callbacks, workspace, "derived", dependant)
 
     response = member_client.post("/segments/base/delete/")
@@ -279,10 +277,7 @@ def test_preview_and_builder_do_not_read_other_workspaces(
 
     # when previewing "bought once" and saving a tree that refers to the foreign segment
     preview = member_client.post("/segments/live-preview/", controls(BUYERS))
-    foreign_ref = {
-        "kind": "leaf",
-        "leaf": {"source": "segment", "segment": {"segment_id": "theirs", "operator": "in_segment"}},
-    }
+    foreign_ref = segment_leaf("theirs")
     saved = member_client.post("/segments/new-segment/", controls(all_of(foreign_ref), name="Sneaky"))
 
     # then
@@ -401,56 +396,22 @@ def test_builder_round_trips_every_source_nested_and_negated(
     """Every leaf source, NOT on a group and a leaf, and nesting survive edit -> save unchanged."""
     # given an existing segment and a tree using all four sources
     built_segment(django_capture_on_commit_callbacks, workspace, "base")
-    tree = {
-        "kind": "branch",
-        "branch": {
-            "operator": "or",
-            "leaves": [
-                {
-                    "kind": "branch",
-                    "negate": True,
-                    "branch": {
-                        "operator": "and",
-                        "leaves": [
-                            {
-                                "kind": "leaf",
-                                "leaf": {
-                                    "source": "custom_events",
-                                    "custom_event": {
-                                        "event_name": "page.viewed",
-                                        "properties": [{"key": "path", "operator": "equals", "value": "/pricing"}],
-                                        "count_operator": "at_least",
-                                        "count_value": 2,
-                                        "timeframe_operator": "in_date_range",
-                                        "timeframe_values": ["2026-01-01", "2026-03-31"],
-                                    },
-                                },
-                            },
-                            {
-                                "kind": "leaf",
-                                "negate": True,
-                                "leaf": {
-                                    "source": "contacts",
-                                    "contact": {"field": "properties.country", "operator": "equals", "value": "FR"},
-                                },
-                            },
-                        ],
-                    },
-                },
-                {
-                    "kind": "leaf",
-                    "leaf": {"source": "segment", "segment": {"segment_id": "base", "operator": "not_in_segment"}},
-                },
-                {
-                    "kind": "leaf",
-                    "leaf": {
-                        "source": "contacts",
-                        "contact": {"field": "created_at", "operator": "in_the_last_days", "value": 7},
-                    },
-                },
-            ],
-        },
-    }
+    tree = any_of(
+        all_of(
+            event_leaf(
+                "page.viewed",
+                "at_least",
+                2,
+                timeframe="in_date_range",
+                values=["2026-01-01", "2026-03-31"],
+                properties=[{"key": "path", "operator": "equals", "value": "/pricing"}],
+            ),
+            contact_leaf("properties.country", "equals", "FR", negate=True),
+            negate=True,
+        ),
+        segment_leaf("base", "not_in_segment"),
+        contact_leaf("created_at", "in_the_last_days", 7),
+    )
     data = controls(tree, name="Everything")
     # the controls of a contact property and a property filter are named as the page names them
     data.pop("n.0.1.field"), data.pop("n.0.0.properties")
@@ -785,8 +746,7 @@ def test_builder_round_trips_date_conditions_on_a_contact_property(
 
     # given
     def on_property(key: str, operator: str, value: Any) -> dict[str, Any]:
-        body = {"field": f"properties.{key}", "operator": operator, "value": value}
-        return {"kind": "leaf", "leaf": {"source": "contacts", "contact": body}}
+        return contact_leaf(f"properties.{key}", operator, value)
 
     tree = all_of(
         on_property("trial_ends_at", "before", "2026-04-01"),

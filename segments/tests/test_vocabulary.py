@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import html
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.template.loader import get_template
 from django.test import Client
-from django.utils import timezone
 from django.utils.text import capfirst
 
-from contacts.services import EventInput, events_upsert
+from contacts.services import events_upsert
 from events_platform.workspaces.models import Workspace
 from segments import builder, explain, rules, services
 from segments.api import schema
 from segments.rules import compile as compilation
 from segments.rules import validation, vocabulary
-from segments.tests.api_helpers import CaptureOnCommit
+from segments.tests.api_helpers import CaptureOnCommit, purchase
 from segments.tests.trees import all_of, any_of, contact_leaf, event_leaf, goal_leaf, segment_leaf
 
 
@@ -145,23 +143,11 @@ def test_builder_segment_page_and_explain_say_each_condition_the_same_way(
 ) -> None:
     """The same condition reads the same on the builder, the segment page and the explanation."""
     # given a segment with a condition of every source, one of them negated
-    events_upsert(
-        workspace_id=workspace.id,
-        events=[
-            EventInput(
-                email="ann@example.com",
-                event_name="order.completed",
-                external_id="o1",
-                occurred_at=timezone.now(),
-                properties={"currency": "EUR"},
-                goal={"goal_type": "purchase", "goal_value": Decimal("1250.50")},
-            )
-        ],
-    )
+    events_upsert(workspace_id=workspace.id, events=[purchase("ann@example.com", "o1", "1250.50")])
     conditions = [
         goal_leaf("sum", "gte", 1000, timeframe="in_the_last_days", days=60),
         event_leaf(
-            "order.completed", "at_least", 2, properties=[{"key": "currency", "operator": "equals", "value": "EUR"}]
+            "order.completed", "at_least", 2, properties=[{"key": "currency", "operator": "equals", "value": "USD"}]
         ),
         contact_leaf("properties.country", "equals", "FR", negate=True),
         segment_leaf("base"),

@@ -16,7 +16,7 @@ from events_platform.testing import celery_worker, worker_unavailable_reason
 from events_platform.workspaces.services import workspace_create
 from segments import services
 from segments.models import PendingContactRefresh, Segment, SegmentMembership
-from segments.tests.api_helpers import all_of, goal_leaf
+from segments.tests.trees import all_of, goal_leaf
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
