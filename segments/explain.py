@@ -64,11 +64,15 @@ class LeafProbe:
 _JSON_TYPE_NAMES = {"integer": "number", "real": "number", "text": "string", "true": "boolean", "false": "boolean"}
 
 
+# A probe's kind, the expressions of the leaf's actual value, and what ``actual`` needs besides.
+ProbeValues = tuple[str, dict[str, Expression], dict[str, str]]
+
+
 def _money(cents: Any) -> str:
     return f"{(Decimal(cents) / 100).quantize(Decimal('0.01'))}"
 
 
-def _goal_values(body: dict[str, Any], context: rules.Context) -> tuple[str, dict[str, Expression], dict[str, str]]:
+def _goal_values(body: dict[str, Any], context: rules.Context) -> ProbeValues:
     events = rules.goal_matches(body, context)
     values = {"count": rules.count_of(events), "sum": rules.sum_cents(events)}
     if body["aggregate_operator"] in ("min", "max", "first", "last"):
@@ -76,11 +80,11 @@ def _goal_values(body: dict[str, Any], context: rules.Context) -> tuple[str, dic
     return "goal", values, {"aggregate": body["aggregate_operator"]}
 
 
-def _event_values(body: dict[str, Any], context: rules.Context) -> tuple[str, dict[str, Expression], dict[str, str]]:
+def _event_values(body: dict[str, Any], context: rules.Context) -> ProbeValues:
     return "events", {"count": rules.count_of(rules.custom_event_matches(body, context))}, {}
 
 
-def _contact_values(body: dict[str, Any], context: rules.Context) -> tuple[str, dict[str, Expression], dict[str, str]]:
+def _contact_values(body: dict[str, Any], context: rules.Context) -> ProbeValues:
     field = body["field"]
     if not field.startswith(rules.PROPERTIES_PREFIX):
         return "contact", {"field": F(field)}, {"field": field}
@@ -96,13 +100,12 @@ def _contact_values(body: dict[str, Any], context: rules.Context) -> tuple[str, 
     return "contact", {"field": Coalesce(rules.JSONKey("properties", key, "string"), Value(""))}, {"field": field}
 
 
-def _segment_values(body: dict[str, Any], context: rules.Context) -> tuple[str, dict[str, Expression], dict[str, str]]:
+def _segment_values(body: dict[str, Any], context: rules.Context) -> ProbeValues:
     return "segment", {"member": rules.segment_membership(body, context)}, {}
 
 
-# One per source (``rules.vocabulary.SOURCES``): the probe's kind, the expressions of the
-# leaf's actual value, and what ``LeafProbe.actual`` needs to present them.
-PROBES: dict[str, Callable[[dict[str, Any], rules.Context], tuple[str, dict[str, Expression], dict[str, str]]]] = {
+# One per source (``rules.vocabulary.SOURCES``).
+PROBES: dict[str, Callable[[dict[str, Any], rules.Context], ProbeValues]] = {
     "custom_events_goals": _goal_values,
     "custom_events": _event_values,
     "contacts": _contact_values,
