@@ -49,7 +49,7 @@ Sources (``source`` -> key):
     plus a timeframe.
 ``contacts`` -> ``contact``
     ``field`` (email external_id first_name last_name created_at ``properties.<key>``),
-    ``operator`` and ``value``; see ``CONTACT_FIELD_OPERATORS`` for which operator fits which field.
+    ``operator`` and ``value``; ``vocabulary.CONTACT_FIELDS`` says which operator fits which field.
 ``segment`` -> ``segment``
     ``segment_id`` (another segment's slug) and ``operator`` (in_segment not_in_segment).
 

@@ -108,7 +108,7 @@ TIMEFRAME_CASES = [
 def test_timeframe_edges(
     segments_workspace: Workspace, operator: str, values: list[str], expected_by_instant: dict[str, bool]
 ) -> None:
-    """Each timeframe cuts exactly where the module docstring says, with date-only values in the segment's timezone."""
+    """Each timeframe cuts exactly where the rules docstring says, with date-only values in the segment's timezone."""
     # given: one contact per instant, each with one order then
     contacts = [_contact(instant) for instant in expected_by_instant]
     events = [event_row(instant, _at(instant)) for instant in expected_by_instant]
