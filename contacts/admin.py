@@ -20,7 +20,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from . import selectors, services
-from .models import Contact, CustomEvent, TimelineEntry
+from .models import Contact, CustomEvent, TimelineEntry, normalize_email
 
 RECENT_ROWS = 20
 
@@ -45,7 +45,7 @@ class ContactForm(ModelForm):
     def clean_email(self) -> str:
         # Normalised before the unique check, as every other path does, so "Ann@X.com" is found
         # to be the existing "ann@x.com" instead of silently updating it.
-        return services.normalize_email(self.cleaned_data["email"])
+        return normalize_email(self.cleaned_data["email"])
 
 
 @admin.register(Contact)

@@ -31,6 +31,11 @@ class GoalType(models.TextChoices):
 GOAL_TYPES_REQUIRING_VALUE = frozenset({GoalType.PURCHASE, GoalType.SUBSCRIPTION})
 
 
+def normalize_email(email: str) -> str:
+    """An email as contacts store and look it up on every path: trimmed and lower-cased."""
+    return email.strip().lower()
+
+
 class Contact(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="contacts")
     email = models.CharField(max_length=254, help_text="Trimmed and lower-cased on every path.")

@@ -43,6 +43,7 @@ from .models import (
     CustomEventQuerySet,
     GoalType,
     TimelineEntry,
+    normalize_email,
 )
 
 T = TypeVar("T", bound=Model)
@@ -94,7 +95,7 @@ def paginate_desc(
 
 
 def contact_get(*, workspace_id: str, email: str) -> Contact | None:
-    return Contact.objects.filter(workspace_id=workspace_id, email=email.strip().lower()).first()
+    return Contact.objects.filter(workspace_id=workspace_id, email=normalize_email(email)).first()
 
 
 def event_get(*, workspace_id: str, event_name: str, external_id: str) -> CustomEvent | None:
@@ -134,7 +135,7 @@ def contact_list(
 ) -> Page[Contact]:
     contacts = Contact.objects.filter(workspace_id=workspace_id)
     if search:
-        contacts = contacts.filter(email__contains=search.strip().lower())
+        contacts = contacts.filter(email__contains=normalize_email(search))
     return paginate_desc(contacts, field="created_at", limit=limit, cursor=cursor)
 
 
@@ -429,7 +430,7 @@ def contact_page(
 
 def segment_choices(*, workspace: Workspace) -> list[tuple[str, str]]:
     """(slug, name) of the workspace's segments for filters, through the reverse relation."""
-    return list(workspace.segments.exclude(status="deleted").order_by("name").values_list("slug", "name"))
+    return list(workspace.segments.live().order_by("name").values_list("slug", "name"))  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -478,8 +479,8 @@ def contact_summary(*, contact: Contact) -> ContactSummary:
 def contact_segment_memberships(*, contact: Contact) -> list[Any]:
     """The contact's memberships with their segment, deleted segments left out."""
     return list(
-        contact.segment_memberships.select_related("segment")  # type: ignore[attr-defined]
-        .exclude(segment__status="deleted")
+        contact.segment_memberships.live()  # type: ignore[attr-defined]
+        .select_related("segment")
         .order_by("segment__name")
     )
 

@@ -32,23 +32,14 @@ from django.utils import timezone
 
 from events_platform.after_response import defer
 
-from .models import Contact, ContactTotals, CustomEvent, GoalType, TimelineEntry
+from .models import Contact, ContactTotals, CustomEvent, GoalType, TimelineEntry, normalize_email
 from .signals import contacts_changed
 
 GOAL_FIELDS = ("goal_type", "goal_name", "goal_value")
+# What a newer version of an event may change; its identity (event_name, external_id) never does.
+EVENT_VERSION_FIELDS = ("occurred_at", "properties", "source", "integration_id", *GOAL_FIELDS, "deleted_at")
 # Fields of an event that a timeline entry records changes of.
-TRACKED_EVENT_FIELDS = (
-    "event_name",
-    "external_id",
-    "occurred_at",
-    "properties",
-    "source",
-    "integration_id",
-    "goal_type",
-    "goal_name",
-    "goal_value",
-    "deleted_at",
-)
+TRACKED_EVENT_FIELDS = ("event_name", "external_id", *EVENT_VERSION_FIELDS)
 TRACKED_CONTACT_FIELDS = ("email", "external_id", "first_name", "last_name", "properties")
 
 
@@ -83,10 +74,6 @@ class EventInput:
 class EventUpsertResult:
     event: CustomEvent
     operation: str
-
-
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
 
 
 # ---------------------------------------------------------------------------------------
@@ -349,18 +336,12 @@ def _fold(
     return event, steps
 
 
-TIMELINE_FIELDS = (
-    "workspace",
-    "contact",
-    "kind",
-    "operation",
-    "entity_type",
-    "entity_id",
-    "custom_event",
-    "changes",
-    "created_at",
-    "db_created_at",
-)
+def _insertable_fields(model: type[Model]) -> tuple[str, ...]:
+    """Every column a bulk insert writes: all concrete fields but the generated primary key."""
+    return tuple(f.name for f in model._meta.concrete_fields if not f.primary_key)
+
+
+TIMELINE_FIELDS = _insertable_fields(TimelineEntry)
 
 
 def _timeline_insert(rows: list[dict[str, Any]]) -> None:
@@ -422,22 +403,7 @@ def _lock_events(workspace_id: str, keys: Sequence[tuple[str, str]]) -> dict[tup
 
 
 def _insert_events(events: Sequence[CustomEvent]) -> dict[tuple[str, str], int]:
-    names = [
-        "workspace",
-        "contact",
-        "event_name",
-        "external_id",
-        "properties",
-        "occurred_at",
-        "source",
-        "integration_id",
-        "goal_type",
-        "goal_name",
-        "goal_value",
-        "deleted_at",
-        "created_at",
-        "updated_at",
-    ]
+    names = _insertable_fields(CustomEvent)
     rows = [{name: getattr(e, CustomEvent._meta.get_field(name).attname) for name in names} for e in events]
     inserted = _insert_rows(
         CustomEvent,
@@ -448,17 +414,7 @@ def _insert_events(events: Sequence[CustomEvent]) -> dict[tuple[str, str], int]:
     return {(name, ext): pk for pk, name, ext in inserted}
 
 
-UPDATABLE_EVENT_FIELDS = [
-    "occurred_at",
-    "properties",
-    "source",
-    "integration_id",
-    "goal_type",
-    "goal_name",
-    "goal_value",
-    "deleted_at",
-    "updated_at",
-]
+UPDATABLE_EVENT_FIELDS = [*EVENT_VERSION_FIELDS, "updated_at"]
 
 
 @transaction.atomic

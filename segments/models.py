@@ -11,8 +11,20 @@ SEGMENT_SLUG_MAX_LENGTH = 32
 SEGMENT_SLUG_VALIDATOR = RegexValidator(
     r"^[a-z0-9_]+$", "Use only lowercase letters, digits and underscores (a-z, 0-9, _)."
 )
-COLOR_VALIDATOR = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a hex colour such as #4f46e5.")
 DEFAULT_COLOR = "#4f46e5"
+COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
+COLOR_VALIDATOR = RegexValidator(COLOR_PATTERN, f"Use a hex colour such as {DEFAULT_COLOR}.")
+
+
+def _live(prefix: str = "") -> Q:
+    """A segment that is not deleted (deleted rows stay for their history and slug reuse)."""
+    return ~Q(**{f"{prefix}status": Segment.Status.DELETED})
+
+
+class SegmentQuerySet(models.QuerySet["Segment"]):
+    def live(self) -> "SegmentQuerySet":
+        """Segments that exist for their workspace: every status but deleted."""
+        return self.filter(_live())
 
 
 class Segment(models.Model):
@@ -45,6 +57,8 @@ class Segment(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = SegmentQuerySet.as_manager()
+
     class Meta:
         ordering = ["workspace", "slug"]
         constraints = [
@@ -64,12 +78,21 @@ class Segment(models.Model):
         return f"{self.name} ({self.slug})"
 
 
+class SegmentMembershipQuerySet(models.QuerySet["SegmentMembership"]):
+    def live(self) -> "SegmentMembershipQuerySet":
+        """Memberships of live segments. The contacts layer reads a contact's memberships through
+        the reverse relation (``contact.segment_memberships.live()``), so it never imports us."""
+        return self.filter(_live("segment__"))
+
+
 class SegmentMembership(models.Model):
     # The unique (segment, contact) index serves lookups by segment; the FK index on
     # contact serves "segments of a contact" (contact page, contact API).
     segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships", db_index=False)
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="segment_memberships")
     entered_at = models.DateTimeField()
+
+    objects = SegmentMembershipQuerySet.as_manager()
 
     class Meta:
         ordering = ["segment", "contact"]

@@ -12,7 +12,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from contacts.models import Contact, ContactTotals, CustomEvent, GoalType
+from contacts.models import Contact, ContactTotals, CustomEvent, GoalType, normalize_email
 from contacts.selectors import Page, paginate_desc
 from segments import explain, rules
 from segments.models import Segment, SegmentMembership, SegmentMembershipChange
@@ -24,12 +24,7 @@ def segment_pks_for_slugs(*, workspace_id: str, slugs: Iterable[str]) -> dict[st
     slugs = set(slugs)
     if not slugs:
         return {}
-    rows = (
-        Segment.objects.filter(workspace_id=workspace_id, slug__in=slugs)
-        .exclude(status=Segment.Status.DELETED)
-        .values_list("slug", "pk")
-    )
-    return dict(rows)
+    return dict(Segment.objects.live().filter(workspace_id=workspace_id, slug__in=slugs).values_list("slug", "pk"))
 
 
 def segment_matching_contacts(
@@ -94,13 +89,11 @@ def segment_match_count(
 
 
 def segment_get(*, workspace_id: str, slug: str) -> Segment | None:
-    return Segment.objects.filter(workspace_id=workspace_id, slug=slug).exclude(status=Segment.Status.DELETED).first()
+    return Segment.objects.live().filter(workspace_id=workspace_id, slug=slug).first()
 
 
 def segment_list(*, workspace_id: str) -> list[Segment]:
-    return list(
-        Segment.objects.filter(workspace_id=workspace_id).exclude(status=Segment.Status.DELETED).order_by("name")
-    )
+    return list(Segment.objects.live().filter(workspace_id=workspace_id).order_by("name"))
 
 
 @dataclass(frozen=True)
@@ -152,7 +145,7 @@ def segment_members(
     """Members, most recent entry first, with their contact (keyset paginated)."""
     members = SegmentMembership.objects.filter(segment=segment).select_related("contact")
     if search:
-        members = members.filter(contact__email__contains=search.strip().lower())
+        members = members.filter(contact__email__contains=normalize_email(search))
     return paginate_desc(members, field="entered_at", limit=limit, cursor=cursor)
 
 
@@ -184,7 +177,7 @@ def contact_segments(*, contact_id: int) -> list[dict[str, Any]]:
     return [
         {"id": slug, "name": name, "color": color, "entered_at": entered_at}
         for slug, name, color, entered_at in SegmentMembership.objects.filter(contact_id=contact_id)
-        .exclude(segment__status=Segment.Status.DELETED)
+        .live()
         .order_by("segment__name")
         .values_list("segment__slug", "segment__name", "segment__color", "entered_at")
     ]
@@ -308,9 +301,4 @@ def segment_changes(*, segment: Segment, limit: int, cursor: str | None = None) 
 
 def segment_choices(*, workspace_id: str) -> list[tuple[str, str]]:
     """(slug, name) of the workspace's segments, by name: the builder's "in segment" choices."""
-    return list(
-        Segment.objects.filter(workspace_id=workspace_id)
-        .exclude(status=Segment.Status.DELETED)
-        .order_by("name")
-        .values_list("slug", "name")
-    )
+    return list(Segment.objects.live().filter(workspace_id=workspace_id).order_by("name").values_list("slug", "name"))

@@ -29,7 +29,7 @@ from contacts.models import Contact, TimelineEntry
 from contacts.services import contact_totals_refresh
 
 from . import rules
-from .models import PendingContactRefresh, Segment, SegmentMembership, SegmentMembershipChange
+from .models import DEFAULT_COLOR, PendingContactRefresh, Segment, SegmentMembership, SegmentMembershipChange
 from .selectors import segment_matching_contacts, segment_pks_for_slugs
 
 logger = logging.getLogger(__name__)
@@ -56,11 +56,7 @@ def _check_references(*, workspace_id: str, slug: str, tree: dict[str, Any]) -> 
     referenced = rules.referenced_segments(tree)
     if not referenced:
         return
-    known = dict(
-        Segment.objects.filter(workspace_id=workspace_id)
-        .exclude(status=Segment.Status.DELETED)
-        .values_list("slug", "tree")
-    )
+    known = dict(Segment.objects.live().filter(workspace_id=workspace_id).values_list("slug", "tree"))
     missing = sorted(referenced - set(known))
     if missing:
         raise SegmentError("tree", f"Unknown segment(s) referenced: {', '.join(missing)}.")
@@ -83,11 +79,11 @@ def segment_create(
     slug: str,
     name: str,
     tree: dict[str, Any],
-    color: str = "#4f46e5",
+    color: str = DEFAULT_COLOR,
     timezone_name: str = "UTC",
 ) -> Segment:
     tree = rules.validate_tree(tree)
-    if Segment.objects.filter(workspace_id=workspace_id, slug=slug).exclude(status=Segment.Status.DELETED).exists():
+    if Segment.objects.live().filter(workspace_id=workspace_id, slug=slug).exists():
         raise SegmentError("id", f"A segment with id '{slug}' already exists in this workspace.")
     _check_references(workspace_id=workspace_id, slug=slug, tree=tree)
     # A deleted segment's slug may be reused: the old row is replaced.
@@ -157,7 +153,7 @@ def segment_delete(*, segment: Segment) -> None:
     """Mark deleted and drop its members (history is kept for the record)."""
     dependants = [
         s.slug
-        for s in Segment.objects.filter(workspace_id=segment.workspace_id).exclude(status=Segment.Status.DELETED)
+        for s in Segment.objects.live().filter(workspace_id=segment.workspace_id)
         if segment.slug in rules.referenced_segments(s.tree)
     ]
     if dependants:
@@ -360,8 +356,8 @@ def _lease(segment_pk: int, version: int, now: datetime) -> str | None:
     """Take the build lease for this version, or None if superseded or another build holds it."""
     token = uuid.uuid4().hex
     taken = (
-        Segment.objects.filter(pk=segment_pk, version=version)
-        .exclude(status=Segment.Status.DELETED)
+        Segment.objects.live()
+        .filter(pk=segment_pk, version=version)
         .filter(Q(build_token="") | Q(build_lease_expires_at__lt=now) | Q(build_lease_expires_at__isnull=True))
         .update(build_token=token, build_lease_expires_at=now + BUILD_LEASE, status=Segment.Status.BUILDING)
     )

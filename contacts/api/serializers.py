@@ -25,9 +25,10 @@ from contacts.models import (
     CustomEvent,
     GoalType,
     TimelineEntry,
+    normalize_email,
 )
 from contacts.selectors import DEFAULT_LIMIT, MAX_LIMIT
-from contacts.services import EventInput, normalize_email
+from contacts.services import GOAL_FIELDS, EventInput
 
 EVENT_NAME_MESSAGE = (
     "Use only lowercase letters (a-z), digits (0-9), dot (.), underscore (_), hyphen (-) and slash (/); "
@@ -135,7 +136,7 @@ class EventInputSerializer(serializers.Serializer):
             properties=attrs.get("properties") or {},
             source=attrs.get("source") or self.default_source,
             integration_id=attrs.get("integration_id"),
-            goal={name: attrs[name] for name in ("goal_type", "goal_name", "goal_value") if name in attrs},
+            goal={name: attrs[name] for name in GOAL_FIELDS if name in attrs},
             deleted_at=attrs.get("deleted_at"),
         )
 

@@ -10,7 +10,7 @@ from contacts.api.serializers import ContactOutputSerializer
 from contacts.selectors import DEFAULT_LIMIT, MAX_LIMIT
 from events_platform.workspaces.models import SLUG_VALIDATOR, validate_timezone
 from segments import rules
-from segments.models import Segment
+from segments.models import COLOR_PATTERN, DEFAULT_COLOR, Segment
 
 
 class RuleTreeField(serializers.JSONField):
@@ -21,7 +21,7 @@ class SegmentCreateInputSerializer(serializers.Serializer):
     workspace_id = serializers.CharField(max_length=32)
     id = serializers.CharField(max_length=32, validators=[SLUG_VALIDATOR])
     name = serializers.CharField(max_length=255, required=False)
-    color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", required=False)
+    color = serializers.RegexField(COLOR_PATTERN, required=False)
     timezone = serializers.CharField(max_length=64, required=False, validators=[validate_timezone])
     tree = RuleTreeField(required=False)
     template = serializers.ChoiceField(choices=sorted(rules.TEMPLATES), required=False)
@@ -33,7 +33,7 @@ class SegmentCreateInputSerializer(serializers.Serializer):
             template = rules.TEMPLATES[attrs["template"]]
             attrs["tree"] = template["tree"]
             attrs.setdefault("name", template["name"])
-            attrs.setdefault("color", template.get("color", "#4f46e5"))
+            attrs.setdefault("color", template.get("color", DEFAULT_COLOR))
         elif "tree" not in attrs:
             raise serializers.ValidationError({"tree": ["This field is required (or give a template)."]})
         if not attrs.get("name"):
@@ -53,7 +53,7 @@ class SegmentUpdateInputSerializer(serializers.Serializer):
     workspace_id = serializers.CharField(max_length=32)
     id = serializers.CharField(max_length=32)
     name = serializers.CharField(max_length=255, required=False)
-    color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", required=False)
+    color = serializers.RegexField(COLOR_PATTERN, required=False)
     timezone = serializers.CharField(max_length=64, required=False, validators=[validate_timezone])
     tree = RuleTreeField(required=False)
 

@@ -18,7 +18,7 @@ from contacts.api.views import ContactGetView
 from events_platform.workspaces.api import WorkspaceAPIView
 from segments import rules, selectors, services
 from segments.api import serializers as s
-from segments.models import Segment
+from segments.models import DEFAULT_COLOR, Segment
 
 ERRORS = {400: dict, 401: dict, 403: dict}
 
@@ -61,7 +61,7 @@ class SegmentCreateView(WorkspaceAPIView):
                 slug=data["id"],
                 name=data["name"],
                 tree=data["tree"],
-                color=data.get("color", "#4f46e5"),
+                color=data.get("color", DEFAULT_COLOR),
                 timezone_name=data.get("timezone", "UTC"),
             )
         except services.SegmentError as exc:
