@@ -1,38 +1,24 @@
-"""Reads of contacts, events and timelines, with keyset (cursor) pagination.
+"""Reads of contacts, events and timelines, paginated by keyset (``events_platform.pagination``).
 
-A cursor is an opaque url-safe token holding the sort key of the last row returned; the
-next page starts strictly after it, so pages stay fast and stable however deep they go.
+Every list pages by cursor, so deep pages cost what the first one costs; a cursor we did not
+make raises ``InvalidCursor`` (a ``ValidationError`` at ``cursor``: the API's standard 400).
+Segment memberships are read through the reverse relations segments defines on contacts and
+workspaces (``contact.segment_memberships``, ``workspace.segments``) and their ``live()``
+querysets, so this layer never imports segments.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from django.db.models import (
-    BooleanField,
-    Count,
-    DecimalField,
-    F,
-    Func,
-    IntegerField,
-    Max,
-    Min,
-    Model,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-    Sum,
-    Value,
-)
+from django.db.models import Count, DecimalField, F, IntegerField, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
-from django.utils.dateparse import parse_datetime
 
+from events_platform.pagination import DEFAULT_LIMIT, Page, paginate
+from events_platform.pagination import InvalidCursor as InvalidCursor  # what these reads raise, for their callers
 from events_platform.workspaces.models import Workspace
 
 from .models import (
@@ -46,52 +32,16 @@ from .models import (
     normalize_email,
 )
 
-T = TypeVar("T", bound=Model)
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 100
-
-
-class InvalidCursor(ValueError):
-    """The cursor was not made by us (or was tampered with)."""
+def _named(field: str, value: str) -> Q:
+    """``field`` equal to ``value``, or starting with it when it ends with ``*`` (``custom_event.*``)."""
+    return Q(**{f"{field}__startswith": value[:-1]}) if value.endswith("*") else Q(**{field: value})
 
 
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_cursor: str | None
-
-
-def encode_cursor(moment: datetime, pk: int) -> str:
-    raw = json.dumps([moment.isoformat(), pk]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        moment_text, pk = json.loads(raw)
-        moment = parse_datetime(moment_text)
-        if moment is None or not isinstance(pk, int):
-            raise ValueError
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise InvalidCursor("cursor is not valid; pass the next_cursor of a previous page") from exc
-    return moment, pk
-
-
-def paginate_desc(
-    queryset: QuerySet[T], *, field: str, limit: int, cursor: str | None = None, offset: int = 0
-) -> Page[T]:
-    """Newest first by (field, id); ``offset`` is honoured for Notifuse clients, cursor is better."""
-    queryset = queryset.order_by(f"-{field}", "-id")
-    if cursor:
-        moment, pk = decode_cursor(cursor)
-        queryset = queryset.filter(Q(**{f"{field}__lt": moment}) | Q(**{field: moment, "id__lt": pk}))
-    rows = list(queryset[offset : offset + limit + 1])
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor(getattr(rows[-1], field), rows[-1].pk) if has_more and rows else None
-    return Page(items=rows, next_cursor=next_cursor)
+def _within(field: str, since: datetime | None, until: datetime | None) -> Q:
+    """``field`` in [since, until); an open end is no bound."""
+    bounds = {f"{field}__gte": since, f"{field}__lt": until}
+    return Q(**{lookup: moment for lookup, moment in bounds.items() if moment is not None})
 
 
 def contact_get(*, workspace_id: str, email: str) -> Contact | None:
@@ -127,7 +77,7 @@ def event_list(
         events = events.filter(event_name=event_name)
     if goal_type:
         events = events.filter(goal_type=goal_type)
-    return paginate_desc(events, field="occurred_at", limit=limit, cursor=cursor, offset=offset)
+    return paginate(events, key="occurred_at", limit=limit, after=cursor, offset=offset)
 
 
 def contact_list(
@@ -136,7 +86,7 @@ def contact_list(
     contacts = Contact.objects.filter(workspace_id=workspace_id)
     if search:
         contacts = contacts.filter(email__contains=normalize_email(search))
-    return paginate_desc(contacts, field="created_at", limit=limit, cursor=cursor)
+    return paginate(contacts, key="created_at", limit=limit, after=cursor)
 
 
 def timeline_list(
@@ -152,174 +102,17 @@ def timeline_list(
 
     ``kind`` matches exactly, or as a prefix when it ends with ``*`` (``custom_event.*``).
     """
-    entries = TimelineEntry.objects.filter(contact=contact).select_related("custom_event__contact")
+    entries = TimelineEntry.objects.filter(_within("created_at", since, until), contact=contact)
     if kind:
-        entries = entries.filter(kind__startswith=kind[:-1]) if kind.endswith("*") else entries.filter(kind=kind)
-    if since:
-        entries = entries.filter(created_at__gte=since)
-    if until:
-        entries = entries.filter(created_at__lt=until)
-    return paginate_desc(entries, field="created_at", limit=limit, cursor=cursor)
+        entries = entries.filter(_named("kind", kind))
+    entries = entries.select_related("custom_event__contact")
+    return paginate(entries, key="created_at", limit=limit, after=cursor)
 
 
 # =======================================================================================
 # Pages (contacts list, contact page, events list): reads that shape the marketer UI.
 # Keyset pagination in both directions over any sort key, including computed ones.
 # =======================================================================================
-
-_EPOCH_TAG, _DECIMAL_TAG, _INT_TAG = "t", "d", "i"
-
-
-@dataclass(frozen=True)
-class KeysetPage(Generic[T]):
-    items: list[T]
-    next_cursor: str | None
-    prev_cursor: str | None
-
-
-def _encode_key(value: object, pk: int) -> str:
-    if value is None:
-        tagged: list[object] = [None, None]
-    elif isinstance(value, datetime):
-        tagged = [_EPOCH_TAG, value.isoformat()]
-    elif isinstance(value, Decimal):
-        tagged = [_DECIMAL_TAG, str(value)]
-    elif isinstance(value, int):
-        tagged = [_INT_TAG, value]
-    else:  # pragma: no cover - a sort key of another type is a programming error
-        raise TypeError(f"cannot put {type(value).__name__} in a cursor")
-    raw = json.dumps([*tagged, pk]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_key(cursor: str) -> tuple[object, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        tag, text, pk = json.loads(raw)
-        if not isinstance(pk, int) or isinstance(pk, bool):
-            raise ValueError
-        value: object
-        if tag is None:
-            value = None
-        elif tag == _EPOCH_TAG:
-            value = parse_datetime(text)
-            if value is None:
-                raise ValueError
-        elif tag == _DECIMAL_TAG:
-            value = Decimal(text)
-            if not value.is_finite():
-                raise ValueError
-        elif tag == _INT_TAG and isinstance(text, int):
-            value = text
-        else:
-            raise ValueError
-    except (ValueError, TypeError, ArithmeticError, json.JSONDecodeError) as exc:
-        raise InvalidCursor("cursor is not valid; follow the page links") from exc
-    return value, pk
-
-
-class _RowBeyond(Func):
-    """``(key, tiebreak) < (value, pk)`` (``>`` ascending) as one row comparison.
-
-    PostgreSQL reads a row comparison over consecutive index columns as one index range that
-    starts at the cursor, so a page deep in the list, or inside a long run of equal keys,
-    costs what the first page costs; the equivalent OR it can only filter row by row from
-    the top of the index. SQLite compares row values the same way. NULL keys never match.
-    """
-
-    output_field = BooleanField()
-
-    def __init__(self, key: str, tiebreak: str, value: object, pk: int, *, descending: bool) -> None:
-        super().__init__(F(key), F(tiebreak), Value(value), Value(pk))
-        self.operator = "<" if descending else ">"
-
-    def as_sql(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, list[Any]]:
-        parts, params = [], []
-        for expression in self.get_source_expressions():
-            sql, expression_params = compiler.compile(expression)
-            parts.append(sql)
-            params.extend(expression_params)
-        key, tiebreak, value, pk = parts
-        return f"({key}, {tiebreak}) {self.operator} ({value}, {pk})", params
-
-
-_CURSOR_TYPES: dict[str, type] = {"DateTimeField": datetime, "DecimalField": Decimal}
-
-
-def _key_type(queryset: QuerySet[Any], key: str) -> type:
-    """The Python type a cursor's key must have: a cursor of another sort is refused up front."""
-    annotation = queryset.query.annotations.get(key)
-    field = annotation.output_field if annotation is not None else queryset.model._meta.get_field(key)
-    return _CURSOR_TYPES.get(field.get_internal_type(), int)
-
-
-def _ranges_after(
-    key: str, tiebreak: str, cursor: tuple[object, int] | None, *, descending: bool, nullable: bool
-) -> list[Q | Func]:
-    """The rows after ``cursor`` in the order (key, tiebreak), as index ranges in reading order.
-
-    A nullable key sorts NULL as the smallest value: last when descending, first when
-    ascending. Rows after a cursor may then span two ranges (the rest of the non-NULL keys
-    and the NULL run, or the reverse), each read in index order and only as far as needed.
-    """
-    if cursor is None:
-        return [Q()]
-    value, pk = cursor
-    if value is None:
-        rest = Q(**{f"{key}__isnull": True, f"{tiebreak}__{'lt' if descending else 'gt'}": pk})
-        return [rest] if descending else [rest, Q(**{f"{key}__isnull": False})]
-    beyond = _RowBeyond(key, tiebreak, value, pk, descending=descending)
-    return [beyond, Q(**{f"{key}__isnull": True})] if descending and nullable else [beyond]
-
-
-def _ordered(queryset: QuerySet[T], key: str, tiebreak: str, *, descending: bool, nullable: bool) -> QuerySet[T]:
-    # NULLS FIRST/LAST only where NULLs can occur: spelled out on a NOT NULL column it would
-    # stop PostgreSQL from reading a (…, -key, -id) index in order.
-    if descending:
-        return queryset.order_by(F(key).desc(nulls_last=True) if nullable else F(key).desc(), F(tiebreak).desc())
-    return queryset.order_by(F(key).asc(nulls_first=True) if nullable else F(key).asc(), F(tiebreak).asc())
-
-
-def paginate_keyset(
-    queryset: QuerySet[T],
-    *,
-    key: str,
-    descending: bool = True,
-    limit: int = DEFAULT_LIMIT,
-    after: str | None = None,
-    before: str | None = None,
-    nullable: bool = False,
-    tiebreak: str = "pk",
-) -> KeysetPage[T]:
-    """One page by (key, tiebreak) with links both ways; ``key`` may be a field or an annotation.
-
-    ``tiebreak`` names the row's primary key as the index to read holds it (the default, or a
-    joined table's column equal to it). ``after`` continues forward from a row, ``before``
-    walks back from one (the query runs in the reverse order and its rows are flipped), so
-    neither depends on how deep the page is. One query, two where a nullable key's NULL run
-    begins or ends on the page.
-    """
-    backwards = bool(before) and not after
-    cursor = before if backwards else after
-    direction = descending != backwards
-    position = _decode_key(cursor) if cursor else None
-    if position is not None and position[0] is not None and not isinstance(position[0], _key_type(queryset, key)):
-        raise InvalidCursor("cursor is not valid for this sort; follow the page links")
-    rows: list[T] = []
-    for condition in _ranges_after(key, tiebreak, position, descending=direction, nullable=nullable):
-        wanted = limit + 1 - len(rows)
-        rows += _ordered(queryset.filter(condition), key, tiebreak, descending=direction, nullable=nullable)[:wanted]
-        if len(rows) > limit:
-            break
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    if backwards:
-        rows.reverse()
-    first = _encode_key(getattr(rows[0], key), rows[0].pk) if rows else None
-    last = _encode_key(getattr(rows[-1], key), rows[-1].pk) if rows else None
-    if backwards:
-        return KeysetPage(items=rows, next_cursor=last, prev_cursor=first if has_more else None)
-    return KeysetPage(items=rows, next_cursor=last if has_more else None, prev_cursor=first if cursor else None)
 
 
 def _live_purchases() -> CustomEventQuerySet:
@@ -396,7 +189,7 @@ def contact_page(
     limit: int = DEFAULT_LIMIT,
     after: str | None = None,
     before: str | None = None,
-) -> KeysetPage[Contact]:
+) -> Page[Contact]:
     """Contacts of a workspace with their stored totals, searched by email or name, in one query.
 
     Every word of ``search`` must appear in the email, first or last name. Segment membership
@@ -415,7 +208,7 @@ def contact_page(
             segment_memberships__segment__workspace_id=workspace_id,
         )
     key, descending = CONTACT_SORTS.get(sort, CONTACT_SORTS[DEFAULT_CONTACT_SORT])
-    return paginate_keyset(
+    return paginate(
         with_stored_totals(contacts, sort_key=key),
         key=key,
         descending=descending,
@@ -510,22 +303,14 @@ def event_page(
     limit: int = DEFAULT_LIMIT,
     after: str | None = None,
     before: str | None = None,
-) -> KeysetPage[CustomEvent]:
+) -> Page[CustomEvent]:
     """A workspace's events newest first; ``event_name`` matches exactly or, ending in ``*``, as a prefix."""
-    events = CustomEvent.objects.filter(workspace_id=workspace_id).select_related("contact")
-    if deleted == DeletedFilter.LIVE:
-        events = events.filter(deleted_at__isnull=True)
-    elif deleted == DeletedFilter.DELETED:
-        events = events.filter(deleted_at__isnull=False)
+    events = CustomEvent.objects.filter(_within("occurred_at", since, until), workspace_id=workspace_id)
+    live = {DeletedFilter.LIVE: True, DeletedFilter.DELETED: False}.get(deleted)  # ALL: either
+    if live is not None:
+        events = events.filter(deleted_at__isnull=live)
     if event_name:
-        if event_name.endswith("*"):
-            events = events.filter(event_name__startswith=event_name[:-1])
-        else:
-            events = events.filter(event_name=event_name)
+        events = events.filter(_named("event_name", event_name))
     if goal_type:
         events = events.filter(goal_type=goal_type)
-    if since:
-        events = events.filter(occurred_at__gte=since)
-    if until:
-        events = events.filter(occurred_at__lt=until)
-    return paginate_keyset(events, key="occurred_at", limit=limit, after=after, before=before)
+    return paginate(events.select_related("contact"), key="occurred_at", limit=limit, after=after, before=before)

@@ -68,7 +68,7 @@ def _query(request: HttpRequest, **changes: str | None) -> str:
     return "?" + urlencode(params) if params else "?"
 
 
-def _cursor_links(request: HttpRequest, page: selectors.KeysetPage[Any]) -> dict[str, str | None]:
+def _cursor_links(request: HttpRequest, page: selectors.Page[Any]) -> dict[str, str | None]:
     return {
         "next_url": _query(request, after=page.next_cursor, before=None) if page.next_cursor else None,
         "prev_url": _query(request, before=page.prev_cursor, after=None) if page.prev_cursor else None,

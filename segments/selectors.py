@@ -13,7 +13,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from contacts.models import Contact, ContactTotals, CustomEvent, GoalType, normalize_email
-from contacts.selectors import Page, paginate_desc
+from events_platform.pagination import Page, paginate
 from segments import explain, rules
 from segments.models import Segment, SegmentMembership, SegmentMembershipChange
 from segments.rules import compile_tree, referenced_segments, validate_tree
@@ -63,24 +63,9 @@ def segment_matching_contacts(
     return contacts.filter(condition)
 
 
-def segment_match_count(
-    *,
-    workspace_id: str,
-    tree: dict[str, Any],
-    timezone_name: str,
-    now: dt.datetime | None = None,
-    contact_ids: Iterable[int] | None = None,
-    segment_pks: Mapping[str, int] | None = None,
-) -> int:
-    """How many contacts ``tree`` matches (one ``COUNT`` statement; see ``segment_matching_contacts``)."""
-    return segment_matching_contacts(
-        workspace_id=workspace_id,
-        tree=tree,
-        timezone_name=timezone_name,
-        now=now,
-        contact_ids=contact_ids,
-        segment_pks=segment_pks,
-    ).count()
+def segment_match_count(**arguments: Any) -> int:
+    """How many contacts ``segment_matching_contacts(**arguments)`` matches, in one ``COUNT`` statement."""
+    return segment_matching_contacts(**arguments).count()
 
 
 # ---------------------------------------------------------------------------------------
@@ -146,7 +131,7 @@ def segment_members(
     members = SegmentMembership.objects.filter(segment=segment).select_related("contact")
     if search:
         members = members.filter(contact__email__contains=normalize_email(search))
-    return paginate_desc(members, field="entered_at", limit=limit, cursor=cursor)
+    return paginate(members, key="entered_at", limit=limit, after=cursor)
 
 
 # A spreadsheet opening the CSV runs a cell starting with one of these as a formula.
@@ -296,7 +281,7 @@ def segment_size_by_day(*, segment: Segment, timezone_name: str) -> list[SizePoi
 def segment_changes(*, segment: Segment, limit: int, cursor: str | None = None) -> Page[Any]:
     """The entered/exited log, newest first, with each change's contact (keyset paginated)."""
     changes = SegmentMembershipChange.objects.filter(segment=segment).select_related("contact")
-    return paginate_desc(changes, field="changed_at", limit=limit, cursor=cursor)
+    return paginate(changes, key="changed_at", limit=limit, after=cursor)
 
 
 def segment_choices(*, workspace_id: str) -> list[tuple[str, str]]:

@@ -6,6 +6,9 @@ timeline entries, delete) and entries (history, ``segment.joined`` entries, inse
 one ``INSERT ... SELECT`` / ``DELETE`` with an anti-join. Readers never see a half-built set:
 they see the old membership until the commit.
 
+Business rules (unknown or cyclic references, a taken id, a segment still in use) raise
+``SegmentError``, a ``ValidationError`` naming the request field.
+
 Builds hold a lease (``build_token`` + ``build_lease_expires_at``). A build that crashes or
 stalls is retried once the lease expires (the periodic task does it), and a tree change bumps
 ``version`` and clears the lease, so a newer build supersedes an older one still running; the
@@ -21,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
@@ -37,13 +41,16 @@ logger = logging.getLogger(__name__)
 BUILD_LEASE = timedelta(minutes=10)
 
 
-class SegmentError(Exception):
-    """A business-rule failure; the API turns it into a 400."""
+class SegmentError(ValidationError):
+    """A segment business rule refused the write, at ``field`` of the request (``id``, ``tree``).
+
+    A ``ValidationError`` like any other: the API's exception bridge answers it as the standard
+    400 naming the field; pages catch it by name to show it next to the right control.
+    """
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__({field: [message]})
         self.field = field
-        self.message = message
 
 
 # ---------------------------------------------------------------------------------------

@@ -134,7 +134,7 @@ def segment_delete_view(request: HttpRequest, slug: str) -> HttpResponse:
         try:
             services.segment_delete(segment=segment)
         except services.SegmentError as exc:
-            error = exc.message
+            error = exc.messages[0]
         else:
             messages.success(request, f"Segment “{segment.name}” is deleted.")
             return redirect("segment-list")
@@ -329,11 +329,11 @@ def _builder(request: HttpRequest, *, segment: Segment | None) -> HttpResponse:
             tree_errors = exc.errors
         except services.SegmentError as exc:
             if exc.field == "id":
-                form.add_error("slug", exc.message)
+                form.add_error("slug", exc.messages[0])
             elif exc.field == "name":
-                form.add_error("name", exc.message)
+                form.add_error("name", exc.messages[0])
             else:
-                tree_error = exc.message
+                tree_error = exc.messages[0]
         except ValidationError as exc:
             for name, field_messages in exc.message_dict.items():
                 form.add_error(name if name in form.fields else None, field_messages)

@@ -27,8 +27,8 @@ from contacts.models import (
     TimelineEntry,
     normalize_email,
 )
-from contacts.selectors import DEFAULT_LIMIT, MAX_LIMIT
 from contacts.services import GOAL_FIELDS, EventInput
+from events_platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 EVENT_NAME_MESSAGE = (
     "Use only lowercase letters (a-z), digits (0-9), dot (.), underscore (_), hyphen (-) and slash (/); "
@@ -205,6 +205,12 @@ class PageQuerySerializer(serializers.Serializer):
     cursor = serializers.CharField(required=False, allow_blank=True)
 
 
+class PageOutputSerializer(serializers.Serializer):
+    """A page of a list; subclasses name the list. ``next_cursor`` is null on the last page."""
+
+    next_cursor = serializers.CharField(allow_null=True)
+
+
 class EventGetQuerySerializer(serializers.Serializer):
     workspace_id = serializers.CharField(max_length=32)
     event_name = serializers.CharField(max_length=EVENT_NAME_MAX_LENGTH)
@@ -223,9 +229,8 @@ class EventListQuerySerializer(PageQuerySerializer):
         return attrs
 
 
-class EventListOutputSerializer(serializers.Serializer):
+class EventListOutputSerializer(PageOutputSerializer):
     events = EventOutputSerializer(many=True)
-    next_cursor = serializers.CharField(allow_null=True)
 
 
 # --- contacts ---------------------------------------------------------------------------
@@ -279,9 +284,8 @@ class ContactListQuerySerializer(PageQuerySerializer):
     email = serializers.CharField(required=False, allow_blank=True, max_length=254, help_text="Substring search.")
 
 
-class ContactListOutputSerializer(serializers.Serializer):
+class ContactListOutputSerializer(PageOutputSerializer):
     contacts = ContactOutputSerializer(many=True)
-    next_cursor = serializers.CharField(allow_null=True)
 
 
 class ContactDeleteInputSerializer(serializers.Serializer):
@@ -319,6 +323,5 @@ class TimelineEntryOutputSerializer(serializers.ModelSerializer):
         ]
 
 
-class TimelineListOutputSerializer(serializers.Serializer):
+class TimelineListOutputSerializer(PageOutputSerializer):
     timeline = TimelineEntryOutputSerializer(many=True)
-    next_cursor = serializers.CharField(allow_null=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -18,18 +18,8 @@ from events_platform.workspaces.api import WorkspaceAPIView
 ERROR_RESPONSES = {400: dict, 401: dict, 403: dict}
 
 
-def _validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 def _page_args(query: dict[str, Any]) -> dict[str, Any]:
     return {"limit": query["limit"], "cursor": query.get("cursor") or None}
-
-
-def _invalid_cursor(exc: selectors.InvalidCursor) -> serializers.ValidationError:
-    return serializers.ValidationError({"cursor": [str(exc)]})
 
 
 class EventUpsertView(WorkspaceAPIView):
@@ -73,7 +63,7 @@ class EventImportView(WorkspaceAPIView):
         workspace_id = self.get_workspace_id(request)
         inputs = fast_input.import_inputs(request.data)
         if inputs is None:  # not plainly valid: the serializer decides, and words any error
-            data = _validated(s.EventImportInputSerializer, request.data)
+            data = self.validated(s.EventImportInputSerializer, request.data)
             converter = s.EventInputSerializer()
             inputs = [converter.to_event_input(attrs) for attrs in data["events"]]
         results = services.events_upsert(workspace_id=workspace_id, events=inputs)
@@ -98,7 +88,7 @@ class EventGetView(WorkspaceAPIView):
     )
     def get(self, request: Request) -> Response:
         workspace_id = self.get_workspace_id(request)
-        query = _validated(s.EventGetQuerySerializer, request.query_params)
+        query = self.validated(s.EventGetQuerySerializer, request.query_params)
         event = selectors.event_get(
             workspace_id=workspace_id, event_name=query["event_name"], external_id=query["external_id"]
         )
@@ -117,18 +107,15 @@ class EventListView(WorkspaceAPIView):
     )
     def get(self, request: Request) -> Response:
         workspace_id = self.get_workspace_id(request)
-        query = _validated(s.EventListQuerySerializer, request.query_params)
-        try:
-            page = selectors.event_list(
-                workspace_id=workspace_id,
-                email=query.get("email"),
-                event_name=query.get("event_name"),
-                goal_type=query.get("goal_type"),
-                offset=query["offset"],
-                **_page_args(query),
-            )
-        except selectors.InvalidCursor as exc:
-            raise _invalid_cursor(exc) from exc
+        query = self.validated(s.EventListQuerySerializer, request.query_params)
+        page = selectors.event_list(
+            workspace_id=workspace_id,
+            email=query.get("email"),
+            event_name=query.get("event_name"),
+            goal_type=query.get("goal_type"),
+            offset=query["offset"],
+            **_page_args(query),
+        )
         return Response(
             {"events": s.EventOutputSerializer(page.items, many=True).data, "next_cursor": page.next_cursor}
         )
@@ -145,7 +132,7 @@ class ContactUpsertView(WorkspaceAPIView):
     )
     def post(self, request: Request) -> Response:
         workspace_id = self.get_workspace_id(request)
-        data = _validated(s.ContactUpsertInputSerializer, request.data)
+        data = self.validated(s.ContactUpsertInputSerializer, request.data)
         fields = {k: v for k, v in data.items() if k not in ("workspace_id", "email")}
         result = services.contact_upsert(workspace_id=workspace_id, email=data["email"], fields=fields)
         return Response(s.ContactUpsertOutputSerializer(result).data)
@@ -161,7 +148,7 @@ class ContactGetView(WorkspaceAPIView):
     )
     def get(self, request: Request) -> Response:
         workspace_id = self.get_workspace_id(request)
-        query = _validated(s.ContactGetQuerySerializer, request.query_params)
+        query = self.validated(s.ContactGetQuerySerializer, request.query_params)
         contact = selectors.contact_get(workspace_id=workspace_id, email=query["email"])
         if contact is None:
             raise Http404("No contact with that email in this workspace.")
@@ -178,11 +165,8 @@ class ContactListView(WorkspaceAPIView):
     )
     def get(self, request: Request) -> Response:
         workspace_id = self.get_workspace_id(request)
-        query = _validated(s.ContactListQuerySerializer, request.query_params)
-        try:
-            page = selectors.contact_list(workspace_id=workspace_id, search=query.get("email"), **_page_args(query))
-        except selectors.InvalidCursor as exc:
-            raise _invalid_cursor(exc) from exc
+        query = self.validated(s.ContactListQuerySerializer, request.query_params)
+        page = selectors.contact_list(workspace_id=workspace_id, search=query.get("email"), **_page_args(query))
         return Response(
             {"contacts": s.ContactOutputSerializer(page.items, many=True).data, "next_cursor": page.next_cursor}
         )
@@ -203,7 +187,7 @@ class ContactDeleteView(WorkspaceAPIView):
     )
     def post(self, request: Request) -> Response:
         workspace_id = self.get_workspace_id(request)
-        data = _validated(s.ContactDeleteInputSerializer, request.data)
+        data = self.validated(s.ContactDeleteInputSerializer, request.data)
         if not services.contact_delete(workspace_id=workspace_id, email=data["email"]):
             raise Http404("No contact with that email in this workspace.")
         return Response({"deleted": True})
@@ -223,14 +207,11 @@ class TimelineListView(WorkspaceAPIView):
     )
     def get(self, request: Request) -> Response:
         workspace_id = self.get_workspace_id(request)
-        query = _validated(s.TimelineQuerySerializer, request.query_params)
+        query = self.validated(s.TimelineQuerySerializer, request.query_params)
         contact = selectors.contact_get(workspace_id=workspace_id, email=query["email"])
         if contact is None:
             raise Http404("No contact with that email in this workspace.")
-        try:
-            page = selectors.timeline_list(contact=contact, kind=query.get("kind"), **_page_args(query))
-        except selectors.InvalidCursor as exc:
-            raise _invalid_cursor(exc) from exc
+        page = selectors.timeline_list(contact=contact, kind=query.get("kind"), **_page_args(query))
         return Response(
             {
                 "timeline": s.TimelineEntryOutputSerializer(page.items, many=True).data,

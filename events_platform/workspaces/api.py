@@ -7,7 +7,7 @@ so keys cannot enumerate workspaces; nothing is read or written before this chec
 
 from typing import Any
 
-from rest_framework import exceptions
+from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -38,3 +38,9 @@ class WorkspaceAPIView(APIView):
             raise exceptions.ValidationError({"workspace_id": ["Must be a string."]})
         workspace_access_check(user=request.user, workspace_id=workspace_id)
         return workspace_id
+
+    def validated(self, serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
+        """``data`` as ``serializer_class`` validates it; an invalid request is the standard 400."""
+        serializer = serializer_class(data=data, **kwargs)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data

@@ -6,8 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from contacts.api.serializers import ContactOutputSerializer
-from contacts.selectors import DEFAULT_LIMIT, MAX_LIMIT
+from contacts.api.serializers import ContactOutputSerializer, PageOutputSerializer, PageQuerySerializer
 from events_platform.workspaces.models import SLUG_VALIDATOR, validate_timezone
 from segments import rules
 from segments.models import COLOR_PATTERN, DEFAULT_COLOR, Segment
@@ -124,26 +123,21 @@ class SegmentPreviewOutputSerializer(serializers.Serializer):
     sample = ContactOutputSerializer(many=True)
 
 
-class SegmentMembersQuerySerializer(serializers.Serializer):
-    workspace_id = serializers.CharField(max_length=32)
+class SegmentMembersQuerySerializer(PageQuerySerializer):
     id = serializers.CharField(max_length=32)
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
-    cursor = serializers.CharField(required=False, allow_blank=True)
 
 
-class SegmentMemberOutputSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    email = serializers.CharField()
-    external_id = serializers.CharField()
-    first_name = serializers.CharField()
-    last_name = serializers.CharField()
-    properties = serializers.DictField()
+class SegmentMemberOutputSerializer(ContactOutputSerializer):
+    """A member: the contact's own fields and when it entered the segment."""
+
     entered_at = serializers.DateTimeField()
 
+    class Meta(ContactOutputSerializer.Meta):
+        fields = ["id", "email", "external_id", "first_name", "last_name", "properties", "entered_at"]
 
-class SegmentMembersOutputSerializer(serializers.Serializer):
+
+class SegmentMembersOutputSerializer(PageOutputSerializer):
     contacts = SegmentMemberOutputSerializer(many=True)
-    next_cursor = serializers.CharField(allow_null=True)
 
 
 class SegmentExplainQuerySerializer(serializers.Serializer):

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -23,21 +23,11 @@ from segments.models import DEFAULT_COLOR, Segment
 ERRORS = {400: dict, 401: dict, 403: dict}
 
 
-def _validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 def _segment(workspace_id: str, slug: str) -> Segment:
     segment = selectors.segment_get(workspace_id=workspace_id, slug=slug)
     if segment is None:
         raise Http404(f"No segment '{slug}' in this workspace.")
     return segment
-
-
-def _service_error(exc: services.SegmentError) -> serializers.ValidationError:
-    return serializers.ValidationError({exc.field: [exc.message]})
 
 
 def _segment_body(segment: Segment) -> dict[str, Any]:
@@ -54,18 +44,15 @@ class SegmentCreateView(WorkspaceAPIView):
     )
     def post(self, request: Request) -> Response:
         workspace_id = self.get_workspace_id(request)
-        data = _validated(s.SegmentCreateInputSerializer, request.data)
-        try:
-            segment = services.segment_create(
-                workspace_id=workspace_id,
-                slug=data["id"],
-                name=data["name"],
-                tree=data["tree"],
-                color=data.get("color", DEFAULT_COLOR),
-                timezone_name=data.get("timezone", "UTC"),
-            )
-        except services.SegmentError as exc:
-            raise _service_error(exc) from exc
+        data = self.validated(s.SegmentCreateInputSerializer, request.data)
+        segment = services.segment_create(
+            workspace_id=workspace_id,
+            slug=data["id"],
+            name=data["name"],
+            tree=data["tree"],
+            color=data.get("color", DEFAULT_COLOR),
+            timezone_name=data.get("timezone", "UTC"),
+        )
         segment.refresh_from_db()
         return Response(_segment_body(segment), status=status.HTTP_201_CREATED)
 
@@ -80,18 +67,15 @@ class SegmentUpdateView(WorkspaceAPIView):
     )
     def post(self, request: Request) -> Response:
         workspace_id = self.get_workspace_id(request)
-        data = _validated(s.SegmentUpdateInputSerializer, request.data)
+        data = self.validated(s.SegmentUpdateInputSerializer, request.data)
         segment = _segment(workspace_id, data["id"])
-        try:
-            segment = services.segment_update(
-                segment=segment,
-                name=data.get("name"),
-                color=data.get("color"),
-                tree=data.get("tree"),
-                timezone_name=data.get("timezone"),
-            )
-        except services.SegmentError as exc:
-            raise _service_error(exc) from exc
+        segment = services.segment_update(
+            segment=segment,
+            name=data.get("name"),
+            color=data.get("color"),
+            tree=data.get("tree"),
+            timezone_name=data.get("timezone"),
+        )
         segment.refresh_from_db()
         return Response(_segment_body(segment))
 
@@ -106,11 +90,8 @@ class SegmentDeleteView(WorkspaceAPIView):
     )
     def post(self, request: Request) -> Response:
         workspace_id = self.get_workspace_id(request)
-        data = _validated(s.SegmentRefInputSerializer, request.data)
-        try:
-            services.segment_delete(segment=_segment(workspace_id, data["id"]))
-        except services.SegmentError as exc:
-            raise _service_error(exc) from exc
+        data = self.validated(s.SegmentRefInputSerializer, request.data)
+        services.segment_delete(segment=_segment(workspace_id, data["id"]))
         return Response({"deleted": True})
 
 
@@ -124,7 +105,7 @@ class SegmentRebuildView(WorkspaceAPIView):
     )
     def post(self, request: Request) -> Response:
         workspace_id = self.get_workspace_id(request)
-        data = _validated(s.SegmentRefInputSerializer, request.data)
+        data = self.validated(s.SegmentRefInputSerializer, request.data)
         segment = services.segment_rebuild(segment=_segment(workspace_id, data["id"]))
         segment.refresh_from_db()
         return Response(_segment_body(segment), status=status.HTTP_202_ACCEPTED)
@@ -140,7 +121,7 @@ class SegmentGetView(WorkspaceAPIView):
     )
     def get(self, request: Request) -> Response:
         workspace_id = self.get_workspace_id(request)
-        data = _validated(s.SegmentRefInputSerializer, request.query_params)
+        data = self.validated(s.SegmentRefInputSerializer, request.query_params)
         return Response(_segment_body(_segment(workspace_id, data["id"])))
 
 
@@ -168,13 +149,10 @@ class SegmentPreviewView(WorkspaceAPIView):
     )
     def post(self, request: Request) -> Response:
         workspace_id = self.get_workspace_id(request)
-        data = _validated(s.SegmentPreviewInputSerializer, request.data)
-        try:
-            preview = selectors.segment_preview(
-                workspace_id=workspace_id, tree=data["tree"], timezone_name=data["timezone"]
-            )
-        except services.SegmentError as exc:
-            raise _service_error(exc) from exc
+        data = self.validated(s.SegmentPreviewInputSerializer, request.data)
+        preview = selectors.segment_preview(
+            workspace_id=workspace_id, tree=data["tree"], timezone_name=data["timezone"]
+        )
         return Response(
             {
                 "total": preview.total,
@@ -195,12 +173,9 @@ class SegmentContactsView(WorkspaceAPIView):
     )
     def get(self, request: Request) -> Response:
         workspace_id = self.get_workspace_id(request)
-        data = _validated(s.SegmentMembersQuerySerializer, request.query_params)
+        data = self.validated(s.SegmentMembersQuerySerializer, request.query_params)
         segment = _segment(workspace_id, data["id"])
-        try:
-            page = selectors.segment_members(segment=segment, limit=data["limit"], cursor=data.get("cursor") or None)
-        except contact_selectors.InvalidCursor as exc:
-            raise serializers.ValidationError({"cursor": [str(exc)]}) from exc
+        page = selectors.segment_members(segment=segment, limit=data["limit"], cursor=data.get("cursor") or None)
         members = [{**s.ContactOutputSerializer(m.contact).data, "entered_at": m.entered_at} for m in page.items]
         return Response(
             {"contacts": s.SegmentMemberOutputSerializer(members, many=True).data, "next_cursor": page.next_cursor}
@@ -222,7 +197,7 @@ class SegmentExportView(WorkspaceAPIView):
     )
     def get(self, request: Request) -> StreamingHttpResponse:
         workspace_id = self.get_workspace_id(request)
-        data = _validated(s.SegmentRefInputSerializer, request.query_params)
+        data = self.validated(s.SegmentRefInputSerializer, request.query_params)
         segment = _segment(workspace_id, data["id"])
         writer = csv.writer(_Echo())
 
@@ -246,7 +221,7 @@ class SegmentExplainView(WorkspaceAPIView):
     )
     def get(self, request: Request) -> Response:
         workspace_id = self.get_workspace_id(request)
-        data = _validated(s.SegmentExplainQuerySerializer, request.query_params)
+        data = self.validated(s.SegmentExplainQuerySerializer, request.query_params)
         segment = _segment(workspace_id, data["segment_id"])
         contact = contact_selectors.contact_get(workspace_id=workspace_id, email=data["email"])
         if contact is None:
