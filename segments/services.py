@@ -1,10 +1,10 @@
 """Writes for segments: create/update/delete, full builds and per-contact refreshes.
 
-Membership is changed only by ``_apply_membership``, set-based and in one transaction: the
-matching contact ids go into a temporary table, then exits (history, ``segment.left``
-timeline entries, delete) and entries (history, ``segment.joined`` entries, insert) are each
-one ``INSERT ... SELECT`` / ``DELETE`` with an anti-join. Readers never see a half-built set:
-they see the old membership until the commit.
+Membership is changed only by ``_apply_membership``, set-based and in one transaction: exits
+(history, ``segment.left`` timeline entries, delete) and entries (history, ``segment.joined``
+entries, insert) against the matching contact ids, in one statement of data-modifying CTEs on
+PostgreSQL, through temporary tables on SQLite. Readers never see a half-built set: they see
+the old membership until the commit.
 
 Business rules (unknown or cyclic references, a taken id, a segment still in use) raise
 ``SegmentError``, a ``ValidationError`` naming the request field.
@@ -218,6 +218,15 @@ def _apply_membership(
     """
     if connection.vendor == "postgresql":
         return _apply_membership_in_one_statement(segment=segment, matching=matching, now=now, scope=scope)
+    return _apply_membership_with_temporary_tables(segment=segment, matching=matching, now=now, scope=scope)
+
+
+def _apply_membership_with_temporary_tables(
+    *, segment: Segment, matching: QuerySet[Contact], now: datetime, scope: Sequence[int] | None = None
+) -> tuple[int, int]:
+    """``_apply_membership`` on SQLite (no data-modifying CTEs): the matching ids and both
+    differences go into temporary tables, read three times each (history, timeline entries,
+    membership) without re-running the anti-joins."""
     table = f"seg_new_{uuid.uuid4().hex[:12]}"
     membership = _q(SegmentMembership._meta.db_table)
     history = _q(SegmentMembershipChange._meta.db_table)
@@ -227,14 +236,13 @@ def _apply_membership(
     if scope is not None:
         scope_sql = f" AND m.contact_id IN ({', '.join(['%s'] * len(scope))})"
         scope_params = list(scope)
-    json_cast = "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s"
 
     def timeline_insert(kind: str, source: str, params: list[Any]) -> tuple[str, list[Any]]:
         changes = {"segment": {"new": {"id": segment.slug, "name": segment.name}}}
         sql = (
             f"INSERT INTO {timeline} (workspace_id, contact_id, kind, operation, entity_type, entity_id, "
             f"custom_event_id, changes, created_at, db_created_at) "
-            f"SELECT %s, x.contact_id, %s, %s, 'segment', %s, NULL, {json_cast}, %s, %s FROM ({source}) x"
+            f"SELECT %s, x.contact_id, %s, %s, 'segment', %s, NULL, %s, %s, %s FROM ({source}) x"
         )
         head = [segment.workspace_id, kind, TimelineEntry.Operation.INSERT, segment.slug, _json_param(changes)]
         return sql, [*head, _dt_param(now), _dt_param(now), *params]
@@ -250,8 +258,6 @@ def _apply_membership(
     )
     entered_params = [segment.pk]
 
-    # The two differences are computed once each into temporary tables, then read three times
-    # (history, timeline, membership) without re-running the anti-joins.
     exited_table, entered_table = f"{table}_ex", f"{table}_en"
     with connection.cursor() as cursor:
         for name in (table, exited_table, entered_table):
@@ -260,8 +266,6 @@ def _apply_membership(
             )
         try:
             cursor.execute(f"INSERT INTO {table} (id) {select_sql}", select_params)
-            if connection.vendor == "postgresql":
-                cursor.execute(f"ANALYZE {table}")
             cursor.execute(f"INSERT INTO {exited_table} (contact_id) {exited_source}", exited_params)
             exited = cursor.rowcount
             cursor.execute(f"INSERT INTO {entered_table} (contact_id) {entered_source}", entered_params)

@@ -104,7 +104,6 @@ class SegmentPreviewInputSerializer(serializers.Serializer):
     workspace_id = serializers.CharField(max_length=32)
     tree = RuleTreeField()
     timezone = serializers.CharField(max_length=64, required=False, default="UTC", validators=[validate_timezone])
-    segment_id = serializers.CharField(max_length=32, required=False, help_text="Exclude from cycle checks.")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs["tree"] = validate_tree_field(attrs["tree"])
