@@ -5,8 +5,9 @@ from django.urls import include, path, re_path
 from .exceptions import api_not_found
 
 urlpatterns = [
-    # segments first: it extends contacts.get with segment membership.
-    path("", include("segments.api.urls")),
+    # Each path is served by one view of one app: contacts (customEvents.*, contacts.*, timeline.*)
+    # and segments (segments.*); contacts.get lists segment memberships itself (reverse relation).
     path("", include("contacts.api.urls")),
+    path("", include("segments.api.urls")),
     re_path(r"^.*$", api_not_found),
 ]

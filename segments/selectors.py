@@ -158,16 +158,6 @@ def segment_member_rows(*, segment: Segment, chunk_size: int = 2000) -> Iterator
         yield (*texts, entered_at.isoformat())
 
 
-def contact_segments(*, contact_id: int) -> list[dict[str, Any]]:
-    return [
-        {"id": slug, "name": name, "color": color, "entered_at": entered_at}
-        for slug, name, color, entered_at in SegmentMembership.objects.filter(contact_id=contact_id)
-        .live()
-        .order_by("segment__name")
-        .values_list("segment__slug", "segment__name", "segment__color", "entered_at")
-    ]
-
-
 def segment_explain(*, segment: Segment, contact: Contact, now: dt.datetime | None = None) -> dict[str, Any]:
     """Each condition's actual value for one contact and whether it held: one statement."""
     now = now or timezone.now()

@@ -276,8 +276,31 @@ class ContactGetQuerySerializer(serializers.Serializer):
     email = serializers.CharField(max_length=254)
 
 
+class ContactSegmentOutputSerializer(serializers.Serializer):
+    """One of a contact's segment memberships, as contacts.get lists them."""
+
+    id = serializers.CharField(source="segment.slug")
+    name = serializers.CharField(source="segment.name")
+    color = serializers.CharField(source="segment.color")
+    entered_at = serializers.DateTimeField()
+
+
+class ContactWithSegmentsOutputSerializer(ContactOutputSerializer):
+    """A contact with the segments it belongs to, by segment name."""
+
+    # The memberships come read (selectors.contact_segment_memberships) in context["memberships"].
+    segments = serializers.SerializerMethodField()
+
+    class Meta(ContactOutputSerializer.Meta):
+        fields = [*ContactOutputSerializer.Meta.fields, "segments"]
+
+    @extend_schema_field(ContactSegmentOutputSerializer(many=True))
+    def get_segments(self, contact: Contact) -> Any:
+        return ContactSegmentOutputSerializer(self.context["memberships"], many=True).data
+
+
 class ContactGetOutputSerializer(serializers.Serializer):
-    contact = ContactOutputSerializer()
+    contact = ContactWithSegmentsOutputSerializer()
 
 
 class ContactListQuerySerializer(PageQuerySerializer):

@@ -139,9 +139,11 @@ class ContactUpsertView(WorkspaceAPIView):
 
 
 class ContactGetView(WorkspaceAPIView):
+    """contacts.get: the contact, plus the segments it belongs to."""
+
     @extend_schema(
         operation_id="contacts.get",
-        summary="Get a contact by email",
+        summary="Get a contact by email, with the segments it belongs to",
         parameters=[s.ContactGetQuerySerializer],
         responses={200: s.ContactGetOutputSerializer, 404: dict, **ERROR_RESPONSES},
         tags=["contacts"],
@@ -152,7 +154,10 @@ class ContactGetView(WorkspaceAPIView):
         contact = selectors.contact_get(workspace_id=workspace_id, email=query["email"])
         if contact is None:
             raise Http404("No contact with that email in this workspace.")
-        return Response({"contact": s.ContactOutputSerializer(contact).data})
+        # Memberships come through the reverse relation segments defines on contacts.
+        memberships = selectors.contact_segment_memberships(contact=contact)
+        body = s.ContactWithSegmentsOutputSerializer(contact, context={"memberships": memberships}).data
+        return Response({"contact": body})
 
 
 class ContactListView(WorkspaceAPIView):

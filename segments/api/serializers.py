@@ -151,21 +151,3 @@ class TemplateOutputSerializer(serializers.Serializer):
     description = serializers.CharField()
     color = serializers.CharField()
     tree = RuleTreeField()
-
-
-class ContactSegmentSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    name = serializers.CharField()
-    color = serializers.CharField()
-    entered_at = serializers.DateTimeField()
-
-
-class ContactWithSegmentsSerializer(ContactOutputSerializer):
-    segments = ContactSegmentSerializer(many=True, read_only=True)
-
-    class Meta(ContactOutputSerializer.Meta):
-        fields = [*ContactOutputSerializer.Meta.fields, "segments"]
-
-
-class ContactWithSegmentsEnvelopeSerializer(serializers.Serializer):
-    contact = ContactWithSegmentsSerializer()

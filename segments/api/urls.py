@@ -14,6 +14,4 @@ urlpatterns = [
     path("segments.export", views.SegmentExportView.as_view(), name="segments-export"),
     path("segments.explain", views.SegmentExplainView.as_view(), name="segments-explain"),
     path("segments.templates", views.SegmentTemplatesView.as_view(), name="segments-templates"),
-    # Overrides contacts.get to add segment membership (segments may import contacts, not the reverse).
-    path("contacts.get", views.ContactWithSegmentsGetView.as_view(), name="contacts-get-with-segments"),
 ]

@@ -13,8 +13,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from contacts import selectors as contact_selectors
-from contacts.api.serializers import ContactGetQuerySerializer
-from contacts.api.views import ContactGetView
 from events_platform.workspaces.api import WorkspaceAPIView
 from segments import rules, selectors, services
 from segments.api import serializers as s
@@ -240,20 +238,3 @@ class SegmentTemplatesView(WorkspaceAPIView):
         self.get_workspace_id(request)
         templates = [{"id": key, **value} for key, value in rules.TEMPLATES.items()]
         return Response({"templates": s.TemplateOutputSerializer(templates, many=True).data})
-
-
-class ContactWithSegmentsGetView(ContactGetView):
-    """contacts.get, plus the segments the contact belongs to."""
-
-    @extend_schema(
-        operation_id="contacts.get",
-        summary="Get a contact by email, with the segments it belongs to",
-        parameters=[ContactGetQuerySerializer],
-        responses={200: s.ContactWithSegmentsEnvelopeSerializer, 404: dict, **ERRORS},
-        tags=["contacts"],
-    )
-    def get(self, request: Request) -> Response:
-        response = super().get(request)
-        contact_id = response.data["contact"]["id"]
-        response.data["contact"]["segments"] = selectors.contact_segments(contact_id=contact_id)
-        return response
