@@ -136,7 +136,7 @@ def _contact_totals_ready(*, force: bool = False) -> None:
     from django.db import connection
 
     from contacts.models import ContactTotals
-    from contacts.services import contact_totals_rebuild
+    from contacts.refresh import contact_totals_rebuild
 
     if force or not ContactTotals.objects.exists():
         began = time.perf_counter()
@@ -175,7 +175,7 @@ def dataset_facts(meta: dict[str, Any]) -> dict[str, Any]:
 def _cleanup_freshness(raw: Any) -> None:
     """Take out what earlier runs' freshness figure wrote into the dataset (its purchases and
     the contacts it created), so every run measures the same data."""
-    from contacts.services import contact_totals_refresh
+    from contacts.refresh import contact_totals_refresh
 
     fresh_events = "SELECT id FROM contacts_customevent WHERE workspace_id = %s AND external_id LIKE 'fresh-%%'"
     fresh_contacts = "SELECT id FROM contacts_contact WHERE workspace_id = %s AND email LIKE 'fresh-%%'"

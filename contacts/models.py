@@ -185,9 +185,9 @@ class ContactTotals(models.Model):
 
     The same figures as ``selectors.with_contact_totals`` computes live: net lifetime value
     (live purchases, refunds negative), orders (live purchases of positive value) and the last
-    live event of any kind. Eventually consistent: rewritten by ``services.contact_totals_refresh``
-    when the segment engine drains the contacts queued after a change (normally within a
-    second of the commit); a contact appears in the sorts by these figures once it has a row.
+    live event of any kind. Eventually consistent: rewritten by ``refresh.contact_totals_refresh``
+    when the refresh queue (``PendingContactRefresh``) is drained after a change (normally within
+    a second of the commit); a contact appears in the sorts by these figures once it has a row.
     """
 
     contact = models.OneToOneField(Contact, on_delete=models.CASCADE, primary_key=True, related_name="totals")
@@ -217,3 +217,30 @@ class ContactTotals(models.Model):
 
     def __str__(self) -> str:
         return f"totals of {self.contact_id}"
+
+
+class PendingContactRefresh(models.Model):
+    """Contacts whose data changed and whose read models await a refresh: the refresh queue.
+
+    A queue in the database, so contacts that change close together are claimed and refreshed
+    together by whichever worker drains it next (``contacts/refresh.py`` has the whole cycle:
+    queue, claim, the drain's hooks, release). A claim is a lease, committed before the
+    refresh starts, so ingest never waits for one: a contact that changes again meanwhile is
+    re-queued (its claim cleared) and kept when the drain deletes what it claimed. Nothing is
+    lost if a worker dies: its expired claims are taken again.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    # No foreign key: a contact erased meanwhile simply drops out of the refresh.
+    contact_id = models.BigIntegerField()
+    queued_at = models.DateTimeField(auto_now_add=True)
+    claim_token = models.CharField(max_length=32, blank=True, default="")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "contact_id"], name="unique_pending_contact_refresh"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} pending in {self.workspace_id}"

@@ -1,8 +1,9 @@
 """Writes for contacts, custom events and their timeline.
 
 Every write that spans rows is one transaction; the timeline entry of each change is written
-in the same transaction as the change. After the commit, ``contacts_changed`` is sent with the
-contacts whose data changed, so the segment engine can re-evaluate them.
+in the same transaction as the change. After the commit the contacts whose data changed are
+queued for the refresh of every read model built on them (``refresh.py``: totals, and through
+its drain hooks segments), and ``signals.contacts_changed`` is sent with them.
 
 Upsert rule for events (per (workspace, event_name, external_id)):
 - absent: inserted ("created").
@@ -32,7 +33,8 @@ from django.utils import timezone
 
 from events_platform.after_response import defer
 
-from .models import Contact, ContactTotals, CustomEvent, GoalType, TimelineEntry, normalize_email
+from . import refresh
+from .models import Contact, CustomEvent, TimelineEntry, normalize_email
 from .signals import contacts_changed
 
 GOAL_FIELDS = ("goal_type", "goal_name", "goal_value")
@@ -511,12 +513,15 @@ def event_set_deleted(*, event: CustomEvent, deleted: bool) -> EventUpsertResult
 
 def _notify_contacts_changed(workspace_id: str, contact_ids: Iterable[int]) -> None:
     """After the commit, and inside a request after the response is sent (the client need not
-    wait for the re-evaluation to be queued), tell the listeners which contacts changed."""
+    wait for it), queue the changed contacts' refresh (``refresh.py``) and tell the listeners."""
     ids = sorted(contact_ids)
     if ids:
-        transaction.on_commit(
-            lambda: defer(lambda: contacts_changed.send(sender=Contact, workspace_id=workspace_id, contact_ids=ids))
-        )
+        transaction.on_commit(lambda: defer(lambda: _contacts_changed(workspace_id, ids)))
+
+
+def _contacts_changed(workspace_id: str, ids: list[int]) -> None:
+    refresh.contacts_refresh_request(workspace_id=workspace_id, contact_ids=ids)
+    contacts_changed.send(sender=Contact, workspace_id=workspace_id, contact_ids=ids)
 
 
 # ---------------------------------------------------------------------------------------
@@ -577,73 +582,3 @@ def contact_delete(*, workspace_id: str, email: str) -> bool:
     contact.delete()
     _notify_contacts_changed(workspace_id, [contact_id])
     return True
-
-
-# ---------------------------------------------------------------------------------------
-# Contact totals: the contacts list's sort keys, denormalised (see models.ContactTotals)
-# ---------------------------------------------------------------------------------------
-
-
-def _contact_totals_upsert(*, where: str, params: Sequence[Any]) -> int:
-    """Recompute the totals of the contacts ``where`` selects (alias ``c``): one INSERT ... SELECT
-    ... GROUP BY ... ON CONFLICT DO UPDATE, contacts without events included (0, 0, NULL).
-
-    The same figures as ``selectors.with_contact_totals``. The stamp is when the computing
-    statement started (PostgreSQL's ``statement_timestamp()``, so one server clock), and a row
-    is only replaced by a computation that started later: a slow statement reading an older
-    snapshot never overwrites what a newer one wrote meanwhile.
-    """
-    quote = connection.ops.quote_name
-    if connection.vendor == "postgresql":
-        stamp, stamp_params = "statement_timestamp()", []
-    else:  # SQLite: one writer at a time, nothing to order
-        stamp, stamp_params = (
-            "%s",
-            [ContactTotals._meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection)],
-        )
-    totals = quote(ContactTotals._meta.db_table)
-    sql = (
-        f"INSERT INTO {totals} (contact_id, workspace_id, lifetime_value, order_count, last_event_at, updated_at) "
-        "SELECT c.id, c.workspace_id, "
-        "COALESCE(SUM(CASE WHEN e.goal_type = %s THEN e.goal_value END), 0), "
-        "COUNT(CASE WHEN e.goal_type = %s AND e.goal_value > 0 THEN 1 END), "
-        f"MAX(e.occurred_at), {stamp} "
-        f"FROM {quote(Contact._meta.db_table)} c LEFT JOIN {quote(CustomEvent._meta.db_table)} e "
-        "ON e.contact_id = c.id AND e.workspace_id = c.workspace_id AND e.deleted_at IS NULL "
-        f"WHERE {where} GROUP BY c.id, c.workspace_id "
-        "ON CONFLICT (contact_id) DO UPDATE SET lifetime_value = excluded.lifetime_value, "
-        "order_count = excluded.order_count, last_event_at = excluded.last_event_at, updated_at = excluded.updated_at "
-        f"WHERE {totals}.updated_at <= excluded.updated_at"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [GoalType.PURCHASE, GoalType.PURCHASE, *stamp_params, *params])
-        return cursor.rowcount
-
-
-@transaction.atomic
-def contact_totals_refresh(*, workspace_id: str, contact_ids: Iterable[int]) -> int:
-    """Recompute the list totals of these contacts of the workspace in one statement.
-
-    Called by the segment engine's drain for the contacts queued after a change. Contacts
-    erased meanwhile are skipped (their row went with them). Returns the rows written.
-    """
-    ids = sorted(set(contact_ids))
-    if not ids:
-        return 0
-    if connection.vendor == "postgresql":
-        return _contact_totals_upsert(where="c.workspace_id = %s AND c.id = ANY(%s)", params=[workspace_id, ids])
-    placeholders = ", ".join(["%s"] * len(ids))
-    return _contact_totals_upsert(
-        where=f"c.workspace_id = %s AND c.id IN ({placeholders})", params=[workspace_id, *ids]
-    )
-
-
-@transaction.atomic
-def contact_totals_rebuild(*, workspace_id: str | None = None) -> int:
-    """Recompute the list totals of every contact (of one workspace, or of all) in one statement.
-
-    For a backfill or a repair; the queue keeps them fresh otherwise. Returns the rows written.
-    """
-    if workspace_id is None:
-        return _contact_totals_upsert(where="1 = 1", params=[])
-    return _contact_totals_upsert(where="c.workspace_id = %s", params=[workspace_id])

@@ -200,11 +200,17 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
 # How often segments with rolling timeframes are re-evaluated (seconds): Celery beat runs it
 # with workers, `manage.py run_scheduler` in the embedded mode.
 SEGMENT_REFRESH_INTERVAL = env.int("SEGMENT_REFRESH_INTERVAL", default=15 * 60)
-# Seconds a change waits so that contacts changing close together are re-evaluated together.
+# Seconds a changed contact waits in the refresh queue (contacts/refresh.py) so that contacts
+# changing close together are refreshed (totals, segments) together.
 SEGMENT_REFRESH_BATCH_DELAY = env.float("SEGMENT_REFRESH_BATCH_DELAY", default=0.2)
 CELERY_BEAT_SCHEDULE = {
     "segments-refresh-due": {
         "task": "segments.tasks.segments_refresh_due_task",
+        "schedule": float(SEGMENT_REFRESH_INTERVAL),
+    },
+    # The safety net of the refresh queue: drains whose publish was lost.
+    "contacts-refresh-stale": {
+        "task": "contacts.tasks.contacts_refresh_stale_task",
         "schedule": float(SEGMENT_REFRESH_INTERVAL),
     },
 }

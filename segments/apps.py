@@ -6,5 +6,10 @@ class SegmentsConfig(AppConfig):
     verbose_name = "Segments"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  (connects the contacts_changed receiver)
+        from contacts import refresh
+
         from .api import schema  # noqa: F401  (registers the OpenAPI description of rule trees)
+        from .receivers import evaluate_drained_contacts
+
+        # Contacts drained from the refresh queue are re-evaluated in the drain's transaction.
+        refresh.register_drain_hook("segments.evaluate", evaluate_drained_contacts, phase=refresh.Phase.EVALUATE)

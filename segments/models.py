@@ -126,30 +126,3 @@ class SegmentMembershipChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact_id} {self.change} {self.segment_id}"
-
-
-class PendingContactRefresh(models.Model):
-    """Contacts whose data changed and who await re-evaluation against the workspace's segments.
-
-    A queue in the database, so contacts that change close together are claimed and evaluated
-    together by whichever worker runs next (``segments_refresh_pending_task``). A claim is a
-    lease, committed before the evaluation starts, so ingest never waits for an evaluation: a
-    contact that changes again meanwhile is re-queued (its claim cleared) and kept when the
-    drain deletes what it claimed. Nothing is lost if a worker dies: its expired claims are
-    taken again.
-    """
-
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    # No foreign key: a contact erased meanwhile simply drops out of the refresh.
-    contact_id = models.BigIntegerField()
-    queued_at = models.DateTimeField(auto_now_add=True)
-    claim_token = models.CharField(max_length=32, blank=True, default="")
-    claimed_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["workspace", "contact_id"], name="unique_pending_contact_refresh"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.contact_id} pending in {self.workspace_id}"

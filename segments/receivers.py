@@ -1,45 +1,16 @@
-"""Listens to the contacts layer: changed contacts are re-evaluated in the background."""
+"""What segments does when the contacts layer announces something (contacts never imports us).
 
-from functools import cache
-from typing import Any
+One subscription, registered in ``SegmentsConfig.ready()``: the drain hook ``segments.evaluate``
+of the contacts refresh queue (``contacts/refresh.py`` documents the queue, the drain and its
+hooks). Every drain calls it inside its transaction, after the contacts' totals are refreshed:
+the drained contacts are re-evaluated against every live segment of their workspace, and the
+membership changes commit, or roll back, together with the drain's claim.
+"""
 
-import redis
-from django.conf import settings
-from django.dispatch import receiver
+from contacts.refresh import DrainedContacts
 
-from contacts.signals import contacts_changed
-
-from .services import contacts_queue_refresh
-from .tasks import segments_refresh_pending_task
-
-
-@cache
-def _redis() -> redis.Redis:
-    # A client (a connection pool) per process; the state it guards lives in Redis.
-    return redis.Redis.from_url(settings.REDIS_URL)
+from . import services
 
 
-def _drain_already_scheduled(workspace_id: str, delay: float) -> bool:
-    """Whether a drain of this workspace's queue was published less than half a delay ago.
-
-    Such a drain starts at least half a delay from now, after this commit, so it claims our
-    contacts too: publishing another would only make the worker claim an empty queue. The
-    mark lives in Redis, so every web process sees the same one; the periodic task re-drains
-    anything a lost publish left behind.
-    """
-    conf = segments_refresh_pending_task.app.conf
-    if conf.task_always_eager or not settings.REDIS_URL or delay < 0.02:
-        return False
-    key = f"segments:drain-scheduled:{conf.task_default_queue}:{workspace_id}"
-    return not _redis().set(key, 1, nx=True, px=int(delay * 500))
-
-
-@receiver(contacts_changed, dispatch_uid="segments.refresh_changed_contacts")
-def refresh_changed_contacts(sender: Any, *, workspace_id: str, contact_ids: list[int], **kwargs: Any) -> None:
-    # Sent after the commit. The contacts join the workspace's queue, and a task shortly after
-    # claims everything queued by then: contacts that change close together are evaluated together.
-    contacts_queue_refresh(workspace_id=workspace_id, contact_ids=contact_ids)
-    delay = settings.SEGMENT_REFRESH_BATCH_DELAY
-    if _drain_already_scheduled(workspace_id, delay):
-        return
-    segments_refresh_pending_task.apply_async((workspace_id,), countdown=delay)
+def evaluate_drained_contacts(batch: DrainedContacts) -> None:
+    services.segments_refresh_contacts(workspace_id=batch.workspace_id, contact_ids=batch.contact_ids, now=batch.now)

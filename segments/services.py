@@ -9,6 +9,9 @@ the old membership until the commit.
 Business rules (unknown or cyclic references, a taken id, a segment still in use) raise
 ``SegmentError``, a ``ValidationError`` naming the request field.
 
+Contacts changed by ingest reach segments through the contacts refresh queue's drain hook
+(``receivers.py``), which calls ``segments_refresh_contacts``.
+
 Builds hold a lease (``build_token`` + ``build_lease_expires_at``). A build that crashes or
 stalls is retried once the lease expires (the periodic task does it), and a tree change bumps
 ``version`` and clears the lease, so a newer build supersedes an older one still running; the
@@ -30,10 +33,9 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from contacts.models import Contact, TimelineEntry
-from contacts.services import contact_totals_refresh
 
 from . import rules
-from .models import DEFAULT_COLOR, PendingContactRefresh, Segment, SegmentMembership, SegmentMembershipChange
+from .models import DEFAULT_COLOR, Segment, SegmentMembership, SegmentMembershipChange
 from .selectors import segment_matching_contacts, segment_pks_for_slugs
 
 logger = logging.getLogger(__name__)
@@ -474,105 +476,6 @@ def segments_refresh_contacts(*, workspace_id: str, contact_ids: Iterable[int], 
             elif entered or exited:
                 Segment.objects.filter(pk=segment.pk).update(member_count=F("member_count") + entered - exited)
     return changes
-
-
-PENDING_BATCH = 2000
-
-
-# A drain's claim is a lease: past it (the worker died mid-evaluation) another drain takes it.
-CLAIM_LEASE = timedelta(minutes=2)
-
-
-def contacts_queue_refresh(*, workspace_id: str, contact_ids: Iterable[int]) -> None:
-    """Queue contacts for re-evaluation; a contact already queued is queued once.
-
-    A contact claimed by a drain that is still evaluating is queued again (its claim cleared),
-    so the drain leaves it for the next one: the change that arrived meanwhile is not in the
-    drain's snapshot. Takes no lock that an evaluation holds, so ingest never waits for one.
-    """
-    ids = sorted(set(contact_ids))
-    if not ids:
-        return
-    table = _q(PendingContactRefresh._meta.db_table)
-    now = timezone.now()
-    if connection.vendor == "postgresql":
-        # Runs after every ingest commit: one array parameter, rows in id order (no deadlock).
-        rows, params = "SELECT %s, unnest(%s::bigint[]), %s, '', NULL", [workspace_id, ids, now]
-    else:
-        rows = "VALUES " + ", ".join(["(%s, %s, %s, '', NULL)"] * len(ids))
-        params = [value for pk in ids for value in (workspace_id, pk, now)]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} AS p (workspace_id, contact_id, queued_at, claim_token, claimed_at) {rows} "
-            "ON CONFLICT (workspace_id, contact_id) DO UPDATE SET claim_token = '', claimed_at = NULL "
-            "WHERE p.claim_token <> ''",
-            params,
-        )
-
-
-def _claimable(now: datetime) -> Q:
-    return Q(claim_token="") | Q(claimed_at__lt=now - CLAIM_LEASE)
-
-
-def workspaces_with_stale_pending(*, older_than: timedelta, now: datetime | None = None) -> list[str]:
-    """Workspaces with claimable contacts queued longer than ``older_than``: their drain was
-    never scheduled (a publish lost with its broker), fell behind, or died mid-claim. The
-    periodic task re-schedules them."""
-    now = now or timezone.now()
-    return list(
-        PendingContactRefresh.objects.filter(_claimable(now), queued_at__lt=now - older_than)
-        .order_by()
-        .values_list("workspace_id", flat=True)
-        .distinct()
-    )
-
-
-def _claim_pending(workspace_id: str, limit: int, now: datetime) -> tuple[str, list[int]]:
-    """Claim up to ``limit`` queued contacts in a transaction of its own: (token, contact ids)."""
-    table = _q(PendingContactRefresh._meta.db_table)
-    token = uuid.uuid4().hex
-    # SKIP LOCKED: concurrent workers claim disjoint contacts instead of waiting on each other.
-    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET claim_token = %s, claimed_at = %s WHERE id IN "
-            f"(SELECT id FROM {table} WHERE workspace_id = %s AND (claim_token = '' OR claimed_at < %s) "
-            f"ORDER BY id LIMIT %s{lock}) RETURNING contact_id",
-            [token, now, workspace_id, now - CLAIM_LEASE, limit],
-        )
-        return token, [row[0] for row in cursor.fetchall()]
-
-
-def _release_claim(workspace_id: str, token: str, *, done: bool) -> None:
-    """Delete what this claim still holds (done), or hand it back to the queue (failed). Rows
-    re-queued meanwhile no longer carry the token and stay queued."""
-    rows = PendingContactRefresh.objects.filter(workspace_id=workspace_id, claim_token=token)
-    if done:
-        rows.delete()
-    else:
-        rows.update(claim_token="", claimed_at=None)
-
-
-def segments_refresh_pending(
-    *, workspace_id: str, now: datetime | None = None, limit: int = PENDING_BATCH
-) -> tuple[int, bool]:
-    """Claim up to ``limit`` queued contacts and re-evaluate them together, in one transaction
-    that also removes the claim; a failure hands the claim back. Returns (contacts claimed,
-    whether more are waiting)."""
-    started = timezone.now()
-    token, claimed = _claim_pending(workspace_id, limit, started)
-    if claimed:
-        try:
-            with transaction.atomic():
-                # The contacts list's totals are refreshed from the same queue (eventually consistent).
-                contact_totals_refresh(workspace_id=workspace_id, contact_ids=claimed)
-                segments_refresh_contacts(workspace_id=workspace_id, contact_ids=claimed, now=now)
-                _release_claim(workspace_id, token, done=True)
-        except Exception:
-            _release_claim(workspace_id, token, done=False)
-            raise
-    more = PendingContactRefresh.objects.filter(_claimable(timezone.now()), workspace_id=workspace_id).exists()
-    return len(claimed), more
 
 
 def _dependency_order(segments: list[Segment]) -> list[Segment]:

@@ -13,13 +13,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from contacts import selectors
+from contacts import refresh, selectors
 from contacts.models import Contact, ContactTotals, CustomEvent
+from contacts.refresh import contact_totals_rebuild, contact_totals_refresh
 from contacts.services import (
     EventInput,
     contact_delete,
-    contact_totals_rebuild,
-    contact_totals_refresh,
     contact_upsert,
     event_set_deleted,
     events_upsert,
@@ -337,14 +336,14 @@ def test_rebuild_command_takes_one_workspace(workspace: Workspace) -> None:
 
 
 def test_drain_refreshes_totals_in_its_transaction(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
-    """segments_refresh_pending refreshes the claimed contacts' totals; if the segment pass fails, the claim
+    """The drain refreshes the claimed contacts' totals; if the segment pass (its hook) fails, the claim
     and the totals roll back together and the next drain does both."""
     from segments import services as segment_services  # test-only: the app never imports upward
 
     # given
     events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "10")])
     contact = Contact.objects.get(email="a@x.io")
-    segment_services.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[contact.pk])
+    refresh.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[contact.pk])
 
     def boom(**kwargs: Any) -> int:
         raise RuntimeError("segments down")
@@ -352,10 +351,10 @@ def test_drain_refreshes_totals_in_its_transaction(workspace: Workspace, monkeyp
     monkeypatch.setattr(segment_services, "segments_refresh_contacts", boom)
     # when
     with pytest.raises(RuntimeError):
-        segment_services.segments_refresh_pending(workspace_id=workspace.id)
+        refresh.contacts_refresh_pending(workspace_id=workspace.id)
     failed = ContactTotals.objects.filter(contact=contact).exists()
     monkeypatch.undo()
-    claimed, more = segment_services.segments_refresh_pending(workspace_id=workspace.id)
+    claimed, more = refresh.contacts_refresh_pending(workspace_id=workspace.id)
     # then
     assert not failed
     assert (claimed, more) == (1, False)

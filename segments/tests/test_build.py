@@ -8,12 +8,13 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from contacts.models import Contact, TimelineEntry
+from contacts import refresh
+from contacts.models import Contact, PendingContactRefresh, TimelineEntry
 from contacts.services import EventInput, events_upsert
+from contacts.tasks import contacts_refresh_stale_task
 from events_platform.workspaces.services import workspace_create
 from segments import services
-from segments.models import PendingContactRefresh, Segment, SegmentMembership, SegmentMembershipChange
-from segments.tasks import segments_refresh_due_task
+from segments.models import Segment, SegmentMembership, SegmentMembershipChange
 from segments.tests.trees import all_of, goal_leaf, segment_leaf
 
 pytestmark = pytest.mark.django_db
@@ -212,16 +213,16 @@ def test_contacts_changing_close_together_are_refreshed_together(workspace):
     big = build(services.segment_create(workspace_id=workspace.id, slug="big", name="Big", tree=spent_at_least(100)))
     events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "o1", "500"), purchase("b@x.io", "o2", "500")])
     a, b = Contact.objects.get(email="a@x.io"), Contact.objects.get(email="b@x.io")
-    services.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[a.pk, b.pk])
-    services.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[b.pk])
+    refresh.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[a.pk, b.pk])
+    refresh.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[b.pk])
     # when a bounded claim takes one, then the rest
-    first, more_after_first = services.segments_refresh_pending(workspace_id=workspace.id, limit=1)
-    second, more_after_second = services.segments_refresh_pending(workspace_id=workspace.id, limit=10)
+    first, more_after_first = refresh.contacts_refresh_pending(workspace_id=workspace.id, limit=1)
+    second, more_after_second = refresh.contacts_refresh_pending(workspace_id=workspace.id, limit=10)
     # then
     assert (first, more_after_first) == (1, True)
     assert (second, more_after_second) == (1, False)
     assert members(big) == {"a@x.io", "b@x.io"}
-    assert services.segments_refresh_pending(workspace_id=workspace.id) == (0, False)
+    assert refresh.contacts_refresh_pending(workspace_id=workspace.id) == (0, False)
 
 
 def test_the_periodic_task_drains_queues_whose_drain_was_lost(workspace):
@@ -229,14 +230,14 @@ def test_the_periodic_task_drains_queues_whose_drain_was_lost(workspace):
     # given a buyer queued two minutes ago whose drain never ran, and a fresh entry elsewhere
     big = build(services.segment_create(workspace_id=workspace.id, slug="big", name="Big", tree=spent_at_least(100)))
     events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "o1", "500")])
-    services.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[Contact.objects.get(email="a@x.io").pk])
+    refresh.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[Contact.objects.get(email="a@x.io").pk])
     PendingContactRefresh.objects.update(queued_at=timezone.now() - timedelta(minutes=2))
     other = workspace_create(workspace_id="other", name="Other")
     events_upsert(workspace_id=other.id, events=[purchase("z@x.io", "o1", "500")])
-    services.contacts_queue_refresh(workspace_id=other.id, contact_ids=[Contact.objects.get(email="z@x.io").pk])
+    refresh.contacts_queue_refresh(workspace_id=other.id, contact_ids=[Contact.objects.get(email="z@x.io").pk])
     assert members(big) == set()
     # when the periodic task runs
-    segments_refresh_due_task()
+    contacts_refresh_stale_task()
     # then the stale queue is drained into the segment; the fresh one is left to its own drain
     assert members(big) == {"a@x.io"}
     assert not PendingContactRefresh.objects.filter(workspace_id=workspace.id).exists()
@@ -250,16 +251,16 @@ def test_a_contact_changing_again_during_its_evaluation_is_queued_again(workspac
     big = build(services.segment_create(workspace_id=workspace.id, slug="big", name="Big", tree=spent_at_least(100)))
     events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "o1", "50")])
     a = Contact.objects.get(email="a@x.io")
-    services.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[a.pk])
-    token, claimed = services._claim_pending(workspace.id, 10, timezone.now())
+    refresh.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[a.pk])
+    token, claimed = refresh._claim_pending(workspace.id, 10, timezone.now())
     assert claimed == [a.pk]
     # when a buys again meanwhile, and the drain then finishes
     events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "o2", "500")])
-    services.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[a.pk])
-    services._release_claim(workspace.id, token, done=True)
+    refresh.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[a.pk])
+    refresh._release_claim(workspace.id, token, done=True)
     # then a is still queued, unclaimed, and the next drain applies the purchase
     assert list(PendingContactRefresh.objects.values_list("contact_id", "claim_token")) == [(a.pk, "")]
-    assert services.segments_refresh_pending(workspace_id=workspace.id) == (1, False)
+    assert refresh.contacts_refresh_pending(workspace_id=workspace.id) == (1, False)
     assert members(big) == {"a@x.io"}
 
 
@@ -268,12 +269,12 @@ def test_a_claim_whose_worker_died_is_taken_again_after_its_lease(workspace):
     # given a claim whose drain never finished
     big = build(services.segment_create(workspace_id=workspace.id, slug="big", name="Big", tree=spent_at_least(100)))
     events_upsert(workspace_id=workspace.id, events=[purchase("a@x.io", "o1", "500")])
-    services.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[Contact.objects.get(email="a@x.io").pk])
-    services._claim_pending(workspace.id, 10, timezone.now())
+    refresh.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[Contact.objects.get(email="a@x.io").pk])
+    refresh._claim_pending(workspace.id, 10, timezone.now())
     # when another drain runs within the lease, and again after it
-    within = services.segments_refresh_pending(workspace_id=workspace.id)
-    PendingContactRefresh.objects.update(claimed_at=timezone.now() - services.CLAIM_LEASE - timedelta(seconds=1))
-    after = services.segments_refresh_pending(workspace_id=workspace.id)
+    within = refresh.contacts_refresh_pending(workspace_id=workspace.id)
+    PendingContactRefresh.objects.update(claimed_at=timezone.now() - refresh.CLAIM_LEASE - timedelta(seconds=1))
+    after = refresh.contacts_refresh_pending(workspace_id=workspace.id)
     # then
     assert within == (0, False)
     assert after == (1, False)

@@ -13,6 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 from django.utils import timezone
 
+from contacts import refresh
 from contacts.models import CustomEvent
 from contacts.services import EventInput, event_set_deleted, events_upsert
 from events_platform.workspaces.models import Workspace
@@ -570,7 +571,7 @@ def test_entered_and_exited_log_and_size_chart(
     with django_capture_on_commit_callbacks(execute=True):
         events_upsert(workspace_id=workspace.id, events=[purchase("a@example.com", "-100.00", external_id="refund")])
     with django_capture_on_commit_callbacks(execute=True):
-        services.segments_refresh_pending(workspace_id=workspace.id)
+        refresh.contacts_refresh_pending(workspace_id=workspace.id)
 
     # when
     response = member_client.get(f"/segments/{segment.slug}/")

@@ -11,11 +11,12 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from contacts.models import PendingContactRefresh
 from contacts.services import EventInput, events_upsert
 from events_platform.testing import celery_worker, worker_unavailable_reason
 from events_platform.workspaces.services import workspace_create
 from segments import services
-from segments.models import PendingContactRefresh, Segment, SegmentMembership
+from segments.models import Segment, SegmentMembership
 from segments.tests.trees import all_of, goal_leaf
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
@@ -74,7 +75,7 @@ def test_worker_builds_a_segment_and_moves_a_contact_after_a_purchase():
         # then
         assert members() == {"a@x.io", "b@x.io"}
         assert elapsed < 5, f"membership took {elapsed:.2f}s"
-        wait_for(lambda: worker.succeeded("segments.tasks.segments_refresh_pending_task") >= 1, timeout=5)
+        wait_for(lambda: worker.succeeded("contacts.tasks.contacts_refresh_pending_task") >= 1, timeout=5)
 
 
 def test_commits_close_together_share_drains_and_no_contact_is_missed():
@@ -96,6 +97,6 @@ def test_commits_close_together_share_drains_and_no_contact_is_missed():
         # then every one of them arrives
         wait_for(lambda: members() == buyers, timeout=10)
         time.sleep(1)  # let any drain still queued finish and log
-        drains = worker.succeeded("segments.tasks.segments_refresh_pending_task")
+        drains = worker.succeeded("contacts.tasks.contacts_refresh_pending_task")
         assert 1 <= drains < len(buyers)
         assert not PendingContactRefresh.objects.filter(workspace_id=workspace.id).exists()

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from contacts.services import contact_totals_rebuild
+from contacts.refresh import contact_totals_rebuild
 from events_platform.workspaces.models import Workspace
 
 

@@ -1,0 +1,327 @@
+"""The refresh queue: how a change to a contact reaches every read model built from contacts.
+
+Read models (the contacts list's ``ContactTotals`` here; segment memberships above us; RFM
+scores later) follow contacts and their events eventually, through one queue in the database
+(``models.PendingContactRefresh``) and one drain, both owned by this module.
+
+The cycle
+---------
+1. A write commits (``services.events_upsert``, ``contact_upsert``, ``contact_delete``). Once it
+   has, and inside a request once the response is sent (``events_platform/after_response.py``),
+   :func:`contacts_refresh_request` queues the changed contacts (one row per workspace and
+   contact, however often it changed) and publishes a drain of the workspace's queue
+   ``SEGMENT_REFRESH_BATCH_DELAY`` seconds later, so contacts changing close together are
+   refreshed together. At most one drain is published per half delay per workspace (a mark in
+   Redis that every web process sees): that drain claims our contacts too.
+2. The drain (``tasks.contacts_refresh_pending_task`` -> :func:`contacts_refresh_pending`) first
+   claims up to ``PENDING_BATCH`` queued contacts in a transaction of its own: a lease
+   (``claim_token``, ``claimed_at``) committed before any work, so ingest never waits for a drain.
+3. Then, in ONE transaction, it recomputes the claimed contacts' ``ContactTotals``, runs every
+   drain hook (below) and deletes what it still holds of its claim. A failure rolls all of that
+   back and hands the claim back to the queue. A contact that changed again during the drain
+   was re-queued (its claim cleared), so the drain's clean-up leaves it for the next drain. A
+   claim older than ``CLAIM_LEASE`` (its worker died) is taken again by the next drain.
+4. ``tasks.contacts_refresh_stale_task`` (Celery beat; ``run_scheduler`` in the embedded mode)
+   publishes a drain for every queue left waiting longer than ``STALE_PENDING``: a drain whose
+   publish was lost with its broker, or an after-response call that failed.
+
+Drain hooks: how layers above contacts follow a drain
+-----------------------------------------------------
+Contacts never imports the layers built on it. Each of them says what it does with drained
+contacts by registering a hook, in its ``AppConfig.ready()``::
+
+    from contacts import refresh
+
+    refresh.register_drain_hook("segments.evaluate", evaluate_drained_contacts, phase=refresh.Phase.EVALUATE)
+
+A hook is called as ``hook(batch)`` with a :class:`DrainedContacts` (the workspace, the claimed
+contact ids, the evaluation time), inside the drain's transaction and after the totals refresh:
+what it writes commits or rolls back together with the totals and the claim, and an exception
+fails the whole drain (its claim handed back, the next drain retries it). Hooks run in
+:class:`Phase` order, then by name, so the order is the same in every process: a hook that
+computes per-contact facts others read (RFM scores) registers in ``SCORE``, one that evaluates
+conditions over contacts and those facts (segment membership) in ``EVALUATE``. A hook must be
+set-based over the batch (up to ``PENDING_BATCH`` contacts, some of them possibly erased
+meanwhile) and idempotent: a batch can be drained twice after a worker dies.
+
+Registered today: ``segments.evaluate`` (``segments/receivers.py``: re-evaluate the contacts
+against every live segment of the workspace).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import Contact, ContactTotals, CustomEvent, GoalType, PendingContactRefresh
+
+PENDING_BATCH = 2000
+# A drain's claim is a lease: past it (the worker died mid-refresh) another drain takes it.
+CLAIM_LEASE = timedelta(minutes=2)
+# Queued contacts are normally drained within a second; older ones lost their drain.
+STALE_PENDING = timedelta(minutes=1)
+
+
+# ---------------------------------------------------------------------------------------
+# Drain hooks
+# ---------------------------------------------------------------------------------------
+
+
+class Phase(enum.IntEnum):
+    """When a drain hook runs, relative to the others (all inside the drain's transaction)."""
+
+    SCORE = 100  # per-contact facts that later hooks read (e.g. RFM scores)
+    EVALUATE = 200  # conditions over contacts and those facts (segment membership)
+
+
+@dataclass(frozen=True)
+class DrainedContacts:
+    """What a drain hands each hook: contacts of one workspace whose data changed."""
+
+    workspace_id: str
+    contact_ids: tuple[int, ...]  # sorted; contacts erased meanwhile are still listed
+    now: datetime  # one evaluation time for every hook of the drain
+
+
+DrainHook = Callable[[DrainedContacts], Any]
+_hooks: dict[str, tuple[Phase, DrainHook]] = {}
+
+
+def register_drain_hook(name: str, hook: DrainHook, *, phase: Phase) -> None:
+    """Run ``hook(batch)`` in every drain from now on; registering a name again replaces it."""
+    _hooks[name] = (phase, hook)
+
+
+def unregister_drain_hook(name: str) -> None:
+    _hooks.pop(name, None)
+
+
+def drain_hooks() -> list[tuple[str, DrainHook]]:
+    """The registered hooks in the order a drain runs them: by phase, then by name."""
+    return [(name, hook) for name, (_, hook) in sorted(_hooks.items(), key=lambda item: (item[1][0], item[0]))]
+
+
+# ---------------------------------------------------------------------------------------
+# Queue and publish (after a write's commit)
+# ---------------------------------------------------------------------------------------
+
+
+def contacts_refresh_request(*, workspace_id: str, contact_ids: Sequence[int]) -> None:
+    """Queue these changed contacts and make sure a drain of the workspace's queue follows."""
+    contacts_queue_refresh(workspace_id=workspace_id, contact_ids=contact_ids)
+    drain_schedule(workspace_id=workspace_id)
+
+
+def contacts_queue_refresh(*, workspace_id: str, contact_ids: Iterable[int]) -> None:
+    """Queue contacts for a refresh; a contact already queued is queued once.
+
+    A contact claimed by a drain that is still running is queued again (its claim cleared),
+    so the drain leaves it for the next one: the change that arrived meanwhile is not in the
+    drain's snapshot. Takes no lock that a drain holds, so ingest never waits for one.
+    """
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return
+    table = connection.ops.quote_name(PendingContactRefresh._meta.db_table)
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        # Runs after every ingest commit: one array parameter, rows in id order (no deadlock).
+        rows, params = "SELECT %s, unnest(%s::bigint[]), %s, '', NULL", [workspace_id, ids, now]
+    else:
+        rows = "VALUES " + ", ".join(["(%s, %s, %s, '', NULL)"] * len(ids))
+        params = [value for pk in ids for value in (workspace_id, pk, now)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} AS p (workspace_id, contact_id, queued_at, claim_token, claimed_at) {rows} "
+            "ON CONFLICT (workspace_id, contact_id) DO UPDATE SET claim_token = '', claimed_at = NULL "
+            "WHERE p.claim_token <> ''",
+            params,
+        )
+
+
+@cache
+def _redis() -> redis.Redis:
+    # A client (a connection pool) per process; the state it guards lives in Redis.
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def _drain_already_scheduled(workspace_id: str, delay: float) -> bool:
+    """Whether a drain of this workspace's queue was published less than half a delay ago.
+
+    Such a drain starts at least half a delay from now, after this commit, so it claims our
+    contacts too: publishing another would only make the worker claim an empty queue. The
+    mark lives in Redis, so every web process sees the same one; the periodic task re-drains
+    anything a lost publish left behind.
+    """
+    from .tasks import contacts_refresh_pending_task
+
+    conf = contacts_refresh_pending_task.app.conf
+    if conf.task_always_eager or not settings.REDIS_URL or delay < 0.02:
+        return False
+    key = f"contacts:drain-scheduled:{conf.task_default_queue}:{workspace_id}"
+    return not _redis().set(key, 1, nx=True, px=int(delay * 500))
+
+
+def drain_schedule(*, workspace_id: str) -> None:
+    """Publish a drain of the workspace's queue ``SEGMENT_REFRESH_BATCH_DELAY`` seconds from now,
+    unless one published less than half that delay ago will claim what is queued now."""
+    from .tasks import contacts_refresh_pending_task
+
+    delay = settings.SEGMENT_REFRESH_BATCH_DELAY
+    if _drain_already_scheduled(workspace_id, delay):
+        return
+    contacts_refresh_pending_task.apply_async((workspace_id,), countdown=delay)
+
+
+# ---------------------------------------------------------------------------------------
+# The drain
+# ---------------------------------------------------------------------------------------
+
+
+def _claimable(now: datetime) -> Q:
+    return Q(claim_token="") | Q(claimed_at__lt=now - CLAIM_LEASE)
+
+
+def workspaces_with_stale_pending(*, older_than: timedelta, now: datetime | None = None) -> list[str]:
+    """Workspaces with claimable contacts queued longer than ``older_than``: their drain was
+    never scheduled (a publish lost with its broker), fell behind, or died mid-claim. The
+    periodic task re-schedules them."""
+    now = now or timezone.now()
+    return list(
+        PendingContactRefresh.objects.filter(_claimable(now), queued_at__lt=now - older_than)
+        .order_by()
+        .values_list("workspace_id", flat=True)
+        .distinct()
+    )
+
+
+def _claim_pending(workspace_id: str, limit: int, now: datetime) -> tuple[str, list[int]]:
+    """Claim up to ``limit`` queued contacts in a transaction of its own: (token, contact ids)."""
+    table = connection.ops.quote_name(PendingContactRefresh._meta.db_table)
+    token = uuid.uuid4().hex
+    # SKIP LOCKED: concurrent workers claim disjoint contacts instead of waiting on each other.
+    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET claim_token = %s, claimed_at = %s WHERE id IN "
+            f"(SELECT id FROM {table} WHERE workspace_id = %s AND (claim_token = '' OR claimed_at < %s) "
+            f"ORDER BY id LIMIT %s{lock}) RETURNING contact_id",
+            [token, now, workspace_id, now - CLAIM_LEASE, limit],
+        )
+        return token, [row[0] for row in cursor.fetchall()]
+
+
+def _release_claim(workspace_id: str, token: str, *, done: bool) -> None:
+    """Delete what this claim still holds (done), or hand it back to the queue (failed). Rows
+    re-queued meanwhile no longer carry the token and stay queued."""
+    rows = PendingContactRefresh.objects.filter(workspace_id=workspace_id, claim_token=token)
+    if done:
+        rows.delete()
+    else:
+        rows.update(claim_token="", claimed_at=None)
+
+
+def contacts_refresh_pending(
+    *, workspace_id: str, now: datetime | None = None, limit: int = PENDING_BATCH
+) -> tuple[int, bool]:
+    """Claim up to ``limit`` queued contacts, refresh their totals and run the drain hooks over
+    them, in one transaction that also removes the claim; a failure hands the claim back.
+    Returns (contacts claimed, whether more are waiting)."""
+    started = timezone.now()
+    token, claimed = _claim_pending(workspace_id, limit, started)
+    if claimed:
+        try:
+            with transaction.atomic():
+                contact_totals_refresh(workspace_id=workspace_id, contact_ids=claimed)
+                batch = DrainedContacts(
+                    workspace_id=workspace_id, contact_ids=tuple(sorted(claimed)), now=now or timezone.now()
+                )
+                for _name, hook in drain_hooks():
+                    hook(batch)
+                _release_claim(workspace_id, token, done=True)
+        except Exception:
+            _release_claim(workspace_id, token, done=False)
+            raise
+    more = PendingContactRefresh.objects.filter(_claimable(timezone.now()), workspace_id=workspace_id).exists()
+    return len(claimed), more
+
+
+# ---------------------------------------------------------------------------------------
+# Contact totals: the contacts list's sort keys, denormalised (see models.ContactTotals)
+# ---------------------------------------------------------------------------------------
+
+
+def _contact_totals_upsert(*, where: str, params: Sequence[Any]) -> int:
+    """Recompute the totals of the contacts ``where`` selects (alias ``c``): one INSERT ... SELECT
+    ... GROUP BY ... ON CONFLICT DO UPDATE, contacts without events included (0, 0, NULL).
+
+    The same figures as ``selectors.with_contact_totals``. The stamp is when the computing
+    statement started (PostgreSQL's ``statement_timestamp()``, so one server clock), and a row
+    is only replaced by a computation that started later: a slow statement reading an older
+    snapshot never overwrites what a newer one wrote meanwhile.
+    """
+    quote = connection.ops.quote_name
+    if connection.vendor == "postgresql":
+        stamp, stamp_params = "statement_timestamp()", []
+    else:  # SQLite: one writer at a time, nothing to order
+        stamp, stamp_params = (
+            "%s",
+            [ContactTotals._meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection)],
+        )
+    totals = quote(ContactTotals._meta.db_table)
+    sql = (
+        f"INSERT INTO {totals} (contact_id, workspace_id, lifetime_value, order_count, last_event_at, updated_at) "
+        "SELECT c.id, c.workspace_id, "
+        "COALESCE(SUM(CASE WHEN e.goal_type = %s THEN e.goal_value END), 0), "
+        "COUNT(CASE WHEN e.goal_type = %s AND e.goal_value > 0 THEN 1 END), "
+        f"MAX(e.occurred_at), {stamp} "
+        f"FROM {quote(Contact._meta.db_table)} c LEFT JOIN {quote(CustomEvent._meta.db_table)} e "
+        "ON e.contact_id = c.id AND e.workspace_id = c.workspace_id AND e.deleted_at IS NULL "
+        f"WHERE {where} GROUP BY c.id, c.workspace_id "
+        "ON CONFLICT (contact_id) DO UPDATE SET lifetime_value = excluded.lifetime_value, "
+        "order_count = excluded.order_count, last_event_at = excluded.last_event_at, updated_at = excluded.updated_at "
+        f"WHERE {totals}.updated_at <= excluded.updated_at"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [GoalType.PURCHASE, GoalType.PURCHASE, *stamp_params, *params])
+        return cursor.rowcount
+
+
+@transaction.atomic
+def contact_totals_refresh(*, workspace_id: str, contact_ids: Iterable[int]) -> int:
+    """Recompute the list totals of these contacts of the workspace in one statement.
+
+    The drain's first step for the contacts it claimed. Contacts erased meanwhile are skipped
+    (their row went with them). Returns the rows written.
+    """
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return 0
+    if connection.vendor == "postgresql":
+        return _contact_totals_upsert(where="c.workspace_id = %s AND c.id = ANY(%s)", params=[workspace_id, ids])
+    placeholders = ", ".join(["%s"] * len(ids))
+    return _contact_totals_upsert(
+        where=f"c.workspace_id = %s AND c.id IN ({placeholders})", params=[workspace_id, *ids]
+    )
+
+
+@transaction.atomic
+def contact_totals_rebuild(*, workspace_id: str | None = None) -> int:
+    """Recompute the list totals of every contact (of one workspace, or of all) in one statement.
+
+    For a backfill or a repair; the queue keeps them fresh otherwise. Returns the rows written.
+    """
+    if workspace_id is None:
+        return _contact_totals_upsert(where="1 = 1", params=[])
+    return _contact_totals_upsert(where="c.workspace_id = %s", params=[workspace_id])

@@ -1,0 +1,25 @@
+"""Background work for contacts: the refresh queue's drain and its periodic safety net.
+
+Tasks take ids, call one service and are idempotent by their data (see ``refresh.py``)."""
+
+from celery import shared_task
+
+from . import refresh
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def contacts_refresh_pending_task(workspace_id: str) -> int:
+    """Drain the contacts queued for this workspace, a bounded batch at a time."""
+    claimed, more = refresh.contacts_refresh_pending(workspace_id=workspace_id)
+    if more:
+        contacts_refresh_pending_task.delay(workspace_id)
+    return claimed
+
+
+@shared_task(ignore_result=True)
+def contacts_refresh_stale_task() -> int:
+    """Drain the queues whose drain was lost (its publish failed after the commit)."""
+    stale = refresh.workspaces_with_stale_pending(older_than=refresh.STALE_PENDING)
+    for workspace_id in stale:
+        contacts_refresh_pending_task.delay(workspace_id)
+    return len(stale)

@@ -1,0 +1,130 @@
+"""The refresh queue's drain hooks: who is registered, in which order they run, and that each runs
+inside the drain's transaction (with the totals refresh and the claim's release)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+
+import pytest
+
+from contacts import refresh
+from contacts.models import Contact, ContactTotals, PendingContactRefresh, TimelineEntry
+from contacts.services import events_upsert
+from contacts.tests.factories import EventInputFactory
+from events_platform.workspaces.models import Workspace
+
+Register = Callable[[str, refresh.DrainHook, refresh.Phase], None]
+
+
+@pytest.fixture
+def register() -> Iterator[Register]:
+    """Registers drain hooks for one test, and takes them away after it."""
+    names: list[str] = []
+
+    def add(name: str, hook: refresh.DrainHook, phase: refresh.Phase) -> None:
+        names.append(name)
+        refresh.register_drain_hook(name, hook, phase=phase)
+
+    yield add
+    for name in names:
+        refresh.unregister_drain_hook(name)
+
+
+def queued_buyer(workspace: Workspace, email: str = "a@x.io") -> Contact:
+    events_upsert(
+        workspace_id=workspace.id,
+        events=[EventInputFactory(email=email, goal={"goal_type": "purchase", "goal_value": Decimal("30.00")})],
+    )
+    contact = Contact.objects.get(email=email)
+    refresh.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[contact.pk])
+    return contact
+
+
+def test_segments_subscribe_to_the_drain_through_a_registered_hook() -> None:
+    """The segment engine's re-evaluation is a named hook of the contacts drain, not a hidden receiver."""
+    # when
+    names = [name for name, _ in refresh.drain_hooks()]
+    # then
+    assert "segments.evaluate" in names
+
+
+def test_hooks_run_by_phase_then_name_after_the_totals_and_see_them(workspace: Workspace, register: Register) -> None:
+    """A SCORE hook runs before the EVALUATE hooks whatever its name, each sees the totals the drain just
+    wrote, and all get the same batch."""
+    # given
+    contact = queued_buyer(workspace)
+    calls: list[tuple[str, tuple[int, ...], Decimal | None]] = []
+
+    def recorder(name: str) -> refresh.DrainHook:
+        def hook(batch: refresh.DrainedContacts) -> None:
+            totals = ContactTotals.objects.filter(contact_id=contact.pk).first()
+            calls.append((name, batch.contact_ids, totals.lifetime_value if totals else None))
+
+        return hook
+
+    register("zz.scores", recorder("zz.scores"), refresh.Phase.SCORE)
+    register("aa.evaluate", recorder("aa.evaluate"), refresh.Phase.EVALUATE)
+    # when
+    claimed, more = refresh.contacts_refresh_pending(workspace_id=workspace.id)
+    # then
+    assert (claimed, more) == (1, False)
+    assert calls == [("zz.scores", (contact.pk,), Decimal("30.00")), ("aa.evaluate", (contact.pk,), Decimal("30.00"))]
+    order = [name for name, _ in refresh.drain_hooks()]
+    assert order.index("zz.scores") < order.index("aa.evaluate") < order.index("segments.evaluate")
+
+
+def test_a_failing_hook_rolls_back_every_hook_and_the_totals_and_hands_the_claim_back(
+    workspace: Workspace, register: Register
+) -> None:
+    """What an earlier hook wrote, the totals and the claim's release commit together or not at all; the
+    next drain does everything once."""
+    # given a scorer that writes a timeline entry, and an evaluator that fails once
+    contact = queued_buyer(workspace)
+    failures = [RuntimeError("down")]
+
+    def scorer(batch: refresh.DrainedContacts) -> None:
+        TimelineEntry.objects.create(
+            workspace_id=batch.workspace_id,
+            contact_id=batch.contact_ids[0],
+            kind="test.scored",
+            operation=TimelineEntry.Operation.INSERT,
+            entity_type="test",
+            entity_id="1",
+            created_at=batch.now,
+        )
+
+    def evaluator(batch: refresh.DrainedContacts) -> None:
+        if failures:
+            raise failures.pop()
+
+    register("test.scorer", scorer, refresh.Phase.SCORE)
+    register("test.evaluator", evaluator, refresh.Phase.EVALUATE)
+    # when
+    with pytest.raises(RuntimeError):
+        refresh.contacts_refresh_pending(workspace_id=workspace.id)
+    after_failure = (
+        TimelineEntry.objects.filter(kind="test.scored").count(),
+        ContactTotals.objects.filter(contact_id=contact.pk).exists(),
+        list(PendingContactRefresh.objects.values_list("contact_id", "claim_token")),
+    )
+    retried = refresh.contacts_refresh_pending(workspace_id=workspace.id)
+    # then
+    assert after_failure == (0, False, [(contact.pk, "")])
+    assert retried == (1, False)
+    assert TimelineEntry.objects.filter(kind="test.scored").count() == 1
+    assert ContactTotals.objects.get(contact_id=contact.pk).lifetime_value == Decimal("30.00")
+    assert not PendingContactRefresh.objects.exists()
+
+
+def test_registering_a_name_again_replaces_the_hook(workspace: Workspace, register: Register) -> None:
+    """Registration is idempotent by name (an app's ready() may run twice in a process)."""
+    # given
+    queued_buyer(workspace)
+    heard: list[str] = []
+    register("test.hook", lambda batch: heard.append("first"), refresh.Phase.EVALUATE)
+    register("test.hook", lambda batch: heard.append("second"), refresh.Phase.EVALUATE)
+    # when
+    refresh.contacts_refresh_pending(workspace_id=workspace.id)
+    # then
+    assert heard == ["second"]
