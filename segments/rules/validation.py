@@ -19,6 +19,7 @@ from contacts.models import (
     EVENT_NAME_MAX_LENGTH,
     EVENT_NAME_PATTERN,
     GOAL_NAME_MAX_LENGTH,
+    normalize_email,
 )
 from segments.models import SEGMENT_SLUG_MAX_LENGTH
 
@@ -514,7 +515,7 @@ def _validate_contact(body: dict[str, Any], path: str, errors: _Errors) -> dict[
     else:
         value = fields.get("value", _text(MAX_TEXT_VALUE_LENGTH, allow_empty=True))
         if field == "email" and value is not None:
-            value = value.strip().lower()
+            value = normalize_email(value)
     if not fields.ok:
         return None
     normalised: dict[str, Any] = {"field": field, "operator": operator}
