@@ -31,6 +31,7 @@ from contacts.models import (
     GOAL_TYPES_REQUIRING_VALUE,
     CustomEvent,
     GoalType,
+    normalize_email,
 )
 from contacts.services import EventInput
 
@@ -155,7 +156,7 @@ def _event(item: Any, *, allowed: frozenset[str], default_source: str, now: date
         raise _Refused
 
     return EventInput(
-        email=email.lower(),
+        email=normalize_email(email),
         event_name=event_name,
         external_id=external_id,
         occurred_at=occurred_at or timezone.now(),
