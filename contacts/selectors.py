@@ -145,8 +145,8 @@ _MONEY = DecimalField(max_digits=GOAL_VALUE_MAX_DIGITS + 6, decimal_places=GOAL_
 def with_stored_totals(contacts: QuerySet[Contact], *, sort_key: str | None = None) -> QuerySet[Contact]:
     """Each contact's totals as ``ContactTotals`` holds them, joined (no per-row subquery).
 
-    Eventually consistent: the stored figures follow a change once the segment engine drains
-    the contacts queued after it (``segments_refresh_pending``, normally within a second).
+    Eventually consistent: the stored figures follow a change once the refresh queue's drain
+    has refreshed the contacts queued after it (``refresh.py``, normally within a second).
     Sorting by a total (``sort_key``) keeps only the contacts that have their row (all but
     those created in that last moment) and reads the (workspace, key, contact) index in order;
     otherwise the join is outer and a contact still without a row shows 0, 0 and no event.

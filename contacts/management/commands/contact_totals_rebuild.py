@@ -1,6 +1,6 @@
 """``manage.py contact_totals_rebuild [--workspace ID]``: recompute the contacts list's stored totals.
 
-For a backfill or a repair (the segment engine's queue keeps them fresh otherwise). One
+For a backfill or a repair (the refresh queue keeps them fresh otherwise). One
 set-based statement per workspace, each reported with its row count and duration as it ends.
 """
 
