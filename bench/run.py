@@ -322,7 +322,7 @@ def _cleanup_ingest(raw: Any) -> None:
             "contacts_timelineentry",
             "contacts_customevent",
             "contacts_contacttotals",
-            "segments_pendingcontactrefresh",
+            "contacts_pendingcontactrefresh",
             "contacts_contact",
         ):
             raw.execute(f"DELETE FROM {table} WHERE workspace_id = %s", [INGEST_WORKSPACE])
@@ -883,7 +883,7 @@ def main(argv: list[str] | None = None) -> int:
         # The loader's contacts were queued for re-evaluation, and their drains dropped with the
         # loader's queue; the full builds below compute membership from scratch, so the backlog
         # goes too (left in place, the first freshness events would wait behind 100k contacts).
-        raw.execute("DELETE FROM segments_pendingcontactrefresh")
+        raw.execute("DELETE FROM contacts_pendingcontactrefresh")
         _cleanup_freshness(raw)
         log("figure 2: full builds of the RFM templates (in-process) vs GROUP BY + diff")
         run["builds"], pks = figure_builds(env, raw)
