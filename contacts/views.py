@@ -1,85 +1,39 @@
 """Pages for marketers: the contacts list, a contact with its timeline, and the events list.
 
 Each view serves its full page, and to an htmx request the fragment that changes (a partial of
-the same template), so every link works with and without JavaScript.
+the same template), so every link works with and without JavaScript. Forms live in ``forms.py``,
+what the pages show is shaped in ``presenters.py``.
 """
 
 from __future__ import annotations
 
-import zoneinfo
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
-from django import forms
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
+from events_platform.pages import query_with
 from events_platform.workspaces.models import Workspace
 from events_platform.workspaces.web import workspace_required
 
-from . import selectors
-from .models import Contact, GoalType, TimelineEntry
+from . import presenters, selectors
+from .forms import DateRangeForm, EventFilterForm, TimelineFilterForm
+from .models import Contact
 
 PAGE_SIZE = 50
 TIMELINE_PAGE_SIZE = 25
-INLINE_PROPERTIES = 3
-ALL_EVENTS_KIND = "custom_event.*"
-EVENT_KIND_PREFIX = "custom_event."
-
-
-def _day_start(day: date | None, workspace: Workspace) -> datetime | None:
-    """Midnight of ``day`` in the workspace's timezone: dates on the page are the workspace's dates."""
-    if day is None:
-        return None
-    return datetime.combine(day, time.min, tzinfo=zoneinfo.ZoneInfo(workspace.timezone))
-
-
-class DateRangeForm(forms.Form):
-    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        since, until = data.get("since"), data.get("until")
-        if since and until and since > until:
-            self.add_error("until", "The end date is before the start date.")
-        return data
-
-    def bounds(self, workspace: Workspace) -> tuple[datetime | None, datetime | None]:
-        """[since, until) in the workspace's timezone; the end date is included."""
-        if not self.is_valid():
-            return None, None
-        until = self.cleaned_data.get("until")
-        return (
-            _day_start(self.cleaned_data.get("since"), workspace),
-            _day_start(until + timedelta(days=1) if until else None, workspace),
-        )
-
-
-def _query(request: HttpRequest, **changes: str | None) -> str:
-    """The current query string with some parameters replaced (None drops one)."""
-    params = {key: value for key, value in request.GET.items() if value}
-    for key, value in changes.items():
-        params.pop(key, None)
-        if value:
-            params[key] = value
-    return "?" + urlencode(params) if params else "?"
 
 
 def _cursor_links(request: HttpRequest, page: selectors.Page[Any]) -> dict[str, str | None]:
     return {
-        "next_url": _query(request, after=page.next_cursor, before=None) if page.next_cursor else None,
-        "prev_url": _query(request, before=page.prev_cursor, after=None) if page.prev_cursor else None,
+        "next_url": query_with(request, after=page.next_cursor, before=None) if page.next_cursor else None,
+        "prev_url": query_with(request, before=page.prev_cursor, after=None) if page.prev_cursor else None,
     }
 
 
 # ---------------------------------------------------------------------------------------
 # Contacts list
 # ---------------------------------------------------------------------------------------
-
-SORTABLE_COLUMNS = (("ltv", "Lifetime value"), ("orders", "Orders"), ("last_event", "Last event"))
 
 
 @workspace_required
@@ -100,20 +54,14 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         )
     except selectors.InvalidCursor:
         page = selectors.contact_page(**arguments, limit=PAGE_SIZE)
-    columns = []
-    for key, label in SORTABLE_COLUMNS:
-        # First click sorts biggest first; clicking the active column flips it.
-        target = key if sort == f"-{key}" else f"-{key}"
-        direction = "descending" if sort == f"-{key}" else "ascending" if sort == key else "none"
-        columns.append(
-            {"label": label, "url": _query(request, sort=target, after=None, before=None), "aria": direction}
-        )
     context = {
         "page": page,
         "search": search,
         "segment": segment,
         "sort": sort,
-        "columns": columns,
+        "columns": presenters.sort_columns(
+            sort, lambda sorted_by: query_with(request, sort=sorted_by, after=None, before=None)
+        ),
         "segments": selectors.segment_choices(workspace=workspace),
         **_cursor_links(request, page),
     }
@@ -126,53 +74,6 @@ def contact_list(request: HttpRequest) -> HttpResponse:
 # ---------------------------------------------------------------------------------------
 # Contact page and timeline
 # ---------------------------------------------------------------------------------------
-
-
-class TimelineFilterForm(DateRangeForm):
-    kind = forms.ChoiceField(required=False, label="Show")
-
-    def __init__(self, *args: Any, kinds: list[str], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        events = [(kind, kind.removeprefix(EVENT_KIND_PREFIX)) for kind in kinds if kind.startswith(EVENT_KIND_PREFIX)]
-        others = [(kind, kind) for kind in kinds if not kind.startswith(EVENT_KIND_PREFIX)]
-        choices: list[Any] = [("", "Everything"), (ALL_EVENTS_KIND, "All custom events")]
-        if events:
-            choices.append(("Event name", events))
-        if others:
-            choices.append(("Other entries", others))
-        self.fields["kind"].choices = choices
-
-
-@dataclass(frozen=True)
-class TimelineItem:
-    """One timeline entry, shaped for the page."""
-
-    entry: TimelineEntry
-    inline_properties: list[tuple[str, Any]]
-    more_properties: list[tuple[str, Any]]
-    currency: str
-    segment_name: str
-    changed_fields: list[str]
-
-    @classmethod
-    def of(cls, entry: TimelineEntry) -> TimelineItem:
-        event = entry.custom_event
-        properties = list(event.properties.items()) if event is not None and isinstance(event.properties, dict) else []
-        currency = ""
-        if event is not None and isinstance(event.properties, dict):
-            currency = str(event.properties.get("currency") or "")
-        segment = (entry.changes or {}).get("segment", {}).get("new") if entry.entity_type == "segment" else None
-        changed = []
-        if entry.operation == TimelineEntry.Operation.UPDATE and isinstance(entry.changes, dict):
-            changed = sorted(entry.changes)
-        return cls(
-            entry=entry,
-            inline_properties=properties[:INLINE_PROPERTIES],
-            more_properties=properties[INLINE_PROPERTIES:],
-            currency=currency,
-            segment_name=str(segment.get("name") or segment.get("id") or "") if isinstance(segment, dict) else "",
-            changed_fields=changed,
-        )
 
 
 @workspace_required
@@ -188,7 +89,7 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
         kinds = selectors.timeline_kinds(contact=contact)
         form = TimelineFilterForm(request.GET, kinds=kinds)
         form.is_valid()  # errors are shown next to their field; valid parts still apply
-        if kind not in kinds and kind != ALL_EVENTS_KIND:
+        if kind not in kinds and kind != presenters.ALL_EVENTS_KIND:
             kind = ""  # a kind this contact never had: the form says so, the timeline shows everything
     try:
         page = selectors.timeline_list(
@@ -203,9 +104,9 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
         page = selectors.timeline_list(contact=contact, kind=kind or None, limit=TIMELINE_PAGE_SIZE)
     context: dict[str, Any] = {
         "contact": contact,
-        "items": [TimelineItem.of(entry) for entry in page.items],
-        "older_url": _query(request, cursor=page.next_cursor) if page.next_cursor else None,
-        "newest_url": _query(request, cursor=None) if request.GET.get("cursor") else None,
+        "items": [presenters.TimelineItem.of(entry) for entry in page.items],
+        "older_url": query_with(request, cursor=page.next_cursor) if page.next_cursor else None,
+        "newest_url": query_with(request, cursor=None) if request.GET.get("cursor") else None,
         "filtered": bool(kind or since or until),
     }
     if fragment:
@@ -223,35 +124,11 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
 # ---------------------------------------------------------------------------------------
 
 
-class EventFilterForm(DateRangeForm):
-    event_name = forms.CharField(
-        required=False,
-        label="Event name",
-        max_length=100,
-        widget=forms.TextInput(attrs={"placeholder": "order.completed or order.*", "autocomplete": "off"}),
-    )
-    goal_type = forms.ChoiceField(required=False, label="Goal type", choices=[("", "Any"), *GoalType.choices])
-    deleted = forms.ChoiceField(
-        required=False, label="Status", choices=selectors.DeletedFilter.CHOICES, initial=selectors.DeletedFilter.LIVE
-    )
-
-    field_order = ["event_name", "goal_type", "deleted", "since", "until"]
-
-
 @workspace_required
 def event_list(request: HttpRequest) -> HttpResponse:
     workspace: Workspace = request.workspace  # type: ignore[attr-defined]
     form = EventFilterForm(request.GET)
-    filters: dict[str, Any] = {}
-    if form.is_valid():
-        since, until = form.bounds(workspace)
-        filters = {
-            "event_name": form.cleaned_data["event_name"].strip(),
-            "goal_type": form.cleaned_data["goal_type"],
-            "deleted": form.cleaned_data["deleted"] or selectors.DeletedFilter.LIVE,
-            "since": since,
-            "until": until,
-        }
+    filters = form.filters(workspace)
     try:
         page = selectors.event_page(
             workspace_id=workspace.id,

@@ -7,35 +7,30 @@ buttons are plain submit buttons that htmx upgrades to in-place swaps.
 
 from __future__ import annotations
 
-import csv
 import json
 import zoneinfo
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
 
-from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from contacts.selectors import InvalidCursor, contact_get
+from events_platform.pages import query_with
 from events_platform.workspaces.models import Workspace
 from events_platform.workspaces.web import workspace_required
 
-from . import builder, rules, selectors, services
-from .models import COLOR_VALIDATOR, DEFAULT_COLOR, SEGMENT_SLUG_MAX_LENGTH, SEGMENT_SLUG_VALIDATOR, Segment
+from . import builder, presenters, rules, selectors, services
+from .forms import SegmentMetaForm
+from .models import DEFAULT_COLOR, Segment
+from .presenters import Freshness, PreviewCondition, SizeChart
 
 MEMBERS_PAGE_SIZE = 25
 CHANGES_PAGE_SIZE = 20
-TIMEZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
 
 def _workspace(request: HttpRequest) -> Workspace:
@@ -48,42 +43,6 @@ def _segment_or_404(request: HttpRequest, slug: str) -> Segment:
     if segment is None:
         raise Http404("No such segment in this workspace.")
     return segment
-
-
-def _query(request: HttpRequest, **changes: str | None) -> str:
-    """The current query string with some parameters replaced (None drops one)."""
-    params = {key: value for key, value in request.GET.items() if value}
-    for key, value in changes.items():
-        params.pop(key, None)
-        if value:
-            params[key] = value
-    return "?" + urlencode(params) if params else "?"
-
-
-@dataclass(frozen=True)
-class Freshness:
-    """How current a segment's membership is, for a badge and a sentence."""
-
-    badge: str  # ok | warn | bad | building
-    label: str
-    warning: str
-
-    @classmethod
-    def of(cls, segment: Segment, now: Any) -> Freshness:
-        if segment.status == Segment.Status.FAILED:
-            return cls("bad", "Failed", segment.last_error or "The last build failed.")
-        if segment.status == Segment.Status.BUILDING:
-            return cls("building", "Building", "")
-        stale_after = timedelta(seconds=2 * settings.SEGMENT_REFRESH_INTERVAL)
-        if segment.has_relative_timeframe and (
-            segment.last_built_at is None or segment.last_built_at < now - stale_after
-        ):
-            return cls(
-                "warn",
-                "Stale",
-                "Its rolling timeframe has not been re-evaluated on schedule: is the scheduler running?",
-            )
-        return cls("ok", "Active", "")
 
 
 # ---------------------------------------------------------------------------------------
@@ -99,7 +58,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     segments = selectors.segment_list(workspace_id=workspace.id)
     context = {
         "figures": selectors.dashboard_figures(workspace_id=workspace.id, now=now),
-        "rows": [(segment, Freshness.of(segment, now)) for segment in segments],
+        "rows": presenters.with_freshness(segments, now),
     }
     return render(request, "segments/dashboard.html", context)
 
@@ -109,9 +68,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def segment_list(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     segments = selectors.segment_list(workspace_id=_workspace(request).id)
-    return render(
-        request, "segments/segment_list.html", {"rows": [(segment, Freshness.of(segment, now)) for segment in segments]}
-    )
+    return render(request, "segments/segment_list.html", {"rows": presenters.with_freshness(segments, now)})
 
 
 @require_POST
@@ -150,39 +107,6 @@ def segment_url(segment: Segment) -> str:
 # ---------------------------------------------------------------------------------------
 # Builder
 # ---------------------------------------------------------------------------------------
-
-
-class SegmentMetaForm(forms.Form):
-    """Everything about a segment except its rules."""
-
-    name = forms.CharField(label="Name", max_length=255)
-    slug = forms.CharField(
-        label="Id",
-        required=False,
-        max_length=SEGMENT_SLUG_MAX_LENGTH,
-        validators=[SEGMENT_SLUG_VALIDATOR],
-        help_text="Used in the API; lowercase letters, digits and _. Made from the name when left blank.",
-    )
-    color = forms.CharField(
-        label="Colour",
-        validators=[COLOR_VALIDATOR],
-        initial=DEFAULT_COLOR,
-        widget=forms.TextInput(attrs={"type": "color"}),
-    )
-    timezone = forms.ChoiceField(
-        label="Timezone", choices=TIMEZONE_CHOICES, help_text="Dates in the conditions are read in this timezone."
-    )
-
-    def __init__(self, *args: Any, editing: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if editing:
-            self.fields["slug"].disabled = True
-
-    def clean_slug(self) -> str:
-        slug: str = self.cleaned_data.get("slug") or ""
-        if not slug and self.cleaned_data.get("name"):
-            slug = slugify(self.cleaned_data["name"]).replace("-", "_")[:SEGMENT_SLUG_MAX_LENGTH] or "segment"
-        return slug
 
 
 def _segment_names(workspace: Workspace, exclude: str = "") -> dict[str, str]:
@@ -346,19 +270,6 @@ def _builder(request: HttpRequest, *, segment: Segment | None) -> HttpResponse:
     return render(request, "segments/segment_builder.html", context, status=400)
 
 
-def _where(node_path: str, control: str) -> str:
-    """``n.1.0``, ``value`` -> ``Condition 2.1, value``: where a problem is, as the page shows it."""
-    position = ".".join(str(int(part) + 1) for part in node_path.split(".")[1:])
-    where = f"Condition {position}" if position else "Conditions"
-    return f"{where}, {control.replace('_', ' ')}" if control else where
-
-
-@dataclass(frozen=True)
-class PreviewCondition:
-    label: str
-    count: int
-
-
 @require_POST
 @workspace_required
 def segment_preview_view(request: HttpRequest) -> HttpResponse:
@@ -379,7 +290,7 @@ def segment_preview_view(request: HttpRequest) -> HttpResponse:
     except rules.TreeValidationError as exc:
         context["invalid"] = sum(len(messages) for messages in exc.errors.values())
         context["problems"] = [
-            f"{_where(node_path, control)}: {message}"
+            f"{presenters.problem_location(node_path, control)}: {message}"
             for (node_path, control), slot_messages in builder.error_slots(exc.errors).items()
             for message in slot_messages
         ][:5]
@@ -398,62 +309,6 @@ def segment_preview_view(request: HttpRequest) -> HttpResponse:
 # ---------------------------------------------------------------------------------------
 # Segment page
 # ---------------------------------------------------------------------------------------
-
-CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 640, 160, 28
-CHART_MIN_DAYS = 30
-
-
-@dataclass(frozen=True)
-class SizeChart:
-    """A step line of the segment's size per day, drawn as SVG on the server."""
-
-    points: str
-    area: str
-    max_size: int
-    first_day: Any
-    last_day: Any
-    last_size: int
-    days: int
-    width: int = CHART_WIDTH
-    height: int = CHART_HEIGHT
-    pad: int = CHART_PAD
-
-    @classmethod
-    def of(cls, history: list[selectors.SizePoint], today: Any) -> SizeChart | None:
-        if not history:
-            return None
-        # At least the last 30 days, so a young segment still reads as a line, not a dot.
-        first, last = min(history[0].day, today - timedelta(days=CHART_MIN_DAYS)), max(history[-1].day, today)
-        span = max((last - first).days, 1)
-        top = max(max(point.size for point in history), 1)
-        inner_w, inner_h = CHART_WIDTH - 2 * CHART_PAD, CHART_HEIGHT - 2 * CHART_PAD
-
-        def xy(day: Any, size: int) -> tuple[float, float]:
-            x = CHART_PAD + inner_w * (day - first).days / span
-            y = CHART_PAD + inner_h * (1 - size / top)
-            return round(x, 1), round(y, 1)
-
-        coords: list[tuple[float, float]] = [xy(first, 0)] if first < history[0].day else []
-        previous = 0
-        for point in history:
-            x, y = xy(point.day, point.size)
-            if coords:
-                coords.append((x, xy(point.day, previous)[1]))  # step: hold the size until the change
-            coords.append((x, y))
-            previous = point.size
-        coords.append(xy(last, previous))
-        line = " ".join(f"{x},{y}" for x, y in coords)
-        base = CHART_PAD + inner_h
-        area = f"{coords[0][0]},{base} {line} {coords[-1][0]},{base}"
-        return cls(
-            points=line,
-            area=area,
-            max_size=top,
-            first_day=first,
-            last_day=last,
-            last_size=previous,
-            days=span,
-        )
 
 
 @require_GET
@@ -518,8 +373,8 @@ def _members(request: HttpRequest, segment: Segment) -> dict[str, Any]:
     return {
         "members": page.items,
         "search": search,
-        "members_next": _query(request, after=page.next_cursor) if page.next_cursor else None,
-        "members_first": _query(request, after=None) if cursor else None,
+        "members_next": query_with(request, after=page.next_cursor) if page.next_cursor else None,
+        "members_first": query_with(request, after=None) if cursor else None,
     }
 
 
@@ -532,8 +387,8 @@ def _changes(request: HttpRequest, segment: Segment) -> dict[str, Any]:
         cursor = None
     return {
         "changes": page.items,
-        "changes_next": _query(request, changes_after=page.next_cursor) if page.next_cursor else None,
-        "changes_first": _query(request, changes_after=None) if cursor else None,
+        "changes_next": query_with(request, changes_after=page.next_cursor) if page.next_cursor else None,
+        "changes_first": query_with(request, changes_after=None) if cursor else None,
     }
 
 
@@ -547,25 +402,8 @@ def _explain(request: HttpRequest, segment: Segment) -> dict[str, Any]:
     return {"explain_email": email, "explanation": selectors.segment_explain(segment=segment, contact=contact)}
 
 
-class _Echo:
-    """A file-like object whose write returns the line, for csv.writer in a streaming response."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 @require_GET
 @workspace_required
 def segment_export(request: HttpRequest, slug: str) -> StreamingHttpResponse:
     """The members as CSV, streamed from a server-side cursor (constant memory)."""
-    segment = _segment_or_404(request, slug)
-    writer = csv.writer(_Echo())
-
-    def lines() -> Any:
-        yield writer.writerow(["email", "external_id", "first_name", "last_name", "entered_at"])
-        for row in selectors.segment_member_rows(segment=segment):
-            yield writer.writerow(row)
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="segment-{segment.slug}.csv"'
-    return response
+    return presenters.members_csv(_segment_or_404(request, slug))

@@ -1,6 +1,5 @@
 """Pages of the workspaces layer: switching workspace, API keys."""
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -9,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from .forms import ApiKeyForm
 from .models import ApiKey, WorkspaceMembership
 from .services import IssuedKey, api_key_create, api_key_revoke
 from .web import SESSION_KEY, workspace_required
@@ -30,12 +30,6 @@ def workspace_switch(request: HttpRequest) -> HttpResponse:
 # ---------------------------------------------------------------------------------------
 # API keys of the current workspace
 # ---------------------------------------------------------------------------------------
-
-
-class ApiKeyForm(forms.Form):
-    name = forms.CharField(
-        label="Name", max_length=ApiKey._meta.get_field("name").max_length, help_text="Who or what will use it."
-    )
 
 
 def _api_keys_page(

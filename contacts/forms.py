@@ -1,0 +1,87 @@
+"""Forms of the contacts pages: the date range shared by the timeline and events filters, and each page's filter."""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django import forms
+
+from events_platform.workspaces.models import Workspace
+
+from . import presenters, selectors
+from .models import EVENT_NAME_MAX_LENGTH, GoalType
+
+
+def _day_start(day: date | None, workspace: Workspace) -> datetime | None:
+    """Midnight of ``day`` in the workspace's timezone: dates on the page are the workspace's dates."""
+    if day is None:
+        return None
+    return datetime.combine(day, time.min, tzinfo=zoneinfo.ZoneInfo(workspace.timezone))
+
+
+class DateRangeForm(forms.Form):
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since and until and since > until:
+            self.add_error("until", "The end date is before the start date.")
+        return data
+
+    def bounds(self, workspace: Workspace) -> tuple[datetime | None, datetime | None]:
+        """[since, until) in the workspace's timezone; the end date is included."""
+        if not self.is_valid():
+            return None, None
+        until = self.cleaned_data.get("until")
+        return (
+            _day_start(self.cleaned_data.get("since"), workspace),
+            _day_start(until + timedelta(days=1) if until else None, workspace),
+        )
+
+
+class TimelineFilterForm(DateRangeForm):
+    kind = forms.ChoiceField(required=False, label="Show")
+
+    def __init__(self, *args: Any, kinds: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        prefix = presenters.EVENT_KIND_PREFIX
+        events = [(kind, kind.removeprefix(prefix)) for kind in kinds if kind.startswith(prefix)]
+        others = [(kind, kind) for kind in kinds if not kind.startswith(prefix)]
+        choices: list[Any] = [("", "Everything"), (presenters.ALL_EVENTS_KIND, "All custom events")]
+        if events:
+            choices.append(("Event name", events))
+        if others:
+            choices.append(("Other entries", others))
+        self.fields["kind"].choices = choices
+
+
+class EventFilterForm(DateRangeForm):
+    event_name = forms.CharField(
+        required=False,
+        label="Event name",
+        max_length=EVENT_NAME_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"placeholder": "order.completed or order.*", "autocomplete": "off"}),
+    )
+    goal_type = forms.ChoiceField(required=False, label="Goal type", choices=[("", "Any"), *GoalType.choices])
+    deleted = forms.ChoiceField(
+        required=False, label="Status", choices=selectors.DeletedFilter.CHOICES, initial=selectors.DeletedFilter.LIVE
+    )
+
+    field_order = ["event_name", "goal_type", "deleted", "since", "until"]
+
+    def filters(self, workspace: Workspace) -> dict[str, Any]:
+        """The selector's filters for what was typed; nothing filters while the form is invalid."""
+        if not self.is_valid():
+            return {}
+        since, until = self.bounds(workspace)
+        return {
+            "event_name": self.cleaned_data["event_name"].strip(),
+            "goal_type": self.cleaned_data["goal_type"],
+            "deleted": self.cleaned_data["deleted"] or selectors.DeletedFilter.LIVE,
+            "since": since,
+            "until": until,
+        }

@@ -1,0 +1,45 @@
+"""What every server-rendered page shares: links that keep the current filters, and streamed CSV.
+
+Used by the page views of every app (and by the API's CSV export); it knows nothing of contacts
+or segments.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from django.http import HttpRequest, StreamingHttpResponse
+
+
+def query_with(request: HttpRequest, **changes: str | None) -> str:
+    """The current query string with some parameters replaced (None drops one): ``?q=ann&after=...``."""
+    params = {key: value for key, value in request.GET.items() if value}
+    for key, value in changes.items():
+        params.pop(key, None)
+        if value:
+            params[key] = value
+    return "?" + urlencode(params) if params else "?"
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for csv.writer in a streaming response."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_response(*, filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> StreamingHttpResponse:
+    """A CSV download streamed row by row: ``rows`` is consumed lazily, so memory stays constant."""
+    writer = csv.writer(_Echo())
+
+    def lines() -> Iterable[str]:
+        yield writer.writerow(header)
+        for row in rows:
+            yield writer.writerow(row)
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
