@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
 from typing import Any
 
 from django.http import Http404, StreamingHttpResponse
@@ -14,7 +12,7 @@ from rest_framework.response import Response
 
 from contacts import selectors as contact_selectors
 from events_platform.workspaces.api import WorkspaceAPIView
-from segments import rules, selectors, services
+from segments import presenters, rules, selectors, services
 from segments.api import serializers as s
 from segments.models import DEFAULT_COLOR, Segment
 
@@ -180,11 +178,6 @@ class SegmentContactsView(WorkspaceAPIView):
         )
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 class SegmentExportView(WorkspaceAPIView):
     @extend_schema(
         operation_id="segments.export",
@@ -196,17 +189,7 @@ class SegmentExportView(WorkspaceAPIView):
     def get(self, request: Request) -> StreamingHttpResponse:
         workspace_id = self.get_workspace_id(request)
         data = self.validated(s.SegmentRefInputSerializer, request.query_params)
-        segment = _segment(workspace_id, data["id"])
-        writer = csv.writer(_Echo())
-
-        def rows() -> Iterator[str]:
-            yield writer.writerow(["email", "external_id", "first_name", "last_name", "entered_at"])
-            for row in selectors.segment_member_rows(segment=segment):
-                yield writer.writerow(row)
-
-        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="segment-{segment.slug}.csv"'
-        return response
+        return presenters.members_csv(_segment(workspace_id, data["id"]))
 
 
 class SegmentExplainView(WorkspaceAPIView):
