@@ -1,4 +1,4 @@
-"""What every server-rendered page shares: links that keep the current filters, and streamed CSV.
+"""What every server-rendered page shares: links that keep the current filters, streamed CSV, the icon.
 
 Used by the page views of every app (and by the API's CSV export); it knows nothing of contacts
 or segments.
@@ -11,7 +11,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
+from django.templatetags.static import static
 
 
 def query_with(request: HttpRequest, **changes: str | None) -> str:
@@ -43,3 +44,9 @@ def csv_response(*, filename: str, header: Sequence[str], rows: Iterable[Sequenc
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+def favicon_redirect(request: HttpRequest) -> HttpResponseRedirect:
+    """``/favicon.ico`` -> the icon whitenoise serves. Pages link the icon themselves; this answers
+    what a browser asks for on its own (a JSON response opened in a tab) instead of a 404."""
+    return HttpResponseRedirect(static("favicon.svg"))

@@ -1,4 +1,8 @@
-// Small progressive enhancements; every page works without JavaScript.
+// Small progressive enhancements; every page works without JavaScript. No inline handlers in
+// the templates (a Content-Security-Policy without 'unsafe-inline' must not break a page):
+// behaviour is attached here through data- attributes.
+
+// <button data-copy="#id">: copies the target's value or text.
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-copy]");
   if (!button) return;
@@ -9,4 +13,16 @@ document.addEventListener("click", (event) => {
     button.textContent = "Copied";
     setTimeout(() => { button.textContent = label; }, 1500);
   });
+});
+
+// <select data-submit-on-change>: choosing submits its form (a <noscript> button does it without JS).
+document.addEventListener("change", (event) => {
+  const control = event.target.closest("[data-submit-on-change]");
+  if (control && control.form) control.form.requestSubmit();
+});
+
+// <input data-select-on-focus>: focusing selects the whole value, ready to copy.
+document.addEventListener("focusin", (event) => {
+  const input = event.target.closest("[data-select-on-focus]");
+  if (input) input.select();
 });
