@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from . import selectors, services
+from . import presenters, selectors, services
 from .models import Contact, CustomEvent, TimelineEntry, normalize_email
 
 RECENT_ROWS = 20
@@ -198,12 +198,19 @@ class CustomEventAdmin(ReadOnlyAdmin):
         "goal_type",
         "goal_name",
         "goal_value",
+        "readable_properties",
         "properties",
         "deleted_at",
         "created_at",
         "updated_at",
     ]
     fields = readonly_fields
+
+    @admin.display(description="properties")
+    def readable_properties(self, obj: CustomEvent) -> SafeString | str:
+        """As the pages show them (lists joined, true / false); the stored JSON follows below."""
+        items = presenters.property_items(obj.properties)
+        return _table(["key", "value"], items) if items else presenters.EMPTY
 
     @admin.display(description="contact", ordering="contact__email")
     def contact_email(self, obj: CustomEvent) -> str:

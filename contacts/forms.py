@@ -46,11 +46,13 @@ class DateRangeForm(forms.Form):
 class TimelineFilterForm(DateRangeForm):
     kind = forms.ChoiceField(required=False, label="Show")
 
+    field_order = ["kind", "since", "until"]
+
     def __init__(self, *args: Any, kinds: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         prefix = presenters.EVENT_KIND_PREFIX
         events = [(kind, kind.removeprefix(prefix)) for kind in kinds if kind.startswith(prefix)]
-        others = [(kind, kind) for kind in kinds if not kind.startswith(prefix)]
+        others = [(kind, presenters.kind_label(kind)) for kind in kinds if not kind.startswith(prefix)]
         choices: list[Any] = [("", "Everything"), (presenters.ALL_EVENTS_KIND, "All custom events")]
         if events:
             choices.append(("Event name", events))

@@ -113,6 +113,7 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, "contacts/contact_detail.html#timeline-page", context)
     context.update(
         form=form,
+        properties=presenters.property_items(contact.properties),
         summary=selectors.contact_summary(contact=contact),
         memberships=selectors.contact_segment_memberships(contact=contact),
     )
@@ -139,7 +140,12 @@ def event_list(request: HttpRequest) -> HttpResponse:
         )
     except selectors.InvalidCursor:
         page = selectors.event_page(workspace_id=workspace.id, **filters, limit=PAGE_SIZE)
-    context = {"form": form, "page": page, **_cursor_links(request, page)}
+    context = {
+        "form": form,
+        "page": page,
+        "rows": [presenters.EventRow.of(event) for event in page.items],
+        **_cursor_links(request, page),
+    }
     template = "contacts/event_list.html"
     if request.htmx and request.htmx.target == "event-results":  # type: ignore[attr-defined]
         template += "#results"

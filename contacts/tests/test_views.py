@@ -445,7 +445,7 @@ def test_timeline_filters_by_kind_and_date_range(member_client: Client, workspac
     assert kinds(in_range) == ["custom_event.order.completed", "custom_event.page.viewed"]
     html = only_orders.content.decode()
     assert '<option value="custom_event.order.completed" selected>order.completed</option>' in html
-    assert '<option value="contact.created">contact.created</option>' in html
+    assert '<option value="contact.created">Contact created</option>' in html  # a label, not the raw kind
 
 
 def test_timeline_filter_errors_keep_the_input(member_client: Client, workspace: Workspace) -> None:
