@@ -76,7 +76,7 @@ def segment_list(request: HttpRequest) -> HttpResponse:
 def segment_rebuild_view(request: HttpRequest, slug: str) -> HttpResponse:
     segment = _segment_or_404(request, slug)
     services.segment_rebuild(segment=segment)
-    messages.success(request, f"Rebuilding “{segment.name}”.")
+    messages.success(request, f"Rebuild of “{segment.name}” started.")
     target = request.POST.get("next", "")
     return redirect(target if target in (reverse("segment-list"), reverse("dashboard")) else segment_url(segment))
 
@@ -262,7 +262,8 @@ def _builder(request: HttpRequest, *, segment: Segment | None) -> HttpResponse:
             for name, field_messages in exc.message_dict.items():
                 form.add_error(name if name in form.fields else None, field_messages)
         else:
-            messages.success(request, f"Saved “{segment.name}”. Its members are being computed.")
+            # No word on the build here: the page's status says it, and keeps saying it truthfully.
+            messages.success(request, f"Saved “{segment.name}”.")
             return redirect(segment_url(segment))
     context = _builder_context(
         request, form=form, tree=tree, segment=segment if editing else None, errors=tree_errors, tree_error=tree_error
@@ -322,44 +323,42 @@ def segment_detail(request: HttpRequest, slug: str) -> HttpResponse:
         return _segment_detail(request, slug)
 
 
+SEGMENT_PAGE = "segments/segment_detail.html"
+
+
 def _segment_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    workspace = _workspace(request)
     segment = _segment_or_404(request, slug)
     target = request.htmx.target if request.htmx else None  # type: ignore[attr-defined]
-    template = "segments/segment_detail.html"
     context: dict[str, Any] = {"segment": segment, "freshness": Freshness.of(segment, timezone.now())}
 
     if target == "segment-status":
-        response = render(request, template + "#status", context)
+        response = render(request, SEGMENT_PAGE + "#status", context)
         if segment.status != Segment.Status.BUILDING:
-            response["HX-Trigger"] = "segment-built"  # the members list reloads itself
+            # Everything that shows the build (members, the log, the chart) reloads itself on this.
+            response["HX-Trigger"] = "segment-built"
         return response
-    if target == "explain":
-        return render(request, template + "#explain", context | _explain(request, segment))
-    if target in (None, "members"):
-        context |= _members(request, segment)
-    if target in (None, "changes"):
-        context |= _changes(request, segment)
-    if target == "members":
-        return render(request, template + "#members", context)
-    if target == "changes":
-        return render(request, template + "#changes", context)
+    fragments = {"members": _members, "changes": _changes, "size-chart": _size_chart, "explain": _explain}
+    if target in fragments:
+        return render(request, f"{SEGMENT_PAGE}#{target}", context | fragments[target](request, segment))
 
-    names = _referenced_names(workspace, segment.tree)
-    history = selectors.segment_size_by_day(segment=segment, timezone_name=workspace.timezone)
-    today = timezone.localdate(timezone=zoneinfo.ZoneInfo(workspace.timezone))
+    for part in (_members, _changes, _size_chart):
+        context |= part(request, segment)
+    tree = builder.as_group(segment.tree)
+    names = _referenced_names(_workspace(request), segment.tree)
     context |= {
-        "chart": SizeChart.of(history, today),
-        "history_tail": history[-5:][::-1],
-        "conditions": [
-            rules.describe(node, segment_names=names) for node in builder.as_group(segment.tree)["branch"]["leaves"]
-        ],
-        "combine": rules.vocabulary.BRANCHES[builder.as_group(segment.tree)["branch"]["operator"]].label,
+        "conditions": [rules.describe(node, segment_names=names) for node in tree["branch"]["leaves"]],
+        "combine": rules.vocabulary.BRANCHES[tree["branch"]["operator"]].label,
         "negated_root": bool(segment.tree.get("negate")),
     }
     if request.GET.get("email"):
         context |= _explain(request, segment)
-    return render(request, template, context)
+    return render(request, SEGMENT_PAGE, context)
+
+
+def _size_chart(request: HttpRequest, segment: Segment) -> dict[str, Any]:
+    timezone_name = _workspace(request).timezone
+    history = selectors.segment_size_by_day(segment=segment, timezone_name=timezone_name)
+    return {"chart": SizeChart.of(history, timezone.localdate(timezone=zoneinfo.ZoneInfo(timezone_name)))}
 
 
 def _members(request: HttpRequest, segment: Segment) -> dict[str, Any]:

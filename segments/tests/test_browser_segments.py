@@ -141,3 +141,45 @@ def test_build_the_vip_segment_condition_by_condition(
     assert "does not match" in explanation
     assert "sum = 750.00" in explanation and "count = 5" in explanation
     save_screenshot(page, "segment_page")
+
+
+def test_after_save_everything_that_shows_the_build_refreshes_by_itself(
+    browser_page: Any, live_server: Any, shop: tuple[Workspace, Any], queued_builds: None
+) -> None:
+    """Right after Save the page says the members are being computed; when the build finishes the
+    status, the members, the size chart and the entered/left log all update without a reload."""
+    page = browser_page
+    workspace, user = shop
+    # given the VIP segment, built (one member), and its edit page
+    segment = services.segment_create(
+        workspace_id=workspace.id, slug="big", name="Big spenders", tree=rules.TEMPLATES["vip"]["tree"]
+    )
+    assert services.segment_build(segment_pk=segment.pk, version=segment.version)
+    login(page, live_server, user)
+    page.goto(f"{live_server.url}/segments/big/edit/")
+
+    # when the first condition (spent 1,000) is lowered so that the near miss matches too, and saved
+    page.fill("#n-0-value", "700")
+    page.click(".builder-actions button[value=save]")
+    page.wait_for_url(f"{live_server.url}/segments/big/")
+    page.evaluate("window.stillTheSamePage = true")
+
+    # then the page says the build is running, and shows no stale figures
+    status = page.locator("#segment-status")
+    status.get_by_text("being computed").wait_for()
+    assert "being computed" not in page.inner_text(".messages")  # the flash says only what stays true
+    assert page.locator("#size-chart polyline").count() == 1  # the old version's chart, until the build
+
+    # when the worker builds the new version
+    segment.refresh_from_db()
+    assert services.segment_build(segment_pk=segment.pk, version=segment.version)
+
+    # then, without a reload, everything that shows the build follows
+    status.locator(".badge-ok").get_by_text("Active").wait_for()
+    page.locator("#changes").get_by_text("almost@example.com").wait_for()
+    page.locator("#members").get_by_text("almost@example.com").wait_for()
+    page.wait_for_function("() => document.querySelector('#size-chart figcaption')?.textContent.includes('now 2')")
+    assert "being computed" not in status.inner_text()
+    assert page.inner_text("[data-testid=member-count]") == "2"
+    assert page.evaluate("window.stillTheSamePage") is True
+    save_screenshot(page, "segment_page_after_build_1280")
