@@ -12,7 +12,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 from django.urls import reverse
@@ -35,6 +35,18 @@ def _table(headers: list[str], rows: list[tuple[Any, ...]], footer: SafeString |
     head = format_html_join("", "<th>{}</th>", ((h,) for h in headers))
     body = format_html_join("", "<tr>" + "<td>{}</td>" * len(headers) + "</tr>", rows)
     return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>{}", head, body, footer)
+
+
+def _stored_fields(model: type[Model], *, before: dict[str, str] | None = None) -> list[str]:
+    """A model's fields but its id, in their order; ``before`` puts a display field before one of them."""
+    names = []
+    for field in model._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        if before and field.name in before:
+            names.append(before[field.name])
+        names.append(field.name)
+    return names
 
 
 class ContactForm(ModelForm):
@@ -187,23 +199,8 @@ class CustomEventAdmin(ReadOnlyAdmin):
     search_fields = ["external_id", "event_name", "contact__email"]
     show_full_result_count = False
     actions = ["soft_delete", "restore"]
-    readonly_fields = [
-        "workspace",
-        "contact",
-        "event_name",
-        "external_id",
-        "occurred_at",
-        "source",
-        "integration_id",
-        "goal_type",
-        "goal_name",
-        "goal_value",
-        "readable_properties",
-        "properties",
-        "deleted_at",
-        "created_at",
-        "updated_at",
-    ]
+    # Every stored field, the properties also as the pages show them.
+    readonly_fields = _stored_fields(CustomEvent, before={"properties": "readable_properties"})
     fields = readonly_fields
 
     @admin.display(description="properties")
@@ -246,18 +243,7 @@ class TimelineEntryAdmin(ReadOnlyAdmin):
     search_fields = ["kind", "contact__email"]
     show_full_result_count = False
     actions = None
-    fields = [
-        "workspace",
-        "contact",
-        "kind",
-        "operation",
-        "entity_type",
-        "entity_id",
-        "custom_event",
-        "changes",
-        "created_at",
-        "db_created_at",
-    ]
+    fields = _stored_fields(TimelineEntry)
     readonly_fields = fields
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -82,6 +82,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "events_platform.workspaces.context_processors.workspace",
             ],
+            # Tags shared by every app's pages (events_platform itself is not an app).
+            "libraries": {"pages": "events_platform.templatetags.pages"},
         },
     },
 ]

@@ -95,15 +95,7 @@ class SizeChart:
         line = " ".join(f"{x},{y}" for x, y in coords)
         base = CHART_PAD + inner_h
         area = f"{coords[0][0]},{base} {line} {coords[-1][0]},{base}"
-        return cls(
-            points=line,
-            area=area,
-            max_size=top,
-            first_day=first,
-            last_day=last,
-            last_size=previous,
-            days=span,
-        )
+        return cls(line, area, max_size=top, first_day=first, last_day=last, last_size=previous, days=span)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.template import Context, Template
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
@@ -84,3 +85,22 @@ def test_every_page_links_the_icon_and_whitenoise_serves_it(
     assert ico.status_code == 302 and ico["Location"] == href
     assert "immutable" in _served(client, href)["Cache-Control"]
     _served(client, error_href)
+
+
+def test_table_tag_frames_the_rows_with_their_column_headers() -> None:
+    """``{% table %}`` writes the wrapper, the header cells with their classes (an actions label for
+    screen readers only) and the rows it wraps, escaped like any template output."""
+    # given
+    source = (
+        '{% load pages %}{% table "keys-table" "Name" "Created|hide-narrow" "Actions|actions" %}'
+        "<tr><td>{{ v }}</td></tr>{% endtable %}"
+    )
+    # when
+    html = Template(source).render(Context({"v": "<b>"}))
+    # then
+    assert html == (
+        '<div class="table-wrap"><table class="keys-table table-stack"><thead><tr>'
+        '<th scope="col">Name</th><th scope="col" class="hide-narrow">Created</th>'
+        '<th scope="col" class="actions"><span class="visually-hidden">Actions</span></th>'
+        "</tr></thead><tbody><tr><td>&lt;b&gt;</td></tr></tbody></table></div>"
+    )
