@@ -168,6 +168,7 @@ def test_after_save_everything_that_shows_the_build_refreshes_by_itself(
     status = page.locator("#segment-status")
     status.get_by_text("being computed").wait_for()
     assert "being computed" not in page.inner_text(".messages")  # the flash says only what stays true
+    save_screenshot(page, "segment_page_building_1280")
     assert page.locator("#size-chart polyline").count() == 1  # the old version's chart, until the build
 
     # when the worker builds the new version
@@ -183,3 +184,5 @@ def test_after_save_everything_that_shows_the_build_refreshes_by_itself(
     assert page.inner_text("[data-testid=member-count]") == "2"
     assert page.evaluate("window.stillTheSamePage") is True
     save_screenshot(page, "segment_page_after_build_1280")
+    page.set_viewport_size({"width": 390, "height": 844})
+    save_screenshot(page, "segment_page_after_build_390")
