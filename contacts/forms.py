@@ -43,6 +43,42 @@ class DateRangeForm(forms.Form):
         )
 
 
+class ContactFilterForm(forms.Form):
+    """The contacts list's search, segment and sort (the sort is set by the column headers)."""
+
+    q = forms.CharField(
+        required=False,
+        label="Search by email or name",
+        widget=forms.TextInput(
+            attrs={
+                "type": "search",
+                "id": "contact-q",
+                "placeholder": "jane@example.com or Jane Doe",
+                "autocomplete": "off",
+            }
+        ),
+    )
+    # Any slug is taken as given (one no longer there matches nobody); the choices are for the select.
+    segment = forms.CharField(required=False, label="Segment", widget=forms.Select(attrs={"id": "contact-segment"}))
+    sort = forms.ChoiceField(
+        required=False, choices=[(key, key) for key in selectors.CONTACT_SORTS], widget=forms.HiddenInput
+    )
+
+    def __init__(self, *args: Any, segments: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["segment"].widget.choices = [("", "All contacts"), *segments]
+
+    def filters(self) -> dict[str, str]:
+        """The selector's search, segment and sort; a part that does not validate is left at its default."""
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})
+        return {
+            "search": (data.get("q") or "").strip(),
+            "segment_slug": (data.get("segment") or "").strip(),
+            "sort": data.get("sort") or selectors.DEFAULT_CONTACT_SORT,
+        }
+
+
 class TimelineFilterForm(DateRangeForm):
     kind = forms.ChoiceField(required=False, label="Show")
 

@@ -17,7 +17,7 @@ from events_platform.workspaces.models import Workspace
 from events_platform.workspaces.web import workspace_required
 
 from . import presenters, selectors
-from .forms import DateRangeForm, EventFilterForm, TimelineFilterForm
+from .forms import ContactFilterForm, DateRangeForm, EventFilterForm, TimelineFilterForm
 from .models import Contact
 
 PAGE_SIZE = 50
@@ -39,30 +39,28 @@ def _cursor_links(request: HttpRequest, page: selectors.Page[Any]) -> dict[str, 
 @workspace_required
 def contact_list(request: HttpRequest) -> HttpResponse:
     workspace: Workspace = request.workspace  # type: ignore[attr-defined]
-    search = request.GET.get("q", "").strip()
-    segment = request.GET.get("segment", "").strip()
-    sort = request.GET.get("sort", selectors.DEFAULT_CONTACT_SORT)
-    if sort not in selectors.CONTACT_SORTS:
-        sort = selectors.DEFAULT_CONTACT_SORT
-    arguments = {"workspace_id": workspace.id, "search": search, "segment_slug": segment, "sort": sort}
+    form = ContactFilterForm(request.GET, segments=selectors.segment_choices(workspace=workspace))
+    filters = form.filters()
     try:
         page = selectors.contact_page(
-            **arguments,
+            workspace_id=workspace.id,
+            **filters,
             limit=PAGE_SIZE,
             after=request.GET.get("after") or None,
             before=request.GET.get("before") or None,
         )
     except selectors.InvalidCursor:
-        page = selectors.contact_page(**arguments, limit=PAGE_SIZE)
+        page = selectors.contact_page(workspace_id=workspace.id, **filters, limit=PAGE_SIZE)
+    sort = filters["sort"]
+    searched = bool(filters["search"] or filters["segment_slug"])
     context = {
+        "form": form,
         "page": page,
-        "search": search,
-        "segment": segment,
-        "sort": sort,
+        "searched": searched,
+        "filtered": searched or sort != selectors.DEFAULT_CONTACT_SORT,
         "columns": presenters.sort_columns(
             sort, lambda sorted_by: query_with(request, sort=sorted_by, after=None, before=None)
         ),
-        "segments": selectors.segment_choices(workspace=workspace),
         **_cursor_links(request, page),
     }
     template = "contacts/contact_list.html"
