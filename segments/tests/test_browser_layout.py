@@ -46,6 +46,14 @@ INLINE_SCRIPT = """
     .filter(a => a.name.startsWith("on") || a.value.trim().startsWith("javascript:"))
     .map(a => `${el.tagName.toLowerCase()} ${a.name}="${a.value}"`)))
 """
+# Every hx-get a page holds, and whether a link's href leads to the same place.
+HX_GETS = """
+() => [...document.querySelectorAll("[hx-get]")].map(el => ({
+  url: new URL(el.getAttribute("hx-get"), location.href).href,
+  link: el.tagName === "A",
+  href: el.tagName === "A" ? new URL(el.getAttribute("href"), location.href).href.split("#")[0] : null,
+}))
+"""
 SIDEWAYS_SCROLLERS = """
 () => [...document.querySelectorAll("body *")]
   .filter(el => ["auto", "scroll"].includes(getComputedStyle(el).overflowX) && el.scrollWidth > el.clientWidth + 1)
@@ -120,7 +128,8 @@ def assert_fits(page: Any, url: str) -> None:
 
 def test_every_page_fits_a_phone(browser_page: Any, live_server: Any, busy_shop: dict[str, Any]) -> None:
     """At 390 px no page scrolls sideways and every link, button and field lies within the screen; no page
-    runs inline script or asks for a file that is not there (the icon included)."""
+    runs inline script or asks for a file that is not there (the icon included), and every hx-get is
+    a real page (a link's href goes to the same place)."""
     page = browser_page
     contact, segment, key = busy_shop["contact"], busy_shop["segment"], busy_shop["key"]
     # given a signed-in marketer on a phone
@@ -152,6 +161,11 @@ def test_every_page_fits_a_phone(browser_page: Any, live_server: Any, busy_shop:
         assert response is not None and response.status < 500
         assert_fits(page, path)
         assert page.evaluate(INLINE_SCRIPT) == [], f"{path}: inline script"
+        for target in page.evaluate(HX_GETS):
+            # and every hx-get is a real page too: a link goes there without JavaScript
+            assert not target["link"] or target["href"] == target["url"], f"{path}: {target}"
+            plain = page.request.get(target["url"])
+            assert plain.status == 200 and "<html" in plain.text(), f"{path}: {target['url']}"
     # and nothing the pages load is missing (the icon included), only the page that does not exist
     assert not_found == [f"{live_server.url}/no-such-page/"]
 
