@@ -13,13 +13,13 @@ register = template.Library()
 def table(content: SafeString, css_class: str, *columns: str) -> SafeString:
     """A table's frame around its rows: ``{% table "keys-table" "Name" "Created|hide-narrow" %}<tr>...{% endtable %}``.
 
-    Each column is ``"Label"`` or ``"Label|classes"``; the class ``actions`` keeps its label for
+    Each column is ``"Label"`` or ``"Label|classes"``; the class ``sr-label`` keeps its label for
     screen readers only. On a phone the rows stack into cards (``table-stack`` in app.css).
     """
     cells = []
     for column in columns:
         label, _, classes = column.partition("|")
-        text = format_html('<span class="visually-hidden">{}</span>', label) if "actions" in classes.split() else label
+        text = format_html('<span class="visually-hidden">{}</span>', label) if "sr-label" in classes.split() else label
         cells.append((format_html(' class="{}"', classes) if classes else "", text))
     head = format_html_join("", '<th scope="col"{}>{}</th>', cells)
     frame = (

@@ -88,11 +88,11 @@ def test_every_page_links_the_icon_and_whitenoise_serves_it(
 
 
 def test_table_tag_frames_the_rows_with_their_column_headers() -> None:
-    """``{% table %}`` writes the wrapper, the header cells with their classes (an actions label for
+    """``{% table %}`` writes the wrapper, the header cells with their classes (a column label for
     screen readers only) and the rows it wraps, escaped like any template output."""
     # given
     source = (
-        '{% load pages %}{% table "keys-table" "Name" "Created|hide-narrow" "Actions|actions" %}'
+        '{% load pages %}{% table "keys-table" "Name" "Created|hide-narrow" "Actions|sr-label" %}'
         "<tr><td>{{ v }}</td></tr>{% endtable %}"
     )
     # when
@@ -101,6 +101,6 @@ def test_table_tag_frames_the_rows_with_their_column_headers() -> None:
     assert html == (
         '<div class="table-wrap"><table class="keys-table table-stack"><thead><tr>'
         '<th scope="col">Name</th><th scope="col" class="hide-narrow">Created</th>'
-        '<th scope="col" class="actions"><span class="visually-hidden">Actions</span></th>'
+        '<th scope="col" class="sr-label"><span class="visually-hidden">Actions</span></th>'
         "</tr></thead><tbody><tr><td>&lt;b&gt;</td></tr></tbody></table></div>"
     )
