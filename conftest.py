@@ -107,6 +107,16 @@ def login(page: Any, live_server: Any, user: Any, password: str | None = None) -
     assert "/accounts/login/" not in page.url, "login failed"
 
 
+def workspace_with_marketer(django_user_model: Any, *, workspace_id: str, name: str) -> tuple[Workspace, Any]:
+    """A workspace and a user called "marketer" who is a member of it (browser tests log them in)."""
+    from events_platform.workspaces.services import workspace_member_add
+
+    workspace = workspace_create(workspace_id=workspace_id, name=name)
+    user = django_user_model.objects.create_user(username="marketer")
+    workspace_member_add(workspace=workspace, user=user)
+    return workspace, user
+
+
 def save_screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
     """Keep a screenshot under artifacts/screenshots/ (git-ignored) for humans to look at."""
     SCREENSHOTS_DIR.mkdir(parents=True, exist_ok=True)

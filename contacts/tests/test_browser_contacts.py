@@ -10,12 +10,11 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from conftest import login, save_screenshot
+from conftest import login, save_screenshot, workspace_with_marketer
 from contacts import views
 from contacts.models import Contact
 from contacts.tests.factories import EventInputFactory, events_create
 from events_platform.workspaces.models import ApiKey, Workspace
-from events_platform.workspaces.services import workspace_create, workspace_member_add
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -25,9 +24,7 @@ EVENTS = 60  # more than two timeline pages
 @pytest.fixture
 def shop(django_user_model: Any) -> tuple[Workspace, Any]:
     """A workspace with one busy customer and one quiet one, and a marketer who is a member."""
-    workspace = workspace_create(workspace_id="shop", name="Shop")
-    user = django_user_model.objects.create_user(username="marketer")
-    workspace_member_add(workspace=workspace, user=user)
+    workspace, user = workspace_with_marketer(django_user_model, workspace_id="shop", name="Shop")
     now = timezone.now()
     events_create(
         workspace,

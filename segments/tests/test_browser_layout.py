@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from conftest import login, save_screenshot
+from conftest import login, save_screenshot, workspace_with_marketer
 from contacts.models import EVENT_NAME_MAX_LENGTH, Contact
 from contacts.services import EventInput, contact_upsert, events_upsert
 from events_platform.workspaces.models import ApiKey
-from events_platform.workspaces.services import api_key_create, workspace_create, workspace_member_add
+from events_platform.workspaces.services import api_key_create
 from segments import services
 from segments.tests.trees import all_of, goal_leaf
 
@@ -64,9 +64,9 @@ SIDEWAYS_SCROLLERS = """
 @pytest.fixture
 def busy_shop(django_user_model: Any) -> dict[str, Any]:
     """One workspace with long names everywhere: events, properties, a segment, API keys."""
-    workspace = workspace_create(workspace_id="shop", name="The Long-Named Example Shop Workspace")
-    user = django_user_model.objects.create_user(username="marketer")
-    workspace_member_add(workspace=workspace, user=user)
+    workspace, user = workspace_with_marketer(
+        django_user_model, workspace_id="shop", name="The Long-Named Example Shop Workspace"
+    )
     now = timezone.now()
     contact_upsert(
         workspace_id=workspace.id,

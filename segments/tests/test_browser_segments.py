@@ -11,11 +11,11 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from conftest import login, save_screenshot
+from conftest import login, save_screenshot, workspace_with_marketer
 from contacts.services import EventInput, events_upsert
 from events_platform.celery import app as celery_app
 from events_platform.workspaces.models import Workspace
-from events_platform.workspaces.services import api_key_create, workspace_create, workspace_member_add
+from events_platform.workspaces.services import api_key_create
 from segments import rules, services
 from segments.models import Segment
 
@@ -40,9 +40,7 @@ def purchases(email: str, values: list[str], *, days_ago: list[int]) -> list[Eve
 @pytest.fixture
 def shop(django_user_model: Any) -> tuple[Workspace, Any]:
     """A shop with one VIP and three near misses (too little, too long ago, too few orders)."""
-    workspace = workspace_create(workspace_id="shop", name="Shop")
-    user = django_user_model.objects.create_user(username="marketer")
-    workspace_member_add(workspace=workspace, user=user)
+    workspace, user = workspace_with_marketer(django_user_model, workspace_id="shop", name="Shop")
     events = (
         purchases("vip@example.com", ["250.00"] * 6, days_ago=[5, 12, 20, 30, 41, 50])
         + purchases("almost@example.com", ["150.00"] * 5, days_ago=[3, 8, 13, 18, 23])
