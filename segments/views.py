@@ -204,10 +204,9 @@ def _builder(request: HttpRequest, *, segment: Segment | None) -> HttpResponse:
         data = request.POST.copy()
         if op.startswith("template:"):
             key = op.partition(":")[2]
-            template = rules.TEMPLATES.get(key)
-            if template and not data.get("name"):
-                data["name"] = template["name"]
-                data["color"] = template["color"]
+            if key in rules.TEMPLATES and not data.get("name"):
+                for field, value in rules.template_defaults(key).items():
+                    data[field] = value  # QueryDict.update would append, not replace
                 if not editing and not data.get("slug"):
                     data["slug"] = key
         if op not in ("load_json", "refresh"):

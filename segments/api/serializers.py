@@ -9,7 +9,7 @@ from rest_framework import serializers
 from contacts.api.serializers import ContactOutputSerializer, PageOutputSerializer, PageQuerySerializer
 from events_platform.workspaces.models import SLUG_VALIDATOR, validate_timezone
 from segments import rules
-from segments.models import COLOR_PATTERN, DEFAULT_COLOR, Segment
+from segments.models import COLOR_PATTERN, Segment
 
 
 class RuleTreeField(serializers.JSONField):
@@ -29,10 +29,8 @@ class SegmentCreateInputSerializer(serializers.Serializer):
         if "template" in attrs and "tree" in attrs:
             raise serializers.ValidationError({"template": ["Give a tree or a template, not both."]})
         if "template" in attrs:
-            template = rules.TEMPLATES[attrs["template"]]
-            attrs["tree"] = template["tree"]
-            attrs.setdefault("name", template["name"])
-            attrs.setdefault("color", template.get("color", DEFAULT_COLOR))
+            attrs["tree"] = rules.TEMPLATES[attrs["template"]]["tree"]
+            attrs = rules.template_defaults(attrs["template"]) | attrs
         elif "tree" not in attrs:
             raise serializers.ValidationError({"tree": ["This field is required (or give a template)."]})
         if not attrs.get("name"):

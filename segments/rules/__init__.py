@@ -116,7 +116,7 @@ from .compile import (
     sum_cents,
 )
 from .expressions import PROPERTY_INSTANT_PATTERN, JSONKey, PropertyInstant, instant_text
-from .templates import TEMPLATES
+from .templates import TEMPLATES, template_defaults
 from .tree import has_relative_timeframe, iter_leaves, referenced_segments
 from .validation import (
     DATE_RE,
@@ -208,6 +208,7 @@ __all__ = [
     "segment_membership",
     "start_of_day",
     "sum_cents",
+    "template_defaults",
     "validate_tree",
     "vocabulary",
 ]

@@ -52,3 +52,10 @@ TEMPLATES: dict[str, dict[str, Any]] = {
         purchase_goal("count", "gte", 1, "in_the_last_days", 30),
     ),
 }
+
+
+def template_defaults(key: str) -> dict[str, str]:
+    """What a template gives a new segment besides its tree: its name and colour (what was typed or
+    sent wins; the API and the builder both fill only what is missing)."""
+    template = TEMPLATES[key]
+    return {"name": template["name"], "color": template["color"]}
