@@ -6,9 +6,14 @@ import zoneinfo
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
+from django.http import QueryDict
 from django.utils.text import slugify
 
-from .models import COLOR_VALIDATOR, DEFAULT_COLOR, SEGMENT_SLUG_MAX_LENGTH, SEGMENT_SLUG_VALIDATOR
+from events_platform.workspaces.models import Workspace
+
+from . import rules
+from .models import COLOR_VALIDATOR, DEFAULT_COLOR, SEGMENT_SLUG_MAX_LENGTH, SEGMENT_SLUG_VALIDATOR, Segment
 
 TIMEZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
@@ -38,6 +43,40 @@ class SegmentMetaForm(forms.Form):
         super().__init__(*args, **kwargs)
         if editing:
             self.fields["slug"].disabled = True
+
+    @classmethod
+    def for_segment(cls, segment: Segment | None, workspace: Workspace) -> SegmentMetaForm:
+        """The form as the builder opens: the segment's own values, or a new one's defaults."""
+        if segment is None:
+            return cls(initial={"timezone": workspace.timezone, "color": DEFAULT_COLOR})
+        initial = {"name": segment.name, "slug": segment.slug, "color": segment.color, "timezone": segment.timezone}
+        return cls(initial=initial, editing=True)
+
+    @classmethod
+    def as_typed(cls, data: QueryDict, *, segment: Segment | None, template: str = "") -> SegmentMetaForm:
+        """An unbound form that keeps what was typed (no errors yet for fields not filled in), after
+        a structural edit; a template button fills an empty name with the template's name and colour
+        (and, for a new segment, an empty id with the template's)."""
+        initial = data.dict()
+        if template in rules.TEMPLATES and not initial.get("name"):
+            initial |= rules.template_defaults(template)
+            if segment is None and not initial.get("slug"):
+                initial["slug"] = template
+        if segment is not None:
+            initial["slug"] = segment.slug
+        return cls(initial=initial, editing=segment is not None)
+
+    def add_service_errors(self, error: ValidationError) -> str:
+        """Put a service's refusal next to the field it names (the API's ``id`` is the Id box);
+        what names no field of this form (the tree as a whole) is returned for the page's banner."""
+        banner: list[str] = []
+        for name, messages in error.message_dict.items():
+            field = "slug" if name == "id" else name
+            if field in self.fields:
+                self.add_error(field, messages)
+            else:
+                banner.extend(messages)
+        return " ".join(banner)
 
     def clean_slug(self) -> str:
         slug: str = self.cleaned_data.get("slug") or ""

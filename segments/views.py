@@ -26,11 +26,13 @@ from events_platform.workspaces.web import workspace_required
 
 from . import builder, presenters, rules, selectors, services
 from .forms import SegmentMetaForm
-from .models import DEFAULT_COLOR, Segment
+from .models import Segment
 from .presenters import Freshness, PreviewCondition, SizeChart
 
 MEMBERS_PAGE_SIZE = 25
 CHANGES_PAGE_SIZE = 20
+BUILDER_PAGE = "segments/segment_builder.html"
+SEGMENT_PAGE = "segments/segment_detail.html"
 
 
 def _workspace(request: HttpRequest) -> Workspace:
@@ -185,43 +187,29 @@ def segment_edit_view(request: HttpRequest, slug: str) -> HttpResponse:
 def _builder(request: HttpRequest, *, segment: Segment | None) -> HttpResponse:
     """One view for the whole builder: GET shows it; a POST either applies a structural edit
     (add, remove, template, load JSON: re-rendered, nothing saved) or saves."""
-    workspace = _workspace(request)
-    editing = segment is not None
     if request.method == "GET":
-        initial = {"timezone": workspace.timezone, "color": DEFAULT_COLOR}
-        tree = builder.default_tree()
-        if segment is not None:
-            initial = {"name": segment.name, "slug": segment.slug, "color": segment.color, "timezone": segment.timezone}
-            tree = builder.as_group(segment.tree)
-        form = SegmentMetaForm(initial=initial, editing=editing)
-        return render(
-            request, "segments/segment_builder.html", _builder_context(request, form=form, tree=tree, segment=segment)
-        )
-
+        form = SegmentMetaForm.for_segment(segment, _workspace(request))
+        tree = builder.as_group(segment.tree) if segment is not None else builder.default_tree()
+        return render(request, BUILDER_PAGE, _builder_context(request, form=form, tree=tree, segment=segment))
     op = request.POST.get("op", "save")
+    if op == "save":
+        return _builder_save(request, segment=segment)
     tree = _posted_tree(request)
-    if op != "save":
-        data = request.POST.copy()
-        if op.startswith("template:"):
-            key = op.partition(":")[2]
-            if key in rules.TEMPLATES and not data.get("name"):
-                for field, value in rules.template_defaults(key).items():
-                    data[field] = value  # QueryDict.update would append, not replace
-                if not editing and not data.get("slug"):
-                    data["slug"] = key
-        if op not in ("load_json", "refresh"):
-            tree = builder.apply_edit(tree, op)
-        # An unbound form keeps what was typed without showing errors for fields not yet filled.
-        form = SegmentMetaForm(initial=data.dict(), editing=editing)
-        if editing:
-            form.initial["slug"] = segment.slug  # type: ignore[union-attr]
-        context = _builder_context(request, form=form, tree=tree, segment=segment)
-        template = "segments/segment_builder.html"
-        if request.htmx:  # type: ignore[attr-defined]
-            template += "#builder-form"
-        return render(request, template, context)
+    if op not in ("load_json", "refresh"):
+        tree = builder.apply_edit(tree, op)
+    template_key = op.removeprefix("template:") if op.startswith("template:") else ""
+    form = SegmentMetaForm.as_typed(request.POST, segment=segment, template=template_key)
+    template = BUILDER_PAGE + "#builder-form" if request.htmx else BUILDER_PAGE  # type: ignore[attr-defined]
+    return render(request, template, _builder_context(request, form=form, tree=tree, segment=segment))
 
-    form = SegmentMetaForm(request.POST, editing=editing, initial={"slug": segment.slug} if segment else None)
+
+def _builder_save(request: HttpRequest, *, segment: Segment | None) -> HttpResponse:
+    """Create or update the segment from the form and the tree; else the builder again with each
+    problem at its place (400)."""
+    tree = _posted_tree(request)
+    form = SegmentMetaForm(
+        request.POST, editing=segment is not None, initial={"slug": segment.slug} if segment else None
+    )
     tree_errors: dict[str, list[str]] = {}
     tree_error = ""
     try:
@@ -230,44 +218,29 @@ def _builder(request: HttpRequest, *, segment: Segment | None) -> HttpResponse:
         tree_errors = exc.errors
     if form.is_valid() and not tree_errors:
         data = form.cleaned_data
+        meta: dict[str, Any] = {
+            "name": data["name"],
+            "color": data["color"],
+            "tree": valid_tree,
+            "timezone_name": data["timezone"],
+        }
         try:
             if segment is None:
-                segment = services.segment_create(
-                    workspace_id=workspace.id,
-                    slug=data["slug"],
-                    name=data["name"],
-                    tree=valid_tree,
-                    color=data["color"],
-                    timezone_name=data["timezone"],
-                )
+                saved = services.segment_create(workspace_id=_workspace(request).id, slug=data["slug"], **meta)
             else:
-                segment = services.segment_update(
-                    segment=segment,
-                    name=data["name"],
-                    color=data["color"],
-                    tree=valid_tree,
-                    timezone_name=data["timezone"],
-                )
+                saved = services.segment_update(segment=segment, **meta)
         except rules.TreeValidationError as exc:
             tree_errors = exc.errors
-        except services.SegmentError as exc:
-            if exc.field == "id":
-                form.add_error("slug", exc.messages[0])
-            elif exc.field == "name":
-                form.add_error("name", exc.messages[0])
-            else:
-                tree_error = exc.messages[0]
-        except ValidationError as exc:
-            for name, field_messages in exc.message_dict.items():
-                form.add_error(name if name in form.fields else None, field_messages)
+        except ValidationError as exc:  # a business rule (a taken id, an unknown segment) or a field's
+            tree_error = form.add_service_errors(exc)
         else:
             # No word on the build here: the page's status says it, and keeps saying it truthfully.
-            messages.success(request, f"Saved “{segment.name}”.")
-            return redirect(segment_url(segment))
+            messages.success(request, f"Saved “{saved.name}”.")
+            return redirect(segment_url(saved))
     context = _builder_context(
-        request, form=form, tree=tree, segment=segment if editing else None, errors=tree_errors, tree_error=tree_error
+        request, form=form, tree=tree, segment=segment, errors=tree_errors, tree_error=tree_error
     )
-    return render(request, "segments/segment_builder.html", context, status=400)
+    return render(request, BUILDER_PAGE, context, status=400)
 
 
 @require_POST
@@ -320,9 +293,6 @@ def segment_detail(request: HttpRequest, slug: str) -> HttpResponse:
     Times read in the workspace's timezone, in the whole page and in each fragment alike."""
     with timezone.override(zoneinfo.ZoneInfo(_workspace(request).timezone)):
         return _segment_detail(request, slug)
-
-
-SEGMENT_PAGE = "segments/segment_detail.html"
 
 
 def _segment_detail(request: HttpRequest, slug: str) -> HttpResponse:
