@@ -7,12 +7,13 @@ what the pages show is shaped in ``presenters.py``.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from events_platform.pages import query_with
+from events_platform.pages import page_or_first, query_with
 from events_platform.workspaces.models import Workspace
 from events_platform.workspaces.web import workspace_required
 
@@ -41,16 +42,11 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     workspace: Workspace = request.workspace  # type: ignore[attr-defined]
     form = ContactFilterForm(request.GET, segments=selectors.segment_choices(workspace=workspace))
     filters = form.filters()
-    try:
-        page = selectors.contact_page(
-            workspace_id=workspace.id,
-            **filters,
-            limit=PAGE_SIZE,
-            after=request.GET.get("after") or None,
-            before=request.GET.get("before") or None,
-        )
-    except selectors.InvalidCursor:
-        page = selectors.contact_page(workspace_id=workspace.id, **filters, limit=PAGE_SIZE)
+    page = page_or_first(
+        partial(selectors.contact_page, workspace_id=workspace.id, **filters, limit=PAGE_SIZE),
+        after=request.GET.get("after"),
+        before=request.GET.get("before"),
+    )
     sort = filters["sort"]
     searched = bool(filters["search"] or filters["segment_slug"])
     context = {
@@ -89,17 +85,10 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
         form.is_valid()  # errors are shown next to their field; valid parts still apply
         if kind not in kinds and kind != presenters.ALL_EVENTS_KIND:
             kind = ""  # a kind this contact never had: the form says so, the timeline shows everything
-    try:
-        page = selectors.timeline_list(
-            contact=contact,
-            kind=kind or None,
-            limit=TIMELINE_PAGE_SIZE,
-            cursor=request.GET.get("cursor") or None,
-            since=since,
-            until=until,
-        )
-    except selectors.InvalidCursor:
-        page = selectors.timeline_list(contact=contact, kind=kind or None, limit=TIMELINE_PAGE_SIZE)
+    timeline = partial(
+        selectors.timeline_list, contact=contact, kind=kind or None, since=since, until=until, limit=TIMELINE_PAGE_SIZE
+    )
+    page = page_or_first(timeline, cursor=request.GET.get("cursor"))
     context: dict[str, Any] = {
         "contact": contact,
         "items": [presenters.TimelineItem.of(entry) for entry in page.items],
@@ -128,16 +117,11 @@ def event_list(request: HttpRequest) -> HttpResponse:
     workspace: Workspace = request.workspace  # type: ignore[attr-defined]
     form = EventFilterForm(request.GET)
     filters = form.filters(workspace)
-    try:
-        page = selectors.event_page(
-            workspace_id=workspace.id,
-            **filters,
-            limit=PAGE_SIZE,
-            after=request.GET.get("after") or None,
-            before=request.GET.get("before") or None,
-        )
-    except selectors.InvalidCursor:
-        page = selectors.event_page(workspace_id=workspace.id, **filters, limit=PAGE_SIZE)
+    page = page_or_first(
+        partial(selectors.event_page, workspace_id=workspace.id, **filters, limit=PAGE_SIZE),
+        after=request.GET.get("after"),
+        before=request.GET.get("before"),
+    )
     context = {
         "form": form,
         "page": page,

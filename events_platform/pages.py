@@ -1,4 +1,5 @@
-"""What every server-rendered page shares: links that keep the current filters, streamed CSV, the icon.
+"""What every server-rendered page shares: links that keep the current filters, pages that survive a
+stale cursor, streamed CSV, the icon.
 
 Used by the page views of every app (and by the API's CSV export); it knows nothing of contacts
 or segments.
@@ -7,12 +8,16 @@ or segments.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
 from django.templatetags.static import static
+
+from events_platform.pagination import InvalidCursor
+
+P = TypeVar("P")
 
 
 def query_with(request: HttpRequest, **changes: str | None) -> str:
@@ -23,6 +28,16 @@ def query_with(request: HttpRequest, **changes: str | None) -> str:
         if value:
             params[key] = value
     return "?" + urlencode(params) if params else "?"
+
+
+def page_or_first(fetch: Callable[..., P], **cursors: str | None) -> P:
+    """``fetch`` at the cursors a link carries, or the first page when one is stale or not ours: a
+    page answers any link (the API, by contrast, answers a bad cursor with a 400)."""
+    given = {name: value for name, value in cursors.items() if value}
+    try:
+        return fetch(**given)
+    except InvalidCursor:
+        return fetch()
 
 
 class _Echo:

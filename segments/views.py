@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import zoneinfo
+from functools import partial
 from typing import Any
 
 from django.contrib import messages
@@ -19,8 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from contacts.selectors import InvalidCursor, contact_get
-from events_platform.pages import query_with
+from contacts.selectors import contact_get
+from events_platform.pages import page_or_first, query_with
 from events_platform.workspaces.models import Workspace
 from events_platform.workspaces.web import workspace_required
 
@@ -332,31 +333,23 @@ def _size_chart(request: HttpRequest, segment: Segment) -> dict[str, Any]:
 
 def _members(request: HttpRequest, segment: Segment) -> dict[str, Any]:
     search = request.GET.get("q", "").strip()
-    cursor = request.GET.get("after") or None
-    try:
-        page = selectors.segment_members(segment=segment, limit=MEMBERS_PAGE_SIZE, cursor=cursor, search=search)
-    except InvalidCursor:
-        page = selectors.segment_members(segment=segment, limit=MEMBERS_PAGE_SIZE, search=search)
-        cursor = None
+    members = partial(selectors.segment_members, segment=segment, limit=MEMBERS_PAGE_SIZE, search=search)
+    page = page_or_first(members, cursor=request.GET.get("after"))
     return {
         "members": page.items,
         "search": search,
         "members_next": query_with(request, after=page.next_cursor) if page.next_cursor else None,
-        "members_first": query_with(request, after=None) if cursor else None,
+        "members_first": query_with(request, after=None) if request.GET.get("after") else None,
     }
 
 
 def _changes(request: HttpRequest, segment: Segment) -> dict[str, Any]:
-    cursor = request.GET.get("changes_after") or None
-    try:
-        page = selectors.segment_changes(segment=segment, limit=CHANGES_PAGE_SIZE, cursor=cursor)
-    except InvalidCursor:
-        page = selectors.segment_changes(segment=segment, limit=CHANGES_PAGE_SIZE)
-        cursor = None
+    changes = partial(selectors.segment_changes, segment=segment, limit=CHANGES_PAGE_SIZE)
+    page = page_or_first(changes, cursor=request.GET.get("changes_after"))
     return {
         "changes": page.items,
         "changes_next": query_with(request, changes_after=page.next_cursor) if page.next_cursor else None,
-        "changes_first": query_with(request, changes_after=None) if cursor else None,
+        "changes_first": query_with(request, changes_after=None) if request.GET.get("changes_after") else None,
     }
 
 

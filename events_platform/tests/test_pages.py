@@ -12,7 +12,8 @@ from django.template import Context, Template
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
-from events_platform.pages import csv_response, query_with
+from events_platform.pages import csv_response, page_or_first, query_with
+from events_platform.pagination import InvalidCursor
 
 ICON_LINK = re.compile(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">')
 
@@ -104,3 +105,22 @@ def test_table_tag_frames_the_rows_with_their_column_headers() -> None:
         '<th scope="col" class="sr-label"><span class="visually-hidden">Actions</span></th>'
         "</tr></thead><tbody><tr><td>&lt;b&gt;</td></tr></tbody></table></div>"
     )
+
+
+def test_page_or_first_restarts_at_the_first_page_on_a_cursor_not_ours() -> None:
+    """A page fetched at a good cursor is that page; a stale or forged one gives the first page
+    instead of an error; empty cursors are not passed on."""
+    # given
+    calls: list[dict[str, Any]] = []
+
+    def fetch(**cursors: str) -> str:
+        calls.append(cursors)
+        if cursors.get("after") == "forged":
+            raise InvalidCursor()
+        return f"page after {cursors.get('after', 'start')}"
+
+    # when / then
+    assert page_or_first(fetch, after="abc", before=None) == "page after abc"
+    assert page_or_first(fetch, after="forged") == "page after start"
+    assert page_or_first(fetch, after="") == "page after start"
+    assert calls == [{"after": "abc"}, {"after": "forged"}, {}, {}]
