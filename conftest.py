@@ -93,8 +93,9 @@ def browser_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             browser.close()
 
 
-def login(page: Any, live_server: Any, user: Any, password: str | None = None) -> None:
-    """Log ``user`` in through the login form; without ``password`` a known one is set first."""
+def login(page: Any, live_server: Any, user: Any, password: str | None = None, *, then: str = "") -> None:
+    """Log ``user`` in through the login form; without ``password`` a known one is set first.
+    ``then``: a path to open once logged in."""
     if password is None:
         password = BROWSER_PASSWORD
         user.set_password(password)
@@ -105,6 +106,8 @@ def login(page: Any, live_server: Any, user: Any, password: str | None = None) -
     page.click("button[type=submit]")
     page.wait_for_load_state()
     assert "/accounts/login/" not in page.url, "login failed"
+    if then:
+        page.goto(live_server.url + then)
 
 
 def workspace_with_marketer(django_user_model: Any, *, workspace_id: str, name: str) -> tuple[Workspace, Any]:

@@ -54,9 +54,8 @@ def test_log_in_open_a_contact_and_page_through_the_timeline(
     page = browser_page
     _, user = shop
     # given
-    login(page, live_server, user)
+    login(page, live_server, user, then="/contacts/")
     # when: search and open the contact
-    page.goto(f"{live_server.url}/contacts/")
     page.fill("#contact-q", "ines")
     page.click("form[role=search] button[type=submit]")
     page.wait_for_function("document.querySelectorAll('.contact-email').length === 1")
@@ -114,9 +113,8 @@ def test_create_a_key_see_the_secret_once_then_revoke_it(
     page = browser_page
     workspace, user = shop
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
-    login(page, live_server, user)
     # when: create
-    page.goto(f"{live_server.url}/settings/api-keys/")
+    login(page, live_server, user, then="/settings/api-keys/")
     page.fill("#id_name", "Shopify")
     page.click("text=Create key")
     # then: the secret, with a copy button that copies it

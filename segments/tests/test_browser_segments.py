@@ -75,8 +75,7 @@ def test_build_the_vip_segment_condition_by_condition(
     workspace, user = shop
 
     # given a logged-in marketer on a new segment
-    login(page, live_server, user)
-    page.goto(f"{live_server.url}/segments/new-segment/")
+    login(page, live_server, user, then="/segments/new-segment/")
     page.fill("#id_name", "VIP")
 
     # when the three conditions are entered one by one
@@ -153,8 +152,7 @@ def test_after_save_everything_that_shows_the_build_refreshes_by_itself(
         workspace_id=workspace.id, slug="big", name="Big spenders", tree=rules.TEMPLATES["vip"]["tree"]
     )
     assert services.segment_build(segment_pk=segment.pk, version=segment.version)
-    login(page, live_server, user)
-    page.goto(f"{live_server.url}/segments/big/edit/")
+    login(page, live_server, user, then="/segments/big/edit/")
 
     # when the first condition (spent 1,000) is lowered so that the near miss matches too, and saved
     page.fill("#n-0-value", "700")
