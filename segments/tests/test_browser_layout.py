@@ -18,7 +18,7 @@ from conftest import login, save_screenshot, workspace_with_marketer
 from contacts.models import EVENT_NAME_MAX_LENGTH, Contact
 from contacts.services import EventInput, contact_upsert, events_upsert
 from events_platform.workspaces.models import ApiKey
-from events_platform.workspaces.services import api_key_create
+from events_platform.workspaces.services import api_key_create, workspace_create, workspace_member_add
 from segments import services
 from segments.tests.trees import all_of, goal_leaf
 
@@ -200,3 +200,21 @@ def test_the_long_event_name_and_the_api_keys_table_fit_a_phone(
         status_box = status.bounding_box()
         assert status_box is not None and status_box["x"] + status_box["width"] <= PHONE["width"]
     save_screenshot(page, "api_keys_390")
+
+
+def test_choosing_a_workspace_switches_to_it(browser_page: Any, live_server: Any, busy_shop: dict[str, Any]) -> None:
+    """The switcher submits on choosing (app.js, no inline handler) and the page shows the other workspace."""
+    page = browser_page
+    # given a marketer in two workspaces, looking at the (empty) contacts of the first by name
+    other = workspace_create(workspace_id="outlet", name="Outlet")
+    workspace_member_add(workspace=other, user=busy_shop["user"])
+    login(page, live_server, busy_shop["user"], then="/contacts/")
+    assert page.locator("#workspace-switch").input_value() == "outlet"
+    assert page.locator(".contact-email").count() == 0
+    # when
+    with page.expect_navigation():
+        page.select_option("#workspace-switch", "shop")
+    # then
+    assert page.url == f"{live_server.url}/contacts/"
+    assert page.locator("#workspace-switch").input_value() == "shop"
+    assert page.locator(".contact-email").count() == 1
