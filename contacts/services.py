@@ -35,7 +35,7 @@ from events_platform.after_response import defer
 
 from . import refresh
 from .models import Contact, CustomEvent, TimelineEntry, normalize_email
-from .signals import contacts_changed
+from .signals import changes_written, contacts_changed
 
 GOAL_FIELDS = ("goal_type", "goal_name", "goal_value")
 # What a newer version of an event may change; its identity (event_name, external_id) never does.
@@ -70,6 +70,16 @@ class EventInput:
     @property
     def key(self) -> tuple[str, str]:
         return (self.event_name, self.external_id)
+
+
+@dataclass(frozen=True)
+class EventChange:
+    """One effective step of an upsert, as ``changes_written`` announces it: the operation
+    (never ``unchanged``) and the event's stored values right after it (field attnames, plus
+    ``email``: the contact's)."""
+
+    operation: str
+    values: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -474,13 +484,16 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
 
     entries = [_entry_row(_contact_created_entry(c, now)) for c in created_contacts]
     results_by_input: dict[int, EventUpsertResult] = {}
+    changes: list[EventChange] = []
     for key in keys:
         event, steps = folded[key]
         for step in steps:
             results_by_input[id(step.incoming)] = EventUpsertResult(event=event, operation=step.operation)
             if step.operation != Operation.UNCHANGED:
                 entries.append(_event_entry(event, step, now))
+                changes.append(_event_change(event, step))
     _timeline_insert(entries)
+    _announce_written(workspace_id, now, contacts_created=created_contacts, events=changes)
 
     changed = (
         {c.pk for c in created_contacts}
@@ -489,6 +502,41 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
     )
     _notify_contacts_changed(workspace_id, changed)
     return [results_by_input[id(incoming)] for incoming in events]
+
+
+def _event_change(event: CustomEvent, step: _Step) -> EventChange:
+    values = {
+        **step.after,
+        "id": event.pk,
+        "workspace_id": event.workspace_id,
+        "contact_id": event.contact_id,
+        "email": event.contact.email,
+        "created_at": event.created_at,
+        "updated_at": event.updated_at,
+    }
+    return EventChange(operation=step.operation, values=values)
+
+
+def _announce_written(
+    workspace_id: str,
+    now: datetime,
+    *,
+    contacts_created: Sequence[Contact] = (),
+    contacts_updated: Sequence[Contact] = (),
+    contacts_erased: Sequence[Contact] = (),
+    events: Sequence[EventChange] = (),
+) -> None:
+    """Inside the write's transaction: tell listeners (webhooks' outbox) what was written."""
+    if contacts_created or contacts_updated or contacts_erased or events:
+        changes_written.send(
+            sender=Contact,
+            workspace_id=workspace_id,
+            now=now,
+            contacts_created=list(contacts_created),
+            contacts_updated=list(contacts_updated),
+            contacts_erased=list(contacts_erased),
+            events=list(events),
+        )
 
 
 def event_upsert(*, workspace_id: str, event: EventInput) -> EventUpsertResult:
@@ -551,6 +599,7 @@ def contact_upsert(*, workspace_id: str, email: str, fields: dict[str, Any]) -> 
         if fields:
             contact.save()
         TimelineEntry.objects.bulk_create([_contact_created_entry(contact, now)])
+        _announce_written(workspace_id, now, contacts_created=[contact])
         operation = Operation.CREATED
     elif before != after:
         contact.save()
@@ -564,6 +613,7 @@ def contact_upsert(*, workspace_id: str, email: str, fields: dict[str, Any]) -> 
             changes=_diff(before, after),
             created_at=now,
         )
+        _announce_written(workspace_id, now, contacts_updated=[contact])
         operation = Operation.UPDATED
     else:
         operation = Operation.UNCHANGED
@@ -579,6 +629,7 @@ def contact_delete(*, workspace_id: str, email: str) -> bool:
     if contact is None:
         return False
     contact_id = contact.pk
+    _announce_written(workspace_id, timezone.now(), contacts_erased=[contact])
     contact.delete()
     _notify_contacts_changed(workspace_id, [contact_id])
     return True

@@ -5,8 +5,18 @@ events, once the contacts are queued for refresh, with ``workspace_id`` and ``co
 list of ints). It is for listeners that only need to hear of a change; receivers must be cheap
 (enqueue background work and return). Work that must follow a change together with the read
 models, in the refresh drain's transaction, registers a drain hook instead (``refresh.py``).
+
+``changes_written`` is sent INSIDE the transaction of every such write, after its rows are
+written and before the commit, so a listener can record what must leave the system (the
+webhooks outbox) in that same transaction: it commits or rolls back with the change. Arguments:
+``workspace_id``, ``now`` (the write's time), ``contacts_created``, ``contacts_updated`` and
+``contacts_erased`` (lists of ``Contact``; erased ones are sent just before their rows go) and
+``events`` (a list of ``services.EventChange``). A receiver must cost a constant number of
+statements per call (one bulk insert), whatever the batch size, and nothing when it has nothing
+to record.
 """
 
 import django.dispatch
 
 contacts_changed = django.dispatch.Signal()
+changes_written = django.dispatch.Signal()

@@ -5,11 +5,13 @@ Defaults give the embedded mode: a SQLite file and background tasks run in-proce
 Celery broker served by real worker and beat processes.
 """
 
+import ipaddress
 import sys
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -53,6 +55,7 @@ INSTALLED_APPS = [
     "events_platform.workspaces",
     "contacts",
     "segments",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -205,6 +208,28 @@ SEGMENT_REFRESH_INTERVAL = env.int("SEGMENT_REFRESH_INTERVAL", default=15 * 60)
 # Seconds a changed contact waits in the refresh queue (contacts/refresh.py) so that contacts
 # changing close together are refreshed (totals, segments) together.
 SEGMENT_REFRESH_BATCH_DELAY = env.float("SEGMENT_REFRESH_BATCH_DELAY", default=0.2)
+
+# Outgoing webhooks. Networks a webhook URL may reach although they are not public (loopback,
+# private, ...): comma-separated CIDRs, empty by default; `make run` allows 127.0.0.0/8.
+WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", default=[])
+for _network in WEBHOOK_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network.strip(), strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"WEBHOOK_ALLOWED_NETWORKS: {_exc}") from _exc
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=15.0)  # seconds for a whole attempt
+WEBHOOK_CLAIM_LEASE = env.float("WEBHOOK_CLAIM_LEASE", default=60.0)  # seconds a sender's claim lasts
+WEBHOOK_SWEEP_INTERVAL = env.float("WEBHOOK_SWEEP_INTERVAL", default=5.0)
+WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=30)
+# Empty: "webhooks" beside the default queue (see webhooks.tasks.webhook_queue).
+WEBHOOK_QUEUE = env.str("WEBHOOK_QUEUE", default="")
+_WEBHOOK_QUEUE = WEBHOOK_QUEUE or (
+    "webhooks" if CELERY_TASK_DEFAULT_QUEUE == "celery" else f"{CELERY_TASK_DEFAULT_QUEUE}-webhooks"
+)
+# A worker started without -Q consumes every queue listed here: one plain worker runs everything.
+CELERY_TASK_QUEUES = [Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(_WEBHOOK_QUEUE)]
+CELERY_TASK_ROUTES = ("webhooks.tasks.route_task",)
+
 CELERY_BEAT_SCHEDULE = {
     "segments-refresh-due": {
         "task": "segments.tasks.segments_refresh_due_task",
@@ -214,6 +239,14 @@ CELERY_BEAT_SCHEDULE = {
     "contacts-refresh-stale": {
         "task": "contacts.tasks.contacts_refresh_stale_task",
         "schedule": float(SEGMENT_REFRESH_INTERVAL),
+    },
+    "webhooks-sweep": {
+        "task": "webhooks.tasks.webhooks_sweep_task",
+        "schedule": WEBHOOK_SWEEP_INTERVAL,
+    },
+    "webhooks-prune": {
+        "task": "webhooks.tasks.webhooks_prune_task",
+        "schedule": 3600.0,
     },
 }
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -203,6 +203,31 @@ def _q(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
+# Upper layers (webhooks' outbox) record membership changes in the diff's own statement, so
+# they commit with it and stay set-based. A hook gets the segment, the diff's time and
+# ``source``, a SQL relation of the changed rows ``(contact_id, kind)`` with kind
+# ``segment.joined`` / ``segment.left``, and returns an object with ``sql`` (one
+# ``INSERT ... SELECT ... FROM {source}``), ``params`` and ``after_commit`` (run after the
+# commit when the diff changed anything). Registered once per process at startup (AppConfig.ready).
+MembershipChangeHook = Callable[..., Any]
+_membership_change_hooks: list[MembershipChangeHook] = []
+
+
+def register_membership_change_hook(hook: MembershipChangeHook) -> None:
+    if hook not in _membership_change_hooks:
+        _membership_change_hooks.append(hook)
+
+
+def _membership_change_statements(segment: Segment, now: datetime, source: str) -> list[Any]:
+    return [hook(segment=segment, now=now, source=source) for hook in _membership_change_hooks]
+
+
+def _after_membership_changed(statements: list[Any], changed: int) -> None:
+    if changed:
+        for statement in statements:
+            transaction.on_commit(statement.after_commit)
+
+
 def _json_param(value: Any) -> Any:
     return TimelineEntry._meta.get_field("changes").get_db_prep_save(value, connection)
 
@@ -272,6 +297,15 @@ def _apply_membership_with_temporary_tables(
             exited = cursor.rowcount
             cursor.execute(f"INSERT INTO {entered_table} (contact_id) {entered_source}", entered_params)
             entered = cursor.rowcount
+            if exited or entered:
+                changed = (
+                    f"(SELECT contact_id, 'segment.left' AS kind FROM {exited_table} "
+                    f"UNION ALL SELECT contact_id, 'segment.joined' AS kind FROM {entered_table})"
+                )
+                statements = _membership_change_statements(segment, now, changed)
+                for statement in statements:
+                    cursor.execute(statement.sql, statement.params)
+                _after_membership_changed(statements, exited + entered)
             for count, diff, change, kind in (
                 (exited, exited_table, SegmentMembershipChange.Change.EXITED, "segment.left"),
                 (entered, entered_table, SegmentMembershipChange.Change.ENTERED, "segment.joined"),
@@ -318,6 +352,8 @@ def _apply_membership_in_one_statement(
     scope_params = [list(scope)] if scope is not None else []
     changes = _json_param({"segment": {"new": {"id": segment.slug, "name": segment.name}}})
     at = _dt_param(now)
+    statements = _membership_change_statements(segment, now, "changes")
+    hooks_sql = "".join(f", hook_{i} AS ({statement.sql})" for i, statement in enumerate(statements))
     sql = (
         f"WITH new AS MATERIALIZED ({select_sql}), "
         f"exited AS (DELETE FROM {membership} m WHERE m.segment_id = %s{scope_sql} "
@@ -331,8 +367,8 @@ def _apply_membership_in_one_statement(
         "SELECT %s, contact_id, change, %s FROM changes), "
         f"entries AS (INSERT INTO {timeline} (workspace_id, contact_id, kind, operation, entity_type, entity_id, "
         "custom_event_id, changes, created_at, db_created_at) "
-        "SELECT %s, contact_id, kind, %s, 'segment', %s, NULL, CAST(%s AS jsonb), %s, %s FROM changes) "
-        "SELECT (SELECT count(*) FROM entered), (SELECT count(*) FROM exited)"
+        "SELECT %s, contact_id, kind, %s, 'segment', %s, NULL, CAST(%s AS jsonb), %s, %s FROM changes)"
+        f"{hooks_sql} SELECT (SELECT count(*) FROM entered), (SELECT count(*) FROM exited)"
     )
     params = [
         *select_params,
@@ -353,10 +389,12 @@ def _apply_membership_in_one_statement(
         changes,
         at,
         at,
+        *(param for statement in statements for param in statement.params),
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         entered, exited = cursor.fetchone()
+    _after_membership_changed(statements, int(entered) + int(exited))
     return int(entered), int(exited)
 
 

@@ -1,0 +1,70 @@
+"""Where changes below us enter the outbox, inside their own transactions.
+
+Contacts and events arrive through ``contacts.signals.changes_written`` (sent inside the
+write's transaction); segment membership changes through the segment diff's hook, which runs
+our INSERT inside the diff's own statement. Neither lower layer imports webhooks.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.dispatch import receiver
+
+from contacts.models import Contact
+from contacts.services import EventChange, Operation
+from contacts.signals import changes_written
+from segments.services import register_membership_change_hook
+
+from . import payloads, services
+
+# An upsert's operation -> the type it emits (a restore emits created; see event_type_of).
+_EVENT_TYPE_OF_OPERATION = {
+    Operation.CREATED: "custom_event.created",
+    Operation.RESTORED: "custom_event.created",
+    Operation.UPDATED: "custom_event.updated",
+    Operation.DELETED: "custom_event.deleted",
+}
+
+
+def event_type_of(change: EventChange) -> str | None:
+    """Notifuse's rules: an insert that is already deleted emits deleted; an update of an
+    event that stays deleted emits nothing."""
+    deleted = change.values.get("deleted_at") is not None
+    if change.operation == Operation.CREATED and deleted:
+        return "custom_event.deleted"
+    if change.operation == Operation.UPDATED and deleted:
+        return None
+    return _EVENT_TYPE_OF_OPERATION.get(change.operation)
+
+
+@receiver(changes_written, dispatch_uid="webhooks.record_changes")
+def record_changes(
+    sender: Any,
+    *,
+    workspace_id: str,
+    now: datetime,
+    contacts_created: list[Contact],
+    contacts_updated: list[Contact],
+    contacts_erased: list[Contact],
+    events: list[EventChange],
+    **kwargs: Any,
+) -> None:
+    outbox = [
+        services.OutboxEvent(f"contact.{kind}", now, payloads.contact_values(contact))
+        for kind, contacts in (
+            ("created", contacts_created),
+            ("updated", contacts_updated),
+            ("deleted", contacts_erased),
+        )
+        for contact in contacts
+    ]
+    for change in events:
+        event_type = event_type_of(change)
+        if event_type is not None:
+            outbox.append(services.OutboxEvent(event_type, now, payloads.event_values(change.values)))
+    services.outbox_record(workspace_id=workspace_id, events=outbox, now=now)
+
+
+register_membership_change_hook(services.segment_changes_outbox_sql)
