@@ -76,6 +76,7 @@ class Receiver:
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
+        self._server.block_on_close = False  # a slow answer in flight must not hold up stop()
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

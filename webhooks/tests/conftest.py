@@ -31,3 +31,26 @@ def subscribe(workspace: Workspace, url: str, **kwargs: Any) -> WebhookSubscript
     kwargs.setdefault("event_types", list(EVENT_TYPE_NAMES))
     kwargs.setdefault("name", "receiver")
     return services.subscription_create(workspace_id=workspace.id, url=url, **kwargs)
+
+
+def verify(secret: str, request: Any, at: Any = None) -> Any:
+    """Check a received request with the independent ``standardwebhooks`` package; ``at`` is the
+    moment its clock reads (a frozen clock's attempts carry frozen timestamps)."""
+    from datetime import UTC, datetime
+
+    import standardwebhooks.webhooks as oracle
+
+    if at is None:
+        return oracle.Webhook(secret).verify(request.body.decode(), request.headers)
+
+    class FrozenDatetime(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
+            return at.astimezone(tz or UTC)
+
+    real = oracle.datetime
+    oracle.datetime = FrozenDatetime  # type: ignore[misc]
+    try:
+        return oracle.Webhook(secret).verify(request.body.decode(), request.headers)
+    finally:
+        oracle.datetime = real  # type: ignore[misc]
