@@ -51,11 +51,19 @@ class WorkerProcess:
 
 
 @contextmanager
-def celery_worker(*, ready_timeout: float = 60.0) -> Iterator[WorkerProcess]:
-    """Run ``celery worker`` in a subprocess on a private queue; tasks sent meanwhile go to it."""
-    queue = f"test-{uuid.uuid4().hex[:12]}"
+def celery_worker(
+    *, ready_timeout: float = 60.0, queue: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[WorkerProcess]:
+    """Run ``celery worker`` in a subprocess on a private queue; tasks sent meanwhile go to it.
+
+    Like a plain ``celery -A events_platform worker`` it consumes every queue the app uses (the
+    default one and the webhooks one derived from it). Workers started with the same ``queue``
+    share their work; ``env`` adds settings for the worker process.
+    """
+    queue = queue or f"test-{uuid.uuid4().hex[:12]}"
     env = {
         **os.environ,
+        **(env or {}),
         "DEBUG": "1",
         "DATABASE_URL": _database_url(),
         "REDIS_URL": settings.REDIS_URL,
@@ -65,7 +73,7 @@ def celery_worker(*, ready_timeout: float = 60.0) -> Iterator[WorkerProcess]:
     }
     command = [
         sys.executable, "-m", "celery", "-A", "events_platform", "worker",
-        "--pool=solo", "--queues", queue, "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat",
         "--loglevel=INFO",
     ]  # fmt: skip
     proc = subprocess.Popen(  # noqa: S603 (fixed command line)

@@ -1,0 +1,153 @@
+"""Delivery through real Celery workers on Redis and PostgreSQL: each delivery sent exactly once
+by four competing workers, and a worker killed mid-send replaced after its lease."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from contacts.services import EventInput, events_upsert
+from events_platform.testing import celery_worker, worker_unavailable_reason
+from events_platform.workspaces.services import workspace_create
+from webhooks import tasks
+from webhooks.models import WebhookAttempt, WebhookDelivery
+from webhooks.receiver import Answer, Receiver
+
+from .conftest import subscribe, verify
+
+pytestmark = [pytest.mark.celery_worker, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+LOOPBACK = {"WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
+
+
+@pytest.fixture(autouse=True)
+def _needs_services(settings: Any) -> None:
+    reason = worker_unavailable_reason()
+    if reason:
+        if os.environ.get("REQUIRE_SERVICES"):
+            pytest.fail(f"REQUIRE_SERVICES is set but the real-worker test cannot run: {reason}")
+        pytest.skip(reason)
+    settings.WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0, every: Callable[[], Any] | None = None) -> float:
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"condition not met within {timeout}s")
+        if every is not None:
+            every()
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def _batch(start: int, size: int) -> list[EventInput]:
+    return [
+        EventInput(
+            email=f"buyer{(start + i) % 97}@example.com",
+            event_name="order.completed",
+            external_id=f"order_{start + i}",
+            occurred_at=timezone.now() - timedelta(minutes=5),
+            goal={"goal_type": "purchase", "goal_value": Decimal("12.34")},
+        )
+        for i in range(size)
+    ]
+
+
+def test_a_commit_reaches_the_receiver_through_a_plain_worker() -> None:
+    """One worker with no -Q consumes the webhooks queue too: an import is received, signed, within seconds."""
+    # given
+    workspace = workspace_create(workspace_id="shop", name="Shop")
+    with Receiver() as receiver, celery_worker(env=LOOPBACK) as worker:
+        subscription = subscribe(workspace, receiver.url, event_types=["custom_event.created"])
+        # when
+        committed = time.time()
+        events_upsert(workspace_id=workspace.id, events=_batch(0, 3))
+        got = receiver.wait_for(3, timeout=15)
+        # then
+        assert len(got) == 3
+        for request in got:
+            verify(subscription.secret, request)
+        assert max(r.at for r in got) - committed < 5
+        wait_for(lambda: worker.succeeded("webhooks.tasks.webhooks_send_task") >= 1, timeout=5)
+
+
+def test_four_workers_send_a_thousand_deliveries_exactly_once() -> None:
+    """Competing workers claim with SKIP LOCKED: 1,000 deliveries, each received once, one attempt each."""
+    # given
+    workspace = workspace_create(workspace_id="shop", name="Shop")
+    queue = f"test-{uuid.uuid4().hex[:12]}"
+    with Receiver() as receiver:
+        subscription = subscribe(workspace, receiver.url, event_types=["custom_event.created"])
+        with (
+            celery_worker(queue=queue, env=LOOPBACK),
+            celery_worker(queue=queue, env=LOOPBACK),
+            celery_worker(queue=queue, env=LOOPBACK),
+            celery_worker(queue=queue, env=LOOPBACK),
+        ):
+            # when 20 imports of 50 commit
+            for n in range(20):
+                events_upsert(workspace_id=workspace.id, events=_batch(n * 50, 50))
+            got = receiver.wait_for(1000, timeout=120)
+            time.sleep(1)  # anything sent twice would arrive meanwhile
+        # then
+        ids = Counter(r.headers["webhook-id"] for r in receiver.requests)
+        assert len(got) >= 1000
+        assert len(ids) == 1000
+        assert max(ids.values()) == 1
+    assert WebhookDelivery.objects.filter(subscription=subscription, status="delivered").count() == 1000
+    assert set(WebhookDelivery.objects.values_list("attempts", flat=True)) == {1}
+    assert WebhookAttempt.objects.count() == 1000
+
+
+def test_a_worker_killed_mid_send_is_replaced_after_the_lease() -> None:
+    """The receiver holds the first request while its worker is killed; after the lease another
+    worker sends the same delivery (same webhook-id) and it ends delivered."""
+    # given a receiver that keeps the first request waiting
+    workspace = workspace_create(workspace_id="shop", name="Shop")
+    arrived, release = threading.Event(), threading.Event()
+
+    def hold_first(request: Any) -> Answer:
+        if not arrived.is_set():
+            arrived.set()
+            release.wait(20)
+        return Answer()
+
+    short = {**LOOPBACK, "WEBHOOK_TIMEOUT": "2", "WEBHOOK_CLAIM_LEASE": "8"}
+    queue = f"test-{uuid.uuid4().hex[:12]}"
+    with Receiver(hold_first) as receiver:
+        subscription = subscribe(workspace, receiver.url, event_types=["custom_event.created"])
+        with celery_worker(queue=queue, env=short) as doomed:
+            events_upsert(workspace_id=workspace.id, events=_batch(0, 1))
+            assert arrived.wait(20), "the first attempt never arrived"
+            # when its worker dies mid-send
+            os.kill(doomed.process.pid, signal.SIGKILL)
+            doomed.process.wait(10)
+            release.set()
+        with celery_worker(queue=queue, env=short):
+            delivery = WebhookDelivery.objects.get()
+            # then (the test plays beat: the sweep finds the claim once its lease is over)
+            elapsed = wait_for(
+                lambda: WebhookDelivery.objects.get(pk=delivery.pk).status == "delivered",
+                timeout=40,
+                every=lambda: tasks.webhooks_sweep_task.delay(),
+            )
+        first, again = receiver.requests[:2]
+    assert first.headers["webhook-id"] == again.headers["webhook-id"] == delivery.message_id
+    assert first.body == again.body
+    verify(subscription.secret, again)
+    kinds = list(
+        WebhookAttempt.objects.filter(delivery=delivery).order_by("number", "id").values_list("error_kind", flat=True)
+    )
+    assert kinds == ["lease_expired", ""]
+    assert elapsed >= 3  # it waited for the lease rather than racing the dead worker
