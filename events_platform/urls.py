@@ -14,4 +14,5 @@ urlpatterns = [
     path("", include("events_platform.workspaces.urls")),
     path("", include("contacts.urls")),
     path("", include("segments.urls")),
+    path("", include("webhooks.urls")),
 ]

@@ -113,7 +113,7 @@ def _string_list(field: str, values: Any, *, check: Callable[[str], str | None])
     return out
 
 
-def _validated(
+def subscription_settings_validate(
     *,
     workspace_id: str,
     name: str,
@@ -123,6 +123,7 @@ def _validated(
     event_names: Any,
     segment_ids: Any,
 ) -> dict[str, Any]:
+    """The settings a subscription may be saved with, cleaned; a ValidationError naming each bad field."""
     errors: dict[str, list[str]] = {}
     cleaned: dict[str, Any] = {}
     name = (name or "").strip()
@@ -190,7 +191,7 @@ def subscription_create(
     event_names: Sequence[str] = (),
     segment_ids: Sequence[str] = (),
 ) -> WebhookSubscription:
-    cleaned = _validated(
+    cleaned = subscription_settings_validate(
         workspace_id=workspace_id,
         name=name,
         url=url,
@@ -223,7 +224,7 @@ def subscription_update(
     enabled: bool | None = None,
 ) -> WebhookSubscription:
     """Full replacement (Notifuse's update): filters left out are cleared; ``enabled`` None keeps it."""
-    cleaned = _validated(
+    cleaned = subscription_settings_validate(
         workspace_id=subscription.workspace_id,
         name=name,
         url=url,
