@@ -20,6 +20,8 @@ install: $(STAMP)
 ## Embedded mode by default (SQLite, tasks in-process, a scheduler process for rolling
 ## segments); with REDIS_URL set it also starts a Celery worker and beat.
 run: export DEBUG ?= 1
+# Webhook URLs on this machine (manage.py webhook_receiver) are let through; see README, Configuration.
+run: export WEBHOOK_ALLOWED_NETWORKS ?= 127.0.0.0/8
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo_setup --base-url http://localhost:$(PORT)

@@ -29,6 +29,11 @@ class BenchEnv:
     secret_key: str
 
     @property
+    def webhook_queues(self) -> tuple[str, str]:
+        """The webhooks queues beside ``queue`` and ``discard_queue`` (see webhooks.tasks.webhook_queue)."""
+        return (f"{self.queue}-webhooks", f"{self.discard_queue}-webhooks")
+
+    @property
     def database_name(self) -> str:
         return urlsplit(self.database_url).path.lstrip("/")
 
@@ -88,6 +93,8 @@ def configure() -> BenchEnv:
             "SECURE_SSL_REDIRECT": "0",
             "CELERY_QUEUE": env.discard_queue,
             "CELERY_TASK_ALWAYS_EAGER": "0",
+            # The webhooks figure's receiver listens on loopback.
+            "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
             "LOG_LEVEL": "WARNING",
         }
     )

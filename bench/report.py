@@ -92,6 +92,25 @@ def run_table(run: dict[str, Any]) -> str:
         rows.append(
             f"| {row['label']} (p50 / p99) | {_ms(row['app'])} | {_ms(row['raw'])} | {ratio:.1f}x p50 | - | - |"
         )
+    hooks = run.get("webhooks")
+    if hooks:
+        rate = hooks["import_rate"]
+        rows.append(
+            f"| webhooks: {rate['label']} ({rate['deliveries']:,} deliveries received) | "
+            f"{_rate(rate['with'])} | {_rate(rate['none'])} (no subscription) | "
+            f"{rate['ratio'] * 100:.0f}% of the no-webhook rate | {rate['target']} | {_status(rate['met'])} |"
+        )
+        latency = hooks["latency"]
+        rows.append(
+            f"| webhooks: {latency['label']} ({latency['n']} upserts, {latency['timeouts']} timeouts) | "
+            f"p50 {latency['p50_ms']:.0f} / p99 {latency['p99_ms']:.0f} ms | - | - | p50 < 1 s | "
+            f"{_status(latency['met'])} |"
+        )
+        tp = hooks["throughput"]
+        rows.append(
+            f"| webhooks: {tp['label']} | {tp['per_s']:,.0f} deliveries/s ({tp['received']:,} in "
+            f"{tp['elapsed_s']:.1f} s) | - | - | - | - |"
+        )
     memory = run.get("memory")
     if memory:
         web, worker = memory["web"], memory["worker"]

@@ -9,7 +9,9 @@ drops and re-creates) with a real Celery worker on Redis (``REDIS_URL``, default
    the diff, and the two member sets are compared;
 3. freshness: upsert response -> membership change visible, with the worker running;
 4. pages and reads through gunicorn; raw: the same rows by psycopg;
-5. peak RSS of the web and worker processes.
+5. peak RSS of the web and worker processes;
+6. webhooks: import rate with a subscription on every type vs none, commit-to-receipt latency,
+   delivery throughput to a local receiver (bench/webhooks.py).
 
 Writes ``bench/results/<date>.json`` and ``.md``. A benchmark, not a test: a missed target is
 reported, the exit code stays 0.
@@ -34,6 +36,7 @@ from typing import Any
 from tqdm import tqdm
 
 from bench import env as bench_env
+from bench import webhooks as bench_webhooks
 
 SMALL = (2_000, 20_000)
 DEFAULT = (100_000, 1_000_000)
@@ -903,6 +906,10 @@ def main(argv: list[str] | None = None) -> int:
 
             log("figure 1: ingest over HTTP vs raw psycopg")
             run["ingest"] = figure_ingest(env, port, api_keys[INGEST_WORKSPACE], small)
+            log("figure 6: webhooks (import with a subscription vs none, commit-to-receipt, throughput)")
+            run["webhooks"] = bench_webhooks.figure_webhooks(
+                env, raw, port, api_keys[INGEST_WORKSPACE], INGEST_WORKSPACE, small
+            )
             log("figure 3: freshness with the worker running")
             run["freshness"] = figure_freshness(env, raw, port, api_keys[WORKSPACE], pks, 30 if small else 200)
             log("figure 4: pages and reads through gunicorn vs raw")
@@ -914,7 +921,7 @@ def main(argv: list[str] | None = None) -> int:
             run["profile"] = profile_figure(run, raw, facts, api_keys, run["date"])
     finally:
         raw.close()
-        bench_env.redis_drop_queue(env, env.queue, env.discard_queue)
+        bench_env.redis_drop_queue(env, env.queue, env.discard_queue, *env.webhook_queues)
 
     run["what_dominates"] = what_dominates(run)
     run["duration_s"] = round(time.perf_counter() - started, 1)
@@ -927,6 +934,7 @@ def main(argv: list[str] | None = None) -> int:
             *((f"build {k}", r["met"]) for k, r in run["builds"].items()),
             ("freshness", run["freshness"]["met"]),
             *((k, r.get("met")) for k, r in run["reads"].items()),
+            *((f"webhooks {k}", r.get("met")) for k, r in run.get("webhooks", {}).items()),
         ]
         if ok is False
     ]

@@ -169,9 +169,10 @@ def gunicorn(env: dict[str, str], *, workers: int, log: IO[bytes]) -> Iterator[t
 
 @contextmanager
 def celery_worker(env: dict[str, str], *, queue: str, log: IO[bytes]) -> Iterator[subprocess.Popen[bytes]]:
-    """A Celery worker on the bench queue, started like events_platform/testing.py does (solo pool)."""
+    """A Celery worker on the bench queue, started like events_platform/testing.py does (solo pool);
+    without -Q it consumes every queue the app uses (the default one and the webhooks one)."""
     command = [
-        sys.executable, "-m", "celery", "-A", "events_platform", "worker", "--pool=solo", "--queues", queue,
+        sys.executable, "-m", "celery", "-A", "events_platform", "worker", "--pool=solo",
         "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO",
     ]  # fmt: skip
     proc = subprocess.Popen(

@@ -219,6 +219,9 @@ for _network in WEBHOOK_ALLOWED_NETWORKS:
         raise ImproperlyConfigured(f"WEBHOOK_ALLOWED_NETWORKS: {_exc}") from _exc
 WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=15.0)  # seconds for a whole attempt
 WEBHOOK_CLAIM_LEASE = env.float("WEBHOOK_CLAIM_LEASE", default=60.0)  # seconds a sender's claim lasts
+if WEBHOOK_CLAIM_LEASE <= WEBHOOK_TIMEOUT + 5:
+    # A send starts only while the lease outlasts the timeout by 5 s; a shorter lease sends nothing.
+    raise ImproperlyConfigured("WEBHOOK_CLAIM_LEASE must exceed WEBHOOK_TIMEOUT + 5 seconds.")
 WEBHOOK_SWEEP_INTERVAL = env.float("WEBHOOK_SWEEP_INTERVAL", default=5.0)
 WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=30)
 # Empty: "webhooks" beside the default queue (see webhooks.tasks.webhook_queue).
