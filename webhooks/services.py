@@ -603,17 +603,6 @@ def attempt_record(*, delivery: WebhookDelivery, token: str, response: network.R
     """Record an attempt; settle the delivery (delivered, failed, or the next retry) and what it
     means for the subscription (410 disables it; five days of failures too)."""
     now = started_at + timedelta(milliseconds=response.duration_ms)
-    WebhookAttempt.objects.create(
-        delivery=delivery,
-        number=delivery.attempts,
-        started_at=started_at,
-        duration_ms=response.duration_ms,
-        resolved_ip=response.resolved_ip,
-        status_code=response.status_code or None,
-        response_body=response.body,
-        error_kind=response.error_kind,
-        error=response.error,
-    )
     changes: dict[str, Any] = {
         "claim_token": "",
         "last_attempt_at": started_at,
@@ -630,8 +619,22 @@ def attempt_record(*, delivery: WebhookDelivery, token: str, response: network.R
         round_start = delivery.max_attempts - len(RETRY_SCHEDULE)
         delay = retry_delay(attempts_in_round=delivery.attempts - round_start, retry_after=response.retry_after)
         changes.update(status=Status.PENDING, next_attempt_at=now + delay)
-    # A sender whose lease ran out lost the claim to another: its answer no longer settles anything.
-    if not WebhookDelivery.objects.filter(pk=delivery.pk, claim_token=token).update(**changes):
+    # A sender whose lease ran out lost the claim to another: its answer no longer settles
+    # anything, but the attempt happened and is recorded (unless the delivery is gone: deleted).
+    settled = WebhookDelivery.objects.filter(pk=delivery.pk, claim_token=token).update(**changes)
+    if settled or WebhookDelivery.objects.filter(pk=delivery.pk).exists():
+        WebhookAttempt.objects.create(
+            delivery_id=delivery.pk,
+            number=delivery.attempts,
+            started_at=started_at,
+            duration_ms=response.duration_ms,
+            resolved_ip=response.resolved_ip,
+            status_code=response.status_code or None,
+            response_body=response.body,
+            error_kind=response.error_kind,
+            error=response.error,
+        )
+    if not settled:
         return
     for key, value in changes.items():
         setattr(delivery, key, value)

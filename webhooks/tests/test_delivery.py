@@ -377,3 +377,22 @@ def test_replay_failed_since_requeues_only_failed_ones_after_the_time(workspace:
     # then
     assert count == 2
     assert WebhookDelivery.objects.filter(status="pending").count() == 2
+
+
+def test_the_embedded_scheduler_delivers(
+    workspace: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Without Redis, `manage.py run_scheduler` (what `make run` starts as its beat) runs the
+    webhooks sweep: a change whose publish was lost still reaches the receiver."""
+    from django.core.management import call_command
+
+    # given
+    subscription = subscribe(workspace, receiver.url, event_types=["custom_event.created"])
+    _import(workspace)
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("run_scheduler", "--once")
+    # then
+    got = receiver.wait_for(1)
+    assert len(got) == 1
+    verify(subscription.secret, got[0])
