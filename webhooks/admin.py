@@ -25,10 +25,13 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+SETTINGS_FIELDS = ["workspace", "name", "url", "event_types", "goal_types", "event_names", "segment_ids"]
+
+
 class WebhookSubscriptionForm(ModelForm):
     class Meta:
         model = WebhookSubscription
-        fields = ["workspace", "name", "url", "event_types", "goal_types", "event_names", "segment_ids"]
+        fields = SETTINGS_FIELDS
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -57,24 +60,6 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
     list_select_related = ["workspace"]
     search_fields = ["name", "public_id", "url", "workspace__id"]
     actions = ["enable_selected", "disable_selected", "regenerate_secret_of_selected"]
-    fields = [
-        "workspace",
-        "name",
-        "url",
-        "event_types",
-        "goal_types",
-        "event_names",
-        "segment_ids",
-        "public_id",
-        "enabled",
-        "disabled_reason",
-        "disabled_detail",
-        "failing_since",
-        "previous_secret_expires_at",
-        "last_delivery_at",
-        "created_at",
-        "updated_at",
-    ]
     readonly_fields = [
         "public_id",
         "enabled",
@@ -86,20 +71,14 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     ]
+    fields = [*SETTINGS_FIELDS, *readonly_fields]
 
     def get_readonly_fields(self, request: HttpRequest, obj: WebhookSubscription | None = None) -> list[str]:
         return [*self.readonly_fields, "workspace"] if obj is not None else self.readonly_fields
 
     def save_model(self, request: HttpRequest, obj: WebhookSubscription, form: ModelForm, change: bool) -> None:
         # Through the services, so the URL gets its SSRF check and the types their validation.
-        fields = {
-            "name": obj.name,
-            "url": obj.url,
-            "event_types": obj.event_types,
-            "goal_types": obj.goal_types,
-            "event_names": obj.event_names,
-            "segment_ids": obj.segment_ids,
-        }
+        fields = {name: getattr(obj, name) for name in SETTINGS_FIELDS[1:]}
         if change:
             saved = services.subscription_update(subscription=obj, **fields)
         else:

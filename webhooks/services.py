@@ -192,14 +192,9 @@ def subscription_create(
     segment_ids: Sequence[str] = (),
 ) -> WebhookSubscription:
     cleaned = subscription_settings_validate(
-        workspace_id=workspace_id,
-        name=name,
-        url=url,
-        event_types=list(event_types),
-        goal_types=list(goal_types),
-        event_names=list(event_names),
-        segment_ids=list(segment_ids),
-    )
+        workspace_id=workspace_id, name=name, url=url, event_types=event_types,
+        goal_types=goal_types, event_names=event_names, segment_ids=segment_ids,
+    )  # fmt: skip
     if WebhookSubscription.objects.filter(workspace_id=workspace_id).count() >= MAX_SUBSCRIPTIONS_PER_WORKSPACE:
         raise ValidationError(
             {"non_field_errors": [f"A workspace has at most {MAX_SUBSCRIPTIONS_PER_WORKSPACE} subscriptions."]}
@@ -225,14 +220,9 @@ def subscription_update(
 ) -> WebhookSubscription:
     """Full replacement (Notifuse's update): filters left out are cleared; ``enabled`` None keeps it."""
     cleaned = subscription_settings_validate(
-        workspace_id=subscription.workspace_id,
-        name=name,
-        url=url,
-        event_types=list(event_types),
-        goal_types=list(goal_types),
-        event_names=list(event_names),
-        segment_ids=list(segment_ids),
-    )
+        workspace_id=subscription.workspace_id, name=name, url=url, event_types=event_types,
+        goal_types=goal_types, event_names=event_names, segment_ids=segment_ids,
+    )  # fmt: skip
     subscription = _locked(subscription)
     for key, value in cleaned.items():
         setattr(subscription, key, value)
