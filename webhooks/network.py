@@ -220,6 +220,11 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
             raise
 
 
+def tls_context() -> ssl.SSLContext:
+    """Certificates verified against the system's trust store, for the URL's host name."""
+    return ssl.create_default_context()
+
+
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -274,7 +279,7 @@ def _post_to(target: Target, address: str, *, body: bytes, headers: dict[str, st
     conn: http.client.HTTPConnection
     if target.scheme == "https":
         conn = _PinnedHTTPSConnection(
-            target.host, target.port, address=address, timeout=remaining, context=ssl.create_default_context()
+            target.host, target.port, address=address, timeout=remaining, context=tls_context()
         )
     else:
         conn = _PinnedHTTPConnection(target.host, target.port, address=address, timeout=remaining)

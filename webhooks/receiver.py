@@ -7,6 +7,7 @@ include 127.0.0.0/8 (``make run`` sets that).
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -38,9 +39,17 @@ Responder = Callable[[Received], Answer]
 class Receiver:
     """Records every POST and answers with ``responder(request)`` (200 "ok" by default)."""
 
-    def __init__(self, responder: Responder | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: tuple[str, str] | None = None,
+    ) -> None:
+        """``tls`` is (certificate file, key file): serve HTTPS and record each client's SNI name."""
         self.responder: Responder = responder or (lambda request: Answer())
         self.requests: list[Received] = []
+        self.server_names: list[str | None] = []
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         receiver = self
@@ -77,12 +86,19 @@ class Receiver:
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self._server.block_on_close = False  # a slow answer in flight must not hold up stop()
+        self.scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            context.sni_callback = lambda sock, name, ctx: self.server_names.append(name)  # type: ignore[assignment,misc]
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/hooks"
+        return f"{self.scheme}://{host}:{port}/hooks"
 
     @property
     def port(self) -> int:

@@ -253,7 +253,7 @@ def subscription_set_enabled(
         subscription.disabled_reason, subscription.disabled_detail, subscription.disabled_at = "", "", None
         subscription.failing_since = None
         pending.filter(next_attempt_at__isnull=True).update(next_attempt_at=now)
-        transaction.on_commit(lambda: _publish_send(1))
+        _send_on_commit(1)
     else:
         subscription.disabled_reason, subscription.disabled_detail, subscription.disabled_at = reason, detail, now
         pending.update(next_attempt_at=None)
@@ -358,6 +358,13 @@ def outbox_record(*, workspace_id: str, events: Sequence[OutboxEvent], now: date
 def _fan_out_on_commit() -> None:
     # After the commit, and inside a request after the response is sent.
     transaction.on_commit(lambda: defer(_publish_fan_out))
+
+
+def _send_on_commit(deliveries: int) -> None:
+    """After the commit (after the response, inside a request), enough send tasks for this many
+    deliveries, at most four: each sends until nothing is due."""
+    tasks = min(math.ceil(deliveries / SEND_BATCH), 4)
+    transaction.on_commit(lambda: defer(lambda: _publish_send(tasks)))
 
 
 def _publish_fan_out() -> None:
@@ -474,7 +481,7 @@ def outbox_fan_out(*, limit: int = FAN_OUT_BATCH, now: datetime | None = None) -
         WebhookDelivery.objects.bulk_create(deliveries)
         WebhookOutbox.objects.filter(pk__in=[r.pk for r in rows]).delete()
         if deliveries:
-            transaction.on_commit(lambda: _publish_send(min(math.ceil(len(deliveries) / SEND_BATCH), 4)))
+            _send_on_commit(len(deliveries))
     return len(rows), len(deliveries)
 
 
@@ -704,7 +711,7 @@ def _requeue(deliveries: Any, now: datetime) -> int:
         max_attempts=F("attempts") + len(RETRY_SCHEDULE),
     )
     if count:
-        transaction.on_commit(lambda: _publish_send(min(math.ceil(count / SEND_BATCH), 4)))
+        _send_on_commit(count)
     return count
 
 

@@ -180,3 +180,39 @@ def test_delivery_rechecks_addresses_on_every_attempt(
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == WebhookDelivery.Status.PENDING
     assert WebhookAttempt.objects.get().error_kind == "blocked_address"
+
+
+TLS_DIR = __import__("pathlib").Path(__file__).parent / "tls"
+CERT, KEY = str(TLS_DIR / "hooks.example.com.pem"), str(TLS_DIR / "hooks.example.com.key")
+
+
+@pytest.fixture
+def trust_test_certificate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test certificate is trusted as if a public CA had issued it (the trust store is the outside world)."""
+    import ssl
+
+    monkeypatch.setattr(network, "tls_context", lambda: ssl.create_default_context(cafile=CERT))
+
+
+def test_https_is_pinned_with_sni_and_the_certificate_checked_for_the_name(
+    monkeypatch: pytest.MonkeyPatch, allow_loopback: None, trust_test_certificate: None
+) -> None:
+    """The TLS connection goes to the checked address while SNI, certificate check and Host name the URL's host."""
+    monkeypatch.setattr(network, "resolve", lambda host, port: [ipaddress.ip_address("127.0.0.1")])
+    with Receiver(tls=(CERT, KEY)) as receiver:
+        response = network.post(f"https://hooks.example.com:{receiver.port}/in", body=b"{}", headers={})
+        assert response.ok, response.error
+        assert receiver.server_names == ["hooks.example.com"]
+        assert receiver.requests[0].headers["host"] == f"hooks.example.com:{receiver.port}"
+        assert response.resolved_ip == "127.0.0.1"
+
+
+def test_a_certificate_for_another_name_fails_as_tls(
+    monkeypatch: pytest.MonkeyPatch, allow_loopback: None, trust_test_certificate: None
+) -> None:
+    """A name the certificate does not cover is refused (error kind tls), nothing is posted."""
+    monkeypatch.setattr(network, "resolve", lambda host, port: [ipaddress.ip_address("127.0.0.1")])
+    with Receiver(tls=(CERT, KEY)) as receiver:
+        response = network.post(f"https://other.example.com:{receiver.port}/in", body=b"{}", headers={})
+        assert (response.status_code, response.error_kind) == (0, "tls")
+        assert receiver.requests == []
