@@ -543,6 +543,10 @@ def deliveries_claim(*, limit: int = SEND_BATCH, now: datetime | None = None) ->
             .select_related("subscription")
             .order_by("next_attempt_at", "pk")
         )
+        # One instance per subscription, so what one attempt learns (its last delivery) the next sees.
+        shared: dict[int, WebhookSubscription] = {}
+        for d in deliveries:
+            d.subscription = shared.setdefault(d.subscription_id, d.subscription)
         lost = [d for d in deliveries if claimed[d.pk] == Status.DELIVERING]
         if lost:
             WebhookAttempt.objects.bulk_create(
@@ -641,13 +645,23 @@ def attempt_record(*, delivery: WebhookDelivery, token: str, response: network.R
     subs = WebhookSubscription.objects.filter(pk=subscription.pk)
     if response.ok:
         # At most one write a second per subscription, however many deliveries succeed.
+        recent = subscription.last_delivery_at is not None and subscription.last_delivery_at >= now - timedelta(
+            seconds=1
+        )
+        if subscription.failing_since is None and recent:
+            return
         subs.filter(
             Q(failing_since__isnull=False)
             | Q(last_delivery_at__isnull=True)
             | Q(last_delivery_at__lt=now - timedelta(seconds=1))
         ).update(last_delivery_at=now, failing_since=None)
+        subscription.last_delivery_at, subscription.failing_since = now, None
         return
-    subs.filter(failing_since__isnull=True).update(failing_since=started_at)
+    # What this claim's earlier attempts learnt spares statements in a failure storm; the clock
+    # may start a little late when another sender's success cleared it meanwhile (disabling later).
+    if subscription.failing_since is None:
+        subs.filter(failing_since__isnull=True).update(failing_since=started_at)
+        subscription.failing_since = started_at
     if gone:
         subscription_set_enabled(
             subscription=subscription,
@@ -656,6 +670,8 @@ def attempt_record(*, delivery: WebhookDelivery, token: str, response: network.R
             detail=f"{subscription.url} answered 410 Gone on {now:%Y-%m-%d %H:%M} UTC.",
             now=now,
         )
+        return
+    if subscription.failing_since > now - FAILING_DISABLE_AFTER:
         return
     failing = subs.filter(enabled=True, failing_since__lte=now - FAILING_DISABLE_AFTER).values_list(
         "failing_since", flat=True
