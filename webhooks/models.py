@@ -8,10 +8,13 @@ subscription, each with its body serialised once; senders claim due deliveries w
 
 from __future__ import annotations
 
+import json
 import uuid
+from typing import Any
 
 from django.db import models
 from django.db.models import Q
+from django.utils.functional import cached_property
 
 from events_platform.workspaces.models import Workspace
 
@@ -84,7 +87,9 @@ class WebhookOutbox(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     event_type = models.CharField(max_length=64)
     occurred_at = models.DateTimeField(help_text="When the change happened (the envelope's timestamp).")
-    data = models.JSONField()
+    # JSON as text, not jsonb: written on the ingest path and read once, it is never queried,
+    # and parsing it into jsonb there would cost the ingest for nothing.
+    data_json = models.TextField()
     created_at = models.DateTimeField()
 
     class Meta:
@@ -93,6 +98,10 @@ class WebhookOutbox(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} #{self.pk}"
+
+    @cached_property
+    def data(self) -> dict[str, Any]:
+        return json.loads(self.data_json)  # type: ignore[no-any-return]
 
 
 class WebhookDelivery(models.Model):

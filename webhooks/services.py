@@ -308,13 +308,21 @@ def _json_array_has(column: str, value_sql: str) -> str:
     return f"EXISTS (SELECT 1 FROM json_each({column}) j WHERE j.value = {value_sql})"
 
 
-def _wanted_sql(*, type_sql: str, extra: str = "") -> str:
-    """SQL: an enabled subscription of the workspace (first %s) wants the type ``type_sql``."""
+def _wanted_sql(
+    *, workspace_id: str, type_sql: str, extra: str = "", extra_params: Sequence[Any] = ()
+) -> tuple[str, list[Any]]:
+    """SQL and params: an enabled subscription of the workspace wants the type ``type_sql``.
+
+    The first, uncorrelated EXISTS is evaluated once per statement (a one-time filter): in a
+    workspace without enabled subscriptions the statement reads and writes nothing more.
+    """
     subs = _q(WebhookSubscription._meta.db_table)
-    return (
-        f"EXISTS (SELECT 1 FROM {subs} s WHERE s.workspace_id = %s AND s.enabled "
+    sql = (
+        f"EXISTS (SELECT 1 FROM {subs} g WHERE g.workspace_id = %s AND g.enabled) "
+        f"AND EXISTS (SELECT 1 FROM {subs} s WHERE s.workspace_id = %s AND s.enabled "
         f"AND {_json_array_has('s.event_types', type_sql)}{extra})"
     )
+    return sql, [workspace_id, workspace_id, *extra_params]
 
 
 def _dt(value: datetime) -> Any:
@@ -334,7 +342,7 @@ def outbox_record(*, workspace_id: str, events: Sequence[OutboxEvent], now: date
     if _postgres():
         source = (
             "SELECT r.event_type, r.occurred_at, r.data FROM json_to_recordset(%s::json) "
-            "AS r(event_type text, occurred_at timestamptz, data jsonb)"
+            "AS r(event_type text, occurred_at timestamptz, data text)"
         )
         type_sql = "r.event_type"
     else:
@@ -343,12 +351,13 @@ def outbox_record(*, workspace_id: str, events: Sequence[OutboxEvent], now: date
             "AS occurred_at, json_extract(j.value, '$.data') AS data FROM json_each(%s) j"
         )
         type_sql = "r.event_type"
+    wanted, wanted_params = _wanted_sql(workspace_id=workspace_id, type_sql=type_sql)
     sql = (
-        f"INSERT INTO {outbox} (workspace_id, event_type, occurred_at, data, created_at) "
-        f"SELECT %s, r.event_type, r.occurred_at, r.data, %s FROM ({source}) r WHERE {_wanted_sql(type_sql=type_sql)}"
+        f"INSERT INTO {outbox} (workspace_id, event_type, occurred_at, data_json, created_at) "
+        f"SELECT %s, r.event_type, r.occurred_at, r.data, %s FROM ({source}) r WHERE {wanted}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [workspace_id, _dt(now), json.dumps(rows, default=str), workspace_id])
+        cursor.execute(sql, [workspace_id, _dt(now), json.dumps(rows, default=str), *wanted_params])
         written = cursor.rowcount
     if written:
         _fan_out_on_commit()
@@ -397,19 +406,22 @@ def segment_changes_outbox_sql(*, segment: Segment, now: datetime, source: str) 
     outbox = _q(WebhookOutbox._meta.db_table)
     contacts = _q(Contact._meta.db_table)
     if _postgres():
-        data = "jsonb_build_object('email', ct.email, 'contact_id', ct.id, 'segment_id', %s, 'segment_name', %s)"
+        data = "json_build_object('email', ct.email, 'contact_id', ct.id, 'segment_id', %s, 'segment_name', %s)::text"
         empty = "s.segment_ids = '[]'::jsonb"
     else:
         data = "json_object('email', ct.email, 'contact_id', ct.id, 'segment_id', %s, 'segment_name', %s)"
         empty = "json_array_length(s.segment_ids) = 0"
     segment_filter = f" AND ({empty} OR {_json_array_has('s.segment_ids', '%s')})"
+    wanted, wanted_params = _wanted_sql(
+        workspace_id=segment.workspace_id, type_sql="c.kind", extra=segment_filter, extra_params=[segment.slug]
+    )
     sql = (
-        f"INSERT INTO {outbox} (workspace_id, event_type, occurred_at, data, created_at) "
+        f"INSERT INTO {outbox} (workspace_id, event_type, occurred_at, data_json, created_at) "
         f"SELECT %s, c.kind, %s, {data}, %s FROM {source} c JOIN {contacts} ct ON ct.id = c.contact_id "
-        f"WHERE {_wanted_sql(type_sql='c.kind', extra=segment_filter)}"
+        f"WHERE {wanted}"
     )
     at = _dt(now)
-    params = [segment.workspace_id, at, segment.slug, segment.name, at, segment.workspace_id, segment.slug]
+    params = [segment.workspace_id, at, segment.slug, segment.name, at, *wanted_params]
     return MembershipChangeSql(sql=sql, params=params, after_commit=lambda: defer(_publish_fan_out))
 
 
