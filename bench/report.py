@@ -94,12 +94,13 @@ def run_table(run: dict[str, Any]) -> str:
         )
     hooks = run.get("webhooks")
     if hooks:
-        rate = hooks["import_rate"]
-        rows.append(
-            f"| webhooks: {rate['label']} ({rate['deliveries']:,} deliveries received) | "
-            f"{_rate(rate['with'])} | {_rate(rate['none'])} (no subscription) | "
-            f"{rate['ratio'] * 100:.0f}% of the no-webhook rate | {rate['target']} | {_status(rate['met'])} |"
-        )
+        for key in [k for k in hooks if k.startswith("import_rate")]:
+            rate = hooks[key]
+            rows.append(
+                f"| webhooks: {rate['label']} | {_rate(rate['with'])} | {_rate(rate['none'])} (no subscription) | "
+                f"{rate['ratio'] * 100:.0f}% of the no-webhook rate | {rate.get('target') or '-'} | "
+                f"{_status(rate.get('met'))} |"
+            )
         latency = hooks["latency"]
         rows.append(
             f"| webhooks: {latency['label']} ({latency['n']} upserts, {latency['timeouts']} timeouts) | "
