@@ -241,7 +241,42 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float | None = None) -> Response:
+class Connections:
+    """Keep-alive connections for a run of attempts, one per (scheme, host, port, checked address).
+
+    A connection is reused only for the address this attempt just checked, so pinning holds;
+    one whose answer was not read to its end, or that the server will close, is not kept.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[str, str, int, str], http.client.HTTPConnection] = {}
+
+    def take(self, key: tuple[str, str, int, str]) -> http.client.HTTPConnection | None:
+        return self._open.pop(key, None)
+
+    def keep(self, key: tuple[str, str, int, str], conn: http.client.HTTPConnection) -> None:
+        self._open[key] = conn
+
+    def close(self) -> None:
+        for conn in self._open.values():
+            conn.close()
+        self._open.clear()
+
+    def __enter__(self) -> Connections:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def post(
+    url: str,
+    *,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float | None = None,
+    connections: Connections | None = None,
+) -> Response:
     """One POST attempt: checked, pinned, bounded. Never raises for what the network does."""
     timeout = float(settings.WEBHOOK_TIMEOUT if timeout is None else timeout)
     started = time.monotonic()
@@ -269,21 +304,51 @@ def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float | Non
         remaining = timeout - (time.monotonic() - started)
         if remaining <= 0:
             break
-        last = _post_to(target, str(address), body=body, headers=headers, remaining=remaining, done=done)
+        key = (target.scheme, target.host, target.port, str(address))
+        reused = connections.take(key) if connections is not None else None
+        if reused is not None:
+            try:
+                return _post_to(target, reused, body=body, headers=headers, remaining=remaining, done=done,
+                                keep=lambda conn, key=key: connections.keep(key, conn), stale_ok=True)  # type: ignore[union-attr]  # fmt: skip
+            except _StaleConnection:
+                remaining = timeout - (time.monotonic() - started)  # the server had closed it: a new one
+        keep = (lambda conn, key=key: connections.keep(key, conn)) if connections is not None else None
+        last = _post_to(
+            target, _connection(target, str(address), remaining), body=body, headers=headers, remaining=remaining,
+            done=done, keep=keep,
+        )  # fmt: skip
         if last.error_kind != ErrorKind.CONNECTION:
             return last
     return last or done(0, ErrorKind.TIMEOUT, f"no answer within {timeout:g} s", None)
 
 
-def _post_to(target: Target, address: str, *, body: bytes, headers: dict[str, str], remaining: float, done) -> Response:  # type: ignore[no-untyped-def]
-    conn: http.client.HTTPConnection
+class _StaleConnection(Exception):
+    """A kept connection the server had closed before this request: retry on a new one."""
+
+
+def _connection(target: Target, address: str, timeout: float) -> http.client.HTTPConnection:
     if target.scheme == "https":
-        conn = _PinnedHTTPSConnection(
-            target.host, target.port, address=address, timeout=remaining, context=tls_context()
-        )
-    else:
-        conn = _PinnedHTTPConnection(target.host, target.port, address=address, timeout=remaining)
+        return _PinnedHTTPSConnection(target.host, target.port, address=address, timeout=timeout, context=tls_context())
+    return _PinnedHTTPConnection(target.host, target.port, address=address, timeout=timeout)
+
+
+def _post_to(  # type: ignore[no-untyped-def]
+    target: Target,
+    conn: http.client.HTTPConnection,
+    *,
+    body: bytes,
+    headers: dict[str, str],
+    remaining: float,
+    done,
+    keep=None,
+    stale_ok: bool = False,
+) -> Response:
+    address = conn._address  # type: ignore[attr-defined]
+    if conn.sock is not None:
+        conn.sock.settimeout(remaining)
     timed_out = threading.Event()
+    answered = False
+    kept = False
 
     def cut() -> None:
         # The deadline covers the whole attempt, however slowly the server drips its answer.
@@ -308,8 +373,12 @@ def _post_to(target: Target, address: str, *, body: bytes, headers: dict[str, st
             },
         )
         response = conn.getresponse()
+        answered = True
         text = response.read(RESPONSE_BODY_MAX_BYTES).decode("utf-8", errors="replace")
         status = response.status
+        if keep is not None and not response.will_close and (response.length == 0 or response.isclosed()):
+            keep(conn)
+            kept = True
         retry = _retry_after(response.getheader("Retry-After")) if status in (429, 503) else None
         if 200 <= status < 300:
             return done(status, ErrorKind.NONE, "", address, text)
@@ -326,7 +395,10 @@ def _post_to(target: Target, address: str, *, body: bytes, headers: dict[str, st
     except (OSError, http.client.HTTPException) as exc:
         if timed_out.is_set():
             return done(0, ErrorKind.TIMEOUT, f"no complete answer within {remaining:.0f} s", address)
+        if stale_ok and not answered:
+            raise _StaleConnection from exc
         return done(0, ErrorKind.CONNECTION, f"{type(exc).__name__}: {exc}", address)
     finally:
         timer.cancel()
-        conn.close()
+        if not kept:
+            conn.close()

@@ -7,6 +7,8 @@ include 127.0.0.0/8 (``make run`` sets that).
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
 import threading
 import time
@@ -23,6 +25,7 @@ class Received:
     body: bytes
     at: float  # time.time() when it arrived
     peer: str
+    peer_port: int = 0  # the client's port: requests on one kept-alive connection share it
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,18 @@ class Receiver:
         self._arrived = threading.Condition(self._lock)
         receiver = self
 
+        self._connections: set[Any] = set()
+
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                receiver._connections.add(self.connection)
+
+            def finish(self) -> None:
+                receiver._connections.discard(self.connection)
+                super().finish()
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -66,6 +79,7 @@ class Receiver:
                     body=body,
                     at=time.time(),
                     peer=self.client_address[0],
+                    peer_port=self.client_address[1],
                 )
                 with receiver._arrived:
                     receiver.requests.append(request)
@@ -109,8 +123,12 @@ class Receiver:
         return self
 
     def stop(self) -> None:
+        """Stop listening and close open connections (kept-alive clients see them closed)."""
         self._server.shutdown()
         self._server.server_close()
+        for connection in list(self._connections):
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> Receiver:
         return self.start()

@@ -617,11 +617,20 @@ def attempt_headers(delivery: WebhookDelivery, now: datetime) -> dict[str, str]:
     )
 
 
-def delivery_attempt(*, delivery: WebhookDelivery, token: str, now: datetime | None = None) -> network.Response:
+def delivery_attempt(
+    *,
+    delivery: WebhookDelivery,
+    token: str,
+    now: datetime | None = None,
+    connections: network.Connections | None = None,
+) -> network.Response:
     """Send one claimed delivery and record the attempt and its consequences."""
     now = now or timezone.now()
     response = network.post(
-        delivery.subscription.url, body=delivery.body.encode(), headers=attempt_headers(delivery, now)
+        delivery.subscription.url,
+        body=delivery.body.encode(),
+        headers=attempt_headers(delivery, now),
+        connections=connections,
     )
     attempt_record(delivery=delivery, token=token, response=response, started_at=now)
     return response
@@ -728,17 +737,18 @@ def deliveries_send_due(*, limit: int = SEND_BATCH, budget: float = 30.0) -> int
     """
     started = time.monotonic()
     sent = 0
-    while time.monotonic() - started < budget:
-        claim = deliveries_claim(limit=limit)
-        if not claim.deliveries:
-            break
-        for index, delivery in enumerate(claim.deliveries):
-            now = timezone.now()
-            if now + timedelta(seconds=settings.WEBHOOK_TIMEOUT) + LEASE_MARGIN > claim.lease_ends:
-                _release(claim.deliveries[index:], claim.token, now)
+    with network.Connections() as connections:  # keep-alive across this run's attempts
+        while time.monotonic() - started < budget:
+            claim = deliveries_claim(limit=limit)
+            if not claim.deliveries:
                 break
-            delivery_attempt(delivery=delivery, token=claim.token, now=now)
-            sent += 1
+            for index, delivery in enumerate(claim.deliveries):
+                now = timezone.now()
+                if now + timedelta(seconds=settings.WEBHOOK_TIMEOUT) + LEASE_MARGIN > claim.lease_ends:
+                    _release(claim.deliveries[index:], claim.token, now)
+                    break
+                delivery_attempt(delivery=delivery, token=claim.token, now=now, connections=connections)
+                sent += 1
     return sent
 
 

@@ -396,3 +396,34 @@ def test_the_embedded_scheduler_delivers(
     got = receiver.wait_for(1)
     assert len(got) == 1
     verify(subscription.secret, got[0])
+
+
+def test_a_run_of_attempts_keeps_its_connection_alive(workspace: Any, receiver: Receiver) -> None:
+    """Deliveries sent in one run to the same checked address share one kept-alive connection."""
+    # given
+    subscribe(workspace, receiver.url, event_types=["custom_event.created"])
+    _import(workspace, n=5)
+    services.outbox_fan_out()
+    # when
+    assert services.deliveries_send_due() == 5
+    # then
+    assert len(receiver.requests) == 5
+    assert len({r.peer_port for r in receiver.requests}) == 1
+
+
+def test_a_connection_the_server_closed_meanwhile_is_replaced(workspace: Any, allow_loopback: None) -> None:
+    """A kept connection found closed is not a failed attempt: the request goes on a new one."""
+    # given a kept connection to a receiver that then restarts on the same port
+    from webhooks import network
+
+    first = Receiver().start()
+    port = first.port
+    with network.Connections() as connections:
+        assert network.post(first.url, body=b"{}", headers={}, connections=connections).ok
+        first.stop()
+        with Receiver(port=port) as second:
+            # when
+            response = network.post(second.url, body=b"{}", headers={}, connections=connections)
+            # then
+            assert response.ok, response.error
+            assert len(second.requests) == 1
