@@ -73,16 +73,12 @@ class ReceiverProcess:
         Path(self.log_path).unlink(missing_ok=True)
 
 
-def cleanup(raw: Any, workspace_id: str) -> None:
-    """Remove the figure's subscriptions, deliveries and outbox rows (raw SQL: no ORM cascade)."""
-    with raw.transaction():
-        raw.execute(
-            "DELETE FROM webhooks_webhookattempt WHERE delivery_id IN "
-            "(SELECT id FROM webhooks_webhookdelivery WHERE workspace_id = %s)",
-            [workspace_id],
-        )
-        for table in ("webhooks_webhookdelivery", "webhooks_webhookoutbox", "webhooks_webhooksubscription"):
-            raw.execute(f"DELETE FROM {table} WHERE workspace_id = %s", [workspace_id])
+def cleanup(raw: Any) -> None:
+    """Empty the webhooks tables: only this figure writes them in the bench database."""
+    raw.execute(
+        "TRUNCATE webhooks_webhookattempt, webhooks_webhookdelivery, webhooks_webhookoutbox, "
+        "webhooks_webhooksubscription"
+    )
 
 
 def _settled(workspace_id: str) -> bool:
@@ -112,7 +108,7 @@ def figure_webhooks(env: Any, raw: Any, port: int, api_key: str, workspace_id: s
 
     rounds, per_round = (3, 20) if small else (4, 30)
     results: dict[str, Any] = {}
-    cleanup(raw, workspace_id)
+    cleanup(raw)
     receiver = ReceiverProcess()
     try:
         subscription = services.subscription_create(
@@ -229,7 +225,7 @@ def figure_webhooks(env: Any, raw: Any, port: int, api_key: str, workspace_id: s
         results["throughput"] = _throughput(env, subscription, receiver, workspace_id, 1000 if small else 5000)
     finally:
         receiver.stop()
-    cleanup(raw, workspace_id)
+    cleanup(raw)
     return results
 
 
