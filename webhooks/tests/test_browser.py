@@ -56,3 +56,57 @@ def test_add_an_endpoint_copy_the_secret_and_send_a_test_on_a_phone(
         assert "delivered" in page.inner_text(".wh-delivery")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         save_screenshot(page, "webhooks-phone-deliveries")
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_every_webhooks_page_fits_the_screen(
+    browser_page: Any, live_server: Any, django_user_model: Any, settings: Any, width: int
+) -> None:
+    """The Webhooks pages, with long names, URLs and a failed delivery, fit a phone and a desktop:
+    nothing scrolls sideways, every control is on screen, no inline script, every hx-get a real page."""
+    from contacts.services import contact_upsert
+    from segments.tests.test_browser_layout import HX_GETS, INLINE_SCRIPT, assert_fits
+    from webhooks import services
+    from webhooks.models import WebhookDelivery
+    from webhooks.receiver import Answer
+
+    from .conftest import subscribe
+
+    # given
+    settings.WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    workspace = workspace_create(workspace_id="shop", name="Shop")
+    user = django_user_model.objects.create_user(username="marketer")
+    workspace_member_add(workspace=workspace, user=user)
+    with Receiver(lambda request: Answer(status=500, body=b"upstream error " * 40)) as failing:
+        subscription = subscribe(
+            workspace,
+            failing.url + "/" + "very-long-path-segment/" * 6 + "?token=" + "x" * 60,
+            name="Customer data platform sync for the EU storefront (production, do not disable)",
+            event_types=["contact.created", "custom_event.created"],
+            goal_types=["purchase", "subscription"],
+            event_names=["order.completed", "checkout.step_completed.with_a_rather_long_name"],
+        )
+        contact_upsert(workspace_id=workspace.id, email="ines.montgomery-featherstonehaugh@example-long.com", fields={})
+        services.outbox_fan_out()
+        services.deliveries_send_due()
+        delivery = WebhookDelivery.objects.get()
+        page = browser_page
+        login(page, live_server, user)
+        page.set_viewport_size({"width": width, "height": 844})
+        for path in (
+            "/webhooks/",
+            f"/webhooks/{subscription.public_id}/deliveries/",
+            f"/webhooks/{subscription.public_id}/deliveries/?status=pending",
+            f"/webhooks/{subscription.public_id}/deliveries/{delivery.message_id}/",
+        ):
+            # when
+            response = page.goto(live_server.url + path)
+            page.wait_for_load_state("networkidle")
+            # then
+            assert response is not None and response.status == 200
+            assert_fits(page, path)
+            assert page.evaluate(INLINE_SCRIPT) == [], f"{path}: inline script"
+            for target in page.evaluate(HX_GETS):
+                assert not target["link"] or target["href"] == target["url"], f"{path}: {target}"
+                assert page.request.get(target["url"]).status == 200
+        save_screenshot(page, f"webhooks-delivery-{width}")

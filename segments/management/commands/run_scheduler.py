@@ -30,6 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="Run every entry once and exit.")
 
     def handle(self, *args: Any, interval: int, once: bool, **options: Any) -> None:
+        app.loader.import_default_modules()  # every app's tasks.py, so each entry's task is registered
         default = float(settings.SEGMENT_REFRESH_INTERVAL)
         schedule = {
             name: (entry["task"], float(interval) if float(entry["schedule"]) == default else float(entry["schedule"]))
