@@ -434,8 +434,9 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
     """Upsert a batch of events (1 to 50 from the API) in one transaction.
 
     Costs a constant number of statements: contacts insert + select, advisory locks, events
-    insert, (a lock of the rows that already existed, only if any did), one bulk update and
-    one bulk timeline insert. Results are in input order.
+    insert, (a lock of the rows that already existed, only if any did), one bulk update, one
+    bulk timeline insert, and what the ``changes_written`` listeners add inside the transaction
+    (webhooks: one outbox insert). Results are in input order.
     """
     now = timezone.now()
     contacts, created_contacts = _contacts_ensure(workspace_id=workspace_id, emails=(e.email for e in events), now=now)

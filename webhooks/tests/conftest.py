@@ -54,3 +54,24 @@ def verify(secret: str, request: Any, at: Any = None) -> Any:
         return oracle.Webhook(secret).verify(request.body.decode(), request.headers)
     finally:
         oracle.datetime = real  # type: ignore[misc]
+
+
+def purchases(n: int, *, start: int = 0, emails: int | None = None) -> list[Any]:
+    """``n`` purchase events ``order_<start>``.. (an hour old), one buyer each or cycling over ``emails``."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from contacts.services import EventInput
+
+    return [
+        EventInput(
+            email=f"buyer{(start + i) % emails if emails else i}@example.com",
+            event_name="order.completed",
+            external_id=f"order_{start + i}",
+            occurred_at=timezone.now() - timedelta(hours=1),
+            goal={"goal_type": "purchase", "goal_value": Decimal("99.99")},
+        )
+        for i in range(n)
+    ]

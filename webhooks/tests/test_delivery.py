@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import socket
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,28 +13,15 @@ import standardwebhooks.webhooks as oracle
 from django.utils import timezone
 
 from contacts import services as contacts
-from contacts.services import EventInput
 from webhooks import services, tasks
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookOutbox, WebhookSubscription
 from webhooks.receiver import Answer, Receiver
 
-from .conftest import subscribe, verify
+from .conftest import purchases, subscribe, verify
 
 
 def _import(workspace: Any, n: int = 1, start: int = 0) -> None:
-    contacts.events_upsert(
-        workspace_id=workspace.id,
-        events=[
-            EventInput(
-                email=f"buyer{i}@example.com",
-                event_name="order.completed",
-                external_id=f"order_{start + i}",
-                occurred_at=timezone.now() - timedelta(minutes=1),
-                goal={"goal_type": "purchase", "goal_value": Decimal("99.99")},
-            )
-            for i in range(n)
-        ],
-    )
+    contacts.events_upsert(workspace_id=workspace.id, events=purchases(n, start=start))
 
 
 def _pending_delivery(workspace: Any, url: str, **kwargs: Any) -> tuple[WebhookSubscription, WebhookDelivery]:

@@ -10,21 +10,18 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
-from contacts.services import EventInput, events_upsert
+from contacts.services import events_upsert
 from events_platform.testing import celery_worker, worker_unavailable_reason
 from events_platform.workspaces.services import workspace_create
 from webhooks import tasks
 from webhooks.models import WebhookAttempt, WebhookDelivery
 from webhooks.receiver import Answer, Receiver
 
-from .conftest import subscribe, verify
+from .conftest import purchases, subscribe, verify
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 LOOPBACK = {"WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
@@ -51,17 +48,8 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30.0, every: Callab
     return time.monotonic() - started
 
 
-def _batch(start: int, size: int) -> list[EventInput]:
-    return [
-        EventInput(
-            email=f"buyer{(start + i) % 97}@example.com",
-            event_name="order.completed",
-            external_id=f"order_{start + i}",
-            occurred_at=timezone.now() - timedelta(minutes=5),
-            goal={"goal_type": "purchase", "goal_value": Decimal("12.34")},
-        )
-        for i in range(size)
-    ]
+def _batch(start: int, size: int) -> list[Any]:
+    return purchases(size, start=start, emails=97)
 
 
 def test_a_commit_reaches_the_receiver_through_a_plain_worker() -> None:
