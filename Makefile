@@ -38,9 +38,11 @@ run: install
 test: install
 	$(BIN)/pytest
 
+## ruff and mypy (its Django plugin reads the settings: DEBUG=1, as for local work).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	DEBUG=1 $(BIN)/mypy .
 
 format: install
 	$(BIN)/ruff format .
@@ -66,4 +68,4 @@ beat: install
 	$(BIN)/celery -A events_platform beat --loglevel=info
 
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

@@ -207,7 +207,7 @@ def segment_build(
 # ---------------------------------------------------------------------------------------
 
 
-def _json(rows: list[tuple[Any, ...]]) -> str:
+def _json(rows: list[tuple[Any, ...] | None]) -> str:
     return json.dumps(rows, default=str)
 
 

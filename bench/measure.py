@@ -54,7 +54,7 @@ def run_clients(
     items: Sequence[Any],
     make_client: Callable[[], Callable[[Any], None]],
     items_per_request: int = 1,
-    on_done: Callable[[], None] | None = None,
+    on_done: Callable[[], object] | None = None,
 ) -> Run:
     """Send ``items`` through ``clients`` threads (each with its own connection), timing each call."""
     lock = threading.Lock()

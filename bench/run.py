@@ -29,7 +29,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -379,6 +381,8 @@ def figure_ingest(env: bench_env.BenchEnv, port: int, api_key: str, small: bool)
                 tag = f"{env.run_id}-{mode}{n_clients}-{side}"
                 payloads = list(dataset.ingest_payloads(tag=tag, count=requests * per_request, emails=emails))
                 batches = dataset.batched(payloads, per_request)
+                items: list[Any]
+                make: Callable[[], Any]
                 if side == "app":
                     path = "/api/customEvents.import" if mode == "import" else "/api/customEvents.upsert"
                     expect = 201 if mode == "import" else 200
@@ -386,7 +390,7 @@ def figure_ingest(env: bench_env.BenchEnv, port: int, api_key: str, small: bool)
                         items = [json.dumps({"workspace_id": INGEST_WORKSPACE, "events": b}).encode() for b in batches]
                     else:
                         items = [json.dumps({"workspace_id": INGEST_WORKSPACE, **b[0]}).encode() for b in batches]
-                    make = lambda path=path, expect=expect: http_client(path, expect)  # noqa: E731
+                    make = partial(http_client, path, expect)
                 else:
                     items = [baseline.upsert_params(INGEST_WORKSPACE, b) for b in batches]
                     make = raw_client
@@ -396,7 +400,7 @@ def figure_ingest(env: bench_env.BenchEnv, port: int, api_key: str, small: bool)
                         items=items,
                         make_client=make,
                         items_per_request=per_request,
-                        on_done=lambda bar=bar: bar.update(1),
+                        on_done=partial(bar.update, 1),
                     )
                 row[side] = run.summary()
             row["ratio"] = round(row["app"]["events_per_s"] / row["raw"]["events_per_s"], 3)
@@ -621,8 +625,8 @@ def figure_pages(port: int, facts: dict[str, Any], repeat: int) -> dict[str, Any
     }
     results: dict[str, Any] = {}
     for key, (label, path) in tqdm(cases.items(), desc="pages", file=sys.stderr):
-        timed(lambda path=path: client.get(path), 2)
-        app = p50_p99_ms(timed(lambda path=path: client.get(path), repeat))
+        timed(partial(client.get, path), 2)
+        app = p50_p99_ms(timed(partial(client.get, path), repeat))
         results[key] = {"label": label, "app": app, "raw": None, "target_ms": PAGE_TARGET_MS}
         results[key]["met"] = app["p50_ms"] < PAGE_TARGET_MS
         log(f"{label}: p50 {app['p50_ms']:.1f} ms, p99 {app['p99_ms']:.1f} ms")
@@ -709,7 +713,7 @@ def profile_figure(
                 body = {"workspace_id": WORKSPACE, "tree": TEMPLATES["vip"]["tree"]}
                 client.post("/api/segments.preview", data=json.dumps(body), content_type="application/json")
             elif key == "contacts_list":
-                client.get("/api/contacts.list", {"workspace_id": WORKSPACE, "limit": 50})
+                client.get("/api/contacts.list", {"workspace_id": WORKSPACE, "limit": "50"})
             else:
                 email = facts["heavy_email"] if key == "timeline_heavy" else facts["ordinary_email"]
                 client.get("/api/timeline.list", {"workspace_id": WORKSPACE, "email": email, "limit": 50})

@@ -37,7 +37,7 @@ def _table(headers: list[str], rows: list[tuple[Any, ...]], footer: SafeString |
     return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>{}", head, body, footer)
 
 
-def _stored_fields(model: type[Model], *, before: dict[str, str] | None = None) -> list[str]:
+def _stored_fields(model: type[Model], *, before: dict[str, str] | None = None) -> tuple[str, ...]:
     """A model's fields but its id, in their order; ``before`` puts a display field before one of them."""
     names = []
     for field in model._meta.concrete_fields:
@@ -46,7 +46,7 @@ def _stored_fields(model: type[Model], *, before: dict[str, str] | None = None) 
         if before and field.name in before:
             names.append(before[field.name])
         names.append(field.name)
-    return names
+    return tuple(names)
 
 
 class ContactForm(ModelForm):
@@ -70,10 +70,10 @@ class ContactAdmin(admin.ModelAdmin):
     show_full_result_count = False
     editable_fields = ["external_id", "first_name", "last_name", "properties"]
 
-    def get_fields(self, request: HttpRequest, obj: Contact | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Contact | None = None) -> tuple[str, ...]:
         if obj is None:
-            return ["workspace", "email", *self.editable_fields]
-        return [
+            return ("workspace", "email", *self.editable_fields)
+        return (
             "workspace",
             "email",
             *self.editable_fields,
@@ -81,7 +81,7 @@ class ContactAdmin(admin.ModelAdmin):
             "updated_at",
             "recent_events",
             "recent_timeline",
-        ]
+        )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Contact | None = None) -> list[str]:
         if obj is None:

@@ -94,7 +94,9 @@ class TimelineFilterForm(DateRangeForm):
             choices.append(("Event name", events))
         if others:
             choices.append(("Other entries", others))
-        self.fields["kind"].choices = choices
+        kind_field = self.fields["kind"]
+        assert isinstance(kind_field, forms.ChoiceField)
+        kind_field.choices = choices
 
 
 class EventFilterForm(DateRangeForm):

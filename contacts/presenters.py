@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
-from django.db.models import Model
+from django.db.models import Field, Model
 from django.utils.text import capfirst
 
 from .models import Contact, CustomEvent, TimelineEntry
@@ -74,9 +74,12 @@ def property_items(properties: Any) -> list[tuple[str, str]]:
 def field_label(model: type[Model], name: str) -> str:
     """``first_name`` -> ``First name``: a field's label as its model names it."""
     try:
-        return str(capfirst(model._meta.get_field(name).verbose_name))
+        field = model._meta.get_field(name)
     except FieldDoesNotExist:
-        return capfirst(name.replace("_", " "))
+        field = None
+    if isinstance(field, Field):
+        return str(capfirst(field.verbose_name))
+    return capfirst(name.replace("_", " "))
 
 
 def event_title(event_name: str) -> str:

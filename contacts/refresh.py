@@ -135,6 +135,7 @@ def contacts_queue_refresh(*, workspace_id: str, contact_ids: Iterable[int]) -> 
         return
     table = connection.ops.quote_name(PendingContactRefresh._meta.db_table)
     now = timezone.now()
+    params: list[Any]
     if connection.vendor == "postgresql":
         # Runs after every ingest commit: one array parameter, rows in id order (no deadlock).
         rows, params = "SELECT %s, unnest(%s::bigint[]), %s, '', NULL", [workspace_id, ids, now]
@@ -295,7 +296,8 @@ def _contact_totals_upsert(*, where: str, params: Sequence[Any]) -> int:
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [GoalType.PURCHASE, GoalType.PURCHASE, *stamp_params, *params])
-        return cursor.rowcount
+        written: int = cursor.rowcount
+        return written
 
 
 @transaction.atomic

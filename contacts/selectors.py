@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.db.models import Count, DecimalField, F, IntegerField, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
@@ -31,6 +31,20 @@ from .models import (
     TimelineEntry,
     normalize_email,
 )
+
+
+class ContactTotalsFields(TypedDict):
+    """What ``with_contact_totals`` and ``with_stored_totals`` add to each contact."""
+
+    lifetime_value: Decimal
+    order_count: int
+    last_event_at: datetime | None
+
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    ContactWithTotals = WithAnnotations[Contact, ContactTotalsFields]
 
 
 def _named(field: str, value: str) -> Q:
@@ -121,7 +135,7 @@ def _live_purchases() -> CustomEventQuerySet:
     )
 
 
-def with_contact_totals(contacts: QuerySet[Contact]) -> QuerySet[Contact]:
+def with_contact_totals(contacts: QuerySet[Contact]) -> QuerySet[ContactWithTotals]:
     """Each contact's net lifetime value, order count and last event, computed live by
     correlated subqueries: the definition ``ContactTotals`` stores (and is checked against).
 
@@ -139,10 +153,10 @@ def with_contact_totals(contacts: QuerySet[Contact]) -> QuerySet[Contact]:
     )
 
 
-_MONEY = DecimalField(max_digits=GOAL_VALUE_MAX_DIGITS + 6, decimal_places=GOAL_VALUE_DECIMAL_PLACES)
+_MONEY: DecimalField = DecimalField(max_digits=GOAL_VALUE_MAX_DIGITS + 6, decimal_places=GOAL_VALUE_DECIMAL_PLACES)
 
 
-def with_stored_totals(contacts: QuerySet[Contact], *, sort_key: str | None = None) -> QuerySet[Contact]:
+def with_stored_totals(contacts: QuerySet[Contact], *, sort_key: str | None = None) -> QuerySet[ContactWithTotals]:
     """Each contact's totals as ``ContactTotals`` holds them, joined (no per-row subquery).
 
     Eventually consistent: the stored figures follow a change once the refresh queue's drain
@@ -189,7 +203,7 @@ def contact_page(
     limit: int = DEFAULT_LIMIT,
     after: str | None = None,
     before: str | None = None,
-) -> Page[Contact]:
+) -> Page[ContactWithTotals]:
     """Contacts of a workspace with their stored totals, searched by email or name, in one query.
 
     Every word of ``search`` must appear in the email, first or last name. Segment membership
@@ -223,7 +237,7 @@ def contact_page(
 
 def segment_choices(*, workspace: Workspace) -> list[tuple[str, str]]:
     """(slug, name) of the workspace's segments for filters, through the reverse relation."""
-    return list(workspace.segments.live().order_by("name").values_list("slug", "name"))  # type: ignore[attr-defined]
+    return list(workspace.segments.live().order_by("name").values_list("slug", "name"))
 
 
 @dataclass(frozen=True)
@@ -271,11 +285,7 @@ def contact_summary(*, contact: Contact) -> ContactSummary:
 
 def contact_segment_memberships(*, contact: Contact) -> list[Any]:
     """The contact's memberships with their segment, deleted segments left out."""
-    return list(
-        contact.segment_memberships.live()  # type: ignore[attr-defined]
-        .select_related("segment")
-        .order_by("segment__name")
-    )
+    return list(contact.segment_memberships.live().select_related("segment").order_by("segment__name"))
 
 
 def timeline_kinds(*, contact: Contact) -> list[str]:

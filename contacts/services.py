@@ -28,7 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Model, Q
+from django.db.models import Field, Model, Q
 from django.utils import timezone
 
 from events_platform.after_response import defer
@@ -128,7 +128,7 @@ def _insert_statement(
     returning: Sequence[str] = (),
 ) -> tuple[str, list[Any]]:
     meta = model._meta
-    fields = [meta.get_field(name) for name in rows[0]]
+    fields = [_stored_field(model, name) for name in rows[0]]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
     params: list[Any]
@@ -144,15 +144,24 @@ def _insert_statement(
         params = [f.get_db_prep_save(row[f.name], connection) for row in rows for f in fields]
         sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {', '.join([placeholder] * len(rows))}"
     if conflict_fields:
-        sql += f" ON CONFLICT ({', '.join(quote(meta.get_field(n).column) for n in conflict_fields)}) DO NOTHING"
+        sql += f" ON CONFLICT ({', '.join(quote(_stored_field(model, n).column) for n in conflict_fields)}) DO NOTHING"
     if returning:
-        sql += f" RETURNING {', '.join(quote(meta.get_field(n).column) for n in returning)}"
+        sql += f" RETURNING {', '.join(quote(_stored_field(model, n).column) for n in returning)}"
     return sql, params
 
 
+def _stored_field(model: type[Model], name: str) -> Field[Any, Any]:
+    """``model``'s field ``name``, one with a column (``get_field`` also finds reverse relations)."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field)
+    return field
+
+
 @functools.cache
-def _db_type(field: Any) -> str:
-    return field.db_type(connection)
+def _db_type(field: Field[Any, Any]) -> str:
+    db_type = field.db_type(connection)
+    assert db_type is not None, f"{field} has no column"
+    return db_type
 
 
 def _json_default(value: Any) -> str:
@@ -365,7 +374,7 @@ def _timeline_insert(rows: list[dict[str, Any]]) -> None:
 
 
 def _entry_row(entry: TimelineEntry) -> dict[str, Any]:
-    return {name: getattr(entry, TimelineEntry._meta.get_field(name).attname) for name in TIMELINE_FIELDS}
+    return {name: getattr(entry, _stored_field(TimelineEntry, name).attname) for name in TIMELINE_FIELDS}
 
 
 TIMELINE_OPERATION = {
@@ -416,7 +425,7 @@ def _lock_events(workspace_id: str, keys: Sequence[tuple[str, str]]) -> dict[tup
 
 def _insert_events(events: Sequence[CustomEvent]) -> dict[tuple[str, str], int]:
     names = _insertable_fields(CustomEvent)
-    rows = [{name: getattr(e, CustomEvent._meta.get_field(name).attname) for name in names} for e in events]
+    rows = [{name: getattr(e, _stored_field(CustomEvent, name).attname) for name in names} for e in events]
     inserted = _insert_rows(
         CustomEvent,
         rows,

@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, render
 
 from events_platform.pages import page_or_first, query_with
 from events_platform.workspaces.models import Workspace
-from events_platform.workspaces.web import workspace_required
+from events_platform.workspaces.web import WorkspaceRequest, workspace_required
 
 from . import presenters, selectors
 from .forms import ContactFilterForm, DateRangeForm, EventFilterForm, TimelineFilterForm
@@ -38,8 +38,8 @@ def _cursor_links(request: HttpRequest, page: selectors.Page[Any]) -> dict[str, 
 
 
 @workspace_required
-def contact_list(request: HttpRequest) -> HttpResponse:
-    workspace: Workspace = request.workspace  # type: ignore[attr-defined]
+def contact_list(request: WorkspaceRequest) -> HttpResponse:
+    workspace: Workspace = request.workspace
     form = ContactFilterForm(request.GET, segments=selectors.segment_choices(workspace=workspace))
     filters = form.filters()
     page = page_or_first(
@@ -60,7 +60,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         **_cursor_links(request, page),
     }
     template = "contacts/contact_list.html"
-    if request.htmx and request.htmx.target == "contact-results":  # type: ignore[attr-defined]
+    if request.htmx and request.htmx.target == "contact-results":
         template += "#results"
     return render(request, template, context)
 
@@ -71,11 +71,11 @@ def contact_list(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_required
-def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    workspace: Workspace = request.workspace  # type: ignore[attr-defined]
+def contact_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    workspace: Workspace = request.workspace
     contact = get_object_or_404(Contact, pk=pk, workspace=workspace)
     # Only the "Older events" fragment is served to htmx: it needs neither summary nor filters' choices.
-    fragment = bool(request.htmx and request.GET.get("cursor"))  # type: ignore[attr-defined]
+    fragment = bool(request.htmx and request.GET.get("cursor"))
     kind = request.GET.get("kind", "")
     since, until = DateRangeForm(request.GET).bounds(workspace)
     form = None
@@ -113,8 +113,8 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_required
-def event_list(request: HttpRequest) -> HttpResponse:
-    workspace: Workspace = request.workspace  # type: ignore[attr-defined]
+def event_list(request: WorkspaceRequest) -> HttpResponse:
+    workspace: Workspace = request.workspace
     form = EventFilterForm(request.GET)
     filters = form.filters(workspace)
     page = page_or_first(
@@ -129,6 +129,6 @@ def event_list(request: HttpRequest) -> HttpResponse:
         **_cursor_links(request, page),
     }
     template = "contacts/event_list.html"
-    if request.htmx and request.htmx.target == "event-results":  # type: ignore[attr-defined]
+    if request.htmx and request.htmx.target == "event-results":
         template += "#results"
     return render(request, template, context)

@@ -22,9 +22,9 @@ logger = logging.getLogger(__name__)
 _state = threading.local()
 
 
-def defer(call: Callable[[], None]) -> None:
+def defer(call: Callable[[], object]) -> None:
     """Run ``call`` once the current response is sent, or now when no request is being served."""
-    calls: list[Callable[[], None]] | None = getattr(_state, "calls", None)
+    calls: list[Callable[[], object]] | None = getattr(_state, "calls", None)
     if calls is None:
         call()
     else:
@@ -32,7 +32,7 @@ def defer(call: Callable[[], None]) -> None:
 
 
 def _run_deferred() -> None:
-    calls: list[Callable[[], None]] | None = getattr(_state, "calls", None)
+    calls: list[Callable[[], object]] | None = getattr(_state, "calls", None)
     _state.calls = None
     for call in calls or ():
         try:

@@ -116,7 +116,8 @@ class _RowBeyond(Func):
         super().__init__(F(key), F(tiebreak), Value(value), Value(pk))
         self.operator = "<" if descending else ">"
 
-    def as_sql(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, list[Any]]:
+    def as_sql(self, compiler: Any, connection: Any, *_template: Any, **extra_context: Any) -> tuple[str, list[Any]]:
+        # Writes its own SQL: Func.as_sql's template arguments (*_template) do not apply.
         parts, params = [], []
         for expression in self.get_source_expressions():
             sql, expression_params = compiler.compile(expression)

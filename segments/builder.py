@@ -396,18 +396,18 @@ def _view(
     negate = node.get("negate") is True
     if node.get("kind") == "branch":
         branch = node.get("branch") or {}
-        leaves = branch.get("leaves") if isinstance(branch.get("leaves"), list) else []
+        leaves = branch["leaves"] if isinstance(branch.get("leaves"), list) else []
         return BuilderNode(
             path=path,
             kind="branch",
             negate=negate,
             depth=depth,
-            operator=branch.get("operator") if branch.get("operator") in BRANCHES else "and",
+            operator=branch["operator"] if branch.get("operator") in BRANCHES else "and",
             children=[_view(child, f"{path}.{i}", depth + 1, slots, names) for i, child in enumerate(leaves)],
             errors=errors,
         )
-    leaf = node.get("leaf") if isinstance(node.get("leaf"), dict) else {}
-    source = leaf.get("source") if leaf.get("source") in rules.SOURCE_KEYS else "custom_events_goals"
+    leaf = node["leaf"] if isinstance(node.get("leaf"), dict) else {}
+    source = leaf["source"] if leaf.get("source") in rules.SOURCE_KEYS else "custom_events_goals"
     body = leaf.get(rules.SOURCE_KEYS[source]) or {}
     values: dict[str, str] = {}
     properties: list[dict[str, Any]] = []
@@ -460,7 +460,7 @@ def _label(node: dict[str, Any], names: Mapping[str, str]) -> tuple[str, list[st
     try:
         valid = rules.validate_tree({"kind": "leaf", "leaf": node.get("leaf"), "negate": node.get("negate", False)})
     except rules.TreeValidationError as exc:
-        problems = []
+        problems: list[str] = []
         for raw_path, messages in exc.errors.items():
             control = _control_for(raw_path.removeprefix("tree"))
             where = control.replace("_", " ").capitalize() if control else "Condition"

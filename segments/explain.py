@@ -14,7 +14,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import BooleanField, Case, Expression, F, Q, Value, When
+from django.db.models import BooleanField, Case, F, Q, Value, When
+from django.db.models.expressions import Combinable
 from django.db.models.functions import Coalesce
 
 from segments import rules
@@ -28,7 +29,7 @@ class LeafProbe:
     negated: bool
     description: str  # ``rules.describe`` of the leaf, its own negation included
     held: Q
-    values: dict[str, Expression]
+    values: dict[str, Combinable]
     kind: str
     aggregate: str = ""
     field: str = ""
@@ -65,7 +66,7 @@ _JSON_TYPE_NAMES = {"integer": "number", "real": "number", "text": "string", "tr
 
 
 # A probe's kind, the expressions of the leaf's actual value, and what ``actual`` needs besides.
-ProbeValues = tuple[str, dict[str, Expression], dict[str, str]]
+ProbeValues = tuple[str, dict[str, Combinable], dict[str, str]]
 
 
 def _money(cents: Any) -> str:
@@ -74,7 +75,7 @@ def _money(cents: Any) -> str:
 
 def _goal_values(body: dict[str, Any], context: rules.Context) -> ProbeValues:
     events = rules.goal_matches(body, context)
-    values = {"count": rules.count_of(events), "sum": rules.sum_cents(events)}
+    values: dict[str, Combinable] = {"count": rules.count_of(events), "sum": rules.sum_cents(events)}
     if body["aggregate_operator"] in ("min", "max", "first", "last"):
         values["extreme"] = rules.goal_extreme(events, body["aggregate_operator"])
     return "goal", values, {"aggregate": body["aggregate_operator"]}
@@ -91,7 +92,7 @@ def _contact_values(body: dict[str, Any], context: rules.Context) -> ProbeValues
     key = field[len(rules.PROPERTIES_PREFIX) :]
     if body["operator"] in rules.INSTANT_OPERATORS:
         # The stored text, and the instant it was read as (None when it holds none).
-        values = {
+        values: dict[str, Combinable] = {
             "type": rules.JSONKey("properties", key, "type"),
             "field": rules.JSONKey("properties", key, "string"),
             "instant": rules.PropertyInstant("properties", key),

@@ -5,12 +5,14 @@ Contacts changed by ingest are re-evaluated by the contacts refresh queue's drai
 (``contacts.tasks.contacts_refresh_pending_task``), through the hook in ``receivers.py``."""
 
 from celery import shared_task
+from celery.contrib.django.task import DjangoTask
 
 from . import services
 from .models import Segment
 
 
-@shared_task(acks_late=True, ignore_result=True)
+# DjangoTask is what Celery's Django fixup makes every task; naming it types delay_on_commit.
+@shared_task(base=DjangoTask, acks_late=True, ignore_result=True)
 def segment_build_task(segment_pk: int, version: int) -> bool:
     if not Segment.objects.filter(pk=segment_pk).exists():
         return False

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from contacts.selectors import contact_get
 from events_platform.pages import page_or_first, query_with
 from events_platform.workspaces.models import Workspace
-from events_platform.workspaces.web import workspace_required
+from events_platform.workspaces.web import WorkspaceRequest, workspace_required
 
 from . import builder, presenters, rules, selectors, services
 from .forms import SegmentMetaForm
@@ -36,11 +36,11 @@ BUILDER_PAGE = "segments/segment_builder.html"
 SEGMENT_PAGE = "segments/segment_detail.html"
 
 
-def _workspace(request: HttpRequest) -> Workspace:
-    return request.workspace  # type: ignore[attr-defined,no-any-return]
+def _workspace(request: WorkspaceRequest) -> Workspace:
+    return request.workspace
 
 
-def _segment_or_404(request: HttpRequest, slug: str) -> Segment:
+def _segment_or_404(request: WorkspaceRequest, slug: str) -> Segment:
     """The current workspace's segment: another workspace's slug is simply not found."""
     segment = selectors.segment_get(workspace_id=_workspace(request).id, slug=slug)
     if segment is None:
@@ -55,7 +55,7 @@ def _segment_or_404(request: HttpRequest, slug: str) -> Segment:
 
 @require_GET
 @workspace_required
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: WorkspaceRequest) -> HttpResponse:
     workspace = _workspace(request)
     now = timezone.now()
     segments = selectors.segment_list(workspace_id=workspace.id)
@@ -68,7 +68,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @workspace_required
-def segment_list(request: HttpRequest) -> HttpResponse:
+def segment_list(request: WorkspaceRequest) -> HttpResponse:
     now = timezone.now()
     segments = selectors.segment_list(workspace_id=_workspace(request).id)
     return render(request, "segments/segment_list.html", {"rows": presenters.with_freshness(segments, now)})
@@ -76,7 +76,7 @@ def segment_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @workspace_required
-def segment_rebuild_view(request: HttpRequest, slug: str) -> HttpResponse:
+def segment_rebuild_view(request: WorkspaceRequest, slug: str) -> HttpResponse:
     segment = _segment_or_404(request, slug)
     services.segment_rebuild(segment=segment)
     messages.success(request, f"Rebuild of “{segment.name}” started.")
@@ -86,7 +86,7 @@ def segment_rebuild_view(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @workspace_required
-def segment_delete_view(request: HttpRequest, slug: str) -> HttpResponse:
+def segment_delete_view(request: WorkspaceRequest, slug: str) -> HttpResponse:
     """GET asks for confirmation (no JavaScript needed); POST deletes."""
     segment = _segment_or_404(request, slug)
     error = ""
@@ -122,7 +122,7 @@ def _referenced_names(workspace: Workspace, tree: dict[str, Any]) -> dict[str, s
     return _segment_names(workspace) if rules.referenced_segments(tree) else {}
 
 
-def _posted_tree(request: HttpRequest) -> dict[str, Any]:
+def _posted_tree(request: WorkspaceRequest) -> dict[str, Any]:
     """The tree the form describes; the JSON box wins when its own button was pressed."""
     if request.POST.get("op") == "load_json":
         try:
@@ -135,7 +135,7 @@ def _posted_tree(request: HttpRequest) -> dict[str, Any]:
 
 
 def _builder_context(
-    request: HttpRequest,
+    request: WorkspaceRequest,
     *,
     form: SegmentMetaForm,
     tree: dict[str, Any],
@@ -175,17 +175,17 @@ BUILDER_CHOICES = {
 
 @require_http_methods(["GET", "POST"])
 @workspace_required
-def segment_create_view(request: HttpRequest) -> HttpResponse:
+def segment_create_view(request: WorkspaceRequest) -> HttpResponse:
     return _builder(request, segment=None)
 
 
 @require_http_methods(["GET", "POST"])
 @workspace_required
-def segment_edit_view(request: HttpRequest, slug: str) -> HttpResponse:
+def segment_edit_view(request: WorkspaceRequest, slug: str) -> HttpResponse:
     return _builder(request, segment=_segment_or_404(request, slug))
 
 
-def _builder(request: HttpRequest, *, segment: Segment | None) -> HttpResponse:
+def _builder(request: WorkspaceRequest, *, segment: Segment | None) -> HttpResponse:
     """One view for the whole builder: GET shows it; a POST either applies a structural edit
     (add, remove, template, load JSON: re-rendered, nothing saved) or saves."""
     if request.method == "GET":
@@ -200,11 +200,11 @@ def _builder(request: HttpRequest, *, segment: Segment | None) -> HttpResponse:
         tree = builder.apply_edit(tree, op)
     template_key = op.removeprefix("template:") if op.startswith("template:") else ""
     form = SegmentMetaForm.as_typed(request.POST, segment=segment, template=template_key)
-    template = BUILDER_PAGE + "#builder-form" if request.htmx else BUILDER_PAGE  # type: ignore[attr-defined]
+    template = BUILDER_PAGE + "#builder-form" if request.htmx else BUILDER_PAGE
     return render(request, template, _builder_context(request, form=form, tree=tree, segment=segment))
 
 
-def _builder_save(request: HttpRequest, *, segment: Segment | None) -> HttpResponse:
+def _builder_save(request: WorkspaceRequest, *, segment: Segment | None) -> HttpResponse:
     """Create or update the segment from the form and the tree; else the builder again with each
     problem at its place (400)."""
     tree = _posted_tree(request)
@@ -246,7 +246,7 @@ def _builder_save(request: HttpRequest, *, segment: Segment | None) -> HttpRespo
 
 @require_POST
 @workspace_required
-def segment_preview_view(request: HttpRequest) -> HttpResponse:
+def segment_preview_view(request: WorkspaceRequest) -> HttpResponse:
     """The live preview (a fragment): totals for the tree the form describes, nothing written.
 
     It also refreshes each condition's label (out of band), so labels follow the typing."""
@@ -287,7 +287,7 @@ def segment_preview_view(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @workspace_required
-def segment_detail(request: HttpRequest, slug: str) -> HttpResponse:
+def segment_detail(request: WorkspaceRequest, slug: str) -> HttpResponse:
     """The segment page; to htmx, only the part asked for: status (polled while building),
     members (search, next page), the entered/exited log, or an explanation.
 
@@ -296,9 +296,9 @@ def segment_detail(request: HttpRequest, slug: str) -> HttpResponse:
         return _segment_detail(request, slug)
 
 
-def _segment_detail(request: HttpRequest, slug: str) -> HttpResponse:
+def _segment_detail(request: WorkspaceRequest, slug: str) -> HttpResponse:
     segment = _segment_or_404(request, slug)
-    target = request.htmx.target if request.htmx else None  # type: ignore[attr-defined]
+    target = request.htmx.target if request.htmx else None
     context: dict[str, Any] = {"segment": segment, "freshness": Freshness.of(segment, timezone.now())}
 
     if target == "segment-status":
@@ -325,13 +325,13 @@ def _segment_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, SEGMENT_PAGE, context)
 
 
-def _size_chart(request: HttpRequest, segment: Segment) -> dict[str, Any]:
+def _size_chart(request: WorkspaceRequest, segment: Segment) -> dict[str, Any]:
     timezone_name = _workspace(request).timezone
     history = selectors.segment_size_by_day(segment=segment, timezone_name=timezone_name)
     return {"chart": SizeChart.of(history, timezone.localdate(timezone=zoneinfo.ZoneInfo(timezone_name)))}
 
 
-def _members(request: HttpRequest, segment: Segment) -> dict[str, Any]:
+def _members(request: WorkspaceRequest, segment: Segment) -> dict[str, Any]:
     search = request.GET.get("q", "").strip()
     members = partial(selectors.segment_members, segment=segment, limit=MEMBERS_PAGE_SIZE, search=search)
     page = page_or_first(members, cursor=request.GET.get("after"))
@@ -343,7 +343,7 @@ def _members(request: HttpRequest, segment: Segment) -> dict[str, Any]:
     }
 
 
-def _changes(request: HttpRequest, segment: Segment) -> dict[str, Any]:
+def _changes(request: WorkspaceRequest, segment: Segment) -> dict[str, Any]:
     changes = partial(selectors.segment_changes, segment=segment, limit=CHANGES_PAGE_SIZE)
     page = page_or_first(changes, cursor=request.GET.get("changes_after"))
     return {
@@ -353,7 +353,7 @@ def _changes(request: HttpRequest, segment: Segment) -> dict[str, Any]:
     }
 
 
-def _explain(request: HttpRequest, segment: Segment) -> dict[str, Any]:
+def _explain(request: WorkspaceRequest, segment: Segment) -> dict[str, Any]:
     email = request.GET.get("email", "").strip()
     if not email:
         return {"explain_email": "", "explain_error": "Type a contact's email."}
@@ -365,6 +365,6 @@ def _explain(request: HttpRequest, segment: Segment) -> dict[str, Any]:
 
 @require_GET
 @workspace_required
-def segment_export(request: HttpRequest, slug: str) -> StreamingHttpResponse:
+def segment_export(request: WorkspaceRequest, slug: str) -> StreamingHttpResponse:
     """The members as CSV, streamed from a server-side cursor (constant memory)."""
     return presenters.members_csv(_segment_or_404(request, slug))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -43,7 +43,7 @@ _EMAIL = re.compile(
     r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", re.IGNORECASE
 )
 _EVENT_NAME = re.compile(EVENT_NAME_PATTERN)
-_SOURCE = SOURCE_VALIDATOR.regex
+_SOURCE = re.compile(SOURCE_VALIDATOR.regex)  # already compiled: re.compile returns it as it is
 # Printable ASCII only: no NUL, no surrogates, nothing a serializer validator would refuse.
 _PLAIN = re.compile(r"[\x20-\x7e]+")
 _GOAL_TYPES = frozenset(GoalType.values)
@@ -55,9 +55,18 @@ _IMPORT_MAX = 50
 # The serializer's own fields, reused where their conversion is the definition (decimal
 # rounding, timezone handling, the JSON size rule).
 _serializer = EventInputSerializer()
-_GOAL_VALUE: serializers.DecimalField = _serializer.fields["goal_value"]
-_OCCURRED_AT: serializers.DateTimeField = _serializer.fields["occurred_at"]
-_PROPERTIES: JsonObjectField = _serializer.fields["properties"]  # its size rule: PROPERTIES_MAX_BYTES
+_FieldT = TypeVar("_FieldT", bound=serializers.Field)
+
+
+def _serializer_field(name: str, kind: type[_FieldT]) -> _FieldT:
+    field = _serializer.fields[name]
+    assert isinstance(field, kind)
+    return field
+
+
+_GOAL_VALUE = _serializer_field("goal_value", serializers.DecimalField)
+_OCCURRED_AT = _serializer_field("occurred_at", serializers.DateTimeField)
+_PROPERTIES = _serializer_field("properties", JsonObjectField)  # its size rule: PROPERTIES_MAX_BYTES
 
 
 class _Refused(Exception):
@@ -68,14 +77,14 @@ def _text(value: Any, *, max_length: int, blank: bool = False) -> str:
     """A CharField with trim_whitespace: stripped, within max_length, plain ASCII."""
     if type(value) is not str:
         raise _Refused
-    value = value.strip()
-    if not value:
+    text: str = value.strip()
+    if not text:
         if blank:
             return ""
         raise _Refused
-    if len(value) > max_length or not _PLAIN.fullmatch(value):
+    if len(text) > max_length or not _PLAIN.fullmatch(text):
         raise _Refused
-    return value
+    return text
 
 
 def _datetime(value: Any) -> datetime | None:

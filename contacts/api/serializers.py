@@ -93,7 +93,9 @@ class EventInputSerializer(serializers.Serializer):
     external_id = serializers.CharField(max_length=EXTERNAL_ID_MAX_LENGTH)
     properties = JsonObjectField(required=False, default=dict)
     occurred_at = serializers.DateTimeField(required=False, allow_null=True)
-    source = StrictCharField(required=False, max_length=32, validators=[SOURCE_VALIDATOR])
+    # DRF's metaclass moves declared fields off the class, so this API field does not replace
+    # Field.source; the stubs cannot tell (typeddjango/djangorestframework-stubs#158).
+    source = StrictCharField(required=False, max_length=32, validators=[SOURCE_VALIDATOR])  # type: ignore[assignment]
     integration_id = serializers.CharField(required=False, allow_null=True, max_length=255)
     goal_type = serializers.ChoiceField(choices=GoalType.choices, required=False, allow_null=True)
     goal_name = serializers.CharField(

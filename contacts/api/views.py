@@ -7,13 +7,12 @@ from typing import Any
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.request import Request
 from rest_framework.response import Response
 
 from contacts import selectors, services
 from contacts.api import fast_input
 from contacts.api import serializers as s
-from events_platform.workspaces.api import WorkspaceAPIView
+from events_platform.workspaces.api import ApiRequest, WorkspaceAPIView
 
 ERROR_RESPONSES = {400: dict, 401: dict, 403: dict}
 
@@ -35,7 +34,7 @@ class EventUpsertView(WorkspaceAPIView):
         responses={200: s.EventUpsertOutputSerializer, **ERROR_RESPONSES},
         tags=["custom events"],
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         event = fast_input.upsert_input(request.data)
         if event is None:  # not plainly valid: the serializer decides, and words any error
@@ -59,7 +58,7 @@ class EventImportView(WorkspaceAPIView):
         responses={201: s.EventImportOutputSerializer, **ERROR_RESPONSES},
         tags=["custom events"],
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         inputs = fast_input.import_inputs(request.data)
         if inputs is None:  # not plainly valid: the serializer decides, and words any error
@@ -86,7 +85,7 @@ class EventGetView(WorkspaceAPIView):
         responses={200: s.EventGetOutputSerializer, 404: dict, **ERROR_RESPONSES},
         tags=["custom events"],
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         query = self.validated(s.EventGetQuerySerializer, request.query_params)
         event = selectors.event_get(
@@ -105,7 +104,7 @@ class EventListView(WorkspaceAPIView):
         responses={200: s.EventListOutputSerializer, **ERROR_RESPONSES},
         tags=["custom events"],
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         query = self.validated(s.EventListQuerySerializer, request.query_params)
         page = selectors.event_list(
@@ -130,7 +129,7 @@ class ContactUpsertView(WorkspaceAPIView):
         responses={200: s.ContactUpsertOutputSerializer, **ERROR_RESPONSES},
         tags=["contacts"],
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         data = self.validated(s.ContactUpsertInputSerializer, request.data)
         fields = {k: v for k, v in data.items() if k not in ("workspace_id", "email")}
@@ -148,7 +147,7 @@ class ContactGetView(WorkspaceAPIView):
         responses={200: s.ContactGetOutputSerializer, 404: dict, **ERROR_RESPONSES},
         tags=["contacts"],
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         query = self.validated(s.ContactGetQuerySerializer, request.query_params)
         contact = selectors.contact_get(workspace_id=workspace_id, email=query["email"])
@@ -168,7 +167,7 @@ class ContactListView(WorkspaceAPIView):
         responses={200: s.ContactListOutputSerializer, **ERROR_RESPONSES},
         tags=["contacts"],
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         query = self.validated(s.ContactListQuerySerializer, request.query_params)
         page = selectors.contact_list(workspace_id=workspace_id, search=query.get("email"), **_page_args(query))
@@ -190,7 +189,7 @@ class ContactDeleteView(WorkspaceAPIView):
         responses={200: s.ContactDeleteOutputSerializer, 404: dict, **ERROR_RESPONSES},
         tags=["contacts"],
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         data = self.validated(s.ContactDeleteInputSerializer, request.data)
         if not services.contact_delete(workspace_id=workspace_id, email=data["email"]):
@@ -210,7 +209,7 @@ class TimelineListView(WorkspaceAPIView):
         responses={200: s.TimelineListOutputSerializer, 404: dict, **ERROR_RESPONSES},
         tags=["timeline"],
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         query = self.validated(s.TimelineQuerySerializer, request.query_params)
         contact = selectors.contact_get(workspace_id=workspace_id, email=query["email"])

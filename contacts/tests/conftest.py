@@ -36,7 +36,7 @@ def row_counts(db: None) -> Callable[[], RowCounts]:
 
 @pytest.fixture
 def other_workspace(db: None) -> Workspace:
-    return WorkspaceFactory(id="globex", name="Globex")
+    return WorkspaceFactory.create(id="globex", name="Globex")
 
 
 @pytest.fixture

@@ -14,19 +14,19 @@ from events_platform.workspaces.models import Workspace
 from events_platform.workspaces.services import workspace_create
 
 
-class WorkspaceFactory(factory.django.DjangoModelFactory):
+class WorkspaceFactory(factory.django.DjangoModelFactory[Workspace]):
     class Meta:
         model = Workspace
 
     id = factory.Sequence(lambda n: f"ws_{n}")
-    name = factory.LazyAttribute(lambda o: f"Workspace {o.id}")
+    name: factory.LazyAttribute[Any, str] = factory.LazyAttribute(lambda o: f"Workspace {o.id}")
 
     @classmethod
     def _create(cls, model_class: type[Workspace], *args: Any, **kwargs: Any) -> Workspace:
         return workspace_create(workspace_id=kwargs["id"], name=kwargs["name"])
 
 
-class EventInputFactory(factory.Factory):
+class EventInputFactory(factory.Factory[EventInput]):
     """A validated incoming event, as the API hands it to ``events_upsert``."""
 
     class Meta:

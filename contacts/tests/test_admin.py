@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.db.models import Model
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -33,7 +34,7 @@ def page_queries(client: Client, url: str) -> int:
 def add_events(count: int, *, email: str | None = None) -> None:
     """Top the tables up to ``count`` events, over several contacts and two workspaces."""
     workspaces = [
-        Workspace.objects.filter(pk=ws).first() or WorkspaceFactory(id=ws, name=ws) for ws in ("acme", "globex")
+        Workspace.objects.filter(pk=ws).first() or WorkspaceFactory.create(id=ws, name=ws) for ws in ("acme", "globex")
     ]
     start = CustomEvent.objects.count()
     now = timezone.now()
@@ -42,7 +43,7 @@ def add_events(count: int, *, email: str | None = None) -> None:
             # One contact (given email) lives in one workspace; otherwise spread over both.
             workspaces[0] if email else workspaces[n % 2],
             [
-                EventInputFactory(
+                EventInputFactory.build(
                     email=email or f"customer{n % 7}@example.com",
                     external_id=f"order_{n}",
                     occurred_at=now - timedelta(hours=n),
@@ -176,6 +177,7 @@ def test_deleted_filter_splits_live_and_deleted_events(admin_client: Client) -> 
     # given
     add_events(3)
     gone = CustomEvent.objects.order_by("id").first()
+    assert gone is not None
     admin_client.post(
         reverse("admin:contacts_customevent_changelist"), {"action": "soft_delete", "_selected_action": [gone.pk]}
     )
@@ -193,7 +195,9 @@ def test_events_and_timeline_are_read_only(admin_client: Client, model: str) -> 
     """Events and timeline entries can be viewed but not added, edited or deleted in the admin."""
     # given
     add_events(1)
-    obj = (CustomEvent if model == "customevent" else TimelineEntry).objects.first()
+    model_class: type[Model] = CustomEvent if model == "customevent" else TimelineEntry
+    obj = model_class._default_manager.first()
+    assert obj is not None
     change_url = reverse(f"admin:contacts_{model}_change", args=[obj.pk])
     # when
     view = admin_client.get(change_url)
@@ -203,7 +207,7 @@ def test_events_and_timeline_are_read_only(admin_client: Client, model: str) -> 
     # then
     assert view.status_code == 200 and not view.context["has_change_permission"]
     assert add.status_code == edit.status_code == delete.status_code == 403
-    assert type(obj).objects.filter(pk=obj.pk).exists()
+    assert model_class._default_manager.filter(pk=obj.pk).exists()
 
 
 def test_contact_add_normalises_email_and_refuses_duplicates(admin_client: Client, workspace: Workspace) -> None:

@@ -48,7 +48,7 @@ def call(client: APIClient, method: str, path: str, payload: dict[str, Any], wor
 def stored_data(workspace: Workspace) -> None:
     """The seed customer with their order in the key's own workspace, so a leak would show."""
     events_create(
-        workspace, [EventInputFactory(email="customer@example.com", external_id="order_12345", properties={})]
+        workspace, [EventInputFactory.build(email="customer@example.com", external_id="order_12345", properties={})]
     )
 
 
@@ -211,13 +211,15 @@ def two_tenants(workspace: Workspace, other_workspace: Workspace) -> None:
     """The same customer email and the same event identity exist in both workspaces, with different data."""
     events_create(
         workspace,
-        [EventInputFactory(email="shared@example.com", external_id="order_1", properties={"tenant": "acme"})],
+        [EventInputFactory.build(email="shared@example.com", external_id="order_1", properties={"tenant": "acme"})],
     )
     events_create(
         other_workspace,
         [
-            EventInputFactory(email="shared@example.com", external_id="order_1", properties={"tenant": "globex"}),
-            EventInputFactory(email="only-globex@example.com", external_id="order_2", properties={"tenant": "globex"}),
+            EventInputFactory.build(email="shared@example.com", external_id="order_1", properties={"tenant": "globex"}),
+            EventInputFactory.build(
+                email="only-globex@example.com", external_id="order_2", properties={"tenant": "globex"}
+            ),
         ],
     )
 

@@ -132,7 +132,9 @@ def test_contact_created_by_event_upsert_is_found_by_contacts_get(api_client: AP
 def contacts(workspace: Workspace) -> list[str]:
     """25 contacts made by events; returns their emails newest first."""
     for i in range(25):
-        events_create(workspace, [EventInputFactory(email=f"user{i:02d}@{'shop' if i % 2 else 'crm'}.example.com")])
+        events_create(
+            workspace, [EventInputFactory.build(email=f"user{i:02d}@{'shop' if i % 2 else 'crm'}.example.com")]
+        )
     return [f"user{i:02d}@{'shop' if i % 2 else 'crm'}.example.com" for i in reversed(range(25))]
 
 
@@ -160,7 +162,7 @@ def test_list_cursor_pages_through_every_contact_once(api_client: APIClient, con
     cursor = ""
     # when
     while True:
-        body = api_client.get("/api/contacts.list", {"workspace_id": "acme", "limit": 4, "cursor": cursor}).json()
+        body = api_client.get("/api/contacts.list", {"workspace_id": "acme", "limit": "4", "cursor": cursor}).json()
         seen.extend(c["email"] for c in body["contacts"])
         cursor = body["next_cursor"]
         if not cursor:
@@ -172,12 +174,12 @@ def test_list_cursor_pages_through_every_contact_once(api_client: APIClient, con
 def test_list_cursor_pages_contacts_created_in_one_batch(api_client: APIClient, workspace: Workspace) -> None:
     """Contacts created by one import share created_at; paging still yields each once."""
     # given
-    events_create(workspace, [EventInputFactory(email=f"b{i}@example.com") for i in range(10)])
+    events_create(workspace, [EventInputFactory.build(email=f"b{i}@example.com") for i in range(10)])
     seen: list[str] = []
     cursor = ""
     # when
     while True:
-        body = api_client.get("/api/contacts.list", {"workspace_id": "acme", "limit": 3, "cursor": cursor}).json()
+        body = api_client.get("/api/contacts.list", {"workspace_id": "acme", "limit": "3", "cursor": cursor}).json()
         seen.extend(c["email"] for c in body["contacts"])
         cursor = body["next_cursor"]
         if not cursor:
@@ -201,9 +203,9 @@ def test_delete_erases_the_contact_its_events_and_its_timeline(api_client: APICl
     events_create(
         workspace,
         [
-            EventInputFactory(email="gone@example.com", external_id="g1"),
-            EventInputFactory(email="gone@example.com", external_id="g2", deleted_at=T0),
-            EventInputFactory(email="stays@example.com", external_id="s1"),
+            EventInputFactory.build(email="gone@example.com", external_id="g1"),
+            EventInputFactory.build(email="gone@example.com", external_id="g2", deleted_at=T0),
+            EventInputFactory.build(email="stays@example.com", external_id="s1"),
         ],
     )
     # when

@@ -380,7 +380,7 @@ def test_get_without_its_identity_is_a_400(api_client: APIClient, missing: str) 
 def history(workspace: Workspace) -> list[str]:
     """Ann's 6 events of mixed goals an hour apart, plus Bob's orders; returns Ann's ids newest first."""
     ann = [
-        EventInputFactory(
+        EventInputFactory.build(
             email="ann@example.com",
             event_name=name,
             external_id=f"ann_{i}",
@@ -399,7 +399,9 @@ def history(workspace: Workspace) -> list[str]:
         )
     ]
     bob = [
-        EventInputFactory(email="bob@example.com", external_id=f"bob_{i}", occurred_at=T0 + timedelta(minutes=30 * i))
+        EventInputFactory.build(
+            email="bob@example.com", external_id=f"bob_{i}", occurred_at=T0 + timedelta(minutes=30 * i)
+        )
         for i in range(3)
     ]
     events_create(workspace, ann + bob)
@@ -482,7 +484,7 @@ def test_list_of_an_unknown_email_is_empty(api_client: APIClient, history: list[
 def many_events(workspace: Workspace) -> list[str]:
     """120 of Ann's events, a minute apart, 7 of them soft-deleted; returns the live ids newest first."""
     inputs = [
-        EventInputFactory(email="ann@example.com", external_id=f"e{i:03d}", occurred_at=T0 + timedelta(minutes=i))
+        EventInputFactory.build(email="ann@example.com", external_id=f"e{i:03d}", occurred_at=T0 + timedelta(minutes=i))
         for i in range(120)
     ]
     events_create(workspace, inputs)
@@ -490,7 +492,7 @@ def many_events(workspace: Workspace) -> list[str]:
     events_create(
         workspace,
         [
-            EventInputFactory(
+            EventInputFactory.build(
                 email="ann@example.com", external_id=f"e{i:03d}", occurred_at=T0 + timedelta(minutes=i), deleted_at=T0
             )
             for i in deleted
@@ -511,7 +513,7 @@ def test_list_returns_50_by_default(api_client: APIClient, many_events: list[str
 def test_list_allows_at_most_100(api_client: APIClient, many_events: list[str]) -> None:
     """limit=100 is served; limit=101 (or 0, or text) is a 400 naming limit."""
     # when
-    hundred = api_client.get(LIST, {"workspace_id": "acme", "email": "ann@example.com", "limit": 100})
+    hundred = api_client.get(LIST, {"workspace_id": "acme", "email": "ann@example.com", "limit": "100"})
     # then
     assert len(hundred.json()["events"]) == 100
     for bad in (101, 0, -1, "ten"):
@@ -530,7 +532,7 @@ def test_cursor_paging_yields_every_live_event_once_in_order(
     cursor = None
     # when
     for _ in range(200):
-        query = {"workspace_id": "acme", "email": "ann@example.com", "limit": limit}
+        query = {"workspace_id": "acme", "email": "ann@example.com", "limit": str(limit)}
         if cursor:
             query["cursor"] = cursor
         body = api_client.get(LIST, query).json()
@@ -546,14 +548,15 @@ def test_cursor_paging_is_stable_when_events_share_occurred_at(api_client: APICl
     """Ties on occurred_at are broken by id, so no event is skipped or repeated across pages."""
     # given
     events_create(
-        workspace, [EventInputFactory(email="ann@example.com", external_id=f"t{i}", occurred_at=T0) for i in range(9)]
+        workspace,
+        [EventInputFactory.build(email="ann@example.com", external_id=f"t{i}", occurred_at=T0) for i in range(9)],
     )
     seen: list[str] = []
     cursor = ""
     # when
     while True:
         body = api_client.get(
-            LIST, {"workspace_id": "acme", "email": "ann@example.com", "limit": 2, "cursor": cursor}
+            LIST, {"workspace_id": "acme", "email": "ann@example.com", "limit": "2", "cursor": cursor}
         ).json()
         seen.extend(e["external_id"] for e in body["events"])
         cursor = body["next_cursor"]
@@ -567,7 +570,9 @@ def test_cursor_paging_is_stable_when_events_share_occurred_at(api_client: APICl
 def test_offset_is_accepted(api_client: APIClient, many_events: list[str]) -> None:
     """offset skips rows, as Notifuse clients send it."""
     # when
-    body = api_client.get(LIST, {"workspace_id": "acme", "email": "ann@example.com", "limit": 10, "offset": 20}).json()
+    body = api_client.get(
+        LIST, {"workspace_id": "acme", "email": "ann@example.com", "limit": "10", "offset": "20"}
+    ).json()
     # then
     assert [e["external_id"] for e in body["events"]] == many_events[20:30]
 
@@ -576,7 +581,7 @@ def test_offset_is_accepted(api_client: APIClient, many_events: list[str]) -> No
 def test_offset_beyond_any_row_is_not_a_500(api_client: APIClient, many_events: list[str], offset: int) -> None:
     """An absurd offset is an empty page or a 400, never a database overflow surfacing as a 500."""
     # when
-    response = api_client.get(LIST, {"workspace_id": "acme", "email": "ann@example.com", "offset": offset})
+    response = api_client.get(LIST, {"workspace_id": "acme", "email": "ann@example.com", "offset": str(offset)})
     # then
     assert response.status_code in (200, 400), response.status_code
     if response.status_code == 200:
@@ -586,7 +591,7 @@ def test_offset_beyond_any_row_is_not_a_500(api_client: APIClient, many_events: 
 def test_negative_offset_is_a_400(api_client: APIClient) -> None:
     """offset is at least 0."""
     # when
-    response = api_client.get(LIST, {"workspace_id": "acme", "email": "ann@example.com", "offset": -1})
+    response = api_client.get(LIST, {"workspace_id": "acme", "email": "ann@example.com", "offset": "-1"})
     # then
     assert response.status_code == 400
     assert "offset" in response.json()["details"]
@@ -639,13 +644,13 @@ def test_list_costs_the_same_queries_for_5_and_60_events(api_client: APIClient, 
     # given
     query = {"workspace_id": "acme", "email": "ann@example.com"} if by == "email" else {"workspace_id": "acme"}
     query |= {"event_name": "order.completed"} if by == "event_name" else {}
-    events_create(workspace, [EventInputFactory(email="ann@example.com", external_id=f"a{i}") for i in range(5)])
+    events_create(workspace, [EventInputFactory.build(email="ann@example.com", external_id=f"a{i}") for i in range(5)])
     small = list_queries(api_client, query)
     events_create(
         workspace,
-        [EventInputFactory(email=f"c{i}@example.com", external_id=f"b{i}") for i in range(55)]
+        [EventInputFactory.build(email=f"c{i}@example.com", external_id=f"b{i}") for i in range(55)]
         if by == "event_name"
-        else [EventInputFactory(email="ann@example.com", external_id=f"b{i}") for i in range(55)],
+        else [EventInputFactory.build(email="ann@example.com", external_id=f"b{i}") for i in range(55)],
     )
     # when
     large = list_queries(api_client, query | {"limit": 100})

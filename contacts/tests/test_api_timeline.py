@@ -243,7 +243,7 @@ def test_timeline_rejects_bad_paging(api_client: APIClient, limit: int, cursor: 
     upsert(api_client, occurred_at=iso(T0))
     # when
     response = api_client.get(
-        TIMELINE, {"workspace_id": "acme", "email": "ann@example.com", "limit": limit, "cursor": cursor}
+        TIMELINE, {"workspace_id": "acme", "email": "ann@example.com", "limit": str(limit), "cursor": cursor}
     )
     # then
     assert response.status_code == 400

@@ -29,7 +29,7 @@ def shop(django_user_model: Any) -> tuple[Workspace, Any]:
     events_create(
         workspace,
         [
-            EventInputFactory(
+            EventInputFactory.build(
                 email="ines@example.com",
                 external_id=f"ord-{n:03d}",
                 occurred_at=now - timedelta(hours=6 * n + 1),
@@ -38,7 +38,7 @@ def shop(django_user_model: Any) -> tuple[Workspace, Any]:
             )
             for n in range(EVENTS)
         ]
-        + [EventInputFactory(email="quiet@example.com", external_id="ord-q")],
+        + [EventInputFactory.build(email="quiet@example.com", external_id="ord-q")],
     )
     return workspace, user
 

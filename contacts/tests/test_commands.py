@@ -6,12 +6,14 @@ import json
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db.models import Count
 from django.test import Client
+from pytest_django import Settings
 from rest_framework.test import APIClient
 
 from contacts.management.commands.demo_setup import credentials_read
@@ -19,7 +21,7 @@ from contacts.models import Contact, CustomEvent, GoalType, TimelineEntry
 from events_platform.workspaces.models import ApiKey, Workspace, WorkspaceMembership
 
 
-def run(*args: str, **options: object) -> tuple[str, str]:
+def run(*args: str, **options: Any) -> tuple[str, str]:
     out, err = StringIO(), StringIO()
     call_command(*args, stdout=out, stderr=err, **options)
     return out.getvalue(), err.getvalue()
@@ -265,8 +267,8 @@ def test_import_rejects_nul_in_properties_on_every_database(workspace: Workspace
 
 
 @pytest.fixture
-def debug_on(settings: object) -> None:
-    settings.DEBUG = True  # type: ignore[attr-defined]
+def debug_on(settings: Settings) -> None:
+    settings.DEBUG = True
 
 
 @pytest.mark.django_db
@@ -335,10 +337,10 @@ def test_demo_setup_with_lost_credentials_issues_new_ones(tmp_path: Path) -> Non
 
 
 @pytest.mark.django_db
-def test_demo_setup_refuses_to_run_with_debug_off(tmp_path: Path, settings: object) -> None:
+def test_demo_setup_refuses_to_run_with_debug_off(tmp_path: Path, settings: Settings) -> None:
     """Without DEBUG, demo_setup refuses: a superuser with a password in a file is for local work only."""
     # given
-    settings.DEBUG = False  # type: ignore[attr-defined]
+    settings.DEBUG = False
     # when
     with pytest.raises(CommandError, match="DEBUG"):
         run("demo_setup", "--credentials-file", str(tmp_path / "c"))

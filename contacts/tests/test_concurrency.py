@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -173,7 +174,8 @@ def test_concurrent_contact_upserts_of_one_new_email_make_one_contact(api_key: I
     bodies = [{"workspace_id": "acme", "email": spellings[i % 3], "first_name": f"N{i}"} for i in range(THREADS)]
     # when
     outcome = run_in_parallel(
-        api_key.secret, [lambda c, b=body: c.post("/api/contacts.upsert", b, format="json") for body in bodies]
+        api_key.secret,
+        [partial(APIClient.post, path="/api/contacts.upsert", data=body, format="json") for body in bodies],
     )
     # then
     assert outcome.errors == []

@@ -34,7 +34,7 @@ def register() -> Iterator[Register]:
 def queued_buyer(workspace: Workspace, email: str = "a@x.io") -> Contact:
     events_upsert(
         workspace_id=workspace.id,
-        events=[EventInputFactory(email=email, goal={"goal_type": "purchase", "goal_value": Decimal("30.00")})],
+        events=[EventInputFactory.build(email=email, goal={"goal_type": "purchase", "goal_value": Decimal("30.00")})],
     )
     contact = Contact.objects.get(email=email)
     refresh.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[contact.pk])

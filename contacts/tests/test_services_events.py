@@ -52,7 +52,7 @@ def test_new_event_is_not_written_when_its_timeline_entry_fails(workspace: Works
     """Event, contact and timeline go in one transaction: a failing timeline insert leaves no event or contact."""
     # given
     reject_timeline_rows("custom_event.order.completed", "insert")
-    incoming = EventInputFactory(email="ann@example.com")
+    incoming = EventInputFactory.build(email="ann@example.com")
     # when
     with pytest.raises(DatabaseError):
         event_upsert(workspace_id=workspace.id, event=incoming)
@@ -74,10 +74,10 @@ def test_event_change_is_not_written_when_its_timeline_entry_fails(
 ) -> None:
     """An update or delete whose timeline entry fails leaves the stored event as it was."""
     # given
-    original = EventInputFactory(email="ann@example.com", external_id="o1", occurred_at=T0, properties={"v": 1})
+    original = EventInputFactory.build(email="ann@example.com", external_id="o1", occurred_at=T0, properties={"v": 1})
     event_upsert(workspace_id=workspace.id, event=original)
     reject_timeline_rows("custom_event.order.completed", operation)
-    changed = EventInputFactory(
+    changed = EventInputFactory.build(
         email="ann@example.com", external_id="o1", **({"occurred_at": T0, "properties": {"v": 1}} | change)
     )
     # when
@@ -92,12 +92,14 @@ def test_event_change_is_not_written_when_its_timeline_entry_fails(
 def test_restore_is_not_written_when_its_timeline_entry_fails(workspace: Workspace) -> None:
     """A restore whose timeline entry fails leaves the event deleted."""
     # given
-    event_upsert(workspace_id=workspace.id, event=EventInputFactory(external_id="o1", occurred_at=T0))
-    event_upsert(workspace_id=workspace.id, event=EventInputFactory(external_id="o1", occurred_at=T0, deleted_at=T0))
+    event_upsert(workspace_id=workspace.id, event=EventInputFactory.build(external_id="o1", occurred_at=T0))
+    event_upsert(
+        workspace_id=workspace.id, event=EventInputFactory.build(external_id="o1", occurred_at=T0, deleted_at=T0)
+    )
     reject_timeline_rows("custom_event.order.completed", "restore")
     # when
     with pytest.raises(DatabaseError):
-        event_upsert(workspace_id=workspace.id, event=EventInputFactory(external_id="o1", occurred_at=T0))
+        event_upsert(workspace_id=workspace.id, event=EventInputFactory.build(external_id="o1", occurred_at=T0))
     # then
     assert CustomEvent.objects.get().deleted_at is not None
 
@@ -106,7 +108,7 @@ def test_batch_is_all_or_nothing_when_one_timeline_entry_fails(workspace: Worksp
     """One failing entry rolls back every event of the batch."""
     # given
     reject_timeline_rows("custom_event.form_submit", "insert")
-    batch = [EventInputFactory() for _ in range(4)] + [EventInputFactory(event_name="form_submit")]
+    batch = [EventInputFactory.build() for _ in range(4)] + [EventInputFactory.build(event_name="form_submit")]
     # when
     with pytest.raises(DatabaseError):
         events_upsert(workspace_id=workspace.id, events=batch)
@@ -133,7 +135,7 @@ def test_contacts_changed_is_sent_after_commit_with_the_contacts_of_changed_even
 ) -> None:
     """After the commit, the segment seam hears which contacts' events changed; nothing before it."""
     # given
-    batch = [EventInputFactory(email="ann@example.com"), EventInputFactory(email="bob@example.com")]
+    batch = [EventInputFactory.build(email="ann@example.com"), EventInputFactory.build(email="bob@example.com")]
     # when
     with django_capture_on_commit_callbacks(execute=True):
         events_upsert(workspace_id=workspace.id, events=batch)
@@ -149,9 +151,10 @@ def test_unchanged_upsert_announces_nothing(
     """An older version changes nothing, so the segment engine is not bothered."""
     # given
     event_upsert(
-        workspace_id=workspace.id, event=EventInputFactory(email="ann@example.com", external_id="o1", occurred_at=T0)
+        workspace_id=workspace.id,
+        event=EventInputFactory.build(email="ann@example.com", external_id="o1", occurred_at=T0),
     )
-    older = EventInputFactory(email="ann@example.com", external_id="o1", occurred_at=T0 - timedelta(days=1))
+    older = EventInputFactory.build(email="ann@example.com", external_id="o1", occurred_at=T0 - timedelta(days=1))
     # when
     with django_capture_on_commit_callbacks(execute=True):
         result = event_upsert(workspace_id=workspace.id, event=older)
@@ -163,7 +166,7 @@ def test_unchanged_upsert_announces_nothing(
 def test_events_upsert_returns_results_in_input_order(workspace: Workspace) -> None:
     """Results line up with the inputs, whatever order the keys sort in."""
     # given
-    batch = [EventInputFactory(external_id=ext) for ext in ("z", "a", "m")]
+    batch = [EventInputFactory.build(external_id=ext) for ext in ("z", "a", "m")]
     # when
     results = events_upsert(workspace_id=workspace.id, events=batch)
     # then
@@ -177,7 +180,7 @@ def test_event_set_deleted_soft_deletes_and_restores_through_the_upsert_rule(wor
     # given
     event_upsert(
         workspace_id=workspace.id,
-        event=EventInputFactory(external_id="o1", goal={"goal_type": "purchase", "goal_value": Decimal("5.00")}),
+        event=EventInputFactory.build(external_id="o1", goal={"goal_type": "purchase", "goal_value": Decimal("5.00")}),
     )
     event = CustomEvent.objects.select_related("contact").get()
     # when
@@ -207,7 +210,7 @@ def test_contact_upsert_normalises_the_email(workspace: Workspace) -> None:
 def test_contact_delete_reports_whether_it_erased(workspace: Workspace) -> None:
     """True when a contact was erased, False when there was none."""
     # given
-    event_upsert(workspace_id=workspace.id, event=EventInputFactory(email="ann@example.com"))
+    event_upsert(workspace_id=workspace.id, event=EventInputFactory.build(email="ann@example.com"))
     # when
     erased = contact_delete(workspace_id=workspace.id, email="ANN@example.com ")
     again = contact_delete(workspace_id=workspace.id, email="ann@example.com")

@@ -32,7 +32,7 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 def purchase(email: str, value: str, *, hours: float = 0, external_id: str | None = None) -> EventInput:
     extra = {"external_id": external_id} if external_id else {}
-    return EventInputFactory(
+    return EventInputFactory.build(
         email=email,
         occurred_at=T0 + timedelta(hours=hours),
         goal={"goal_type": "purchase", "goal_value": Decimal(value)},
@@ -41,7 +41,9 @@ def purchase(email: str, value: str, *, hours: float = 0, external_id: str | Non
 
 
 def visit(email: str, *, hours: float = 0) -> EventInput:
-    return EventInputFactory(email=email, event_name="page.viewed", occurred_at=T0 + timedelta(hours=hours), goal={})
+    return EventInputFactory.build(
+        email=email, event_name="page.viewed", occurred_at=T0 + timedelta(hours=hours), goal={}
+    )
 
 
 def totals_of(email: str) -> tuple[Decimal, int, datetime | None]:
@@ -132,7 +134,7 @@ def test_erased_contact_takes_its_row_along(workspace: Workspace, after_commit: 
 def test_refresh_writes_only_the_given_contacts_of_the_workspace(workspace: Workspace) -> None:
     """contact_totals_refresh is scoped: other contacts, other workspaces and unknown ids are left alone."""
     # given: events stored without their drain
-    other = WorkspaceFactory(id="globex")
+    other = WorkspaceFactory.create(id="globex")
     events_create(workspace, [purchase("a@x.io", "10"), purchase("b@x.io", "20")])
     events_create(other, [purchase("a@x.io", "30")])
     a = Contact.objects.get(workspace=workspace, email="a@x.io")
@@ -175,7 +177,7 @@ def random_events(rng: random.Random, contacts: int, events: int) -> list[EventI
             inputs.append(purchase(email, f"-{rng.randrange(1, 20000) / 100:.2f}", hours=hours))
         elif roll < 0.6:
             inputs.append(
-                EventInputFactory(
+                EventInputFactory.build(
                     email=email,
                     event_name="lead.created",
                     occurred_at=T0 + timedelta(hours=hours),
@@ -198,6 +200,7 @@ def python_totals(workspace: Workspace) -> dict[int, tuple[Decimal, int, datetim
     for event in CustomEvent.objects.filter(workspace=workspace, deleted_at__isnull=True):
         value, orders, last = result[event.contact_id]
         if event.goal_type == "purchase":
+            assert event.goal_value is not None  # a purchase always has a value
             value += event.goal_value
             orders += event.goal_value > 0
         result[event.contact_id] = (value, orders, max(last, event.occurred_at) if last else event.occurred_at)
@@ -269,7 +272,8 @@ def test_keyset_pages_by_each_total_match_the_reference_order_both_ways(
         if not page.next_cursor:
             break
         after = page.next_cursor
-    back, before = [], page.prev_cursor
+    back: list[list[int]] = []
+    before = page.prev_cursor
     while before:
         page = selectors.contact_page(workspace_id=workspace.id, sort=sort, limit=4, before=before)
         back.insert(0, [c.pk for c in page.items])
@@ -308,7 +312,7 @@ def test_list_shows_stored_figures_and_a_contact_without_row_yet(
 def test_rebuild_command_recomputes_every_workspace_and_reports_each(workspace: Workspace) -> None:
     """contact_totals_rebuild writes a row per contact, workspace by workspace, and says how many."""
     # given: events stored without their drain, one row stale
-    other = WorkspaceFactory(id="globex")
+    other = WorkspaceFactory.create(id="globex")
     events_create(workspace, [purchase("a@x.io", "10"), purchase("b@x.io", "5")])
     events_create(other, [purchase("c@x.io", "7")])
     ContactTotals.objects.create(contact=Contact.objects.get(email="a@x.io"), workspace=workspace, order_count=5)
@@ -324,7 +328,7 @@ def test_rebuild_command_recomputes_every_workspace_and_reports_each(workspace: 
 def test_rebuild_command_takes_one_workspace(workspace: Workspace) -> None:
     """--workspace limits the rebuild to that workspace; an unknown one is an error."""
     # given
-    other = WorkspaceFactory(id="globex")
+    other = WorkspaceFactory.create(id="globex")
     events_create(workspace, [purchase("a@x.io", "10")])
     events_create(other, [purchase("c@x.io", "7")])
     # when

@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.template import Context, Template
 from django.test import Client, RequestFactory
 from django.urls import reverse
+from pytest_django import Settings
 
 from events_platform.pages import csv_response, page_or_first, query_with
 from events_platform.pagination import InvalidCursor
@@ -42,12 +43,12 @@ def test_csv_response_streams_the_header_then_each_row_lazily() -> None:
     response = csv_response(filename="members.csv", header=("email", "note"), rows=rows())
     # then
     assert read == [] and response["Content-Disposition"] == 'attachment; filename="members.csv"'
-    body = b"".join(response.streaming_content).decode()
+    body = response.getvalue().decode()
     assert body.splitlines() == ["email,note", "user0@x.io,", 'user1@x.io,"a, b"', "user2@x.io,"]
 
 
 @pytest.fixture
-def collected_static(settings: Any, tmp_path: Path) -> Path:
+def collected_static(settings: Settings, tmp_path: Path) -> Path:
     """Static files collected as in production: hashed names in a manifest, served by whitenoise."""
     settings.STATIC_ROOT = tmp_path
     settings.STORAGES = {
@@ -62,7 +63,7 @@ def _served(client: Client, url: str) -> Any:
     response = client.get(url)
     assert response.status_code == 200, url
     assert response["Content-Type"] == "image/svg+xml"
-    assert b"<svg" in b"".join(response.streaming_content)
+    assert b"<svg" in response.getvalue()
     return response
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.contrib.auth.models import User
 from django.forms import ModelForm
 from django.http import HttpRequest
 
-from .models import ApiKey, Workspace, WorkspaceMembership
+from .models import ApiKey, ApiKeyQuerySet, Workspace, WorkspaceMembership
 from .services import api_key_create, api_key_revoke, workspace_create
 
 
@@ -45,6 +45,9 @@ class ApiKeyAddForm(ModelForm):
         fields = ["workspace", "name"]
 
 
+_KEY_FIELDS = ("workspace", "name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at")
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     """Keys are issued by ``api_key_create``: the secret is shown once, only its hash is stored."""
@@ -55,7 +58,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     search_fields = ["name", "prefix", "workspace__id"]
     actions = ["revoke_selected"]
     # key_hash is not editable and never listed here, so it is neither shown nor changeable.
-    fields = ["workspace", "name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+    fields = _KEY_FIELDS
     readonly_fields = ["workspace", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
 
     def get_form(self, request: HttpRequest, obj: ApiKey | None = None, change: bool = False, **kwargs: Any) -> Any:
@@ -63,8 +66,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
             kwargs["form"] = ApiKeyAddForm
         return super().get_form(request, obj, change=change, **kwargs)
 
-    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
-        return ["workspace", "name"] if obj is None else list(self.fields)
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple[str, ...]:
+        return ("workspace", "name") if obj is None else _KEY_FIELDS
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
         return [] if obj is None else list(self.readonly_fields)
@@ -73,6 +76,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
+        assert isinstance(request.user, User)  # the admin is behind a staff sign-in
         issued = api_key_create(workspace=obj.workspace, name=obj.name, created_by=request.user)
         _adopt(obj, issued.api_key)
         messages.success(
@@ -86,7 +90,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return obj.revoked_at is not None
 
     @admin.action(description="Revoke selected keys", permissions=["change"])
-    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+    def revoke_selected(self, request: HttpRequest, queryset: ApiKeyQuerySet) -> None:
         keys = list(queryset.active())
         for api_key in keys:
             api_key_revoke(api_key=api_key)

@@ -5,17 +5,34 @@ A key used with another workspace gets the same 403 whether that workspace exist
 so keys cannot enumerate workspaces; nothing is read or written before this check.
 """
 
-from typing import Any
+from typing import Any, Protocol
 
+from django.contrib.auth.models import User
+from django.http import QueryDict
 from rest_framework import exceptions, serializers
-from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from .authentication import ApiKeyUser
 from .models import WorkspaceMembership
 
 
-def workspace_access_check(*, user: Any, workspace_id: str) -> None:
+class ApiRequest(Protocol):
+    """What the API views read from DRF's ``Request`` once authentication has passed
+    (``IsAuthenticated`` is the default permission): the principal is an API key's
+    (``ApiKeyAuthentication``) or a signed-in user's (the session). DRF's stubs type
+    ``Request.user`` as a Django user only, so this names the principals the API really has."""
+
+    @property
+    def user(self) -> ApiKeyUser | User: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def data(self) -> Any: ...
+    @property
+    def query_params(self) -> QueryDict: ...
+
+
+def workspace_access_check(*, user: ApiKeyUser | User, workspace_id: str) -> None:
     if isinstance(user, ApiKeyUser):
         allowed = user.workspace_id == workspace_id
     else:
@@ -27,7 +44,7 @@ def workspace_access_check(*, user: Any, workspace_id: str) -> None:
 class WorkspaceAPIView(APIView):
     """An API view whose requests name their workspace: in the JSON body of POSTs, else the query."""
 
-    def get_workspace_id(self, request: Request) -> str:
+    def get_workspace_id(self, request: ApiRequest) -> str:
         source = request.data if request.method == "POST" else request.query_params
         if not hasattr(source, "get"):
             raise exceptions.ValidationError({"non_field_errors": ["The request body must be a JSON object."]})
@@ -43,4 +60,5 @@ class WorkspaceAPIView(APIView):
         """``data`` as ``serializer_class`` validates it; an invalid request is the standard 400."""
         serializer = serializer_class(data=data, **kwargs)
         serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
+        validated: dict[str, Any] = serializer.validated_data
+        return validated

@@ -3,7 +3,8 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from .web import current_workspace
+from .models import Workspace
+from .web import cached_user_workspaces, current_workspace
 
 
 def workspace(request: HttpRequest) -> dict[str, Any]:
@@ -15,9 +16,8 @@ def workspace(request: HttpRequest) -> dict[str, Any]:
     if user is None or not user.is_authenticated:
         return {}
 
-    def workspaces() -> list:
-        current_workspace(request)
-        return getattr(request, "_workspaces_cache", [])
+    def workspaces() -> list[Workspace]:
+        return cached_user_workspaces(request)
 
     return {
         "current_workspace": SimpleLazyObject(lambda: current_workspace(request)),

@@ -2,10 +2,8 @@
 
 from django import forms
 
-from .models import ApiKey
+from .models import API_KEY_NAME_MAX_LENGTH
 
 
 class ApiKeyForm(forms.Form):
-    name = forms.CharField(
-        label="Name", max_length=ApiKey._meta.get_field("name").max_length, help_text="Who or what will use it."
-    )
+    name = forms.CharField(label="Name", max_length=API_KEY_NAME_MAX_LENGTH, help_text="Who or what will use it.")

@@ -1,12 +1,18 @@
 """Tenancy: workspaces, their members and their API keys."""
 
+from __future__ import annotations
+
 import hashlib
 import zoneinfo
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 SLUG_VALIDATOR = RegexValidator(r"^[a-z0-9_]+\Z", "Use only lowercase letters, digits and underscores (a-z, 0-9, _).")
 
@@ -20,7 +26,7 @@ class Workspace(models.Model):
     id = models.CharField(primary_key=True, max_length=32, validators=[SLUG_VALIDATOR])
     name = models.CharField(max_length=255)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
-    members = models.ManyToManyField(
+    members: models.ManyToManyField[User, WorkspaceMembership] = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="WorkspaceMembership", related_name="workspaces", blank=True
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -52,8 +58,11 @@ class WorkspaceMembership(models.Model):
         return f"{self.user} in {self.workspace_id}"
 
 
+API_KEY_NAME_MAX_LENGTH = 100
+
+
 class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
-    def active(self) -> "ApiKeyQuerySet":
+    def active(self) -> ApiKeyQuerySet:
         return self.filter(revoked_at__isnull=True)
 
 
@@ -64,7 +73,7 @@ def hash_secret(secret: str) -> str:
 
 class ApiKey(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=API_KEY_NAME_MAX_LENGTH)
     prefix = models.CharField(max_length=16, help_text="First characters of the key, to recognise it.")
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_by = models.ForeignKey(

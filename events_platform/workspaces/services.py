@@ -3,7 +3,7 @@
 import secrets
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -20,7 +20,7 @@ class IssuedKey:
 
 @transaction.atomic
 def workspace_create(
-    *, workspace_id: str, name: str, timezone_name: str = "UTC", owner: AbstractBaseUser | None = None
+    *, workspace_id: str, name: str, timezone_name: str = "UTC", owner: User | None = None
 ) -> Workspace:
     workspace = Workspace(id=workspace_id, name=name, timezone=timezone_name)
     workspace.full_clean()
@@ -32,14 +32,14 @@ def workspace_create(
 
 @transaction.atomic
 def workspace_member_add(
-    *, workspace: Workspace, user: AbstractBaseUser, role: str = WorkspaceMembership.Role.MEMBER
+    *, workspace: Workspace, user: User, role: str = WorkspaceMembership.Role.MEMBER
 ) -> WorkspaceMembership:
     membership, _ = WorkspaceMembership.objects.get_or_create(workspace=workspace, user=user, defaults={"role": role})
     return membership
 
 
 @transaction.atomic
-def api_key_create(*, workspace: Workspace, name: str, created_by: AbstractBaseUser | None = None) -> IssuedKey:
+def api_key_create(*, workspace: Workspace, name: str, created_by: User | None = None) -> IssuedKey:
     """Issue a key; the secret is returned once and only its hash is stored."""
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     api_key = ApiKey(

@@ -3,7 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -11,12 +11,12 @@ from django.views.decorators.http import require_POST
 from .forms import ApiKeyForm
 from .models import ApiKey, WorkspaceMembership
 from .services import IssuedKey, api_key_create, api_key_revoke
-from .web import SESSION_KEY, workspace_required
+from .web import SESSION_KEY, AuthenticatedRequest, WorkspaceRequest, workspace_required
 
 
 @login_required
 @require_POST
-def workspace_switch(request: HttpRequest) -> HttpResponse:
+def workspace_switch(request: AuthenticatedRequest) -> HttpResponse:
     workspace_id = request.POST.get("workspace_id", "")
     if not WorkspaceMembership.objects.filter(user=request.user, workspace_id=workspace_id).exists():
         return HttpResponseForbidden("You are not a member of that workspace.")
@@ -33,16 +33,16 @@ def workspace_switch(request: HttpRequest) -> HttpResponse:
 
 
 def _api_keys_page(
-    request: HttpRequest, form: ApiKeyForm, issued: IssuedKey | None = None, status: int = 200
+    request: WorkspaceRequest, form: ApiKeyForm, issued: IssuedKey | None = None, status: int = 200
 ) -> HttpResponse:
-    keys = ApiKey.objects.filter(workspace=request.workspace).select_related("created_by")  # type: ignore[attr-defined]
+    keys = ApiKey.objects.filter(workspace=request.workspace).select_related("created_by")
     return render(
         request, "workspaces/api_keys.html", {"form": form, "keys": list(keys), "issued": issued}, status=status
     )
 
 
 @workspace_required
-def api_keys(request: HttpRequest) -> HttpResponse:
+def api_keys(request: WorkspaceRequest) -> HttpResponse:
     """List the workspace's keys; a POST issues one and shows its secret in this response only."""
     if request.method != "POST":
         return _api_keys_page(request, ApiKeyForm())
@@ -50,9 +50,9 @@ def api_keys(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         try:
             issued = api_key_create(
-                workspace=request.workspace,  # type: ignore[attr-defined]
+                workspace=request.workspace,
                 name=form.cleaned_data["name"].strip(),
-                created_by=request.user,  # type: ignore[arg-type]
+                created_by=request.user,
             )
         except ValidationError as error:
             form.add_error("name", error.message_dict.get("name", error.messages))
@@ -63,9 +63,9 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_required
-def api_key_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
+def api_key_revoke_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
     """GET asks for confirmation (no JavaScript needed); POST revokes."""
-    api_key = get_object_or_404(ApiKey, pk=pk, workspace=request.workspace)  # type: ignore[attr-defined]
+    api_key = get_object_or_404(ApiKey, pk=pk, workspace=request.workspace)
     if request.method == "POST":
         api_key_revoke(api_key=api_key)
         messages.success(request, f"Key “{api_key.name}” ({api_key.prefix}…) is revoked; requests with it now fail.")

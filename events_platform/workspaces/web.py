@@ -8,43 +8,83 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Concatenate, ParamSpec, cast
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.http import HttpRequest, HttpResponseBase
 from django.shortcuts import render
+from django_htmx.middleware import HtmxDetails
 
 from .models import Workspace
 
 SESSION_KEY = "workspace_id"
 
+P = ParamSpec("P")
 
-def user_workspaces(user: Any) -> list[Workspace]:
-    return list(Workspace.objects.filter(memberships__user=user).order_by("name"))
+
+class HtmxRequest(HttpRequest):
+    """Any page request: django-htmx's middleware sets ``htmx`` on every request."""
+
+    htmx: HtmxDetails
+
+
+class AuthenticatedRequest(HtmxRequest):
+    """A page request behind ``login_required``: the user is signed in."""
+
+    user: User
+
+
+class WorkspaceRequest(AuthenticatedRequest):
+    """A page request behind ``workspace_required``: signed in and scoped to a workspace."""
+
+    workspace: Workspace
+
+
+class _CachingRequest(HttpRequest):
+    """What ``current_workspace`` remembers on a request, so the layout and the view share one query."""
+
+    _workspace_cache: Workspace | None
+    _workspaces_cache: list[Workspace]
+
+
+def user_workspaces(user: AbstractBaseUser | AnonymousUser) -> list[Workspace]:
+    return list(Workspace.objects.filter(memberships__user=user.pk).order_by("name"))
 
 
 def current_workspace(request: HttpRequest) -> Workspace | None:
     """The session's workspace if the user is a member of it, else their first workspace."""
-    if hasattr(request, "_workspace_cache"):
-        return request._workspace_cache  # type: ignore[attr-defined]
+    caching = cast(_CachingRequest, request)
+    if hasattr(caching, "_workspace_cache"):
+        return caching._workspace_cache
     workspaces = user_workspaces(request.user)
     wanted = request.session.get(SESSION_KEY)
     chosen = next((w for w in workspaces if w.id == wanted), workspaces[0] if workspaces else None)
-    request._workspace_cache = chosen  # type: ignore[attr-defined]
-    request._workspaces_cache = workspaces  # type: ignore[attr-defined]
+    caching._workspace_cache = chosen
+    caching._workspaces_cache = workspaces
     return chosen
 
 
-def workspace_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def cached_user_workspaces(request: HttpRequest) -> list[Workspace]:
+    """The signed-in user's workspaces, read by the same query as ``current_workspace``."""
+    current_workspace(request)
+    return cast(_CachingRequest, request)._workspaces_cache
+
+
+def workspace_required(
+    view: Callable[Concatenate[WorkspaceRequest, P], HttpResponseBase],
+) -> Callable[Concatenate[HttpRequest, P], HttpResponseBase]:
     """Login required, and ``request.workspace`` set; a user without any workspace gets a clear page."""
 
     @login_required
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
         workspace = current_workspace(request)
         if workspace is None:
             return render(request, "workspaces/no_workspace.html", status=403)
-        request.workspace = workspace  # type: ignore[attr-defined]
-        return view(request, *args, **kwargs)
+        # This is the one place a request becomes a WorkspaceRequest.
+        scoped = cast(WorkspaceRequest, request)
+        scoped.workspace = workspace
+        return view(scoped, *args, **kwargs)
 
     return wrapper

@@ -7,11 +7,10 @@ from typing import Any
 from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.request import Request
 from rest_framework.response import Response
 
 from contacts import selectors as contact_selectors
-from events_platform.workspaces.api import WorkspaceAPIView
+from events_platform.workspaces.api import ApiRequest, WorkspaceAPIView
 from segments import presenters, rules, selectors, services
 from segments.api import serializers as s
 from segments.models import DEFAULT_COLOR, Segment
@@ -38,7 +37,7 @@ class SegmentCreateView(WorkspaceAPIView):
         responses={201: s.SegmentEnvelopeSerializer, **ERRORS},
         tags=["segments"],
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         data = self.validated(s.SegmentCreateInputSerializer, request.data)
         segment = services.segment_create(
@@ -61,7 +60,7 @@ class SegmentUpdateView(WorkspaceAPIView):
         responses={200: s.SegmentEnvelopeSerializer, 404: dict, **ERRORS},
         tags=["segments"],
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         data = self.validated(s.SegmentUpdateInputSerializer, request.data)
         segment = _segment(workspace_id, data["id"])
@@ -84,7 +83,7 @@ class SegmentDeleteView(WorkspaceAPIView):
         responses={200: dict, 404: dict, **ERRORS},
         tags=["segments"],
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         data = self.validated(s.SegmentRefInputSerializer, request.data)
         services.segment_delete(segment=_segment(workspace_id, data["id"]))
@@ -99,7 +98,7 @@ class SegmentRebuildView(WorkspaceAPIView):
         responses={202: s.SegmentEnvelopeSerializer, 404: dict, **ERRORS},
         tags=["segments"],
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         data = self.validated(s.SegmentRefInputSerializer, request.data)
         segment = services.segment_rebuild(segment=_segment(workspace_id, data["id"]))
@@ -115,7 +114,7 @@ class SegmentGetView(WorkspaceAPIView):
         responses={200: s.SegmentEnvelopeSerializer, 404: dict, **ERRORS},
         tags=["segments"],
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         data = self.validated(s.SegmentRefInputSerializer, request.query_params)
         return Response(_segment_body(_segment(workspace_id, data["id"])))
@@ -128,7 +127,7 @@ class SegmentListView(WorkspaceAPIView):
         responses={200: s.SegmentListOutputSerializer, **ERRORS},
         tags=["segments"],
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         segments = selectors.segment_list(workspace_id=workspace_id)
         return Response({"segments": s.SegmentOutputSerializer(segments, many=True).data})
@@ -143,7 +142,7 @@ class SegmentPreviewView(WorkspaceAPIView):
         responses={200: s.SegmentPreviewOutputSerializer, **ERRORS},
         tags=["segments"],
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         data = self.validated(s.SegmentPreviewInputSerializer, request.data)
         preview = selectors.segment_preview(
@@ -167,7 +166,7 @@ class SegmentContactsView(WorkspaceAPIView):
         responses={200: s.SegmentMembersOutputSerializer, 404: dict, **ERRORS},
         tags=["segments"],
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         data = self.validated(s.SegmentMembersQuerySerializer, request.query_params)
         segment = _segment(workspace_id, data["id"])
@@ -186,7 +185,7 @@ class SegmentExportView(WorkspaceAPIView):
         responses={(200, "text/csv"): str, 404: dict, **ERRORS},
         tags=["segments"],
     )
-    def get(self, request: Request) -> StreamingHttpResponse:
+    def get(self, request: ApiRequest) -> StreamingHttpResponse:
         workspace_id = self.get_workspace_id(request)
         data = self.validated(s.SegmentRefInputSerializer, request.query_params)
         return presenters.members_csv(_segment(workspace_id, data["id"]))
@@ -200,7 +199,7 @@ class SegmentExplainView(WorkspaceAPIView):
         responses={200: dict, 404: dict, **ERRORS},
         tags=["segments"],
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         data = self.validated(s.SegmentExplainQuerySerializer, request.query_params)
         segment = _segment(workspace_id, data["segment_id"])
@@ -217,7 +216,7 @@ class SegmentTemplatesView(WorkspaceAPIView):
         responses={200: dict, **ERRORS},
         tags=["segments"],
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         self.get_workspace_id(request)
         templates = [{"id": key, **value} for key, value in rules.TEMPLATES.items()]
         return Response({"templates": s.TemplateOutputSerializer(templates, many=True).data})

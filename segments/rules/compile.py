@@ -223,12 +223,12 @@ def _compile_children(children: list[dict[str, Any]], operator: str, context: Co
     for index, child in enumerate(children):
         if index not in fused:
             parts.append(_compile_node(child, context, semi_join=child_semi_join))
-        elif (q := fused[index]) is not None:
-            parts.append(q)
+        elif (fused_q := fused[index]) is not None:
+            parts.append(fused_q)
     return parts
 
 
-def _grouped_events(base: Base, context: Context) -> QuerySet[CustomEvent]:
+def _grouped_events(base: Base, context: Context) -> QuerySet[CustomEvent, Any]:
     """The workspace's live events of this base, grouped by contact (a condition on aggregates
     filters the groups: HAVING)."""
     goal_type, goal_name, event_name = base
@@ -309,7 +309,7 @@ def _window_q(field: str, operator: str, values: list[str], context: Context) ->
     return Q(**{f"{field}__gte": lower, f"{field}__lt": start_of_day(end + dt.timedelta(days=1), context.tz)})
 
 
-def _live_events(context: Context, *filters: Q, **lookups: Any) -> QuerySet[CustomEvent]:
+def _live_events(context: Context, *filters: Q, **lookups: Any) -> QuerySet[CustomEvent, Any]:
     """The outer contact's live events; ``order_by()`` clears the model ordering, which would
     otherwise break aggregate subqueries on PostgreSQL."""
     return (
@@ -321,17 +321,17 @@ def _live_events(context: Context, *filters: Q, **lookups: Any) -> QuerySet[Cust
     )
 
 
-def _scalar_subquery(events: QuerySet[CustomEvent], expression: Expression) -> Subquery:
+def _scalar_subquery(events: QuerySet[CustomEvent, Any], expression: Expression) -> Subquery:
     return Subquery(events.annotate(agg_value=expression).values("agg_value"), output_field=BigIntegerField())
 
 
-def sum_cents(events: QuerySet[CustomEvent]) -> Expression:
+def sum_cents(events: QuerySet[CustomEvent, Any]) -> Expression:
     # A plain SQL function (not an ORM aggregate) so Django adds no GROUP BY: one row, NULL if empty.
     total = Func(Cents(F("goal_value")), function="SUM", output_field=BigIntegerField())
     return Coalesce(_scalar_subquery(events, total), Value(0), output_field=BigIntegerField())
 
 
-def count_of(events: QuerySet[CustomEvent]) -> Expression:
+def count_of(events: QuerySet[CustomEvent, Any]) -> Expression:
     return Coalesce(
         _scalar_subquery(events, Func(template="COUNT(*)", output_field=BigIntegerField())),
         Value(0),
@@ -359,7 +359,7 @@ def _to_cents(value: int | float) -> int:
     return int(Decimal(str(value)) * 100)
 
 
-def goal_matches(body: dict[str, Any], context: Context) -> QuerySet[CustomEvent]:
+def goal_matches(body: dict[str, Any], context: Context) -> QuerySet[CustomEvent, Any]:
     """The outer contact's qualifying events of a ``custom_events_goals`` leaf."""
     lookups: dict[str, Any] = {"goal_type__isnull": False}
     if body["goal_type"] != ANY_GOAL_TYPE:
@@ -371,7 +371,7 @@ def goal_matches(body: dict[str, Any], context: Context) -> QuerySet[CustomEvent
     return _live_events(context, window, **lookups)
 
 
-def goal_extreme(events: QuerySet[CustomEvent], aggregate: str) -> Subquery:
+def goal_extreme(events: QuerySet[CustomEvent, Any], aggregate: str) -> Subquery:
     """min / max / first / last goal value in cents of these events (NULL when there are none)."""
     if aggregate in ("min", "max"):
         function = "MIN" if aggregate == "min" else "MAX"
@@ -420,7 +420,7 @@ def _json_equals(field: str, key: str, value: str | int | float) -> Q:
     return Q(IsNull(typed, False)) & Q(Exact(typed, value))
 
 
-def custom_event_matches(body: dict[str, Any], context: Context) -> QuerySet[CustomEvent]:
+def custom_event_matches(body: dict[str, Any], context: Context) -> QuerySet[CustomEvent, Any]:
     """The outer contact's live events that a ``custom_events`` leaf counts."""
     filters = [_window_q("occurred_at", body["timeframe_operator"], body["timeframe_values"], context)]
     for item in body.get("properties", []):
@@ -446,7 +446,8 @@ def _compile_custom_event(body: dict[str, Any], context: Context) -> Q:
 
 
 def _compile_contact(body: dict[str, Any], context: Context) -> Q:
-    field, operator, value = body["field"], body["operator"], body.get("value")
+    field, operator = body["field"], body["operator"]
+    value: Any = body.get("value")  # its type follows from the operator (validation made sure)
     if field == "created_at":
         if operator == "in_the_last_days":
             return Q(created_at__gte=context.now - dt.timedelta(days=value))

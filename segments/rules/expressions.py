@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.db.models import BigIntegerField, CharField, F, FloatField, Func
+from django.db.models import BigIntegerField, CharField, F, Field, FloatField, Func
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models.sql.compiler import SQLCompiler, _AsSqlType
+
+# Each as_sql below writes its own SQL: it takes Func.as_sql's template arguments (*_template)
+# and ignores them.
 
 
 class Cents(Func):
@@ -34,7 +41,9 @@ class AggregatedValue(Func):
         super().__init__(expression)
         self.skip_null = skip_null
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+    def as_sql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, *_template: Any, **extra: Any
+    ) -> _AsSqlType:
         return compiler.compile(Cents(*self.get_source_expressions()))
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
@@ -47,7 +56,9 @@ class InCents(Func):
 
     output_field = BigIntegerField()
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+    def as_sql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, *_template: Any, **extra: Any
+    ) -> _AsSqlType:
         return compiler.compile(self.get_source_expressions()[0])
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
@@ -61,12 +72,12 @@ class JSONKey(Func):
     or ``string`` (the text if a JSON string, else NULL)."""
 
     def __init__(self, field: str, key: str, kind: str) -> None:
-        output = {"type": CharField(), "number": FloatField(), "string": CharField()}[kind]
+        output: Field = {"type": CharField(), "number": FloatField(), "string": CharField()}[kind]
         super().__init__(F(field), output_field=output)
         self.key = key
         self.kind = kind
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+    def as_sql(self, compiler: Any, connection: Any, *_template: Any, **extra: Any) -> Any:
         raise NotImplementedError(f"JSON key conditions support PostgreSQL and SQLite, not {connection.vendor}.")
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
@@ -121,7 +132,7 @@ class PropertyInstant(Func):
         super().__init__(F(field))
         self.key = key
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+    def as_sql(self, compiler: Any, connection: Any, *_template: Any, **extra: Any) -> Any:
         raise NotImplementedError(f"JSON key conditions support PostgreSQL and SQLite, not {connection.vendor}.")
 
     def _normalised(self, text: str, valid: str, params: list[Any]) -> tuple[str, list[Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -95,7 +96,7 @@ def validate_tree(tree: Any) -> dict[str, Any]:
     return normalised
 
 
-def _check_keys(data: dict[str, Any], allowed: set[str], path: str, errors: _Errors) -> None:
+def _check_keys(data: dict[str, Any], allowed: AbstractSet[object], path: str, errors: _Errors) -> None:
     for key in data:
         if key not in allowed:
             errors.add(f"{path}.{key}", "Unknown field.")
@@ -111,7 +112,7 @@ def _validate_node(node: Any, path: str, depth: int, errors: _Errors, counter: d
     kind = node.get("kind")
     # The unused member may be present as null (some clients send both).
     other = {"branch": "leaf", "leaf": "branch"}.get(kind) if isinstance(kind, str) else None
-    allowed = {"kind", "negate", "branch", "leaf"} if other is None else {"kind", "negate", kind}
+    allowed: set[object] = {"kind", "negate", "branch", "leaf"} if other is None else {"kind", "negate", kind}
     if other is not None and node.get(other) is not None:
         errors.add(f"{path}.{other}", f"Not allowed in a {kind} node.")
     _check_keys(node, allowed | ({other} if other else set()), path, errors)
@@ -123,6 +124,7 @@ def _validate_node(node: Any, path: str, depth: int, errors: _Errors, counter: d
         errors.add(f"{path}.negate", "Must be true or false.")
 
     result: dict[str, Any] | None
+    normalised: dict[str, Any]
     if kind == "branch":
         result = _validate_branch(node.get("branch"), f"{path}.branch", depth, errors, counter)
         normalised = {"kind": "branch", "branch": result}
@@ -244,7 +246,8 @@ def _text(
 def _amount(raw: Any) -> int | float:
     """A money amount: a finite number with at most two decimals, kept as a JSON number."""
     value = _decimal(raw)
-    if value.as_tuple().exponent < -2 and value != value.quantize(Decimal("0.01")):  # type: ignore[operator]
+    exponent = value.as_tuple().exponent  # an int: _decimal refuses NaN and infinities
+    if isinstance(exponent, int) and exponent < -2 and value != value.quantize(Decimal("0.01")):
         raise _Invalid("At most two decimal places.")
     return _json_number(value)
 

@@ -25,7 +25,7 @@ def store_history(
     workspace: Workspace,
     contacts: list[dict[str, Any]],
     events: list[dict[str, Any]],
-    memberships: Mapping[str, Iterable[int]] | None = None,
+    memberships: Mapping[str, Iterable[Any]] | None = None,
 ) -> None:
     """Write contacts, events and segment memberships exactly as given (test data, not the ingest path).
 
@@ -70,8 +70,8 @@ def store_history(
             for index, event in enumerate(events)
         ]
     )
-    for event, row in zip(events, stored, strict=True):
-        event["id"] = row.pk
+    for event, stored_event in zip(events, stored, strict=True):
+        event["id"] = stored_event.pk
     for slug, keys in (memberships or {}).items():
         segment = Segment.objects.create(workspace=workspace, slug=slug, name=slug, tree={}, status="active")
         SegmentMembership.objects.bulk_create(

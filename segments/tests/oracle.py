@@ -232,7 +232,8 @@ class _Evaluator:
         ]
 
     def contact(self, rule: dict[str, Any], contact: Row) -> bool:
-        field, operator, value = rule["field"], rule["operator"], rule.get("value")
+        field, operator = rule["field"], rule["operator"]
+        value: Any = rule.get("value")  # its type follows from the operator
         if field == "created_at":
             if operator == "in_the_last_days":
                 return contact["created_at"] >= self.now - dt.timedelta(days=int(value))

@@ -307,7 +307,7 @@ def histories(
     contact_count = draw(st.integers(1, max_contacts))
     contacts = []
     for key in range(contact_count):
-        properties = {}
+        properties: dict[str, Any] = {}
         if draw(st.booleans()):
             properties["plan"] = draw(st.sampled_from(["pro", "Pro", "free", "", None, 30]))
         if draw(st.booleans()):
@@ -325,7 +325,7 @@ def histories(
                 "created_at": draw(moments(tz)),
             }
         )
-    events = []
+    events: list[dict[str, Any]] = []
     for _ in range(draw(st.integers(0, 10))):
         goal_type = draw(st.sampled_from(GOAL_TYPES))
         goal_value = None

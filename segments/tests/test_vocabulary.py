@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ def test_every_concern_handles_every_source() -> None:
     # given
     sources = set(vocabulary.SOURCES)
     # when
-    tables = {
+    tables: dict[str, Iterable[str]] = {
         "validation": validation.VALIDATORS,
         "compile": compilation.COMPILERS,
         "describe": vocabulary.LEAF_PHRASES,

@@ -219,7 +219,8 @@ def demo_events(
 
 def output_stream(wrapper: Any) -> TextIO:
     """The raw stream behind a command's OutputWrapper: tqdm needs writes without added newlines."""
-    return getattr(wrapper, "_out", wrapper)
+    stream: TextIO = getattr(wrapper, "_out", wrapper)
+    return stream
 
 
 class Command(BaseCommand):
@@ -240,7 +241,10 @@ class Command(BaseCommand):
         anchor = workspace.created_at.replace(hour=0, minute=0, second=0, microsecond=0)
         rng = random.Random(options["seed"])
         contacts = demo_contacts(rng, options["contacts"], anchor)
-        progress = {"file": output_stream(self.stderr), "disable": True if options["verbosity"] == 0 else None}
+        progress: dict[str, Any] = {
+            "file": output_stream(self.stderr),
+            "disable": True if options["verbosity"] == 0 else None,
+        }
 
         contact_counts: Counter[str] = Counter()
         for c in tqdm(contacts, desc="contacts", unit="contact", **progress):

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.test import Client
 
 from events_platform.workspaces.models import ApiKey, Workspace, hash_secret
@@ -31,7 +31,7 @@ def test_api_keys_page_requires_login(client: Client, workspace: Workspace) -> N
 
 
 def test_creating_a_key_shows_its_secret_once_and_stores_its_hash(
-    member_client: Client, member: AbstractBaseUser, workspace: Workspace
+    member_client: Client, member: User, workspace: Workspace
 ) -> None:
     """The POST response shows the secret with a copy button; only its hash is stored; reloading the list
     does not show it again."""
@@ -118,7 +118,7 @@ def test_keys_of_another_workspace_cannot_be_revoked(
     assert foreign.is_active
 
 
-def test_forms_refuse_posts_without_csrf_token(member: AbstractBaseUser, workspace: Workspace) -> None:
+def test_forms_refuse_posts_without_csrf_token(member: User, workspace: Workspace) -> None:
     """Create and revoke need the CSRF token."""
     # given
     client = Client(enforce_csrf_checks=True)
@@ -146,7 +146,7 @@ def test_every_input_has_a_label(member_client: Client, workspace: Workspace) ->
 
 
 def test_api_keys_page_query_count_does_not_grow_with_keys(
-    member_client: Client, member: AbstractBaseUser, workspace: Workspace, django_assert_max_num_queries: Any
+    member_client: Client, member: User, workspace: Workspace, django_assert_max_num_queries: Any
 ) -> None:
     """Five keys or fifty (with their creators): the same few queries."""
     for count in (5, 50):

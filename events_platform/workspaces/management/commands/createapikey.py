@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from events_platform.workspaces.models import ApiKey, Workspace
+from events_platform.workspaces.models import API_KEY_NAME_MAX_LENGTH, Workspace
 from events_platform.workspaces.services import api_key_create
 
 
@@ -23,9 +23,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         name = options["name"].strip()
-        max_length = ApiKey._meta.get_field("name").max_length
-        if not name or len(name) > max_length:
-            raise CommandError(f"--name must be 1 to {max_length} characters.")
+        if not name or len(name) > API_KEY_NAME_MAX_LENGTH:
+            raise CommandError(f"--name must be 1 to {API_KEY_NAME_MAX_LENGTH} characters.")
         workspace = Workspace.objects.filter(pk=options["workspace_id"]).first()
         if workspace is None:
             raise CommandError(f"Workspace '{options['workspace_id']}' does not exist.")
