@@ -38,11 +38,12 @@ run: install
 test: install
 	$(BIN)/pytest
 
-## ruff and mypy (its Django plugin reads the settings: DEBUG=1, as for local work).
+## ruff, mypy (settings read with DEBUG=1, as for local work) and the import contract (pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	DEBUG=1 $(BIN)/mypy .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format .
