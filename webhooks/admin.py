@@ -34,17 +34,15 @@ class WebhookSubscriptionForm(ModelForm):
         fields = SETTINGS_FIELDS
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         workspace = data.get("workspace") or getattr(self.instance, "workspace", None)
         if workspace is not None and not self.errors:
             try:
-                services.subscription_settings_validate(
-                    workspace_id=workspace.pk,
-                    **{
-                        k: data.get(k)
-                        for k in ("name", "url", "event_types", "goal_types", "event_names", "segment_ids")
-                    },
-                )
+                fields: dict[str, Any] = {
+                    k: data.get(k) for k in ("name", "url", "event_types", "goal_types", "event_names", "segment_ids")
+                }
+                services.subscription_settings_validate(workspace_id=workspace.pk, **fields)
             except ValidationError as error:
                 for field, problems in error.message_dict.items():
                     name = field.rsplit(".", 1)[-1]
@@ -110,7 +108,7 @@ class WebhookAttemptInline(admin.TabularInline):
     model = WebhookAttempt
     extra = 0
     can_delete = False
-    fields = ["number", "started_at", "duration_ms", "resolved_ip", "status_code", "error_kind", "error"]
+    fields = ("number", "started_at", "duration_ms", "resolved_ip", "status_code", "error_kind", "error")
     readonly_fields = fields
     ordering = ["number", "id"]
 
@@ -128,7 +126,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     inlines = [WebhookAttemptInline]
     actions = ["replay_selected"]
-    readonly_fields = [
+    readonly_fields = (
         "message_id",
         "workspace",
         "subscription",
@@ -145,7 +143,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
         "is_test",
         "created_at",
         "body",
-    ]
+    )
     fields = readonly_fields
 
     @admin.action(description="Replay selected deliveries (same id, same bytes)")

@@ -101,7 +101,8 @@ class WebhookOutbox(models.Model):
 
     @cached_property
     def data(self) -> dict[str, Any]:
-        return json.loads(self.data_json)  # type: ignore[no-any-return]
+        data: dict[str, Any] = json.loads(self.data_json)
+        return data
 
 
 class WebhookDelivery(models.Model):

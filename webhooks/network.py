@@ -18,6 +18,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from urllib.parse import urlsplit
@@ -204,7 +205,7 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
         self.sock = _connected(self._address, self.port, self.timeout)
 
 
-def _connected(address: str, port: int, timeout: float) -> socket.socket:
+def _connected(address: str, port: int, timeout: float | None) -> socket.socket:
     sock = socket.create_connection((address, port), timeout)
     # Request/response on a kept-alive connection: never hold a small write back (Nagle).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -217,14 +218,19 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, host: str, port: int, *, address: str, timeout: float, context: ssl.SSLContext) -> None:
         super().__init__(host, port, timeout=timeout, context=context)
         self._address = address
+        self._tls = context
 
     def connect(self) -> None:
         sock = _connected(self._address, self.port, self.timeout)
         try:
-            self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+            self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
         except BaseException:
             sock.close()
             raise
+
+
+# The connections this module opens: each knows the checked address it is pinned to.
+PinnedConnection = _PinnedHTTPConnection | _PinnedHTTPSConnection
 
 
 def tls_context() -> ssl.SSLContext:
@@ -256,12 +262,12 @@ class Connections:
     """
 
     def __init__(self) -> None:
-        self._open: dict[tuple[str, str, int, str], http.client.HTTPConnection] = {}
+        self._open: dict[tuple[str, str, int, str], PinnedConnection] = {}
 
-    def take(self, key: tuple[str, str, int, str]) -> http.client.HTTPConnection | None:
+    def take(self, key: tuple[str, str, int, str]) -> PinnedConnection | None:
         return self._open.pop(key, None)
 
-    def keep(self, key: tuple[str, str, int, str], conn: http.client.HTTPConnection) -> None:
+    def keep(self, key: tuple[str, str, int, str], conn: PinnedConnection) -> None:
         self._open[key] = conn
 
     def close(self) -> None:
@@ -313,13 +319,13 @@ def post(
             break
         key = (target.scheme, target.host, target.port, str(address))
         reused = connections.take(key) if connections is not None else None
+        keep = (lambda conn, key=key: connections.keep(key, conn)) if connections is not None else None
         if reused is not None:
             try:
                 return _post_to(target, reused, body=body, headers=headers, remaining=remaining, done=done,
-                                keep=lambda conn, key=key: connections.keep(key, conn), stale_ok=True)  # type: ignore[union-attr]  # fmt: skip
+                                keep=keep, stale_ok=True)  # fmt: skip
             except _StaleConnection:
                 remaining = timeout - (time.monotonic() - started)  # the server had closed it: a new one
-        keep = (lambda conn, key=key: connections.keep(key, conn)) if connections is not None else None
         last = _post_to(
             target, _connection(target, str(address), remaining), body=body, headers=headers, remaining=remaining,
             done=done, keep=keep,
@@ -333,24 +339,24 @@ class _StaleConnection(Exception):
     """A kept connection the server had closed before this request: retry on a new one."""
 
 
-def _connection(target: Target, address: str, timeout: float) -> http.client.HTTPConnection:
+def _connection(target: Target, address: str, timeout: float) -> PinnedConnection:
     if target.scheme == "https":
         return _PinnedHTTPSConnection(target.host, target.port, address=address, timeout=timeout, context=tls_context())
     return _PinnedHTTPConnection(target.host, target.port, address=address, timeout=timeout)
 
 
-def _post_to(  # type: ignore[no-untyped-def]
+def _post_to(
     target: Target,
-    conn: http.client.HTTPConnection,
+    conn: PinnedConnection,
     *,
     body: bytes,
     headers: dict[str, str],
     remaining: float,
-    done,
-    keep=None,
+    done: Callable[..., Response],
+    keep: Callable[[PinnedConnection], None] | None = None,
     stale_ok: bool = False,
 ) -> Response:
-    address = conn._address  # type: ignore[attr-defined]
+    address = conn._address
     if conn.sock is not None:
         conn.sock.settimeout(remaining)
     timed_out = threading.Event()

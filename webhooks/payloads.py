@@ -79,7 +79,8 @@ def envelope(
         "workspace_id": workspace_id,
         "data": data,
     }
-    return _renderer.render(body).decode()
+    rendered: bytes = _renderer.render(body)
+    return rendered.decode()
 
 
 def sample_data(event_type: str, *, workspace_id: str, now: datetime | None = None) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from contacts.models import EVENT_NAME_MAX_LENGTH, EVENT_NAME_PATTERN, Contact, GoalType
@@ -372,7 +372,7 @@ def outbox_record(*, workspace_id: str, events: Sequence[OutboxEvent], now: date
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [workspace_id, _dt(now), json.dumps(rows, default=str), *wanted_params])
-        written = cursor.rowcount
+        written: int = cursor.rowcount
     if written:
         _fan_out_on_commit()
     return written
@@ -757,7 +757,7 @@ def deliveries_send_due(*, limit: int = SEND_BATCH, budget: float = 30.0) -> int
 # ---------------------------------------------------------------------------------------
 
 
-def _requeue(deliveries: Any, now: datetime) -> int:
+def _requeue(deliveries: QuerySet[WebhookDelivery], now: datetime) -> int:
     """Queue deliveries for a new round of attempts (same id, same bytes): receivers dedupe on it."""
     count = deliveries.exclude(status=Status.DELIVERING).update(
         status=Status.PENDING,

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from contacts.models import GoalType
 from events_platform.workspaces.models import Workspace
-from events_platform.workspaces.web import workspace_required
+from events_platform.workspaces.web import WorkspaceRequest, workspace_required
 from segments.models import Segment
 
 from . import selectors, services
@@ -34,11 +34,11 @@ from .models import SUBSCRIPTION_NAME_MAX_LENGTH, URL_MAX_LENGTH, WebhookDeliver
 DELIVERIES_PAGE_SIZE = 25
 
 
-def _workspace(request: HttpRequest) -> Workspace:
-    return request.workspace  # type: ignore[attr-defined,no-any-return]
+def _workspace(request: WorkspaceRequest) -> Workspace:
+    return request.workspace
 
 
-def _subscription_or_404(request: HttpRequest, public_id: str) -> WebhookSubscription:
+def _subscription_or_404(request: WorkspaceRequest, public_id: str) -> WebhookSubscription:
     subscription = selectors.subscription_get(workspace_id=_workspace(request).id, public_id=public_id)
     if subscription is None:
         raise Http404("No such webhook subscription in this workspace.")
@@ -77,7 +77,9 @@ class SubscriptionForm(forms.Form):
     def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         segments = Segment.objects.filter(workspace=workspace).exclude(status=Segment.Status.DELETED).order_by("name")
-        self.fields["segment_ids"].choices = [(s.slug, s.name) for s in segments]  # type: ignore[attr-defined]
+        segment_field = self.fields["segment_ids"]
+        assert isinstance(segment_field, forms.MultipleChoiceField)
+        segment_field.choices = [(s.slug, s.name) for s in segments]
 
     def service_kwargs(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -99,7 +101,7 @@ def _add_service_errors(form: forms.Form, error: ValidationError) -> None:
 
 
 def _page(
-    request: HttpRequest,
+    request: WorkspaceRequest,
     *,
     form: SubscriptionForm | None = None,
     secret_of: WebhookSubscription | None = None,
@@ -115,13 +117,13 @@ def _page(
         "event_types": EVENT_TYPES,
     }
     template = "webhooks/webhook_list.html"
-    if request.htmx and request.htmx.target == "subscriptions":  # type: ignore[attr-defined]
+    if request.htmx and request.htmx.target == "subscriptions":
         template += "#subscriptions"
     return render(request, template, context, status=status)
 
 
 @workspace_required
-def webhook_list(request: HttpRequest) -> HttpResponse:
+def webhook_list(request: WorkspaceRequest) -> HttpResponse:
     """The subscriptions; a POST creates one and shows its secret in this response only."""
     if request.method != "POST":
         return _page(request)
@@ -138,7 +140,7 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
 
 @workspace_required
 @require_POST
-def subscription_action(request: HttpRequest, public_id: str, action: str) -> HttpResponse:
+def subscription_action(request: WorkspaceRequest, public_id: str, action: str) -> HttpResponse:
     """toggle / test / regenerate / delete one subscription, then show the list again."""
     subscription = _subscription_or_404(request, public_id)
     if action == "toggle":
@@ -155,7 +157,7 @@ def subscription_action(request: HttpRequest, public_id: str, action: str) -> Ht
         messages.success(request, f"“{subscription.name}” and its deliveries are deleted.")
     else:
         raise Http404("Unknown action.")
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:
         return _page(request)
     return redirect("webhook-list")
 
@@ -168,7 +170,7 @@ def _int(value: str | None, *, default: int, low: int, high: int) -> int:
         return default
 
 
-def _deliveries_query(request: HttpRequest, **changes: Any) -> str:
+def _deliveries_query(request: WorkspaceRequest, **changes: Any) -> str:
     params = {k: v for k, v in request.GET.items() if v}
     params.update({k: str(v) for k, v in changes.items() if v not in (None, "")})
     for key in [k for k, v in changes.items() if v in (None, "")]:
@@ -177,7 +179,7 @@ def _deliveries_query(request: HttpRequest, **changes: Any) -> str:
 
 
 @workspace_required
-def subscription_deliveries(request: HttpRequest, public_id: str) -> HttpResponse:
+def subscription_deliveries(request: WorkspaceRequest, public_id: str) -> HttpResponse:
     """A subscription's deliveries newest first (status filter, pages); POST replays."""
     subscription = _subscription_or_404(request, public_id)
     workspace = _workspace(request)
@@ -215,14 +217,14 @@ def subscription_deliveries(request: HttpRequest, public_id: str) -> HttpRespons
         else None,
     }
     template = "webhooks/delivery_list.html"
-    if request.htmx and request.htmx.target == "deliveries":  # type: ignore[attr-defined]
+    if request.htmx and request.htmx.target == "deliveries":
         template += "#deliveries"
     return render(request, template, context)
 
 
 @workspace_required
 @require_GET
-def delivery_detail(request: HttpRequest, public_id: str, message_id: str) -> HttpResponse:
+def delivery_detail(request: WorkspaceRequest, public_id: str, message_id: str) -> HttpResponse:
     """One delivery: the exact body sent and every attempt."""
     subscription = _subscription_or_404(request, public_id)
     delivery = selectors.delivery_get(workspace_id=_workspace(request).id, message_id=message_id)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from events_platform.workspaces.api import WorkspaceAPIView
+from events_platform.workspaces.api import ApiRequest, WorkspaceAPIView
 
 from .. import selectors, services
 from ..events import EVENT_TYPES
@@ -22,7 +21,10 @@ ERRORS = {400: dict, 401: dict, 403: dict}
 TAGS = ["webhooks"]
 
 
-def _validated(serializer_class: type[serializers.Serializer], data: Any) -> serializers.Serializer:
+_SerializerT = TypeVar("_SerializerT", bound=serializers.Serializer)
+
+
+def _validated(serializer_class: type[_SerializerT], data: Any) -> _SerializerT:
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer
@@ -51,7 +53,7 @@ class SubscriptionCreateView(WorkspaceAPIView):
         responses={201: s.SubscriptionEnvelopeSerializer, **ERRORS},
         tags=TAGS,
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         data = _validated(s.SubscriptionCreateInputSerializer, request.data)
         subscription = services.subscription_create(workspace_id=workspace_id, **data.service_kwargs())
@@ -66,7 +68,7 @@ class SubscriptionListView(WorkspaceAPIView):
         responses={200: s.SubscriptionListOutputSerializer, **ERRORS},
         tags=TAGS,
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         items = selectors.subscription_list(workspace_id=workspace_id)
         return Response({"subscriptions": s.SubscriptionOutputSerializer(items, many=True).data})
@@ -80,7 +82,7 @@ class SubscriptionGetView(WorkspaceAPIView):
         responses={200: s.SubscriptionEnvelopeSerializer, 404: dict, **ERRORS},
         tags=TAGS,
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         query = _validated(s.SubscriptionGetQuerySerializer, request.query_params).validated_data
         return _envelope(_subscription(workspace_id, query["id"]))
@@ -95,7 +97,7 @@ class SubscriptionUpdateView(WorkspaceAPIView):
         responses={200: s.SubscriptionEnvelopeSerializer, 404: dict, **ERRORS},
         tags=TAGS,
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         data = _validated(s.SubscriptionUpdateInputSerializer, request.data)
         subscription = _subscription(workspace_id, data.validated_data["id"])
@@ -113,7 +115,7 @@ class SubscriptionDeleteView(WorkspaceAPIView):
         responses={200: s.SuccessOutputSerializer, 404: dict, **ERRORS},
         tags=TAGS,
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         data = _validated(s.SubscriptionIdInputSerializer, request.data).validated_data
         services.subscription_delete(subscription=_subscription(workspace_id, data["id"]))
@@ -129,7 +131,7 @@ class SubscriptionToggleView(WorkspaceAPIView):
         responses={200: s.SubscriptionEnvelopeSerializer, 404: dict, **ERRORS},
         tags=TAGS,
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         data = _validated(s.SubscriptionToggleInputSerializer, request.data).validated_data
         subscription = services.subscription_set_enabled(
@@ -150,7 +152,7 @@ class SubscriptionRegenerateSecretView(WorkspaceAPIView):
         responses={200: s.SubscriptionEnvelopeSerializer, 404: dict, **ERRORS},
         tags=TAGS,
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         data = _validated(s.SubscriptionIdInputSerializer, request.data).validated_data
         subscription = services.subscription_secret_regenerate(subscription=_subscription(workspace_id, data["id"]))
@@ -165,7 +167,7 @@ class SubscriptionDeliveriesView(WorkspaceAPIView):
         responses={200: s.DeliveryListOutputSerializer, 404: dict, **ERRORS},
         tags=TAGS,
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         query = _validated(s.DeliveriesQuerySerializer, request.query_params).validated_data
         subscription = None
@@ -197,7 +199,7 @@ class SubscriptionAttemptsView(WorkspaceAPIView):
         responses={200: s.AttemptListOutputSerializer, 404: dict, **ERRORS},
         tags=TAGS,
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         query = _validated(s.AttemptsQuerySerializer, request.query_params).validated_data
         delivery = selectors.delivery_get(workspace_id=workspace_id, message_id=query["delivery_id"])
@@ -221,7 +223,7 @@ class SubscriptionTestView(WorkspaceAPIView):
         responses={200: s.TestOutputSerializer, 404: dict, **ERRORS},
         tags=TAGS,
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         data = _validated(s.SubscriptionTestInputSerializer, request.data).validated_data
         delivery, response = services.subscription_test(
@@ -249,7 +251,7 @@ class SubscriptionReplayView(WorkspaceAPIView):
         responses={200: s.ReplayOutputSerializer, 404: dict, **ERRORS},
         tags=TAGS,
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         data = _validated(s.ReplayInputSerializer, request.data).validated_data
         if data.get("delivery_id"):
@@ -270,7 +272,7 @@ class EventTypesView(APIView):
         responses={200: s.EventTypesOutputSerializer, 401: dict},
         tags=TAGS,
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         return Response(
             {
                 "event_types": [t.name for t in EVENT_TYPES],

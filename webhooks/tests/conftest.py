@@ -45,15 +45,15 @@ def verify(secret: str, request: Any, at: Any = None) -> Any:
 
     class FrozenDatetime(datetime):
         @classmethod
-        def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
+        def now(cls, tz: Any = None) -> Any:
             return at.astimezone(tz or UTC)
 
     real = oracle.datetime
-    oracle.datetime = FrozenDatetime  # type: ignore[misc]
+    oracle.datetime = FrozenDatetime  # type: ignore[misc]  # freezes the oracle's clock: its module's datetime class
     try:
         return oracle.Webhook(secret).verify(request.body.decode(), request.headers)
     finally:
-        oracle.datetime = real  # type: ignore[misc]
+        oracle.datetime = real  # type: ignore[misc]  # the oracle's module-level datetime class, put back
 
 
 def purchases(n: int, *, start: int = 0, emails: int | None = None) -> list[Any]:

@@ -98,14 +98,15 @@ def test_another_workspaces_key_gets_403_and_no_key_401(api_client: APIClient, w
     foreign.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(workspace=other, name='k').secret}")
     subscription = subscribe(workspace, URL)
     # when / then
-    for method, verb, params in [
+    calls: list[tuple[str, str, dict[str, Any]]] = [
         ("post", "create", {"name": "x", "url": URL, "event_types": ["contact.created"]}),
         ("get", "list", {}),
         ("get", "get", {"id": subscription.public_id}),
         ("post", "delete", {"id": subscription.public_id}),
         ("post", "toggle", {"id": subscription.public_id, "enabled": False}),
         ("get", "deliveries", {}),
-    ]:
+    ]
+    for method, verb, params in calls:
         body = {"workspace_id": workspace.id, **params}
         response = getattr(foreign, method)(f"{API}.{verb}", body, format="json" if method == "post" else None)
         assert response.status_code == 403, (verb, response.json())
@@ -273,6 +274,7 @@ def test_replay_one_or_failed_since(api_client: APIClient, workspace: Any, recei
     # given
     subscription = _delivered(workspace, receiver, 2)
     delivery = WebhookDelivery.objects.order_by("id").first()
+    assert delivery is not None
     ws = workspace.id
     # when / then
     one = api_client.post(f"{API}.replay", {"workspace_id": ws, "delivery_id": delivery.message_id}, format="json")

@@ -58,6 +58,7 @@ def test_a_committed_change_is_delivered_signed(
     assert {request.headers["webhook-id"] for request in got} == {p["id"] for p in payloads}
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"delivered"}
     attempt = WebhookAttempt.objects.first()
+    assert attempt is not None
     assert (attempt.status_code, attempt.resolved_ip, attempt.error_kind) == (200, "127.0.0.1", "")
     subscription.refresh_from_db()
     assert subscription.last_delivery_at is not None
@@ -70,6 +71,7 @@ def test_retries_follow_the_schedule_and_resend_the_same_signed_bytes(workspace:
     with Receiver(lambda request: Answer(status=500, body=b"down")) as failing:
         subscription, delivery = _pending_delivery(workspace, failing.url)
         now = delivery.next_attempt_at
+        assert now is not None
         expected = [timedelta(0), *services.RETRY_SCHEDULE[1:]]
         waits = []
         # when each attempt is made at its due time
@@ -110,6 +112,7 @@ def test_retry_after_on_429_is_honoured_and_capped(
         _attempt_at(now)
     # then
     delivery.refresh_from_db()
+    assert delivery.next_attempt_at is not None and now is not None
     wait = (delivery.next_attempt_at - now).total_seconds()
     assert at_least <= wait <= at_most
     assert delivery.last_response_status == 429
@@ -241,6 +244,7 @@ def test_a_claim_is_exclusive_until_its_lease_ends(workspace: Any, allow_loopbac
     with Receiver() as ok:
         _subscription, delivery = _pending_delivery(workspace, ok.url)
         now = delivery.next_attempt_at
+        assert now is not None
         first = services.deliveries_claim(now=now)
         assert [d.pk for d in first.deliveries] == [delivery.pk]
         # when / then

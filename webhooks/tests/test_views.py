@@ -103,6 +103,7 @@ def test_pages_cost_bounded_queries(
     """The list, a deliveries page and a delivery's page cost the same few queries however many rows."""
     subscription = _deliveries(workspace, receiver.url, n)
     delivery = WebhookDelivery.objects.first()
+    assert delivery is not None
     with django_assert_max_num_queries(8):
         assert member_client.get(PAGE).status_code == 200
     with django_assert_max_num_queries(10):
@@ -125,6 +126,7 @@ def test_deliveries_page_filters_pages_and_replays(member_client: Any, workspace
     older = member_client.get(url, {"offset": 25}).content.decode()
     failed = member_client.get(url, {"status": "failed"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="deliveries")
     delivery = WebhookDelivery.objects.first()
+    assert delivery is not None
     replayed = member_client.post(url, {"delivery_id": delivery.message_id})
     # then
     assert "Older" in first and first.count("wh-delivery") == 25
