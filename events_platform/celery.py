@@ -1,11 +1,21 @@
 """Celery application: broker from REDIS_URL, tasks discovered in each app's tasks.py."""
 
 import os
+from typing import Any
 
 from celery import Celery
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "events_platform.settings")
 
 app = Celery("events_platform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def _bound_worker_statements(**kwargs: Any) -> None:
+    """Worker processes (forked after this) run statements under WORKER_STATEMENT_TIMEOUT."""
+    from events_platform import time_limits
+
+    time_limits.bind_process(time_limits.WORKER)

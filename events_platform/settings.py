@@ -60,6 +60,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "events_platform.after_response.AfterResponseMiddleware",
+    "events_platform.time_limits.TimeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -108,6 +109,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# Bounds on work (README "Limits"; events_platform/time_limits.py). A web process stops any
+# statement of a request, and the request's database work as a whole, after
+# WEB_STATEMENT_TIMEOUT seconds: below gunicorn's worker timeout, so the client gets a 503 it
+# can read instead of a killed worker. Celery workers get a larger bound per statement, and
+# time limits per task. 0 switches a statement limit off.
+GUNICORN_TIMEOUT = env.int("GUNICORN_TIMEOUT", default=30)
+WEB_STATEMENT_TIMEOUT = env.float("WEB_STATEMENT_TIMEOUT", default=max(GUNICORN_TIMEOUT - 5, 1))
+if GUNICORN_TIMEOUT and WEB_STATEMENT_TIMEOUT >= GUNICORN_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"WEB_STATEMENT_TIMEOUT ({WEB_STATEMENT_TIMEOUT:g} s) must be below GUNICORN_TIMEOUT "
+        f"({GUNICORN_TIMEOUT} s), or a slow request is killed with the worker instead of answered."
+    )
+WORKER_STATEMENT_TIMEOUT = env.float("WORKER_STATEMENT_TIMEOUT", default=300)
 
 # SQLite ignores INCLUDE columns of the covering goal index; PostgreSQL uses them.
 SILENCED_SYSTEM_CHECKS = ["models.W040"]
@@ -199,6 +214,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# A task past its soft limit gets SoftTimeLimitExceeded (a build records it as failed); past the
+# hard limit its worker process is replaced. Both stay inside a build's 10-minute lease.
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("TASK_SOFT_TIME_LIMIT", default=480)
+CELERY_TASK_TIME_LIMIT = env.int("TASK_TIME_LIMIT", default=540)
 # A separate queue name lets several test runs or environments share one Redis.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
 

@@ -1,4 +1,4 @@
-"""WSGI entry point for gunicorn."""
+"""WSGI entry point for gunicorn (and runserver): a web process, bounded as one."""
 
 import os
 
@@ -7,3 +7,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "events_platform.settings")
 
 application = get_wsgi_application()
+
+from events_platform import time_limits  # noqa: E402 (needs the settings configured above)
+
+time_limits.bind_process(time_limits.WEB)

@@ -33,6 +33,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from contacts.models import Contact, TimelineEntry
+from events_platform import time_limits
 
 from . import rules
 from .models import DEFAULT_COLOR, Segment, SegmentMembership, SegmentMembershipChange
@@ -333,7 +334,7 @@ def _apply_membership_with_temporary_tables(
                 )
         finally:
             for name in (table, exited_table, entered_table):
-                cursor.execute(f"DROP TABLE {name}")
+                cursor.execute(f"DROP TABLE IF EXISTS {name}")  # SQLite rolls an interrupted transaction back whole
     return entered, exited
 
 
@@ -454,7 +455,7 @@ def segment_build(*, segment_pk: int, version: int, now: datetime | None = None)
         logger.exception("segment build failed: segment=%s version=%s", segment_pk, version)
         Segment.objects.filter(pk=segment_pk, version=version, build_token=token).update(
             status=Segment.Status.FAILED,
-            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            last_error=time_limits.describe_failure(exc)[:2000],
             build_token="",
             build_lease_expires_at=None,
             last_build_duration_ms=int((time.monotonic() - started) * 1000),

@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from events_platform import time_limits
 from events_platform.celery import app
 
 
@@ -30,6 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="Run every entry once and exit.")
 
     def handle(self, *args: Any, interval: int, once: bool, **options: Any) -> None:
+        time_limits.bind_process(time_limits.WORKER)  # it runs the workers' tasks, with their bound
         app.loader.import_default_modules()  # every app's tasks.py, so each entry's task is registered
         default = float(settings.SEGMENT_REFRESH_INTERVAL)
         schedule = {
