@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.core.management import CommandError, call_command
 from django.db.models import Count
 from django.test import Client
@@ -292,7 +292,8 @@ def test_demo_setup_seeds_and_prints_working_credentials(tmp_path: Path) -> None
     assert "http://localhost:8000" in out
     assert stored["ADMIN_PASSWORD"] in out and stored["API_KEY"] in out
     assert "curl" in out and "/api/customEvents.upsert" in out
-    assert Client().login(username="admin", password=stored["ADMIN_PASSWORD"])
+    signed_in = Client().post("/accounts/login/", {"username": "admin", "password": stored["ADMIN_PASSWORD"]})
+    assert signed_in.status_code == 302 and SESSION_KEY in signed_in.wsgi_request.session
     body = json.loads(out.split("-d '", 1)[1].split("'", 1)[0])
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {stored['API_KEY']}")
