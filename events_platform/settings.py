@@ -210,6 +210,11 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
+# Requests per API key per window, counted across all web processes (Redis with REDIS_URL, else
+# the database): "300/s", "10000/m", "50000/h" or "off". Generous by default: one key's ingest
+# on this kind of machine stays far below it.
+API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="500/s")
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "events_platform API",
     "DESCRIPTION": (

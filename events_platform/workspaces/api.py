@@ -10,10 +10,14 @@ from typing import Any, Protocol
 from django.contrib.auth.models import User
 from django.http import QueryDict
 from rest_framework import exceptions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
+from . import ratelimit
 from .authentication import ApiKeyUser
-from .models import WorkspaceMembership
+from .models import ApiKey, WorkspaceMembership
 
 
 class ApiRequest(Protocol):
@@ -41,8 +45,44 @@ def workspace_access_check(*, user: ApiKeyUser | User, workspace_id: str) -> Non
         raise exceptions.PermissionDenied(f"Your credentials do not grant access to workspace '{workspace_id}'.")
 
 
+class ApiKeyRateThrottle(BaseThrottle):
+    """API_RATE_LIMIT per API key (events_platform/workspaces/ratelimit.py); signed-in people
+    using the API from their session are not counted."""
+
+    usage: ratelimit.Usage | None = None
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        if not isinstance(request.auth, ApiKey):
+            return True
+        self.usage = ratelimit.api_key_hit(api_key=request.auth)
+        request.rate_limit_usage = self.usage  # type: ignore[attr-defined]  # for the response's fields
+        return self.usage is None or self.usage.allowed
+
+    def wait(self) -> float | None:
+        return self.usage.reset_seconds if self.usage else None
+
+
 class WorkspaceAPIView(APIView):
-    """An API view whose requests name their workspace: in the JSON body of POSTs, else the query."""
+    """An API view whose requests name their workspace: in the JSON body of POSTs, else the query.
+
+    Requests with an API key are rate limited, and every answer to them says where the key
+    stands (``RateLimit-*`` fields); a refused one is a 429 with ``Retry-After``.
+    """
+
+    throttle_classes = [ApiKeyRateThrottle]
+
+    def throttled(self, request: Request, wait: float | None) -> None:
+        usage: ratelimit.Usage | None = getattr(request, "rate_limit_usage", None)
+        limit = f"at most {usage.rate} per API key" if usage else "too many requests"
+        raise exceptions.Throttled(wait=wait, detail=f"Rate limit exceeded: {limit} (API_RATE_LIMIT).")
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        usage: ratelimit.Usage | None = getattr(request, "rate_limit_usage", None)
+        if usage is not None:
+            for name, value in usage.headers().items():
+                response[name] = value
+        return response
 
     def get_workspace_id(self, request: ApiRequest) -> str:
         source = request.data if request.method == "POST" else request.query_params

@@ -7,4 +7,4 @@ class WorkspacesConfig(AppConfig):
     verbose_name = "Workspaces"
 
     def ready(self) -> None:
-        from . import schema  # noqa: F401  (registers the OpenAPI extension)
+        from . import checks, schema  # noqa: F401  (register the system checks and the OpenAPI extension)

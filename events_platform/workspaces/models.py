@@ -95,3 +95,15 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class ApiKeyRateWindow(models.Model):
+    """How many requests a key sent in its current rate-limit window: the embedded mode's
+    counter (with REDIS_URL the counters live in Redis). One row per key, rewritten in place."""
+
+    api_key = models.OneToOneField(ApiKey, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    window_number = models.BigIntegerField(help_text="Milliseconds since the epoch // the window's length.")
+    count = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.count} request(s) of key {self.api_key_id} in window {self.window_number}"
