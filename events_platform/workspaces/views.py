@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from .forms import ApiKeyForm
@@ -41,6 +42,7 @@ def _api_keys_page(
     )
 
 
+@never_cache  # Cache-Control: no-store: a new key's secret must not stay in any cache or history
 @workspace_required
 def api_keys(request: WorkspaceRequest) -> HttpResponse:
     """List the workspace's keys; a POST issues one and shows its secret in this response only."""

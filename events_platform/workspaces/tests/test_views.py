@@ -51,6 +51,19 @@ def test_creating_a_key_shows_its_secret_once_and_stores_its_hash(
     assert not SECRET.findall(member_client.get(URL).content.decode())
 
 
+def test_the_page_showing_a_new_secret_is_never_stored_by_a_cache(member_client: Client, workspace: Workspace) -> None:
+    """The response that shows a new key's secret says Cache-Control: no-store (no browser or
+    proxy cache, no back-button copy); so does the list."""
+    # when
+    created = member_client.post(URL, {"name": "Shopify"})
+    listed = member_client.get(URL)
+    # then
+    assert created.status_code == 201 and SECRET.search(created.content.decode())
+    for response in (created, listed):
+        directives = {part.strip() for part in response["Cache-Control"].split(",")}
+        assert {"no-store", "private"} <= directives
+
+
 def test_create_errors_keep_the_input(member_client: Client, workspace: Workspace) -> None:
     """A name that is too long is refused next to the field, and what was typed stays in it."""
     # given
