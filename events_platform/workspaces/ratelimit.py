@@ -9,7 +9,8 @@ current window and is refused with 429 once the counter passes the limit, until 
   working while Redis is down, as it does for the broker) and Redis is tried again after
   ``REDIS_RETRY_SECONDS``.
 - Without (the embedded mode): one ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` on the
-  key's row of ``ApiKeyRateWindow``.
+  key's row of ``ApiKeyRateWindow`` (an unlogged table on PostgreSQL, so the count's commit
+  waits for no disk flush).
 
 Every limited response carries the fields of draft-ietf-httpapi-ratelimit-headers-06, in their
 separate form: ``RateLimit-Limit``, ``RateLimit-Remaining``, ``RateLimit-Reset`` (seconds until

@@ -4,6 +4,12 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
+def unlogged_on_postgresql(apps, schema_editor):
+    """Counters may be lost in a crash; unlogged, a request's count commits without a WAL flush."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ALTER TABLE workspaces_apikeyratewindow SET UNLOGGED")
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -19,4 +25,5 @@ class Migration(migrations.Migration):
                 ('count', models.PositiveIntegerField()),
             ],
         ),
+        migrations.RunPython(unlogged_on_postgresql, migrations.RunPython.noop),
     ]
