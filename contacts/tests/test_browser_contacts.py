@@ -58,7 +58,7 @@ def test_log_in_open_a_contact_and_page_through_the_timeline(
     # when: search and open the contact
     page.fill("#contact-q", "ines")
     page.click("form[role=search] button[type=submit]")
-    page.wait_for_function("document.querySelectorAll('.contact-email').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('.contact-email').length === 1")
     assert "q=ines" in page.url  # htmx pushed the filtered URL
     page.click("text=ines@example.com")
     page.wait_for_url(re.compile(r"/contacts/\d+/$"))
@@ -70,10 +70,10 @@ def test_log_in_open_a_contact_and_page_through_the_timeline(
     # when: "Older events" twice, in place
     page.click("text=Older events")
     page.wait_for_function(
-        f"document.querySelectorAll('#timeline-list > li.tl-item').length === {2 * views.TIMELINE_PAGE_SIZE}"
+        f"() => document.querySelectorAll('#timeline-list > li.tl-item').length === {2 * views.TIMELINE_PAGE_SIZE}"
     )
     page.click("text=Older events")
-    page.wait_for_function(f"document.querySelectorAll('#timeline-list > li.tl-item').length === {EVENTS + 1}")
+    page.wait_for_function(f"() => document.querySelectorAll('#timeline-list > li.tl-item').length === {EVENTS + 1}")
     # then: the whole timeline on one page, no reload, no more button, no duplicates
     assert page.url == contact_url
     assert page.locator("text=Older events").count() == 0
