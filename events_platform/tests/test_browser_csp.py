@@ -21,6 +21,9 @@ from events_platform.workspaces.models import ApiKey, Workspace
 from events_platform.workspaces.services import api_key_create, workspace_create, workspace_member_add
 from segments import services
 from segments.tests.trees import all_of, goal_leaf
+from webhooks import services as webhook_services
+from webhooks.models import WebhookDelivery, WebhookSubscription
+from webhooks.receiver import Receiver
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -30,6 +33,7 @@ NOT_PAGES = {
     "segment-preview": "POST only (the builder's live preview, loaded by the builder page)",
     "segment-rebuild": "POST only (the segment page's Rebuild button)",
     "segment-export": "a CSV download, not a page",
+    "webhook-action": "POST only (the webhooks page's buttons)",
 }
 
 # Collected in the page itself: the violations a page's own scripts would see.
@@ -80,13 +84,24 @@ def visits(browser_page: Any, live_server: Any) -> Iterator[Visits]:
 
 
 @pytest.fixture
-def shop(django_user_model: Any) -> tuple[Workspace, Any]:
-    """A workspace with buyers, a built segment and an API key; its owner is staff (admin too)."""
+def hook_receiver(settings: Any) -> Iterator[Receiver]:
+    settings.WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    with Receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def shop(django_user_model: Any, hook_receiver: Receiver) -> tuple[Workspace, Any]:
+    """A workspace with buyers, a built segment, an API key and a webhook with deliveries; its
+    owner is staff (admin too)."""
     workspace = workspace_create(workspace_id="shop", name="Shop")
     workspace_create(workspace_id="warehouse", name="Warehouse")
     user = django_user_model.objects.create_superuser(username="owner", email="owner@example.com")
     workspace_member_add(workspace=workspace, user=user)
     workspace_member_add(workspace=Workspace.objects.get(pk="warehouse"), user=user)
+    webhook_services.subscription_create(
+        workspace_id=workspace.id, name="CRM", url=hook_receiver.url, event_types=["custom_event.created"]
+    )
     now = timezone.now()
     events_upsert(
         workspace_id=workspace.id,
@@ -111,7 +126,7 @@ def shop(django_user_model: Any) -> tuple[Workspace, Any]:
 
 def our_page_names() -> set[str]:
     names = set()
-    for module in ("events_platform.workspaces.urls", "contacts.urls", "segments.urls"):
+    for module in ("events_platform.workspaces.urls", "contacts.urls", "segments.urls", "webhooks.urls"):
         for pattern in get_resolver(module).url_patterns:
             if isinstance(pattern, URLPattern) and pattern.name:
                 names.add(pattern.name)
@@ -125,6 +140,9 @@ def test_every_page_admin_and_the_api_docs_pass_the_csp(visits: Visits, shop: tu
     page = visits.page
     contact = Contact.objects.filter(workspace=workspace).order_by("pk").first()
     key = ApiKey.objects.get(workspace=workspace)
+    hook = WebhookSubscription.objects.get(workspace=workspace)
+    delivery = WebhookDelivery.objects.filter(subscription=hook).order_by("pk").first()
+    assert delivery is not None
     pages = {
         "dashboard": "/",
         "contact-list": "/contacts/",
@@ -137,6 +155,9 @@ def test_every_page_admin_and_the_api_docs_pass_the_csp(visits: Visits, shop: tu
         "segment-delete": "/segments/big/delete/",
         "api-keys": "/settings/api-keys/",
         "api-key-revoke": f"/settings/api-keys/{key.pk}/revoke/",
+        "webhook-list": "/webhooks/",
+        "webhook-deliveries": f"/webhooks/{hook.public_id}/deliveries/",
+        "webhook-delivery-detail": f"/webhooks/{hook.public_id}/deliveries/{delivery.message_id}/",
     }
     assert set(pages) | set(NOT_PAGES) == our_page_names(), "a page was added: visit it here"
 
