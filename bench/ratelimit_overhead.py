@@ -71,8 +71,8 @@ def main() -> None:
         median = statistics.median(samples)
         print(f"  {mode:9} median {median:6.0f} (+{median - off:5.0f} vs off), best round {min(samples):6.0f}")
     print("counting call alone (microseconds): best round / median wall, median CPU of this process")
-    for mode, (best, median, cpu) in alone.items():
-        print(f"  {mode:9} {best:5.0f} / {median:5.0f}, CPU {cpu:5.0f}")
+    for mode, (best, typical, cpu_us) in alone.items():
+        print(f"  {mode:9} {best:5.0f} / {typical:5.0f}, CPU {cpu_us:5.0f}")
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 

@@ -27,8 +27,8 @@ def client_ip(request: HttpRequest) -> str:
     if count:
         hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
         if len(hops) >= count:
-            return hops[-count]
-    return request.META.get("REMOTE_ADDR", "")
+            return str(hops[-count])
+    return str(request.META.get("REMOTE_ADDR", ""))
 
 
 def lockout_response(request: HttpRequest, original_response: Any = None, credentials: Any = None) -> HttpResponse:

@@ -139,6 +139,7 @@ def test_every_page_admin_and_the_api_docs_pass_the_csp(visits: Visits, shop: tu
     workspace, user = shop
     page = visits.page
     contact = Contact.objects.filter(workspace=workspace).order_by("pk").first()
+    assert contact is not None
     key = ApiKey.objects.get(workspace=workspace)
     hook = WebhookSubscription.objects.get(workspace=workspace)
     delivery = WebhookDelivery.objects.filter(subscription=hook).order_by("pk").first()
@@ -192,7 +193,7 @@ def test_every_page_admin_and_the_api_docs_pass_the_csp(visits: Visits, shop: tu
         opts = model._meta
         base = f"/admin/{opts.app_label}/{opts.model_name}/"
         visits.open(base)
-        first = model.objects.order_by("pk").first()
+        first = model._default_manager.order_by("pk").first()
         if first is not None:
             visits.open(f"{base}{first.pk}/change/")
         response = page.goto(visits.base + f"{base}add/")

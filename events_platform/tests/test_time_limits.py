@@ -249,4 +249,4 @@ def test_a_real_worker_stops_a_build_at_its_limit_and_records_it(
     # then
     segment.refresh_from_db()
     assert "0.5 s (WORKER_STATEMENT_TIMEOUT)" in segment.last_error
-    assert segment.last_build_duration_ms < 5000
+    assert segment.last_build_duration_ms is not None and segment.last_build_duration_ms < 5000

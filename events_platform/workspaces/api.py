@@ -5,7 +5,7 @@ A key used with another workspace gets the same 403 whether that workspace exist
 so keys cannot enumerate workspaces; nothing is read or written before this check.
 """
 
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from django.contrib.auth.models import User
 from django.http import QueryDict
@@ -71,7 +71,7 @@ class WorkspaceAPIView(APIView):
 
     throttle_classes = [ApiKeyRateThrottle]
 
-    def throttled(self, request: Request, wait: float | None) -> None:
+    def throttled(self, request: Request, wait: float | None) -> NoReturn:
         usage: ratelimit.Usage | None = getattr(request, "rate_limit_usage", None)
         limit = f"at most {usage.rate} per API key" if usage else "too many requests"
         raise exceptions.Throttled(wait=wait, detail=f"Rate limit exceeded: {limit} (API_RATE_LIMIT).")
