@@ -160,7 +160,7 @@ def segment_update(
 
 @transaction.atomic
 def segment_delete(*, segment: Segment) -> None:
-    """Mark deleted and drop its members (history is kept for the record)."""
+    """Mark deleted; its members leave it (recorded like any exit; history is kept)."""
     dependants = [
         s.slug
         for s in Segment.objects.live().filter(workspace_id=segment.workspace_id)
@@ -175,7 +175,9 @@ def segment_delete(*, segment: Segment) -> None:
         build_lease_expires_at=None,
         version=segment.version + 1,
     )
-    SegmentMembership.objects.filter(segment_id=segment.pk).delete()
+    # Every member leaves, as in any diff: history, a segment.left timeline entry and (through
+    # the membership hooks) webhook outbox rows, in this transaction. ``pk=None`` matches no one.
+    _apply_membership(segment=segment, matching=Contact.objects.filter(pk=None), now=timezone.now())
 
 
 @transaction.atomic

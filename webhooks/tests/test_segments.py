@@ -152,3 +152,31 @@ def test_the_diff_costs_no_extra_statement(workspace: Any, django_capture_on_com
     # then
     assert with_subscription == without
     assert WebhookOutbox.objects.filter(event_type="segment.left").count() == 2
+
+
+def test_deleting_a_segment_makes_every_member_leave(workspace: Any, django_capture_on_commit_callbacks: Any) -> None:
+    """A deleted segment's members leave it like any exit: a segment.left delivery each, a
+    history row and a timeline entry, in the deletion's transaction."""
+    from contacts.models import TimelineEntry
+    from segments.models import SegmentMembership, SegmentMembershipChange
+
+    # given two members and a subscription on leaves
+    _buy(workspace, "rich@example.com", "o1", "150")
+    _buy(workspace, "richer@example.com", "o2", "300")
+    segment = _segment(workspace, "big", django_capture_on_commit_callbacks)
+    subscribe(workspace, URL, event_types=["segment.left"])
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        segments.segment_delete(segment=segment)
+    # then
+    bodies = [json.loads(d.body) for d in WebhookDelivery.objects.order_by("id")]
+    assert sorted((b["type"], b["data"]["email"], b["data"]["segment_id"]) for b in bodies) == [
+        ("segment.left", "rich@example.com", "big"),
+        ("segment.left", "richer@example.com", "big"),
+    ]
+    assert not SegmentMembership.objects.filter(segment=segment).exists()
+    assert (
+        SegmentMembershipChange.objects.filter(segment=segment, change=SegmentMembershipChange.Change.EXITED).count()
+        == 2
+    )
+    assert TimelineEntry.objects.filter(kind="segment.left", entity_id="big").count() == 2
