@@ -35,7 +35,7 @@ from contacts.models import (
 )
 from contacts.services import EventInput
 
-from .serializers import MAX_FUTURE, SOURCE_VALIDATOR, EventInputSerializer, JsonObjectField
+from .serializers import MAX_FUTURE, SOURCE_VALIDATOR, EventInputSerializer, GoalValueField, JsonObjectField
 
 # A subset of Django's EmailValidator: dot-atom local part of common characters, LDH labels,
 # an alphabetic top-level domain.
@@ -64,7 +64,7 @@ def _serializer_field(name: str, kind: type[_FieldT]) -> _FieldT:
     return field
 
 
-_GOAL_VALUE = _serializer_field("goal_value", serializers.DecimalField)
+_GOAL_VALUE = _serializer_field("goal_value", GoalValueField)
 _OCCURRED_AT = _serializer_field("occurred_at", serializers.DateTimeField)
 _PROPERTIES = _serializer_field("properties", JsonObjectField)  # its size rule: PROPERTIES_MAX_BYTES
 

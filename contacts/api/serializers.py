@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import timedelta
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
 from django.core.validators import RegexValidator
@@ -83,6 +85,47 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+GOAL_VALUE_QUANTUM = Decimal(1).scaleb(-GOAL_VALUE_DECIMAL_PLACES)  # 0.01
+# Enough digits to quantize any finite double (the largest has 309 integer digits) exactly.
+_WIDE = Context(prec=400)
+
+
+def goal_value_from_number(value: float | int) -> Decimal:
+    """A JSON number as Notifuse stores it (NOTIFUSE-API.md §1.7): its shortest round-trip decimal
+    text (``repr``: what JavaScript's ``String(x)`` prints), rounded to cents half away from zero.
+
+    So ``1.1 * 3`` (3.3000000000000003) is 3.30 and 1.005 is 1.01, where ``round(x, 2)`` gives 1.0.
+    """
+    rounded = Decimal(repr(value)).quantize(GOAL_VALUE_QUANTUM, rounding=ROUND_HALF_UP, context=_WIDE)
+    return rounded.copy_abs() if rounded.is_zero() else rounded  # -0.001 is 0.00, not -0.00
+
+
+class GoalValueField(serializers.DecimalField):
+    """A goal value: any finite JSON number, rounded to cents; or a numeric string (this API's own
+    spelling, Notifuse refuses it) that must already fit: at most 2 decimals.
+
+    Either way the result must fit the column (12 integer digits); NaN, infinities, booleans and
+    other types are refused, naming the field.
+    """
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        if isinstance(data, float):
+            if not math.isfinite(data):
+                self.fail("invalid")
+            try:
+                data = goal_value_from_number(data)
+            except InvalidOperation:  # pragma: no cover - _WIDE holds every finite double
+                self.fail("invalid")
+        elif isinstance(data, int):
+            data = Decimal(data)
+        elif not isinstance(data, str):
+            self.fail("invalid")
+        value: Decimal = super().to_internal_value(data)
+        return value
+
+
 class EventInputSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
     event_name = StrictCharField(
@@ -101,11 +144,16 @@ class EventInputSerializer(serializers.Serializer):
     goal_name = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, max_length=GOAL_NAME_MAX_LENGTH
     )
-    goal_value = serializers.DecimalField(
+    goal_value = GoalValueField(
         max_digits=GOAL_VALUE_MAX_DIGITS,
         decimal_places=GOAL_VALUE_DECIMAL_PLACES,
         required=False,
         allow_null=True,
+        help_text=(
+            "A JSON number, any finite double: stored rounded to cents, half away from zero on its shortest "
+            "decimal text (3.3000000000000003 is 3.3, 1.005 is 1.01), as Notifuse stores it. Also accepted: a "
+            "numeric string with at most 2 decimals. At most 999999999999.99 in magnitude."
+        ),
     )
     deleted_at = serializers.DateTimeField(required=False, allow_null=True)
 
@@ -219,11 +267,48 @@ class EventGetQuerySerializer(serializers.Serializer):
     external_id = serializers.CharField(max_length=EXTERNAL_ID_MAX_LENGTH)
 
 
+class LenientCountField(serializers.IntegerField):
+    """A paging number read as Notifuse reads it (NOTIFUSE-API.md §1.2, ``customEvents.list``):
+    a value that is not an integer is ignored, so is one below ``smallest`` (both give the
+    default), and one above ``cap`` is served as ``cap``: never a 400. Beyond ``refuse_above`` it
+    is a 400 (no database could skip that many rows)."""
+
+    def __init__(
+        self, *, default: int, smallest: int, cap: int | None = None, refuse_above: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(required=False, default=default, **kwargs)
+        self.fallback, self.smallest, self.cap, self.refuse_above = default, smallest, cap, refuse_above
+
+    def to_internal_value(self, data: Any) -> int:
+        try:
+            number = int(str(data).strip())
+        except ValueError:
+            return self.fallback
+        if self.refuse_above is not None and number > self.refuse_above:
+            raise serializers.ValidationError(f"Ensure this value is less than or equal to {self.refuse_above}.")
+        if number < self.smallest:
+            return self.fallback
+        return min(number, self.cap) if self.cap is not None else number
+
+
 class EventListQuerySerializer(PageQuerySerializer):
     email = serializers.CharField(required=False, max_length=254)
     event_name = serializers.CharField(required=False, max_length=EVENT_NAME_MAX_LENGTH)
     goal_type = serializers.ChoiceField(choices=GoalType.choices, required=False)
-    offset = serializers.IntegerField(required=False, min_value=0, max_value=1_000_000, default=0)
+    limit = LenientCountField(
+        default=DEFAULT_LIMIT,
+        smallest=1,
+        cap=MAX_LIMIT,
+        help_text=f"Default {DEFAULT_LIMIT}; above {MAX_LIMIT} is served as {MAX_LIMIT}; 0, negative or not an "
+        "integer gives the default (Notifuse's rule).",
+    )
+    offset = LenientCountField(
+        default=0,
+        smallest=0,
+        refuse_above=1_000_000,
+        help_text="Rows to skip (Notifuse clients page by offset; next_cursor is better). Negative or not an "
+        "integer is 0.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("email") and not attrs.get("event_name"):
@@ -233,6 +318,9 @@ class EventListQuerySerializer(PageQuerySerializer):
 
 class EventListOutputSerializer(PageOutputSerializer):
     events = EventOutputSerializer(many=True)
+    count = serializers.IntegerField(
+        help_text="The number of events on this page (not a total): offset-paging clients stop when count < limit."
+    )
 
 
 # --- contacts ---------------------------------------------------------------------------

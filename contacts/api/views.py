@@ -116,7 +116,11 @@ class EventListView(WorkspaceAPIView):
             **_page_args(query),
         )
         return Response(
-            {"events": s.EventOutputSerializer(page.items, many=True).data, "next_cursor": page.next_cursor}
+            {
+                "events": s.EventOutputSerializer(page.items, many=True).data,
+                "count": len(page.items),
+                "next_cursor": page.next_cursor,
+            }
         )
 
 

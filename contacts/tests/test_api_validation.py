@@ -233,8 +233,8 @@ def test_goal_value_accepts_negative_and_the_largest_that_fits(api_client: APICl
         "inf",
         1000000000000,  # 13 integer digits
         "1e13",
-        1.234,  # too many decimals
-        "0.001",
+        999999999999.995,  # rounds to 1000000000000.00: 13 integer digits
+        "0.001",  # a numeric string must already have at most 2 decimals (a JSON number is rounded)
         "abc",
         "",
         "1,5",
@@ -246,7 +246,9 @@ def test_goal_value_accepts_negative_and_the_largest_that_fits(api_client: APICl
 def test_goal_value_that_is_not_a_finite_fitting_number_is_rejected(
     api_client: APIClient, row_counts: Callable[[], dict[str, int]], goal_value: Any
 ) -> None:
-    """NaN, infinities, values too large or too precise for the column, and non-numbers are 400s."""
+    """NaN, infinities, values too large for the column, too precise strings and non-numbers are 400s.
+
+    (A JSON number with more decimals is rounded to cents: contacts/tests/test_notifuse_custom_events.py.)"""
     # given
     body = event_body(goal_value=goal_value)
     # when / then
