@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "template_partials",
     "events_platform.workspaces",
     "contacts",
+    "rfm",
     "segments",
     "webhooks",
 ]
@@ -308,6 +309,11 @@ CELERY_BEAT_SCHEDULE = {
     "contacts-refresh-stale": {
         "task": "contacts.tasks.contacts_refresh_stale_task",
         "schedule": float(SEGMENT_REFRESH_INTERVAL),
+    },
+    # Daily full RFM runs (00:05 in each model's timezone) are started by this check.
+    "rfm-models-due": {
+        "task": "rfm.tasks.rfm_models_due_task",
+        "schedule": float(min(SEGMENT_REFRESH_INTERVAL, 300)),
     },
     "webhooks-sweep": {
         "task": "webhooks.tasks.webhooks_sweep_task",

@@ -1,0 +1,51 @@
+"""Fixtures for RFM tests: a workspace in a non-UTC timezone and a writer of raw event histories."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from decimal import Decimal
+
+import pytest
+
+from contacts.models import Contact, CustomEvent
+from events_platform.workspaces.models import Workspace
+from events_platform.workspaces.services import workspace_create
+from rfm.tests.oracle import Event
+
+
+@pytest.fixture
+def rfm_workspace(db: None) -> Workspace:
+    return workspace_create(workspace_id="rfm_ws", name="RFM tests", timezone_name="Europe/Paris")
+
+
+def store_contacts(workspace: Workspace, count: int) -> list[int]:
+    """``count`` contacts of the workspace (test data, not the ingest path): their ids."""
+    start = Contact.objects.filter(workspace=workspace).count()
+    rows = Contact.objects.bulk_create(
+        [Contact(workspace=workspace, email=f"c{start + i}@example.com") for i in range(count)]
+    )
+    return [row.pk for row in rows]
+
+
+def store_events(workspace: Workspace, events: Iterable[Event]) -> None:
+    """Write events exactly as given (the oracle's ``Event``s), bypassing ingest."""
+    CustomEvent.objects.bulk_create(
+        [
+            CustomEvent(
+                workspace=workspace,
+                contact_id=event.contact_id,
+                event_name=event.event_name,
+                external_id=f"x{index}-{CustomEvent.objects.count()}",
+                occurred_at=event.occurred_at,
+                goal_type=event.goal_type,
+                goal_value=event.goal_value,
+                deleted_at=event.occurred_at if event.deleted else None,
+            )
+            for index, event in enumerate(events)
+        ]
+    )
+
+
+def purchase(contact_id: int, at: dt.datetime, value: str, *, name: str = "order.completed") -> Event:
+    return Event(contact_id, "purchase", name, Decimal(value), at)
