@@ -6,6 +6,7 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
@@ -239,6 +240,39 @@ def dashboard_figures(*, workspace_id: str, now: dt.datetime | None = None) -> D
         revenue_30d=window["revenue_30d"] or 0,
         revenue_all_time=all_time["revenue"] or 0,
     )
+
+
+@dataclass(frozen=True)
+class DayActivity:
+    day: dt.date
+    events: int
+    revenue: Decimal
+
+
+def activity_by_day(*, workspace_id: str, timezone_name: str, days: int, now: dt.datetime) -> list[DayActivity]:
+    """Live events and net revenue (live purchase goal values, refunds negative) of each of the
+    last ``days`` calendar days in ``timezone_name``, today included, oldest first, days without
+    events at zero: one GROUP BY day over the window's rows of ``event_ws_occurred_idx``."""
+    zone = zoneinfo.ZoneInfo(timezone_name)
+    today = now.astimezone(zone).date()
+    first = today - dt.timedelta(days=days - 1)
+    since = dt.datetime.combine(first, dt.time(), tzinfo=zone)
+    until = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    rows = (
+        CustomEvent.objects.live()
+        .filter(workspace_id=workspace_id, occurred_at__gte=since, occurred_at__lt=until)
+        .annotate(day=TruncDate("occurred_at", tzinfo=zone))
+        .values("day")
+        .annotate(events=Count("id"), revenue=Sum("goal_value", filter=Q(goal_type=GoalType.PURCHASE)))
+        .order_by()
+    )
+    by_day = {row["day"]: row for row in rows}
+    series = []
+    for offset in range(days):  # the window's days (90), not its rows
+        day = first + dt.timedelta(days=offset)
+        row = by_day.get(day, {})
+        series.append(DayActivity(day=day, events=row.get("events", 0), revenue=Decimal(row.get("revenue") or 0)))
+    return series
 
 
 @dataclass(frozen=True)
