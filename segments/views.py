@@ -61,15 +61,15 @@ def dashboard(request: WorkspaceRequest) -> HttpResponse:
     workspace = _workspace(request)
     now = timezone.now()
     segments = selectors.segment_list(workspace_id=workspace.id)
-    activity = selectors.activity_by_day(
-        workspace_id=workspace.id, timezone_name=workspace.timezone, days=ACTIVITY_DAYS, now=now
+    figures = selectors.dashboard_figures(
+        workspace_id=workspace.id, now=now, timezone_name=workspace.timezone, days=ACTIVITY_DAYS
     )
     context = {
-        "figures": selectors.dashboard_figures(workspace_id=workspace.id, now=now),
+        "figures": figures,
         "rows": presenters.with_freshness(segments, now),
         "activity_days": ACTIVITY_DAYS,
-        "events_chart": DailyBars.of([(point.day, point.events) for point in activity]),
-        "revenue_chart": DailyBars.of([(point.day, point.revenue) for point in activity]),
+        "events_chart": DailyBars.of([(point.day, point.events) for point in figures.days]),
+        "revenue_chart": DailyBars.of([(point.day, point.revenue) for point in figures.days]),
     }
     return render(request, "segments/dashboard.html", context)
 

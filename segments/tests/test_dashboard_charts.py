@@ -39,7 +39,7 @@ def event(index: int, at: datetime, kind: str, cents: int) -> EventInput:
     )
 
 
-def test_activity_by_day_equals_a_python_count_per_local_day(db: None) -> None:
+def test_dashboard_days_equal_a_python_count_per_local_day(db: None) -> None:
     """Over random events, some deleted, some just either side of a Paris midnight, of the window's
     first day and of tomorrow, each day's events and net revenue (purchases minus refunds, other
     goals excluded) equal a count per Paris calendar day; another workspace counts nowhere."""
@@ -65,7 +65,7 @@ def test_activity_by_day_equals_a_python_count_per_local_day(db: None) -> None:
         event_set_deleted(event=CustomEvent.objects.get(workspace=workspace, external_id=f"e{index}"), deleted=True)
 
     # when
-    series = selectors.activity_by_day(workspace_id=workspace.id, timezone_name="Europe/Paris", days=90, now=NOW)
+    series = selectors.dashboard_figures(workspace_id=workspace.id, timezone_name="Europe/Paris", now=NOW).days
 
     # then
     live = [e for i, e in enumerate(events) if i not in deleted]
