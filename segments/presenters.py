@@ -12,12 +12,12 @@ from datetime import date, datetime, timedelta
 from django.conf import settings
 from django.http import StreamingHttpResponse
 
+from events_platform import charts
 from events_platform.pages import csv_response
 
 from . import selectors
 from .models import Segment
 
-CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 640, 160, 28
 CHART_MIN_DAYS = 30
 MEMBER_CSV_HEADER = ("email", "external_id", "first_name", "last_name", "entered_at")
 
@@ -64,9 +64,9 @@ class SizeChart:
     last_day: date
     last_size: int
     days: int
-    width: int = CHART_WIDTH
-    height: int = CHART_HEIGHT
-    pad: int = CHART_PAD
+    width: int = charts.WIDTH
+    height: int = charts.HEIGHT
+    pad: int = charts.PAD
 
     @classmethod
     def of(cls, history: list[selectors.SizePoint], today: date) -> SizeChart | None:
@@ -76,12 +76,9 @@ class SizeChart:
         first, last = min(history[0].day, today - timedelta(days=CHART_MIN_DAYS)), max(history[-1].day, today)
         span = max((last - first).days, 1)
         top = max(max(point.size for point in history), 1)
-        inner_w, inner_h = CHART_WIDTH - 2 * CHART_PAD, CHART_HEIGHT - 2 * CHART_PAD
 
         def xy(day: date, size: int) -> tuple[float, float]:
-            x = CHART_PAD + inner_w * (day - first).days / span
-            y = CHART_PAD + inner_h * (1 - size / top)
-            return round(x, 1), round(y, 1)
+            return charts.x_of((day - first).days, span), charts.y_of(size, 0, top)
 
         coords: list[tuple[float, float]] = [xy(first, 0)] if first < history[0].day else []
         previous = 0
@@ -93,7 +90,7 @@ class SizeChart:
             previous = point.size
         coords.append(xy(last, previous))
         line = " ".join(f"{x},{y}" for x, y in coords)
-        base = CHART_PAD + inner_h
+        base = charts.PAD + charts.INNER_HEIGHT
         area = f"{coords[0][0]},{base} {line} {coords[-1][0]},{base}"
         return cls(line, area, max_size=top, first_day=first, last_day=last, last_size=previous, days=span)
 

@@ -6,6 +6,7 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
@@ -208,36 +209,72 @@ def segment_explain(*, segment: Segment, contact: Contact, now: dt.datetime | No
 
 
 @dataclass(frozen=True)
+class DayActivity:
+    day: dt.date
+    events: int
+    revenue: Decimal
+
+
+@dataclass(frozen=True)
 class DashboardFigures:
     contacts: int
     events_30d: int
     revenue_30d: Any
     revenue_all_time: Any
+    days: list[DayActivity]  # the last ``days`` calendar days, oldest first, today included
 
 
-def dashboard_figures(*, workspace_id: str, now: dt.datetime | None = None) -> DashboardFigures:
+def dashboard_figures(
+    *, workspace_id: str, now: dt.datetime | None = None, timezone_name: str = "UTC", days: int = 90
+) -> DashboardFigures:
     """Contacts, live events of the last 30 days, and net revenue (live purchase goal values,
-    refunds included as the negative values they are) for 30 days and all time: three statements.
+    refunds included as the negative values they are) for 30 days and all time, and the events
+    and net revenue of each of the last ``days`` calendar days in ``timezone_name`` (days without
+    events at zero, for the dashboard's charts): three statements.
 
-    The 30-day figures are exact: one aggregate over the rows ``event_ws_occurred_idx`` finds
-    for the window (a month of events, not the workspace's whole history). The all-time revenue
-    is the sum of the stored ``ContactTotals.lifetime_value`` (the same net sum of live purchase
-    values per contact, one row per contact instead of every event ever), so it is eventually
-    consistent like the contacts list: a change shows once the drain has refreshed its contact,
-    normally within a second of the commit. 100k contacts / 1M events (150k in the window) on
-    PostgreSQL: 120-175 ms -> 55-60 ms, of which the 30-day aggregate is ~40 ms.
+    The 30-day figures and the days are exact, read by one GROUP BY local day over the rows
+    ``event_ws_occurred_idx`` finds from the earlier of the two windows' starts; the 30-day sums
+    are conditional aggregates of the same rows, added up over the (at most ~90) groups. The
+    all-time revenue is the sum of the stored ``ContactTotals.lifetime_value`` (the same net sum
+    of live purchase values per contact, one row per contact instead of every event ever), so it
+    is eventually consistent like the contacts list: a change shows once the drain has refreshed
+    its contact, normally within a second of the commit. 100k contacts / 1M events (150k in the
+    30 days) on PostgreSQL: 120-175 ms -> 55-60 ms with a 30-day aggregate (~40 ms); the 90-day
+    grouping reads about twice those rows.
     """
-    since = (now or timezone.now()) - dt.timedelta(days=30)
-    recent = CustomEvent.objects.live().filter(workspace_id=workspace_id, occurred_at__gte=since)
-    window = recent.aggregate(
-        events_30d=Count("id"), revenue_30d=Sum("goal_value", filter=Q(goal_type=GoalType.PURCHASE))
+    now = now or timezone.now()
+    zone = zoneinfo.ZoneInfo(timezone_name)
+    today = now.astimezone(zone).date()
+    first = today - dt.timedelta(days=days - 1)
+    since = now - dt.timedelta(days=30)
+    start = min(since, dt.datetime.combine(first, dt.time(), tzinfo=zone))
+    purchase, recent = Q(goal_type=GoalType.PURCHASE), Q(occurred_at__gte=since)
+    rows = (
+        CustomEvent.objects.live()
+        .filter(workspace_id=workspace_id, occurred_at__gte=start)
+        .annotate(day=TruncDate("occurred_at", tzinfo=zone))
+        .values("day")
+        .annotate(
+            events=Count("id"),
+            revenue=Sum("goal_value", filter=purchase),
+            events_30d=Count("id", filter=recent),
+            revenue_30d=Sum("goal_value", filter=purchase & recent),
+        )
+        .order_by()
     )
+    by_day = {row["day"]: row for row in rows}
+    series = []
+    for offset in range(days):  # the chart's days, not the events
+        day = first + dt.timedelta(days=offset)
+        row = by_day.get(day, {})
+        series.append(DayActivity(day=day, events=row.get("events", 0), revenue=Decimal(row.get("revenue") or 0)))
     all_time = ContactTotals.objects.filter(workspace_id=workspace_id).aggregate(revenue=Sum("lifetime_value"))
     return DashboardFigures(
         contacts=Contact.objects.filter(workspace_id=workspace_id).count(),
-        events_30d=window["events_30d"],
-        revenue_30d=window["revenue_30d"] or 0,
+        events_30d=sum(row["events_30d"] for row in by_day.values()),
+        revenue_30d=sum((Decimal(row["revenue_30d"] or 0) for row in by_day.values()), Decimal(0)),
         revenue_all_time=all_time["revenue"] or 0,
+        days=series,
     )
 
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from contacts.selectors import contact_get
+from events_platform.charts import DailyBars
 from events_platform.pages import page_or_first, query_with
 from events_platform.workspaces.models import Workspace
 from events_platform.workspaces.web import WorkspaceRequest, workspace_required
@@ -30,6 +31,7 @@ from .forms import SegmentMetaForm
 from .models import Segment
 from .presenters import Freshness, PreviewCondition, SizeChart
 
+ACTIVITY_DAYS = 90  # the dashboard's events and revenue charts
 MEMBERS_PAGE_SIZE = 25
 CHANGES_PAGE_SIZE = 20
 BUILDER_PAGE = "segments/segment_builder.html"
@@ -59,9 +61,15 @@ def dashboard(request: WorkspaceRequest) -> HttpResponse:
     workspace = _workspace(request)
     now = timezone.now()
     segments = selectors.segment_list(workspace_id=workspace.id)
+    figures = selectors.dashboard_figures(
+        workspace_id=workspace.id, now=now, timezone_name=workspace.timezone, days=ACTIVITY_DAYS
+    )
     context = {
-        "figures": selectors.dashboard_figures(workspace_id=workspace.id, now=now),
+        "figures": figures,
         "rows": presenters.with_freshness(segments, now),
+        "activity_days": ACTIVITY_DAYS,
+        "events_chart": DailyBars.of([(point.day, point.events) for point in figures.days]),
+        "revenue_chart": DailyBars.of([(point.day, point.revenue) for point in figures.days]),
     }
     return render(request, "segments/dashboard.html", context)
 
