@@ -9,13 +9,28 @@ querysets, so this layer never imports segments.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from django.db.models import Count, DecimalField, F, IntegerField, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import (
+    Count,
+    DecimalField,
+    Exists,
+    F,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce, Concat
 
 from events_platform.pagination import DEFAULT_LIMIT, Page, paginate
 from events_platform.pagination import InvalidCursor as InvalidCursor  # what these reads raise, for their callers
@@ -94,13 +109,59 @@ def event_list(
     return paginate(events, key="occurred_at", limit=limit, after=cursor, offset=offset)
 
 
+def _memberships() -> Any:
+    """Segment memberships (the segments app's model, reached through the reverse relation it
+    defines on contacts, so this layer never imports it), deleted segments left out."""
+    return Contact._meta.get_field("segment_memberships").related_model._default_manager.live()  # type: ignore[union-attr]  # a model class, not the "self" literal
+
+
 def contact_list(
-    *, workspace_id: str, search: str | None = None, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+    *,
+    workspace_id: str,
+    search: str | None = None,
+    containing: dict[str, str] | None = None,
+    segment_slugs: Iterable[str] = (),
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
 ) -> Page[Contact]:
+    """Contacts newest first. ``search`` is a substring of the email; ``containing`` maps
+    ``external_id``, ``first_name``, ``last_name`` or ``full_name`` to a case-insensitive substring
+    (all must hold); ``segment_slugs`` keeps members of any of those segments."""
     contacts = Contact.objects.filter(workspace_id=workspace_id)
     if search:
         contacts = contacts.filter(email__contains=normalize_email(search))
+    for field, value in (containing or {}).items():
+        if field == "full_name":  # the model's property, "first last": compared as SQL sees it
+            contacts = contacts.alias(whole_name=Concat("first_name", Value(" "), "last_name"))
+            field = "whole_name"
+        contacts = contacts.filter(**{f"{field}__icontains": value})
+    slugs = sorted(set(segment_slugs))
+    if slugs:
+        member = _memberships().filter(
+            contact=OuterRef("pk"), segment__workspace_id=workspace_id, segment__slug__in=slugs
+        )
+        contacts = contacts.filter(Exists(member))
     return paginate(contacts, key="created_at", limit=limit, after=cursor)
+
+
+def contact_get_by_external_id(*, workspace_id: str, external_id: str) -> Contact | None:
+    """The contact with exactly this external_id (the newest, should several share it)."""
+    if not external_id:
+        return None
+    return Contact.objects.filter(workspace_id=workspace_id, external_id=external_id).first()
+
+
+def contact_count(*, workspace_id: str) -> int:
+    return Contact.objects.filter(workspace_id=workspace_id).count()
+
+
+def contacts_segment_memberships(*, contacts: Sequence[Contact]) -> dict[int, list[Any]]:
+    """Each contact's memberships with their segment, by contact pk: one query for a whole page."""
+    found: dict[int, list[Any]] = {}
+    rows = _memberships().filter(contact__in=[c.pk for c in contacts]).select_related("segment", "contact")
+    for membership in rows.order_by("segment__name", "segment_id"):
+        found.setdefault(membership.contact_id, []).append(membership)
+    return found
 
 
 def timeline_list(

@@ -593,43 +593,83 @@ class ContactUpsertResult:
     operation: str
 
 
-@transaction.atomic
+@dataclass(frozen=True)
+class ContactInput:
+    """One contact to write: its email and only the fields that were sent."""
+
+    email: str
+    fields: dict[str, Any]
+
+
 def contact_upsert(*, workspace_id: str, email: str, fields: dict[str, Any]) -> ContactUpsertResult:
     """Create or update a contact; only the fields sent are changed (``properties`` whole)."""
+    return contacts_upsert(workspace_id=workspace_id, contacts=[ContactInput(email=email, fields=fields)])[0]
+
+
+@transaction.atomic
+def contacts_upsert(*, workspace_id: str, contacts: Sequence[ContactInput]) -> list[ContactUpsertResult]:
+    """Create or update contacts in one transaction, in order, as if upserted one after the other
+    (only the fields sent change); a constant number of statements however many there are.
+
+    Each change writes its timeline entry (``contact.created`` / ``contact.updated``); an upsert
+    that changes nothing writes nothing and is ``unchanged``.
+    """
     now = timezone.now()
-    email = normalize_email(email)
-    contacts, created = _contacts_ensure(workspace_id=workspace_id, emails=[email], now=now)
+    emails = [normalize_email(item.email) for item in contacts]
+    ensured, created = _contacts_ensure(workspace_id=workspace_id, emails=emails, now=now)
     # NO KEY UPDATE: event writers' foreign-key checks (KEY SHARE) need not wait for us.
-    contact = Contact.objects.select_for_update(no_key=True).get(pk=contacts[email].pk)
-    before = {name: getattr(contact, name) for name in TRACKED_CONTACT_FIELDS}
-    for name, value in fields.items():
-        setattr(contact, name, value)
-    after = {name: getattr(contact, name) for name in TRACKED_CONTACT_FIELDS}
-    if created:
-        if fields:
-            contact.save()
-        TimelineEntry.objects.bulk_create([_contact_created_entry(contact, now)])
-        _announce_written(workspace_id, now, contacts_created=[contact])
-        operation = Operation.CREATED
-    elif before != after:
-        contact.save()
-        TimelineEntry.objects.create(
-            workspace_id=workspace_id,
-            contact=contact,
-            kind="contact.updated",
-            operation=TimelineEntry.Operation.UPDATE,
-            entity_type="contact",
-            entity_id=str(contact.pk),
-            changes=_diff(before, after),
-            created_at=now,
-        )
-        _announce_written(workspace_id, now, contacts_updated=[contact])
-        operation = Operation.UPDATED
-    else:
-        operation = Operation.UNCHANGED
-    if operation != Operation.UNCHANGED:
-        _notify_contacts_changed(workspace_id, [contact.pk])
-    return ContactUpsertResult(contact=contact, operation=operation)
+    locked = {
+        c.email: c
+        for c in Contact.objects.select_for_update(no_key=True)
+        .filter(pk__in=[c.pk for c in ensured.values()])
+        .order_by("pk")
+    }
+    new_emails = {c.email for c in created}
+    results: list[ContactUpsertResult] = []
+    entries: list[TimelineEntry] = []
+    changed: dict[int, Contact] = {}
+    first_created: list[Contact] = []
+    updated: dict[int, Contact] = {}
+    for email, item in zip(emails, contacts, strict=True):
+        contact = locked[email]
+        before = {name: getattr(contact, name) for name in TRACKED_CONTACT_FIELDS}
+        for name, value in item.fields.items():
+            setattr(contact, name, value)
+        after = {name: getattr(contact, name) for name in TRACKED_CONTACT_FIELDS}
+        if email in new_emails:
+            new_emails.discard(email)  # a later item for the same email updates it
+            if item.fields:
+                changed[contact.pk] = contact
+            entries.append(_contact_created_entry(contact, now))
+            first_created.append(contact)
+            operation = Operation.CREATED
+        elif before != after:
+            changed[contact.pk] = contact
+            updated[contact.pk] = contact
+            entries.append(
+                TimelineEntry(
+                    workspace_id=workspace_id,
+                    contact=contact,
+                    kind="contact.updated",
+                    operation=TimelineEntry.Operation.UPDATE,
+                    entity_type="contact",
+                    entity_id=str(contact.pk),
+                    changes=_diff(before, after),
+                    created_at=now,
+                )
+            )
+            operation = Operation.UPDATED
+        else:
+            operation = Operation.UNCHANGED
+        results.append(ContactUpsertResult(contact=contact, operation=operation))
+    if changed:
+        for contact in changed.values():
+            contact.updated_at = now
+        Contact.objects.bulk_update(list(changed.values()), [*TRACKED_CONTACT_FIELDS, "updated_at"])
+    TimelineEntry.objects.bulk_create(entries)
+    _announce_written(workspace_id, now, contacts_created=first_created, contacts_updated=list(updated.values()))
+    _notify_contacts_changed(workspace_id, {r.contact.pk for r in results if r.operation != Operation.UNCHANGED})
+    return results
 
 
 @transaction.atomic

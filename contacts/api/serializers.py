@@ -29,7 +29,7 @@ from contacts.models import (
     TimelineEntry,
     normalize_email,
 )
-from contacts.services import GOAL_FIELDS, EventInput
+from contacts.services import GOAL_FIELDS, ContactInput, EventInput
 from events_platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 EVENT_NAME_MESSAGE = (
@@ -37,6 +37,7 @@ EVENT_NAME_MESSAGE = (
     "for example order.completed, subscription/started, form_submit, user-signup."
 )
 MAX_FUTURE = timedelta(hours=24)
+CONTACTS_IMPORT_MAX = 1000
 SOURCE_VALIDATOR = RegexValidator(r"^[a-z0-9_.-]+\Z", "Use lowercase letters, digits, dot, underscore or hyphen.")
 
 
@@ -326,20 +327,76 @@ class EventListOutputSerializer(PageOutputSerializer):
 # --- contacts ---------------------------------------------------------------------------
 
 
-class ContactUpsertInputSerializer(serializers.Serializer):
-    workspace_id = serializers.CharField(max_length=32)
+class ContactFieldsInputSerializer(serializers.Serializer):
+    """A contact's fields as they are sent: Notifuse's ``contact`` object (contacts.upsert, contacts.import).
+
+    Only the keys sent change; an explicit null clears a field. Notifuse's other profile fields
+    (phone, country, custom_*, ...) are not stored here and, like any unknown key, are ignored.
+    """
+
     email = serializers.EmailField(max_length=254)
-    external_id = serializers.CharField(required=False, allow_blank=True, max_length=255)
-    first_name = serializers.CharField(required=False, allow_blank=True, max_length=150)
-    last_name = serializers.CharField(required=False, allow_blank=True, max_length=150)
-    properties = JsonObjectField(required=False)
+    external_id = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=255)
+    first_name = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=150)
+    last_name = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=150)
+    properties = JsonObjectField(required=False, help_text="This app's own free-form object (replaced whole).")
+
+    default_error_messages = {"invalid": "Must be a JSON object with an email."}
 
     def validate_email(self, value: str) -> str:
         return normalize_email(value)
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # The columns are blank, never NULL: null (Notifuse's "clear it") is the empty string.
+        return {key: "" if value is None else value for key, value in attrs.items()}
+
+    def to_contact_input(self, attrs: dict[str, Any]) -> ContactInput:
+        fields = {k: v for k, v in attrs.items() if k not in ("workspace_id", "email")}
+        return ContactInput(email=attrs["email"], fields=fields)
+
+
+class ContactUpsertInputSerializer(ContactFieldsInputSerializer):
+    """This app's own flat spelling of contacts.upsert: the contact's fields beside workspace_id."""
+
+    workspace_id = serializers.CharField(max_length=32)
+
+
+class ContactUpsertEnvelopeInputSerializer(serializers.Serializer):
+    """Notifuse's spelling of contacts.upsert: ``{"workspace_id", "contact": {email, ...}}``."""
+
+    workspace_id = serializers.CharField(max_length=32)
+    contact = ContactFieldsInputSerializer()
+
+
+class ContactImportInputSerializer(serializers.Serializer):
+    workspace_id = serializers.CharField(max_length=32)
+    contacts = serializers.ListField(
+        child=serializers.JSONField(),
+        allow_empty=False,
+        max_length=CONTACTS_IMPORT_MAX,
+        help_text=f"1 to {CONTACTS_IMPORT_MAX} contact objects (each as contacts.upsert's contact).",
+    )
+    subscribe_to_lists = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        allow_null=True,
+        help_text="Accepted and ignored: this app has no lists.",
+    )
+
+
+class ContactImportOperationSerializer(serializers.Serializer):
+    email = serializers.CharField()
+    action = serializers.ChoiceField(choices=["create", "update", "error"])
+    error = serializers.CharField(required=False)
+
+
+class ContactImportOutputSerializer(serializers.Serializer):
+    operations = ContactImportOperationSerializer(many=True)
+
 
 class ContactOutputSerializer(serializers.ModelSerializer):
     workspace_id = serializers.CharField()
+    full_name = serializers.CharField(read_only=True)
+    contact_lists = serializers.SerializerMethodField(help_text="Always []: this app has no lists.")
 
     class Meta:
         model = Contact
@@ -350,15 +407,29 @@ class ContactOutputSerializer(serializers.ModelSerializer):
             "external_id",
             "first_name",
             "last_name",
+            "full_name",
             "properties",
+            "contact_lists",
             "created_at",
             "updated_at",
         ]
 
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_contact_lists(self, contact: Contact) -> list[Any]:
+        return []
+
 
 class ContactUpsertOutputSerializer(serializers.Serializer):
+    email = serializers.CharField(source="contact.email", help_text="Notifuse's answer: the normalised email.")
+    action = serializers.SerializerMethodField(
+        help_text="Notifuse's answer: create, or update (also when nothing changed)."
+    )
     contact = ContactOutputSerializer()
     operation = serializers.ChoiceField(choices=["created", "updated", "unchanged"])
+
+    @extend_schema_field(serializers.ChoiceField(choices=["create", "update"]))
+    def get_action(self, result: Any) -> str:
+        return "create" if result.operation == "created" else "update"
 
 
 class ContactGetQuerySerializer(serializers.Serializer):
@@ -375,30 +446,88 @@ class ContactSegmentOutputSerializer(serializers.Serializer):
     entered_at = serializers.DateTimeField()
 
 
-class ContactWithSegmentsOutputSerializer(ContactOutputSerializer):
-    """A contact with the segments it belongs to, by segment name."""
+class ContactSegmentMembershipOutputSerializer(serializers.Serializer):
+    """One membership as Notifuse's ``contact_segments`` lists it."""
 
-    # The memberships come read (selectors.contact_segment_memberships) in context["memberships"].
+    email = serializers.CharField(source="contact.email")
+    segment_id = serializers.CharField(source="segment.slug")
+    version = serializers.IntegerField(source="segment.version")
+    matched_at = serializers.DateTimeField(source="entered_at")
+    computed_at = serializers.SerializerMethodField()
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_computed_at(self, membership: Any) -> Any:
+        field = serializers.DateTimeField()
+        return field.to_representation(membership.segment.last_built_at or membership.entered_at)
+
+
+class ContactWithSegmentsOutputSerializer(ContactOutputSerializer):
+    """A contact with the segments it belongs to: by name (``segments``, ours) and as Notifuse lists
+    them (``contact_segments``)."""
+
+    # The memberships come read (selectors.contact_segment_memberships) in context["memberships"],
+    # a list per contact pk.
     segments = serializers.SerializerMethodField()
+    contact_segments = serializers.SerializerMethodField()
 
     class Meta(ContactOutputSerializer.Meta):
-        fields = [*ContactOutputSerializer.Meta.fields, "segments"]
+        fields = [*ContactOutputSerializer.Meta.fields, "segments", "contact_segments"]
 
     @extend_schema_field(ContactSegmentOutputSerializer(many=True))
     def get_segments(self, contact: Contact) -> Any:
-        return ContactSegmentOutputSerializer(self.context["memberships"], many=True).data
+        return ContactSegmentOutputSerializer(self.context["memberships"].get(contact.pk, []), many=True).data
+
+    @extend_schema_field(ContactSegmentMembershipOutputSerializer(many=True))
+    def get_contact_segments(self, contact: Contact) -> Any:
+        memberships = self.context["memberships"].get(contact.pk, [])
+        return ContactSegmentMembershipOutputSerializer(memberships, many=True).data
 
 
 class ContactGetOutputSerializer(serializers.Serializer):
     contact = ContactWithSegmentsOutputSerializer()
 
 
+class ContactGetByExternalIdQuerySerializer(serializers.Serializer):
+    workspace_id = serializers.CharField(max_length=32)
+    external_id = serializers.CharField(max_length=255)
+
+
+class ContactCountOutputSerializer(serializers.Serializer):
+    total_contacts = serializers.IntegerField()
+
+
+def _substring(name: str) -> serializers.CharField:
+    return serializers.CharField(
+        required=False, allow_blank=True, max_length=254, help_text=f"Case-insensitive substring of {name}."
+    )
+
+
 class ContactListQuerySerializer(PageQuerySerializer):
-    email = serializers.CharField(required=False, allow_blank=True, max_length=254, help_text="Substring search.")
+    email = _substring("the email")
+    external_id = _substring("external_id")
+    first_name = _substring("first_name")
+    last_name = _substring("last_name")
+    full_name = _substring("first and last name")
+    # Notifuse fields this app does not store: a non-empty filter on them matches no contact.
+    phone = _substring("phone (not stored here: matches none)")
+    country = _substring("country (not stored here: matches none)")
+    language = _substring("language (not stored here: matches none)")
+    list_id = _substring("a list id (this app has no lists: matches none)")
+    contact_list_status = _substring("a list status (this app has no lists: matches none)")
+    segments = serializers.ListField(
+        child=serializers.CharField(max_length=32),
+        required=False,
+        help_text="Segment ids (query key segments[] or segments, repeatable): members of any of them.",
+    )
+    with_contact_lists = serializers.BooleanField(required=False, help_text="Accepted; contact_lists is always [].")
+
+
+UNSTORED_CONTACT_FILTERS = ("phone", "country", "language", "list_id", "contact_list_status")
+CONTACT_TEXT_FILTERS = ("external_id", "first_name", "last_name", "full_name")
 
 
 class ContactListOutputSerializer(PageOutputSerializer):
-    contacts = ContactOutputSerializer(many=True)
+    contacts = ContactWithSegmentsOutputSerializer(many=True)
 
 
 class ContactDeleteInputSerializer(serializers.Serializer):
@@ -407,7 +536,8 @@ class ContactDeleteInputSerializer(serializers.Serializer):
 
 
 class ContactDeleteOutputSerializer(serializers.Serializer):
-    deleted = serializers.BooleanField()
+    success = serializers.BooleanField(help_text="Notifuse's answer.")
+    deleted = serializers.BooleanField(help_text="This app's earlier answer, kept.")
 
 
 # --- timeline ---------------------------------------------------------------------------

@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
 from contacts import selectors, services
 from contacts.api import fast_input
 from contacts.api import serializers as s
+from contacts.models import Contact
+from events_platform.exceptions import flatten_errors, summarize
+from events_platform.pagination import Page
 from events_platform.workspaces.api import ApiRequest, WorkspaceAPIView
 
 ERROR_RESPONSES = {400: dict, 401: dict, 403: dict}
@@ -128,17 +131,82 @@ class ContactUpsertView(WorkspaceAPIView):
     @extend_schema(
         operation_id="contacts.upsert",
         summary="Create or update a contact by email",
-        description="Only the fields sent change; properties, when sent, replace the stored object whole.",
-        request=s.ContactUpsertInputSerializer,
+        description=(
+            'Two spellings of one request: Notifuse\'s envelope `{"workspace_id", "contact": {"email", ...}}` '
+            "and this app's flat body (the contact's fields beside workspace_id). Only the fields sent change; an "
+            "explicit null clears one; properties, when sent, replace the stored object whole. The answer carries "
+            "Notifuse's `email` and `action` (create | update) beside this app's `contact` and `operation`."
+        ),
+        request=PolymorphicProxySerializer(
+            component_name="ContactUpsertRequest",
+            serializers=[s.ContactUpsertEnvelopeInputSerializer, s.ContactUpsertInputSerializer],
+            resource_type_field_name=None,
+        ),
         responses={200: s.ContactUpsertOutputSerializer, **ERROR_RESPONSES},
         tags=["contacts"],
     )
     def post(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
-        data = self.validated(s.ContactUpsertInputSerializer, request.data)
-        fields = {k: v for k, v in data.items() if k not in ("workspace_id", "email")}
-        result = services.contact_upsert(workspace_id=workspace_id, email=data["email"], fields=fields)
+        if "contact" in request.data:  # Notifuse's envelope
+            attrs = self.validated(s.ContactUpsertEnvelopeInputSerializer, request.data)["contact"]
+        else:
+            attrs = self.validated(s.ContactUpsertInputSerializer, request.data)
+        contact = s.ContactFieldsInputSerializer().to_contact_input(attrs)
+        result = services.contacts_upsert(workspace_id=workspace_id, contacts=[contact])[0]
         return Response(s.ContactUpsertOutputSerializer(result).data)
+
+
+class ContactImportView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="contacts.import",
+        summary=f"Create or update 1 to {s.CONTACTS_IMPORT_MAX} contacts in one transaction",
+        description=(
+            "Each item is a contacts.upsert `contact`. An invalid item does not stop the others: it is answered "
+            "inline as `action: error` with its `error` (still 200), and the valid ones are written in one "
+            "transaction, in order (an email twice is two upserts one after the other). `operations` keeps the "
+            "input order (Notifuse dedupes by email and lists errors first)."
+        ),
+        request=s.ContactImportInputSerializer,
+        responses={200: s.ContactImportOutputSerializer, **ERROR_RESPONSES},
+        tags=["contacts"],
+    )
+    def post(self, request: ApiRequest) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        data = self.validated(s.ContactImportInputSerializer, request.data)
+        operations: list[dict[str, Any]] = []
+        valid: list[tuple[int, services.ContactInput]] = []
+        for index, item in enumerate(data["contacts"]):
+            serializer = s.ContactFieldsInputSerializer(data=item)
+            if serializer.is_valid():
+                valid.append((index, serializer.to_contact_input(serializer.validated_data)))
+                operations.append({})
+            else:
+                email = item.get("email") if isinstance(item, dict) else None
+                error = summarize(flatten_errors(serializer.errors))
+                operations.append({"email": email if isinstance(email, str) else "", "action": "error", "error": error})
+        results = services.contacts_upsert(workspace_id=workspace_id, contacts=[c for _, c in valid])
+        for (index, _), result in zip(valid, results, strict=True):
+            action = "create" if result.operation == services.Operation.CREATED else "update"
+            operations[index] = {"email": result.contact.email, "action": action}
+        return Response({"operations": operations})
+
+
+def _contact_body(contact: Contact) -> dict[str, Any]:
+    """``{"contact": ...}`` with its segments, as contacts.get, getByEmail and getByExternalID answer."""
+    memberships = selectors.contacts_segment_memberships(contacts=[contact])
+    return {"contact": s.ContactWithSegmentsOutputSerializer(contact, context={"memberships": memberships}).data}
+
+
+def _found(contact: Contact | None, what: str) -> Contact:
+    if contact is None:
+        raise Http404(f"No contact with that {what} in this workspace.")
+    return contact
+
+
+CONTACT_GET_DESCRIPTION = (
+    "The contact with the segments it belongs to (`segments`: id, name, color, entered_at; and Notifuse's "
+    "`contact_segments`). `contact_lists` is always [] (this app has no lists)."
+)
 
 
 class ContactGetView(WorkspaceAPIView):
@@ -147,6 +215,7 @@ class ContactGetView(WorkspaceAPIView):
     @extend_schema(
         operation_id="contacts.get",
         summary="Get a contact by email, with the segments it belongs to",
+        description=CONTACT_GET_DESCRIPTION,
         parameters=[s.ContactGetQuerySerializer],
         responses={200: s.ContactGetOutputSerializer, 404: dict, **ERROR_RESPONSES},
         tags=["contacts"],
@@ -154,30 +223,90 @@ class ContactGetView(WorkspaceAPIView):
     def get(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         query = self.validated(s.ContactGetQuerySerializer, request.query_params)
-        contact = selectors.contact_get(workspace_id=workspace_id, email=query["email"])
-        if contact is None:
-            raise Http404("No contact with that email in this workspace.")
-        # Memberships come through the reverse relation segments defines on contacts.
-        memberships = selectors.contact_segment_memberships(contact=contact)
-        body = s.ContactWithSegmentsOutputSerializer(contact, context={"memberships": memberships}).data
-        return Response({"contact": body})
+        return Response(
+            _contact_body(_found(selectors.contact_get(workspace_id=workspace_id, email=query["email"]), "email"))
+        )
+
+
+class ContactGetByEmailView(ContactGetView):
+    """contacts.getByEmail: Notifuse's name for contacts.get."""
+
+    @extend_schema(
+        operation_id="contacts.getByEmail",
+        summary="Get a contact by email (trimmed, lower-cased), with the segments it belongs to",
+        description=CONTACT_GET_DESCRIPTION,
+        parameters=[s.ContactGetQuerySerializer],
+        responses={200: s.ContactGetOutputSerializer, 404: dict, **ERROR_RESPONSES},
+        tags=["contacts"],
+    )
+    def get(self, request: ApiRequest) -> Response:
+        return super().get(request)
+
+
+class ContactGetByExternalIdView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="contacts.getByExternalID",
+        summary="Get a contact by its external_id (exact match), with the segments it belongs to",
+        description=CONTACT_GET_DESCRIPTION,
+        parameters=[s.ContactGetByExternalIdQuerySerializer],
+        responses={200: s.ContactGetOutputSerializer, 404: dict, **ERROR_RESPONSES},
+        tags=["contacts"],
+    )
+    def get(self, request: ApiRequest) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        query = self.validated(s.ContactGetByExternalIdQuerySerializer, request.query_params)
+        contact = selectors.contact_get_by_external_id(workspace_id=workspace_id, external_id=query["external_id"])
+        return Response(_contact_body(_found(contact, "external_id")))
+
+
+class ContactCountView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="contacts.count",
+        summary="How many contacts the workspace has",
+        responses={200: s.ContactCountOutputSerializer, **ERROR_RESPONSES},
+        tags=["contacts"],
+    )
+    def get(self, request: ApiRequest) -> Response:
+        workspace_id = self.get_workspace_id(request)
+        return Response({"total_contacts": selectors.contact_count(workspace_id=workspace_id)})
 
 
 class ContactListView(WorkspaceAPIView):
     @extend_schema(
         operation_id="contacts.list",
-        summary="List contacts newest first, optionally searching by email",
-        parameters=[s.ContactListQuerySerializer],
+        summary="List contacts newest first, filtered as Notifuse filters them",
+        description=(
+            "Text filters are case-insensitive substrings, ANDed; `segments[]` (or `segments`, repeatable) keeps "
+            "members of any of the given segments. Notifuse's filters on fields this app does not store (phone, "
+            "country, language) and on lists match no contact. Each contact carries `contact_lists: []` and its "
+            "`contact_segments`."
+        ),
+        parameters=[
+            s.ContactListQuerySerializer(),
+            OpenApiParameter("segments[]", str, many=True, description="Notifuse's spelling of segments."),
+        ],
         responses={200: s.ContactListOutputSerializer, **ERROR_RESPONSES},
         tags=["contacts"],
     )
     def get(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
-        query = self.validated(s.ContactListQuerySerializer, request.query_params)
-        page = selectors.contact_list(workspace_id=workspace_id, search=query.get("email"), **_page_args(query))
-        return Response(
-            {"contacts": s.ContactOutputSerializer(page.items, many=True).data, "next_cursor": page.next_cursor}
-        )
+        params = request.query_params
+        data: dict[str, Any] = {key: params.get(key) for key in params if key not in ("segments", "segments[]")}
+        data["segments"] = params.getlist("segments[]") + params.getlist("segments")
+        query = self.validated(s.ContactListQuerySerializer, data)
+        if any(query.get(name) for name in s.UNSTORED_CONTACT_FILTERS):
+            page = Page[Contact](items=[], next_cursor=None)
+        else:
+            page = selectors.contact_list(
+                workspace_id=workspace_id,
+                search=query.get("email"),
+                containing={name: query[name] for name in s.CONTACT_TEXT_FILTERS if query.get(name)},
+                segment_slugs=query.get("segments", []),
+                **_page_args(query),
+            )
+        memberships = selectors.contacts_segment_memberships(contacts=page.items)
+        contacts = s.ContactWithSegmentsOutputSerializer(page.items, many=True, context={"memberships": memberships})
+        return Response({"contacts": contacts.data, "next_cursor": page.next_cursor})
 
 
 class ContactDeleteView(WorkspaceAPIView):
@@ -186,8 +315,9 @@ class ContactDeleteView(WorkspaceAPIView):
         summary="Erase a contact",
         description=(
             "Permanently erases the contact with all its custom events, its timeline and its segment "
-            "memberships (for erasure requests). This cannot be undone; to hide a single event, soft-delete "
-            "it instead."
+            "memberships (for erasure requests; Notifuse keeps the events and segment rows). This cannot be "
+            "undone; to hide a single event, soft-delete it instead. Answers Notifuse's `success` beside this "
+            "app's `deleted`."
         ),
         request=s.ContactDeleteInputSerializer,
         responses={200: s.ContactDeleteOutputSerializer, 404: dict, **ERROR_RESPONSES},
@@ -198,7 +328,7 @@ class ContactDeleteView(WorkspaceAPIView):
         data = self.validated(s.ContactDeleteInputSerializer, request.data)
         if not services.contact_delete(workspace_id=workspace_id, email=data["email"]):
             raise Http404("No contact with that email in this workspace.")
-        return Response({"deleted": True})
+        return Response({"success": True, "deleted": True})
 
 
 class TimelineListView(WorkspaceAPIView):

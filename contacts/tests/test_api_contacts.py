@@ -214,7 +214,7 @@ def test_delete_erases_the_contact_its_events_and_its_timeline(api_client: APICl
     )
     # then
     assert response.status_code == 200
-    assert response.json() == {"deleted": True}
+    assert response.json() == {"success": True, "deleted": True}
     assert list(Contact.objects.values_list("email", flat=True)) == ["stays@example.com"]
     assert list(CustomEvent.objects.values_list("external_id", flat=True)) == ["s1"]
     assert set(TimelineEntry.objects.values_list("contact__email", flat=True)) == {"stays@example.com"}
