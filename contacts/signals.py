@@ -14,9 +14,17 @@ webhooks outbox) in that same transaction: it commits or rolls back with the cha
 ``events`` (a list of ``services.EventChange``). A receiver must cost a constant number of
 statements per call (one bulk insert), whatever the batch size, and nothing when it has nothing
 to record.
+
+``demo_workspace_ready`` is sent by ``manage.py demo_setup`` (``make run``) once the demo
+workspace is seeded, on every run, with ``workspace_id``: a higher layer gives the newcomer's
+workspace what it owns (segments built from the templates, a computed RFM model). Receivers run
+synchronously in the command, must be idempotent (leave a workspace that already has theirs
+alone) and return a one-line summary of what they did (or "" for nothing), which the command
+prints.
 """
 
 import django.dispatch
 
 contacts_changed = django.dispatch.Signal()
 changes_written = django.dispatch.Signal()
+demo_workspace_ready = django.dispatch.Signal()

@@ -191,6 +191,24 @@ def segment_rebuild(*, segment: Segment) -> Segment:
     return segment
 
 
+def segments_from_templates_create(*, workspace_id: str) -> list[Segment]:
+    """A segment from each built-in template (slug = the template's key), built before returning,
+    for a workspace that has no segment yet (the demo's first run); otherwise nothing."""
+    if Segment.objects.live().filter(workspace_id=workspace_id).exists():
+        return []
+    created = []
+    for key, template in rules.TEMPLATES.items():
+        segment = segment_create(
+            workspace_id=workspace_id, slug=key, name=template["name"], tree=template["tree"], color=template["color"]
+        )
+        segment.refresh_from_db()
+        if segment.status != Segment.Status.ACTIVE:  # a worker would build it later: build it now
+            segment_build(segment_pk=segment.pk, version=segment.version)
+            segment.refresh_from_db()
+        created.append(segment)
+    return created
+
+
 def _enqueue_build(segment: Segment) -> None:
     from .tasks import segment_build_task
 

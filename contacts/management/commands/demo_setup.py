@@ -1,7 +1,8 @@
 """``manage.py demo_setup``: what ``make run`` does after migrating.
 
-Seeds the ``demo`` workspace if it has no contacts, ensures a superuser ``admin`` who owns it
-and an API key for it, and prints how to log in and send a first event. The admin password
+Seeds the ``demo`` workspace if it has no contacts, lets the apps above give it what they own
+(the ``demo_workspace_ready`` signal: segments from the three templates, built), ensures a
+superuser ``admin`` who owns it and an API key for it, and prints how to log in and send a first event. The admin password
 and the key's secret (only its hash is in the database) are kept in ``.demo-credentials`` so
 that re-runs print the same ones; if that file is lost, a new password and key are issued.
 For local development only: it refuses to run with DEBUG off unless told ``--force``.
@@ -21,6 +22,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from contacts.models import Contact
+from contacts.signals import demo_workspace_ready
 from events_platform.workspaces.models import ApiKey, Workspace, WorkspaceMembership, hash_secret
 from events_platform.workspaces.services import api_key_create, workspace_member_add
 
@@ -78,6 +80,10 @@ class Command(BaseCommand):
                 stderr=output_stream(self.stderr),
             )
         workspace = Workspace.objects.get(pk=DEMO_WORKSPACE)
+        # The layers above give the workspace what they own (built segments, a computed RFM model).
+        for _, summary in demo_workspace_ready.send(sender=self.__class__, workspace_id=workspace.id):
+            if summary:
+                self.stderr.write(str(summary))
 
         user, password, password_note = self._admin(stored.get("ADMIN_PASSWORD"))
         workspace_member_add(workspace=workspace, user=user, role=WorkspaceMembership.Role.OWNER)
