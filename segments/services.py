@@ -176,8 +176,8 @@ def segment_delete(*, segment: Segment) -> None:
         version=segment.version + 1,
     )
     # Every member leaves, as in any diff: history, a segment.left timeline entry and (through
-    # the membership hooks) webhook outbox rows, in this transaction. ``pk=None`` matches no one.
-    _apply_membership(segment=segment, matching=Contact.objects.filter(pk=None), now=timezone.now())
+    # the membership hooks) webhook outbox rows, in this transaction. ``pk IS NULL`` matches no one.
+    _apply_membership(segment=segment, matching=Contact.objects.filter(pk__isnull=True), now=timezone.now())
 
 
 @transaction.atomic
