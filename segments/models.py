@@ -14,6 +14,24 @@ SEGMENT_SLUG_VALIDATOR = RegexValidator(
 DEFAULT_COLOR = "#4f46e5"
 COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
 COLOR_VALIDATOR = RegexValidator(COLOR_PATTERN, f"Use a hex colour such as {DEFAULT_COLOR}.")
+# The colour names Notifuse's console sends (antd's preset palette, default "blue"), each stored
+# as that preset's primary hex (@ant-design/colors presetPrimaryColors), so every page can draw it.
+NAMED_COLORS = {
+    "magenta": "#eb2f96",
+    "red": "#f5222d",
+    "volcano": "#fa541c",
+    "orange": "#fa8c16",
+    "gold": "#faad14",
+    "yellow": "#fadb14",
+    "lime": "#a0d911",
+    "green": "#52c41a",
+    "cyan": "#13c2c2",
+    "blue": "#1677ff",
+    "geekblue": "#2f54eb",
+    "purple": "#722ed1",
+    "grey": "#666666",
+    "gray": "#666666",
+}
 
 
 def _live(prefix: str = "") -> Q:

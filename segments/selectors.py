@@ -126,13 +126,14 @@ def segment_preview(
 
 
 def segment_members(
-    *, segment: Segment, limit: int, cursor: str | None = None, search: str | None = None
+    *, segment: Segment, limit: int, cursor: str | None = None, search: str | None = None, offset: int = 0
 ) -> Page[SegmentMembership]:
-    """Members, most recent entry first, with their contact (keyset paginated)."""
+    """Members, most recent entry first, with their contact (keyset paginated; ``offset`` skips rows
+    after the cursor, for Notifuse's offset paging)."""
     members = SegmentMembership.objects.filter(segment=segment).select_related("contact")
     if search:
         members = members.filter(contact__email__contains=normalize_email(search))
-    return paginate(members, key="entered_at", limit=limit, after=cursor)
+    return paginate(members, key="entered_at", limit=limit, after=cursor, offset=offset)
 
 
 # A spreadsheet opening the CSV runs a cell starting with one of these as a formula.

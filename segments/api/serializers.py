@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from contacts.api.serializers import ContactOutputSerializer, PageOutputSerializer, PageQuerySerializer
+from contacts.api.serializers import (
+    ContactOutputSerializer,
+    LenientCountField,
+    PageOutputSerializer,
+    PageQuerySerializer,
+)
+from events_platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from events_platform.workspaces.models import SLUG_VALIDATOR, validate_timezone
 from segments import rules
-from segments.models import COLOR_PATTERN, Segment
+from segments.models import COLOR_PATTERN, DEFAULT_COLOR, NAMED_COLORS, Segment
+
+COLOR_HELP = (
+    f"A hex colour (#rrggbb), or a colour name as Notifuse's console sends it ({', '.join(NAMED_COLORS)}), "
+    "stored and answered as that name's hex (blue is #1677ff)."
+)
+
+
+class ColorField(serializers.CharField):
+    """A hex colour, or one of the console's colour names stored as its hex."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=50, help_text=COLOR_HELP, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        text = super().to_internal_value(data)
+        named = NAMED_COLORS.get(text.lower())
+        if named is not None:
+            return named
+        if not re.fullmatch(COLOR_PATTERN, text):
+            raise serializers.ValidationError(
+                f"Use a hex colour such as {DEFAULT_COLOR}, or one of: {', '.join(NAMED_COLORS)}."
+            )
+        return text
 
 
 class RuleTreeField(serializers.JSONField):
@@ -20,7 +51,7 @@ class SegmentCreateInputSerializer(serializers.Serializer):
     workspace_id = serializers.CharField(max_length=32)
     id = serializers.CharField(max_length=32, validators=[SLUG_VALIDATOR])
     name = serializers.CharField(max_length=255, required=False)
-    color = serializers.RegexField(COLOR_PATTERN, required=False)
+    color = ColorField(required=False)
     timezone = serializers.CharField(max_length=64, required=False, validators=[validate_timezone])
     tree = RuleTreeField(required=False)
     template = serializers.ChoiceField(choices=sorted(rules.TEMPLATES), required=False)
@@ -50,7 +81,7 @@ class SegmentUpdateInputSerializer(serializers.Serializer):
     workspace_id = serializers.CharField(max_length=32)
     id = serializers.CharField(max_length=32)
     name = serializers.CharField(max_length=255, required=False)
-    color = serializers.RegexField(COLOR_PATTERN, required=False)
+    color = ColorField(required=False)
     timezone = serializers.CharField(max_length=64, required=False, validators=[validate_timezone])
     tree = RuleTreeField(required=False)
 
@@ -65,10 +96,37 @@ class SegmentRefInputSerializer(serializers.Serializer):
     id = serializers.CharField(max_length=32)
 
 
+class SegmentIdInputSerializer(serializers.Serializer):
+    """A segment named as Notifuse names it here (``segment_id``) or as this app did (``id``)."""
+
+    workspace_id = serializers.CharField(max_length=32)
+    segment_id = serializers.CharField(max_length=32, required=False, help_text="Notifuse's spelling.")
+    id = serializers.CharField(max_length=32, required=False, help_text="This app's earlier spelling, kept.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        slug = attrs.get("segment_id") or attrs.get("id")
+        if not slug:
+            raise serializers.ValidationError({"segment_id": ["This field is required."]})
+        return attrs | {"slug": slug}
+
+
+# Notifuse's segment states; this app's failed build is shown as active (with its last_error).
+NOTIFUSE_STATUS: dict[str, str] = {Segment.Status.FAILED: Segment.Status.ACTIVE}
+
+
 class SegmentOutputSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="slug")
     workspace_id = serializers.CharField()
     tree = RuleTreeField()
+    status = serializers.SerializerMethodField(
+        help_text="building, active or deleted (Notifuse's states); a failed build is active with last_error."
+    )
+    build_state = serializers.CharField(
+        source="status", help_text="This app's own state: building, active, failed or deleted."
+    )
+    users_count = serializers.IntegerField(source="member_count", help_text="Notifuse's name for member_count.")
+    db_created_at = serializers.DateTimeField(source="created_at")
+    db_updated_at = serializers.DateTimeField(source="updated_at")
 
     class Meta:
         model = Segment
@@ -81,13 +139,21 @@ class SegmentOutputSerializer(serializers.ModelSerializer):
             "tree",
             "version",
             "status",
+            "build_state",
+            "users_count",
             "member_count",
             "last_built_at",
             "last_build_duration_ms",
             "last_error",
             "created_at",
             "updated_at",
+            "db_created_at",
+            "db_updated_at",
         ]
+
+    @extend_schema_field(serializers.ChoiceField(choices=["building", "active", "deleted"]))
+    def get_status(self, segment: Segment) -> str:
+        return NOTIFUSE_STATUS.get(str(segment.status), str(segment.status))
 
 
 class SegmentEnvelopeSerializer(serializers.Serializer):
@@ -98,10 +164,30 @@ class SegmentListOutputSerializer(serializers.Serializer):
     segments = SegmentOutputSerializer(many=True)
 
 
+class PreviewLimitField(LenientCountField):
+    """Notifuse's preview limit: absent or 0 is 10; otherwise below 1, above 100 or not a number is 20."""
+
+    def to_internal_value(self, data: Any) -> int:
+        try:
+            number = int(str(data).strip())
+        except ValueError:
+            return 20
+        if number == 0:
+            return 10
+        return number if 1 <= number <= MAX_LIMIT else 20
+
+
 class SegmentPreviewInputSerializer(serializers.Serializer):
     workspace_id = serializers.CharField(max_length=32)
     tree = RuleTreeField()
     timezone = serializers.CharField(max_length=64, required=False, default="UTC", validators=[validate_timezone])
+    limit = PreviewLimitField(
+        default=10,
+        smallest=1,
+        allow_null=True,
+        help_text="Notifuse's: echoed in the answer (0 or absent is 10; below 1 or above 100 is 20). At most 10 "
+        "sample emails are shown whatever the limit.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs["tree"] = validate_tree_field(attrs["tree"])
@@ -114,6 +200,9 @@ class PreviewConditionSerializer(serializers.Serializer):
 
 
 class SegmentPreviewOutputSerializer(serializers.Serializer):
+    emails = serializers.ListField(child=serializers.CharField(), help_text="Sample matching emails (at most 10).")
+    total_count = serializers.IntegerField(help_text="Notifuse's name for total.")
+    limit = serializers.IntegerField()
     total = serializers.IntegerField()
     contacts_in_workspace = serializers.IntegerField()
     conditions = PreviewConditionSerializer(many=True)
@@ -121,7 +210,25 @@ class SegmentPreviewOutputSerializer(serializers.Serializer):
 
 
 class SegmentMembersQuerySerializer(PageQuerySerializer):
+    """This app's spelling of segments.contacts (``id``, strict limit 1-100, a cursor)."""
+
     id = serializers.CharField(max_length=32)
+    offset = LenientCountField(default=0, smallest=0, refuse_above=1_000_000, help_text="Rows to skip.")
+
+
+class SegmentMembersNotifuseQuerySerializer(serializers.Serializer):
+    """Notifuse's spelling of segments.contacts: ``segment_id``, offset paging, limit read leniently."""
+
+    workspace_id = serializers.CharField(max_length=32)
+    segment_id = serializers.CharField(max_length=32)
+    limit = LenientCountField(
+        default=DEFAULT_LIMIT,
+        smallest=1,
+        cap=MAX_LIMIT,
+        help_text=f"Default {DEFAULT_LIMIT}, served at most {MAX_LIMIT}; a bad value is the default.",
+    )
+    offset = LenientCountField(default=0, smallest=0, refuse_above=1_000_000)
+    cursor = serializers.CharField(required=False, allow_blank=True)
 
 
 class SegmentMemberOutputSerializer(ContactOutputSerializer):
@@ -134,7 +241,21 @@ class SegmentMemberOutputSerializer(ContactOutputSerializer):
 
 
 class SegmentMembersOutputSerializer(PageOutputSerializer):
+    emails = serializers.ListField(child=serializers.CharField(), help_text="Notifuse's answer: the page's emails.")
+    limit = serializers.IntegerField(help_text="The limit served.")
+    offset = serializers.IntegerField()
     contacts = SegmentMemberOutputSerializer(many=True)
+
+
+class SegmentDeleteOutputSerializer(serializers.Serializer):
+    success = serializers.BooleanField(help_text="Notifuse's answer.")
+    deleted = serializers.BooleanField(help_text="This app's earlier answer, kept.")
+
+
+class SegmentRebuildOutputSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    message = serializers.CharField()
+    segment = SegmentOutputSerializer()
 
 
 class SegmentExplainQuerySerializer(serializers.Serializer):

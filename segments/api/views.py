@@ -79,31 +79,46 @@ class SegmentDeleteView(WorkspaceAPIView):
     @extend_schema(
         operation_id="segments.delete",
         summary="Delete a segment (refused while other segments use it)",
+        description="Answers Notifuse's `success` beside this app's `deleted`.",
         request=s.SegmentRefInputSerializer,
-        responses={200: dict, 404: dict, **ERRORS},
+        responses={200: s.SegmentDeleteOutputSerializer, 404: dict, **ERRORS},
         tags=["segments"],
     )
     def post(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
         data = self.validated(s.SegmentRefInputSerializer, request.data)
         services.segment_delete(segment=_segment(workspace_id, data["id"]))
-        return Response({"deleted": True})
+        return Response({"success": True, "deleted": True})
 
 
 class SegmentRebuildView(WorkspaceAPIView):
     @extend_schema(
         operation_id="segments.rebuild",
         summary="Start a full build now",
-        request=s.SegmentRefInputSerializer,
-        responses={202: s.SegmentEnvelopeSerializer, 404: dict, **ERRORS},
+        description=(
+            "Name the segment as Notifuse does (`segment_id`: the answer is 200) or as this app did (`id`: 202, "
+            'as before). Either way the answer is `{"success": true, "message", "segment"}`, the segment '
+            "`building` at its new version."
+        ),
+        request=s.SegmentIdInputSerializer,
+        responses={
+            200: s.SegmentRebuildOutputSerializer,
+            202: s.SegmentRebuildOutputSerializer,
+            404: dict,
+            **ERRORS,
+        },
         tags=["segments"],
     )
     def post(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
-        data = self.validated(s.SegmentRefInputSerializer, request.data)
-        segment = services.segment_rebuild(segment=_segment(workspace_id, data["id"]))
+        data = self.validated(s.SegmentIdInputSerializer, request.data)
+        segment = services.segment_rebuild(segment=_segment(workspace_id, data["slug"]))
         segment.refresh_from_db()
-        return Response(_segment_body(segment), status=status.HTTP_202_ACCEPTED)
+        body = {"success": True, "message": f"Rebuild of '{segment.slug}' queued (version {segment.version})."}
+        notifuse = bool(data.get("segment_id"))
+        return Response(
+            body | _segment_body(segment), status=status.HTTP_200_OK if notifuse else status.HTTP_202_ACCEPTED
+        )
 
 
 class SegmentGetView(WorkspaceAPIView):
@@ -137,7 +152,10 @@ class SegmentPreviewView(WorkspaceAPIView):
     @extend_schema(
         operation_id="segments.preview",
         summary="Count a tree's matches without saving anything",
-        description="Total matches, the count of each top-level condition alone, and up to 10 sample contacts.",
+        description=(
+            "Notifuse's answer (`emails`: up to 10 sample emails, `total_count`, the `limit` used) beside this "
+            "app's: the total, the count of each top-level condition alone, and up to 10 sample contacts."
+        ),
         request=s.SegmentPreviewInputSerializer,
         responses={200: s.SegmentPreviewOutputSerializer, **ERRORS},
         tags=["segments"],
@@ -150,6 +168,9 @@ class SegmentPreviewView(WorkspaceAPIView):
         )
         return Response(
             {
+                "emails": [contact.email for contact in preview.sample[: data["limit"]]],
+                "total_count": preview.total,
+                "limit": data["limit"],
                 "total": preview.total,
                 "contacts_in_workspace": preview.contacts_in_workspace,
                 "conditions": [{"index": i, "count": c} for i, c in enumerate(preview.condition_counts)],
@@ -162,18 +183,37 @@ class SegmentContactsView(WorkspaceAPIView):
     @extend_schema(
         operation_id="segments.contacts",
         summary="Members of a segment, most recently entered first",
-        parameters=[s.SegmentMembersQuerySerializer],
+        description=(
+            "Two spellings. Notifuse's: `segment_id`, `limit` (default 50, served at most 100, a bad value is the "
+            "default) and `offset`. This app's: `id`, `limit` 1-100 (else 400), `cursor` (and `offset`). Both "
+            'answer Notifuse\'s `{"emails", "limit", "offset"}` beside this app\'s `contacts` and '
+            "`next_cursor`."
+        ),
+        parameters=[s.SegmentMembersNotifuseQuerySerializer, s.SegmentMembersQuerySerializer],
         responses={200: s.SegmentMembersOutputSerializer, 404: dict, **ERRORS},
         tags=["segments"],
     )
     def get(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
-        data = self.validated(s.SegmentMembersQuerySerializer, request.query_params)
-        segment = _segment(workspace_id, data["id"])
-        page = selectors.segment_members(segment=segment, limit=data["limit"], cursor=data.get("cursor") or None)
+        if "segment_id" in request.query_params:  # Notifuse's spelling
+            data = self.validated(s.SegmentMembersNotifuseQuerySerializer, request.query_params)
+            slug = data["segment_id"]
+        else:
+            data = self.validated(s.SegmentMembersQuerySerializer, request.query_params)
+            slug = data["id"]
+        segment = _segment(workspace_id, slug)
+        page = selectors.segment_members(
+            segment=segment, limit=data["limit"], cursor=data.get("cursor") or None, offset=data["offset"]
+        )
         members = [{**s.ContactOutputSerializer(m.contact).data, "entered_at": m.entered_at} for m in page.items]
         return Response(
-            {"contacts": s.SegmentMemberOutputSerializer(members, many=True).data, "next_cursor": page.next_cursor}
+            {
+                "emails": [m.contact.email for m in page.items],
+                "limit": data["limit"],
+                "offset": data["offset"],
+                "contacts": s.SegmentMemberOutputSerializer(members, many=True).data,
+                "next_cursor": page.next_cursor,
+            }
         )
 
 
