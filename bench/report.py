@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SIZE_ORDER = ("default", "small")
+SIZE_ORDER = ("large", "default", "small")
 
 
 def save(date: str, run: dict[str, Any]) -> tuple[Path, Path]:
@@ -53,8 +53,13 @@ def run_table(run: dict[str, Any]) -> str:
     rows = ["| figure | app | raw baseline | app vs raw | target | status |", "| --- | --- | --- | --- | --- | --- |"]
     load = run.get("load")
     if load:
+        path = (
+            "COPY (bench/bulk.py)"
+            if load.get("path") == "COPY"
+            else f"`events_upsert` x50, {load['workers']} processes"
+        )
         rows.append(
-            f"| dataset load: `events_upsert` x50, {load['workers']} processes | "
+            f"| dataset load: {path} | "
             f"{load['events_per_s']:,.0f} ev/s ({load['load_s']:.0f} s for {load['events']:,}) | - | - | - | - |"
         )
     for row in run.get("ingest", {}).values():

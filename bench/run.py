@@ -42,6 +42,7 @@ from bench import webhooks as bench_webhooks
 
 SMALL = (2_000, 20_000)
 DEFAULT = (100_000, 1_000_000)
+LARGE = (1_000_000, 10_000_000)
 WORKSPACE = "bench"
 INGEST_WORKSPACE = "bench_ingest"
 WEB_WORKERS = 4
@@ -61,6 +62,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="profile the figure furthest from its baseline")
     parser.add_argument("--skip-load", action="store_true", help="reuse the loaded dataset if it has this size")
     parser.add_argument("--load-workers", type=int, default=LOAD_WORKERS, help="loader processes")
+    parser.add_argument(
+        "--bulk-load",
+        action="store_true",
+        help="load the same dataset by COPY (bench/bulk.py) instead of events_upsert",
+    )
+    parser.add_argument("--large", action="store_true", help="large size: 1M contacts, 10M events, loaded by COPY")
     return parser.parse_args(argv)
 
 
@@ -96,7 +103,7 @@ def prepare_dataset(env: bench_env.BenchEnv, args: argparse.Namespace, spec: Any
     from django.core.management import call_command
     from django.db import connection
 
-    from bench import dataset
+    from bench import bulk, dataset
     from events_platform.workspaces.services import workspace_create
 
     wanted = {"contacts": spec.contacts, "events": spec.events, "seed": spec.seed}
@@ -114,13 +121,19 @@ def prepare_dataset(env: bench_env.BenchEnv, args: argparse.Namespace, spec: Any
     workspace_create(workspace_id=WORKSPACE, name="Bench shop")
     workspace_create(workspace_id=INGEST_WORKSPACE, name="Bench ingest")
     anchor = dataset.anchor_for(dt.datetime.now(dt.UTC))
-    log(
-        f"loading {spec.events:,} events for {spec.contacts:,} contacts ({spec.heavy_contacts} heavy x "
-        f"{spec.heavy_events:,}) through events_upsert, batches of {dataset.BATCH_SIZE}"
-    )
-    timings = dataset.load(
-        workspace_id=WORKSPACE, spec=spec, anchor=anchor, workers=args.load_workers, progress=_progress
-    )
+    heavy = f"{spec.heavy_contacts} heavy x {spec.heavy_events:,}"
+    if args.bulk_load:
+        log(f"loading {spec.events:,} events for {spec.contacts:,} contacts ({heavy}) by COPY (bench/bulk.py)")
+        connection.close()
+        timings = bulk.load(dsn=env.psycopg_dsn, workspace_id=WORKSPACE, spec=spec, anchor=anchor, progress=_progress)
+    else:
+        log(
+            f"loading {spec.events:,} events for {spec.contacts:,} contacts ({heavy}) through events_upsert, "
+            f"batches of {dataset.BATCH_SIZE}"
+        )
+        timings = dataset.load(
+            workspace_id=WORKSPACE, spec=spec, anchor=anchor, workers=args.load_workers, progress=_progress
+        )
     bench_env.redis_drop_queue(env, env.discard_queue)
     log(f"loaded in {timings['load_s']:.0f} s ({timings['events_per_s']:,.0f} events/s)")
     _contact_totals_ready(force=True)
@@ -840,16 +853,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # In-process requests (profile) run without collectstatic; whitenoise's notice is noise here.
     warnings.filterwarnings("ignore", message="No directory at", module="whitenoise")
-    contacts, events = SMALL if args.small else DEFAULT
+    contacts, events = SMALL if args.small else LARGE if args.large else DEFAULT
+    args.bulk_load = args.bulk_load or args.large
     contacts = args.contacts or contacts
     events = args.events if args.events is not None else events
-    size = (
-        "small"
-        if (contacts, events) == SMALL
-        else "default"
-        if (contacts, events) == DEFAULT
-        else f"{contacts}x{events}"
-    )
+    size = {SMALL: "small", DEFAULT: "default", LARGE: "large"}.get((contacts, events), f"{contacts}x{events}")
     small = events < 200_000
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
