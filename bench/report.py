@@ -65,10 +65,19 @@ def run_table(run: dict[str, Any]) -> str:
     for row in run.get("ingest", {}).values():
         app, raw = row["app"], row["raw"]
         target = row.get("target")
+        floor = row.get("floor")
+        share = f"{row['ratio'] * 100:.0f}% of raw rate"
+        if floor:
+            share += f", {row['floor_ratio'] * 100:.0f}% of floor"
         rows.append(
-            f"| ingest {row['label']} | {_rate(app)} | {_rate(raw)} | {row['ratio'] * 100:.0f}% of raw rate | "
+            f"| ingest {row['label']} | {_rate(app)} | {_rate(raw)} | {share} | "
             f"{target or '-'} | {_status(row.get('met'))} |"
         )
+        if floor:
+            rows.append(
+                f"| ingest floor: the same, one statement into a minimal table | - | {_rate(floor)} | "
+                f"raw is {row['raw_floor_ratio'] * 100:.0f}% of floor | - | - |"
+            )
     for slug, row in run.get("builds", {}).items():
         same = "same members" if row["equal"] else f"**DIFFERENT members** ({row['diff']})"
         rows.append(
