@@ -67,7 +67,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="load the same dataset by COPY (bench/bulk.py) instead of events_upsert",
     )
-    parser.add_argument("--large", action="store_true", help="large size: 1M contacts, 10M events, loaded by COPY")
+    parser.add_argument(
+        "--large",
+        action="store_true",
+        help="large size: 1M contacts, 10M events (or --contacts / --events), loaded by COPY",
+    )
     return parser.parse_args(argv)
 
 
@@ -242,7 +246,8 @@ def _delete_segments(conn: Any, where: str, params: list[Any]) -> None:
         conn.execute("DELETE FROM segments_segment WHERE id = ANY(%s)", [ids])
 
 
-def figure_builds(env: bench_env.BenchEnv, raw: Any) -> tuple[dict[str, Any], dict[str, int]]:
+def figure_builds(env: bench_env.BenchEnv, raw: Any, limit: float) -> tuple[dict[str, Any], dict[str, int]]:
+    """Full builds of the templates, app and raw alternating; met when app <= ``limit`` x raw."""
     from django.utils import timezone
 
     from bench import baseline
@@ -311,7 +316,8 @@ def figure_builds(env: bench_env.BenchEnv, raw: Any) -> tuple[dict[str, Any], di
             "app_query_s": round(app_query_s, 3),
             "raw_query_s": round(raw_query_s, 3),
             "ratio": round(app_s / raw_s, 2) if raw_s else None,
-            "met": app_s <= 1.2 * raw_s,
+            "limit": limit,
+            "met": app_s <= limit * raw_s,
             "equal": equal,
             "diff": (
                 ""
@@ -550,7 +556,13 @@ def html_pages_available() -> bool:
     return root.is_dir() and any(root.glob("*.html"))
 
 
-def figure_reads(raw: Any, port: int, api_key: str, facts: dict[str, Any], repeat: int) -> dict[str, Any]:
+# Reads with a target relative to their raw counterpart (issue 14).
+READ_TARGET_RATIOS = {"segments_preview_vip": 1.5}
+
+
+def figure_reads(
+    raw: Any, port: int, api_key: str, facts: dict[str, Any], repeat: int, *, large: bool = False
+) -> dict[str, Any]:
     from urllib.parse import urlencode
 
     from django.utils import timezone
@@ -592,19 +604,26 @@ def figure_reads(raw: Any, port: int, api_key: str, facts: dict[str, Any], repea
     for key, (label, app_call, raw_call) in tqdm(cases.items(), desc="reads", file=sys.stderr):
         timed(app_call, 2)
         timed(raw_call, 2)
-        results[key] = {
-            "label": label,
-            "app": p50_p99_ms(timed(app_call, repeat)),
-            "raw": p50_p99_ms(timed(raw_call, repeat)),
-        }
+        # App and raw alternate call by call, so a busy spell on the shared machine hits both.
+        app_times: list[float] = []
+        raw_times: list[float] = []
+        for _ in range(repeat):
+            app_times += timed(app_call, 1, at_least=1)
+            raw_times += timed(raw_call, 1, at_least=1)
+        results[key] = {"label": label, "app": p50_p99_ms(app_times), "raw": p50_p99_ms(raw_times)}
+        if key in READ_TARGET_RATIOS:
+            limit = READ_TARGET_RATIOS[key]
+            results[key]["target"] = f"<= {limit}x raw p50"
+            results[key]["met"] = results[key]["app"]["p50_ms"] <= limit * results[key]["raw"]["p50_ms"]
         log(f"{label}: app p50 {results[key]['app']['p50_ms']:.1f} ms, raw {results[key]['raw']['p50_ms']:.1f} ms")
     client.close()
     if html_pages_available():
-        results.update(figure_pages(port, facts, repeat))
+        results.update(figure_pages(port, facts, repeat, large=large))
     return results
 
 
 PAGE_TARGET_MS = 100.0  # issue 4: the timeline and contacts pages render in well under 100 ms
+PAGE_TARGETS_MS = {"page_dashboard": 50.0}  # issue 14, at the default size (large: 100 ms, like every page)
 
 
 def _page_session_cookie() -> str:
@@ -629,7 +648,7 @@ def _page_session_cookie() -> str:
     return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
 
 
-def figure_pages(port: int, facts: dict[str, Any], repeat: int) -> dict[str, Any]:
+def figure_pages(port: int, facts: dict[str, Any], repeat: int, *, large: bool = False) -> dict[str, Any]:
     """The marketer's HTML pages through gunicorn, signed in (no raw counterpart: the page is
     the product; the API rows above carry the raw comparison of the same reads)."""
     from bench.measure import Client, p50_p99_ms, timed
@@ -660,8 +679,9 @@ def figure_pages(port: int, facts: dict[str, Any], repeat: int) -> dict[str, Any
     for key, (label, path) in tqdm(cases.items(), desc="pages", file=sys.stderr):
         timed(partial(client.get, path), 2)
         app = p50_p99_ms(timed(partial(client.get, path), repeat))
-        results[key] = {"label": label, "app": app, "raw": None, "target_ms": PAGE_TARGET_MS}
-        results[key]["met"] = app["p50_ms"] < PAGE_TARGET_MS
+        target_ms = PAGE_TARGET_MS if large else PAGE_TARGETS_MS.get(key, PAGE_TARGET_MS)
+        results[key] = {"label": label, "app": app, "raw": None, "target_ms": target_ms}
+        results[key]["met"] = app["p50_ms"] < target_ms
         log(f"{label}: p50 {app['p50_ms']:.1f} ms, p99 {app['p99_ms']:.1f} ms")
     client.close()
     return results
@@ -878,6 +898,8 @@ def main(argv: list[str] | None = None) -> int:
     contacts = args.contacts or contacts
     events = args.events if args.events is not None else events
     size = {SMALL: "small", DEFAULT: "default", LARGE: "large"}.get((contacts, events), f"{contacts}x{events}")
+    if args.large:
+        size = "large"  # also when reduced with --contacts / --events: the growth table's large column
     small = events < 200_000
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -921,7 +943,8 @@ def main(argv: list[str] | None = None) -> int:
         raw.execute("DELETE FROM contacts_pendingcontactrefresh")
         _cleanup_freshness(raw)
         log("figure 2: full builds of the RFM templates (in-process) vs GROUP BY + diff")
-        run["builds"], pks = figure_builds(env, raw)
+        # Issue 14: full builds within 1.3x raw at the large size, 1.2x otherwise.
+        run["builds"], pks = figure_builds(env, raw, 1.3 if size == "large" else 1.2)
 
         sampler = MemorySampler()
         with ExitStack() as stack:
@@ -945,7 +968,9 @@ def main(argv: list[str] | None = None) -> int:
             log("figure 3: freshness with the worker running")
             run["freshness"] = figure_freshness(env, raw, port, api_keys[WORKSPACE], pks, 30 if small else 200)
             log("figure 4: pages and reads through gunicorn vs raw")
-            run["reads"] = figure_reads(raw, port, api_keys[WORKSPACE], facts, 20 if small else 50)
+            run["reads"] = figure_reads(
+                raw, port, api_keys[WORKSPACE], facts, 20 if small else 50, large=size == "large"
+            )
         run["memory"] = {"web": sampler.report("web"), "worker": sampler.report("worker"), "web_workers": WEB_WORKERS}
         log(f"figure 5: peak RSS web {run['memory']['web']}, worker {run['memory']['worker']}")
         _cleanup_ingest(raw)
