@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint format check bench bench-small serve worker beat clean
+.PHONY: run test install lint format check bench bench-small bench-large serve worker beat clean
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
@@ -59,6 +59,11 @@ bench: install
 
 bench-small: install
 	$(BIN)/python -m bench.run --small
+
+## 1M contacts / 10M events loaded by COPY, then every figure, and the growth from the default
+## size (its latest run in bench/results). BENCH_LARGE_ARGS="--contacts 300000 --events 3000000" reduces it.
+bench-large: install
+	$(BIN)/python -m bench.run --large $(BENCH_LARGE_ARGS)
 
 # Production-style processes (see Procfile).
 serve: install

@@ -165,6 +165,11 @@ def generate(spec: Spec) -> list[Event]:
     return events
 
 
+# properties_for depends on the serial only through serial % PROPERTY_PERIOD (lcm of the cycles
+# below), but for a purchase's order_id (bench/bulk.py relies on this).
+PROPERTY_PERIOD = 420
+
+
 def properties_for(kind: int, serial: int) -> dict[str, Any]:
     if kind in (PURCHASE, REFUND):
         return {"currency": CURRENCIES[serial % 3], "items": 1 + serial % 5, "order_id": f"o{serial}"}

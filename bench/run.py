@@ -42,6 +42,7 @@ from bench import webhooks as bench_webhooks
 
 SMALL = (2_000, 20_000)
 DEFAULT = (100_000, 1_000_000)
+LARGE = (1_000_000, 10_000_000)
 WORKSPACE = "bench"
 INGEST_WORKSPACE = "bench_ingest"
 WEB_WORKERS = 4
@@ -61,6 +62,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="profile the figure furthest from its baseline")
     parser.add_argument("--skip-load", action="store_true", help="reuse the loaded dataset if it has this size")
     parser.add_argument("--load-workers", type=int, default=LOAD_WORKERS, help="loader processes")
+    parser.add_argument(
+        "--bulk-load",
+        action="store_true",
+        help="load the same dataset by COPY (bench/bulk.py) instead of events_upsert",
+    )
+    parser.add_argument(
+        "--large",
+        action="store_true",
+        help="large size: 1M contacts, 10M events (or --contacts / --events), loaded by COPY",
+    )
     return parser.parse_args(argv)
 
 
@@ -96,7 +107,7 @@ def prepare_dataset(env: bench_env.BenchEnv, args: argparse.Namespace, spec: Any
     from django.core.management import call_command
     from django.db import connection
 
-    from bench import dataset
+    from bench import bulk, dataset
     from events_platform.workspaces.services import workspace_create
 
     wanted = {"contacts": spec.contacts, "events": spec.events, "seed": spec.seed}
@@ -114,13 +125,19 @@ def prepare_dataset(env: bench_env.BenchEnv, args: argparse.Namespace, spec: Any
     workspace_create(workspace_id=WORKSPACE, name="Bench shop")
     workspace_create(workspace_id=INGEST_WORKSPACE, name="Bench ingest")
     anchor = dataset.anchor_for(dt.datetime.now(dt.UTC))
-    log(
-        f"loading {spec.events:,} events for {spec.contacts:,} contacts ({spec.heavy_contacts} heavy x "
-        f"{spec.heavy_events:,}) through events_upsert, batches of {dataset.BATCH_SIZE}"
-    )
-    timings = dataset.load(
-        workspace_id=WORKSPACE, spec=spec, anchor=anchor, workers=args.load_workers, progress=_progress
-    )
+    heavy = f"{spec.heavy_contacts} heavy x {spec.heavy_events:,}"
+    if args.bulk_load:
+        log(f"loading {spec.events:,} events for {spec.contacts:,} contacts ({heavy}) by COPY (bench/bulk.py)")
+        connection.close()
+        timings = bulk.load(dsn=env.psycopg_dsn, workspace_id=WORKSPACE, spec=spec, anchor=anchor, progress=_progress)
+    else:
+        log(
+            f"loading {spec.events:,} events for {spec.contacts:,} contacts ({heavy}) through events_upsert, "
+            f"batches of {dataset.BATCH_SIZE}"
+        )
+        timings = dataset.load(
+            workspace_id=WORKSPACE, spec=spec, anchor=anchor, workers=args.load_workers, progress=_progress
+        )
     bench_env.redis_drop_queue(env, env.discard_queue)
     log(f"loaded in {timings['load_s']:.0f} s ({timings['events_per_s']:,.0f} events/s)")
     _contact_totals_ready(force=True)
@@ -229,7 +246,8 @@ def _delete_segments(conn: Any, where: str, params: list[Any]) -> None:
         conn.execute("DELETE FROM segments_segment WHERE id = ANY(%s)", [ids])
 
 
-def figure_builds(env: bench_env.BenchEnv, raw: Any) -> tuple[dict[str, Any], dict[str, int]]:
+def figure_builds(env: bench_env.BenchEnv, raw: Any, limit: float) -> tuple[dict[str, Any], dict[str, int]]:
+    """Full builds of the templates, app and raw alternating; met when app <= ``limit`` x raw."""
     from django.utils import timezone
 
     from bench import baseline
@@ -298,7 +316,8 @@ def figure_builds(env: bench_env.BenchEnv, raw: Any) -> tuple[dict[str, Any], di
             "app_query_s": round(app_query_s, 3),
             "raw_query_s": round(raw_query_s, 3),
             "ratio": round(app_s / raw_s, 2) if raw_s else None,
-            "met": app_s <= 1.2 * raw_s,
+            "limit": limit,
+            "met": app_s <= limit * raw_s,
             "equal": equal,
             "diff": (
                 ""
@@ -333,6 +352,15 @@ def _cleanup_ingest(raw: Any) -> None:
             raw.execute(f"DELETE FROM {table} WHERE workspace_id = %s", [INGEST_WORKSPACE])
 
 
+# The issue 14 targets of each ingest row: (what, whether met).
+INGEST_TARGETS: dict[tuple[str, int], Callable[[dict[str, Any]], tuple[str, bool]]] = {
+    ("import", 1): lambda r: (">= 85% of raw, >= 25% of floor", r["ratio"] >= 0.85 and r["floor_ratio"] >= 0.25),
+    ("import", 8): lambda r: (">= 100% of raw", r["ratio"] >= 1.0),
+    ("upsert", 1): lambda r: ("p50 <= 5 ms", r["app"]["p50_ms"] <= 5),
+    ("upsert", 8): lambda r: (">= 300 ev/s", r["app"]["events_per_s"] >= 300),
+}
+
+
 def figure_ingest(env: bench_env.BenchEnv, port: int, api_key: str, small: bool) -> dict[str, Any]:
     import psycopg
 
@@ -348,10 +376,18 @@ def figure_ingest(env: bench_env.BenchEnv, port: int, api_key: str, small: bool)
     results: dict[str, Any] = {}
     raw_conns: list[psycopg.Connection[Any]] = []
 
-    def raw_client() -> Any:
+    def raw_client(upsert: Callable[[Any, dict[str, Any]], None]) -> Any:
         conn = psycopg.connect(env.psycopg_dsn, autocommit=True)
         raw_conns.append(conn)
-        return lambda params: baseline.upsert(conn, params)
+        return lambda params: upsert(conn, params)
+
+    with psycopg.connect(env.psycopg_dsn, autocommit=True) as conn:
+        began = time.perf_counter()
+        baseline.floor_create(conn)
+        log(
+            f"floor table {baseline.FLOOR_TABLE} filled with the dataset's events "
+            f"in {time.perf_counter() - began:.1f} s"
+        )
 
     clients: list[Client] = []
 
@@ -377,7 +413,7 @@ def figure_ingest(env: bench_env.BenchEnv, port: int, api_key: str, small: bool)
                 else f"`customEvents.upsert` x1, {n_clients} client{'s' if n_clients > 1 else ''}"
             )
             row: dict[str, Any] = {"label": label}
-            for side in ("app", "raw"):
+            for side in ("app", "raw", "floor"):
                 tag = f"{env.run_id}-{mode}{n_clients}-{side}"
                 payloads = list(dataset.ingest_payloads(tag=tag, count=requests * per_request, emails=emails))
                 batches = dataset.batched(payloads, per_request)
@@ -393,7 +429,7 @@ def figure_ingest(env: bench_env.BenchEnv, port: int, api_key: str, small: bool)
                     make = partial(http_client, path, expect)
                 else:
                     items = [baseline.upsert_params(INGEST_WORKSPACE, b) for b in batches]
-                    make = raw_client
+                    make = partial(raw_client, baseline.upsert if side == "raw" else baseline.floor_upsert)
                 with _progress(total=len(items), desc=f"ingest {mode} {n_clients}c {side}", unit="req") as bar:
                     run = run_clients(
                         clients=n_clients,
@@ -404,18 +440,21 @@ def figure_ingest(env: bench_env.BenchEnv, port: int, api_key: str, small: bool)
                     )
                 row[side] = run.summary()
             row["ratio"] = round(row["app"]["events_per_s"] / row["raw"]["events_per_s"], 3)
-            if mode == "import":
-                row["target"] = ">= 50% of raw"
-                row["met"] = row["ratio"] >= 0.5
+            row["floor_ratio"] = round(row["app"]["events_per_s"] / row["floor"]["events_per_s"], 3)
+            row["raw_floor_ratio"] = round(row["raw"]["events_per_s"] / row["floor"]["events_per_s"], 3)
+            row["target"], row["met"] = INGEST_TARGETS[(mode, n_clients)](row)
             results[f"{mode}_{n_clients}"] = row
             log(
                 f"ingest {label}: app {row['app']['events_per_s']:,.0f} ev/s, raw {row['raw']['events_per_s']:,.0f} "
-                f"ev/s ({row['ratio'] * 100:.0f}%)"
+                f"ev/s ({row['ratio'] * 100:.0f}%), floor {row['floor']['events_per_s']:,.0f} ev/s "
+                f"({row['floor_ratio'] * 100:.0f}%)"
             )
     for client in clients:
         client.close()
     for conn in raw_conns:
         conn.close()
+    with psycopg.connect(env.psycopg_dsn, autocommit=True) as conn:
+        baseline.floor_drop(conn)
     return results
 
 
@@ -517,7 +556,13 @@ def html_pages_available() -> bool:
     return root.is_dir() and any(root.glob("*.html"))
 
 
-def figure_reads(raw: Any, port: int, api_key: str, facts: dict[str, Any], repeat: int) -> dict[str, Any]:
+# Reads with a target relative to their raw counterpart (issue 14).
+READ_TARGET_RATIOS = {"segments_preview_vip": 1.5}
+
+
+def figure_reads(
+    raw: Any, port: int, api_key: str, facts: dict[str, Any], repeat: int, *, large: bool = False
+) -> dict[str, Any]:
     from urllib.parse import urlencode
 
     from django.utils import timezone
@@ -559,19 +604,26 @@ def figure_reads(raw: Any, port: int, api_key: str, facts: dict[str, Any], repea
     for key, (label, app_call, raw_call) in tqdm(cases.items(), desc="reads", file=sys.stderr):
         timed(app_call, 2)
         timed(raw_call, 2)
-        results[key] = {
-            "label": label,
-            "app": p50_p99_ms(timed(app_call, repeat)),
-            "raw": p50_p99_ms(timed(raw_call, repeat)),
-        }
+        # App and raw alternate call by call, so a busy spell on the shared machine hits both.
+        app_times: list[float] = []
+        raw_times: list[float] = []
+        for _ in range(repeat):
+            app_times += timed(app_call, 1, at_least=1)
+            raw_times += timed(raw_call, 1, at_least=1)
+        results[key] = {"label": label, "app": p50_p99_ms(app_times), "raw": p50_p99_ms(raw_times)}
+        if key in READ_TARGET_RATIOS:
+            limit = READ_TARGET_RATIOS[key]
+            results[key]["target"] = f"<= {limit}x raw p50"
+            results[key]["met"] = results[key]["app"]["p50_ms"] <= limit * results[key]["raw"]["p50_ms"]
         log(f"{label}: app p50 {results[key]['app']['p50_ms']:.1f} ms, raw {results[key]['raw']['p50_ms']:.1f} ms")
     client.close()
     if html_pages_available():
-        results.update(figure_pages(port, facts, repeat))
+        results.update(figure_pages(port, facts, repeat, large=large))
     return results
 
 
 PAGE_TARGET_MS = 100.0  # issue 4: the timeline and contacts pages render in well under 100 ms
+PAGE_TARGETS_MS = {"page_dashboard": 50.0}  # issue 14, at the default size (large: 100 ms, like every page)
 
 
 def _page_session_cookie() -> str:
@@ -596,7 +648,7 @@ def _page_session_cookie() -> str:
     return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
 
 
-def figure_pages(port: int, facts: dict[str, Any], repeat: int) -> dict[str, Any]:
+def figure_pages(port: int, facts: dict[str, Any], repeat: int, *, large: bool = False) -> dict[str, Any]:
     """The marketer's HTML pages through gunicorn, signed in (no raw counterpart: the page is
     the product; the API rows above carry the raw comparison of the same reads)."""
     from bench.measure import Client, p50_p99_ms, timed
@@ -627,8 +679,9 @@ def figure_pages(port: int, facts: dict[str, Any], repeat: int) -> dict[str, Any
     for key, (label, path) in tqdm(cases.items(), desc="pages", file=sys.stderr):
         timed(partial(client.get, path), 2)
         app = p50_p99_ms(timed(partial(client.get, path), repeat))
-        results[key] = {"label": label, "app": app, "raw": None, "target_ms": PAGE_TARGET_MS}
-        results[key]["met"] = app["p50_ms"] < PAGE_TARGET_MS
+        target_ms = PAGE_TARGET_MS if large else PAGE_TARGETS_MS.get(key, PAGE_TARGET_MS)
+        results[key] = {"label": label, "app": app, "raw": None, "target_ms": target_ms}
+        results[key]["met"] = app["p50_ms"] < target_ms
         log(f"{label}: p50 {app['p50_ms']:.1f} ms, p99 {app['p99_ms']:.1f} ms")
     client.close()
     return results
@@ -840,16 +893,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # In-process requests (profile) run without collectstatic; whitenoise's notice is noise here.
     warnings.filterwarnings("ignore", message="No directory at", module="whitenoise")
-    contacts, events = SMALL if args.small else DEFAULT
+    contacts, events = SMALL if args.small else LARGE if args.large else DEFAULT
+    args.bulk_load = args.bulk_load or args.large
     contacts = args.contacts or contacts
     events = args.events if args.events is not None else events
-    size = (
-        "small"
-        if (contacts, events) == SMALL
-        else "default"
-        if (contacts, events) == DEFAULT
-        else f"{contacts}x{events}"
-    )
+    size = {SMALL: "small", DEFAULT: "default", LARGE: "large"}.get((contacts, events), f"{contacts}x{events}")
+    if args.large:
+        size = "large"  # also when reduced with --contacts / --events: the growth table's large column
     small = events < 200_000
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -893,7 +943,8 @@ def main(argv: list[str] | None = None) -> int:
         raw.execute("DELETE FROM contacts_pendingcontactrefresh")
         _cleanup_freshness(raw)
         log("figure 2: full builds of the RFM templates (in-process) vs GROUP BY + diff")
-        run["builds"], pks = figure_builds(env, raw)
+        # Issue 14: full builds within 1.3x raw at the large size, 1.2x otherwise.
+        run["builds"], pks = figure_builds(env, raw, 1.3 if size == "large" else 1.2)
 
         sampler = MemorySampler()
         with ExitStack() as stack:
@@ -917,7 +968,9 @@ def main(argv: list[str] | None = None) -> int:
             log("figure 3: freshness with the worker running")
             run["freshness"] = figure_freshness(env, raw, port, api_keys[WORKSPACE], pks, 30 if small else 200)
             log("figure 4: pages and reads through gunicorn vs raw")
-            run["reads"] = figure_reads(raw, port, api_keys[WORKSPACE], facts, 20 if small else 50)
+            run["reads"] = figure_reads(
+                raw, port, api_keys[WORKSPACE], facts, 20 if small else 50, large=size == "large"
+            )
         run["memory"] = {"web": sampler.report("web"), "worker": sampler.report("worker"), "web_workers": WEB_WORKERS}
         log(f"figure 5: peak RSS web {run['memory']['web']}, worker {run['memory']['worker']}")
         _cleanup_ingest(raw)

@@ -15,9 +15,10 @@ from django.utils import timezone
 
 from contacts.models import Contact, ContactTotals, CustomEvent, GoalType, normalize_email
 from events_platform.pagination import Page, paginate
-from segments import explain, rules
+from segments import explain
 from segments.models import Segment, SegmentMembership, SegmentMembershipChange
 from segments.rules import compile_tree, referenced_segments, validate_tree
+from segments.rules.preview import compile_preview
 
 
 def segment_pks_for_slugs(*, workspace_id: str, slugs: Iterable[str]) -> dict[str, int]:
@@ -90,38 +91,39 @@ class Preview:
     sample: list[Contact]
 
 
-def _top_level_conditions(tree: dict[str, Any]) -> list[dict[str, Any]]:
-    if tree.get("kind") == "branch":
-        return list(tree["branch"]["leaves"])
-    return [tree]
+PREVIEW_SAMPLE_SIZE = 10
 
 
 def segment_preview(
     *, workspace_id: str, tree: dict[str, Any], timezone_name: str, now: dt.datetime | None = None
 ) -> Preview:
-    """Total, each top-level condition alone, and 10 samples: two statements, nothing written.
+    """Total, each top-level condition alone, and the 10 newest matching contacts, nothing written:
+    one statement (one more to resolve segment slugs when the tree refers to segments).
 
-    All counts come from one aggregate with a filtered COUNT per condition.
+    The contacts are read once, joined to one grouped scan of events per goal base; every count
+    and the sample come from that pass (``segments.rules.preview``). 100k contacts / 1M events on
+    PostgreSQL, VIP: 1.7-2.3 s (one correlated count per condition and contact) -> see README,
+    Performance.
     """
-    now = now or timezone.now()
-    pks = segment_pks_for_slugs(workspace_id=workspace_id, slugs=referenced_segments(tree))
-
-    def compiled(node: dict[str, Any]) -> Q:
-        return rules.compile_tree(
-            node, workspace_id=workspace_id, now=now, timezone_name=timezone_name, segment_pks=pks
-        )
-
-    whole = compiled(tree)
-    conditions = [compiled(node) for node in _top_level_conditions(tree)]
-    aggregates = {"all": Count("id"), "total": Count("id", filter=whole)}
-    aggregates.update({f"c{i}": Count("id", filter=q) for i, q in enumerate(conditions)})
-    counts = Contact.objects.filter(workspace_id=workspace_id).aggregate(**aggregates)
-    sample = list(Contact.objects.filter(workspace_id=workspace_id).filter(whole).order_by("-created_at", "-id")[:10])
+    pks = segment_pks_for_slugs(workspace_id=workspace_id, slugs=referenced_segments(validate_tree(tree)))
+    statement = compile_preview(
+        tree,
+        workspace_id=workspace_id,
+        now=now or timezone.now(),
+        timezone_name=timezone_name,
+        segment_pks=pks,
+        sample_size=PREVIEW_SAMPLE_SIZE,
+    )
+    rows = list(Contact.objects.raw(statement.sql, statement.params))
+    if not rows:
+        return Preview(total=0, contacts_in_workspace=0, condition_counts=[0] * statement.conditions, sample=[])
+    # The raw query's extra columns are attributes of each contact.
+    first = vars(rows[0])
     return Preview(
-        total=counts["total"],
-        contacts_in_workspace=counts["all"],
-        condition_counts=[counts[f"c{i}"] for i in range(len(conditions))],
-        sample=sample,
+        total=int(first["preview_total"]),
+        contacts_in_workspace=int(first["preview_contacts"]),
+        condition_counts=[int(first[f"preview_condition_{i}"]) for i in range(statement.conditions)],
+        sample=[row for row in rows if vars(row)["preview_matched"]],
     )
 
 

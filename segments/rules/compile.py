@@ -73,14 +73,25 @@ def compile_tree(
     one pass over the events for all contacts.
     Raises ``TreeValidationError`` for an invalid tree or an unresolved segment slug.
     """
+    tree, context = validated_context(
+        tree, workspace_id=workspace_id, now=now, timezone_name=timezone_name, segment_pks=segment_pks
+    )
+    # The root is the only conjunct of an implicit AND, so a fusable root is fused too.
+    (condition,) = _compile_children([tree], "and", context, semi_join=semi_join)
+    return condition
+
+
+def validated_context(
+    tree: dict[str, Any], *, workspace_id: str, now: dt.datetime, timezone_name: str, segment_pks: Mapping[str, int]
+) -> tuple[dict[str, Any], Context]:
+    """The normalised tree and the context to compile it in; ``TreeValidationError`` for an
+    invalid tree or a segment slug missing from ``segment_pks``."""
     tree = validate_tree(tree)
     missing = sorted(referenced_segments(tree) - set(segment_pks))
     if missing:
         raise TreeValidationError({"tree": [f"Unknown segment: {slug}." for slug in missing]})
     context = Context(workspace_id=workspace_id, now=now, tz=zoneinfo.ZoneInfo(timezone_name), segment_pks=segment_pks)
-    # The root is the only conjunct of an implicit AND, so a fusable root is fused too.
-    (condition,) = _compile_children([tree], "and", context, semi_join=semi_join)
-    return condition
+    return tree, context
 
 
 class Context:
@@ -119,7 +130,7 @@ def _compile_node(node: dict[str, Any], context: Context, *, semi_join: bool = F
 #     SELECT contact_id FROM events WHERE <base> GROUP BY contact_id HAVING <the leaves>
 #
 # A contact without base events is not in any group, and there each leaf has its value over
-# zero events (sum 0, count 0, no avg/min/max), known without a query: ``_holds_without_events``.
+# zero events (sum 0, count 0, no avg/min/max), known without a query: ``holds_without_events``.
 # So a group condition that is false without events matches exactly the contacts in
 # ``GROUP BY ... HAVING condition``, and one that is true without events exactly those NOT in
 # ``GROUP BY ... HAVING NOT condition``. In an AND, a sibling first/last leaf of the same base
@@ -130,7 +141,7 @@ FUSED_AGGREGATES = frozenset({"sum", "count", "avg", "min", "max"})
 Base = tuple[str, str | None, str | None]
 
 
-def _goal_base(body: dict[str, Any]) -> Base:
+def goal_base(body: dict[str, Any]) -> Base:
     return (body["goal_type"], body.get("goal_name"), body.get("event_name"))
 
 
@@ -141,7 +152,7 @@ def _fused_base(node: dict[str, Any]) -> Base | None:
         if leaf["source"] != "custom_events_goals":
             return None
         body = leaf["custom_events_goal"]
-        return _goal_base(body) if body["aggregate_operator"] in FUSED_AGGREGATES else None
+        return goal_base(body) if body["aggregate_operator"] in FUSED_AGGREGATES else None
     bases = {_fused_base(child) for child in node["branch"]["leaves"]}
     if len(bases) != 1:
         return None
@@ -153,10 +164,10 @@ def _leaf_count(node: dict[str, Any]) -> int:
     return 1 if node["kind"] == "leaf" else sum(_leaf_count(child) for child in node["branch"]["leaves"])
 
 
-def _holds_without_events(node: dict[str, Any]) -> bool:
+def holds_without_events(node: dict[str, Any]) -> bool:
     """Whether a fusable node holds for a contact with no event of its base."""
     if node["kind"] == "branch":
-        results = [_holds_without_events(child) for child in node["branch"]["leaves"]]
+        results = [holds_without_events(child) for child in node["branch"]["leaves"]]
         held = all(results) if node["branch"]["operator"] == "and" else any(results)
     else:
         body = node["leaf"]["custom_events_goal"]
@@ -184,7 +195,7 @@ def _first_last_base(node: dict[str, Any]) -> Base | None:
     if node["kind"] != "leaf" or node.get("negate") or node["leaf"]["source"] != "custom_events_goals":
         return None
     body = node["leaf"]["custom_events_goal"]
-    return _goal_base(body) if body["aggregate_operator"] in ("first", "last") else None
+    return goal_base(body) if body["aggregate_operator"] in ("first", "last") else None
 
 
 def _compile_children(children: list[dict[str, Any]], operator: str, context: Context, *, semi_join: bool) -> list[Q]:
@@ -200,19 +211,19 @@ def _compile_children(children: list[dict[str, Any]], operator: str, context: Co
     fused: dict[int, Q | None] = {}
     for base, indices in groups.items():
         members = [children[index] for index in indices]
-        holds = [_holds_without_events(member) for member in members]
-        holds_without_events = all(holds) if operator == "and" else any(holds)
+        holds = [holds_without_events(member) for member in members]
+        held_without_events = all(holds) if operator == "and" else any(holds)
         if base in anchored:
-            holds_without_events = False
+            held_without_events = False
         # semi_join is only ever set for the children of a top-level AND.
-        one_scan_for_all = semi_join and not holds_without_events
+        one_scan_for_all = semi_join and not held_without_events
         if sum(_leaf_count(member) for member in members) < 2 and not one_scan_for_all:
             continue  # a lone correlated leaf is as cheap
-        condition = functools.reduce(combine, [_fused_condition(member, context) for member in members])
-        events = _grouped_events(base, context)
+        condition = functools.reduce(combine, [fused_condition(member, context) for member in members])
+        events = grouped_events(base, context)
         if one_scan_for_all:
             q = Q(pk__in=events.filter(condition).values("contact_id"))
-        elif holds_without_events:
+        elif held_without_events:
             q = ~Q(Exists(events.filter(~condition, contact_id=OuterRef("pk"))))
         else:
             q = Q(Exists(events.filter(condition, contact_id=OuterRef("pk"))))
@@ -228,7 +239,7 @@ def _compile_children(children: list[dict[str, Any]], operator: str, context: Co
     return parts
 
 
-def _grouped_events(base: Base, context: Context) -> QuerySet[CustomEvent, Any]:
+def grouped_events(base: Base, context: Context) -> QuerySet[CustomEvent, Any]:
     """The workspace's live events of this base, grouped by contact (a condition on aggregates
     filters the groups: HAVING)."""
     goal_type, goal_name, event_name = base
@@ -248,10 +259,10 @@ def _grouped_events(base: Base, context: Context) -> QuerySet[CustomEvent, Any]:
     )
 
 
-def _fused_condition(node: dict[str, Any], context: Context) -> Q:
+def fused_condition(node: dict[str, Any], context: Context) -> Q:
     """A fusable node as a condition on its group's aggregates (never NULL, like every leaf)."""
     if node["kind"] == "branch":
-        parts = [_fused_condition(child, context) for child in node["branch"]["leaves"]]
+        parts = [fused_condition(child, context) for child in node["branch"]["leaves"]]
         q = functools.reduce(op.and_ if node["branch"]["operator"] == "and" else op.or_, parts)
     else:
         body = node["leaf"]["custom_events_goal"]

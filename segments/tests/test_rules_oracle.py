@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from events_platform.workspaces.models import Workspace
 from segments.rules import validate_tree
-from segments.selectors import segment_match_count, segment_matching_contacts
+from segments.selectors import segment_match_count, segment_matching_contacts, segment_preview
 from segments.tests.conftest import store_history
 from segments.tests.oracle import matching_contact_ids
 
@@ -383,16 +383,28 @@ def _assert_sql_matches_oracle(
             count_subset = segment_match_count(
                 workspace_id=workspace.pk, tree=normalised, timezone_name=tz_name, now=NOW, contact_ids=asked
             )
+            preview = segment_preview(workspace_id=workspace.pk, tree=normalised, timezone_name=tz_name, now=NOW)
             # then
             by_key = {contact["key"]: contact["id"] for contact in contacts}
-            expected = matching_contact_ids(
-                normalised,
-                contacts=contacts,
-                events=events,
-                now=NOW,
-                timezone_name=tz_name,
-                memberships={slug: {by_key[key] for key in keys} for slug, keys in memberships.items()},
-            )
+
+            def oracle(tree: dict[str, Any]) -> set[int]:
+                return matching_contact_ids(
+                    tree,
+                    contacts=contacts,
+                    events=events,
+                    now=NOW,
+                    timezone_name=tz_name,
+                    memberships={slug: {by_key[key] for key in keys} for slug, keys in memberships.items()},
+                )
+
+            expected = oracle(normalised)
+            # The preview's one pass: the total, each top-level condition alone, the matches sampled.
+            conditions = normalised["branch"]["leaves"] if normalised["kind"] == "branch" else [normalised]
+            assert preview.total == len(expected), f"{connection.vendor}: preview total"
+            assert preview.contacts_in_workspace == len(contacts)
+            assert preview.condition_counts == [len(oracle(condition)) for condition in conditions]
+            assert {contact.pk for contact in preview.sample} <= expected
+            assert len(preview.sample) == min(len(expected), 10)
             assert matched == expected, f"{connection.vendor}: sql={sorted(matched)} oracle={sorted(expected)}"
             assert count == len(expected)
             assert matched_subset == expected & set(subset), f"{connection.vendor}: subset {sorted(subset)}"

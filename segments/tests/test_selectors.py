@@ -1,4 +1,4 @@
-"""segment_matching_contacts / segment_match_count: one statement, subsets, segment references."""
+"""segment_matching_contacts / segment_match_count / segment_preview: one statement, subsets, segment references."""
 
 from __future__ import annotations
 
@@ -11,9 +11,18 @@ from events_platform.workspaces.models import Workspace
 from events_platform.workspaces.services import workspace_create
 from segments.models import Segment
 from segments.rules import TEMPLATES, TreeValidationError
-from segments.selectors import segment_match_count, segment_matching_contacts
+from segments.selectors import segment_match_count, segment_matching_contacts, segment_preview
 from segments.tests.conftest import store_history
-from segments.tests.trees import any_of, contact_leaf, contact_row, event_leaf, goal_leaf, purchase_row, segment_leaf
+from segments.tests.trees import (
+    all_of,
+    any_of,
+    contact_leaf,
+    contact_row,
+    event_leaf,
+    goal_leaf,
+    purchase_row,
+    segment_leaf,
+)
 
 NOW = dt.datetime(2026, 3, 15, 12, 0, tzinfo=dt.UTC)
 
@@ -133,3 +142,51 @@ def test_segment_references_resolve_by_slug(segments_workspace: Workspace) -> No
     for slug in ("nope", "gone"):
         with pytest.raises(TreeValidationError):
             segment_match_count(workspace_id=segments_workspace.pk, tree=segment_leaf(slug), timezone_name="UTC")
+
+
+def test_preview_is_one_statement_with_one_grouped_scan_per_goal_base(
+    segments_workspace: Workspace, django_assert_num_queries: Any
+) -> None:
+    """The preview of every source at once (plus the slug lookup its segment leaf needs) is one
+    statement, which reads the events of each goal base in one grouped scan, whatever the number
+    of conditions over it, and counts the total and each condition from that one pass."""
+    # given
+    contacts = _contacts("a", "b", "c")
+    events = [_purchase("a", "1200", 1), *(_purchase("a", "10", 70 + day) for day in range(5)), _purchase("b", "5", 1)]
+    store_history(workspace=segments_workspace, contacts=contacts, events=events)
+    Segment.objects.create(workspace=segments_workspace, slug="big", name="Big", tree={})
+    arguments: dict[str, Any] = {"workspace_id": segments_workspace.pk, "timezone_name": "Europe/Paris", "now": NOW}
+
+    # when
+    with django_assert_num_queries(2) as everything:
+        segment_preview(tree=_everything(), **arguments)
+    with django_assert_num_queries(1) as vip:
+        preview = segment_preview(tree=TEMPLATES["vip"]["tree"], **arguments)
+
+    # then
+    (statement,) = vip.captured_queries
+    assert statement["sql"].count("GROUP BY") == 1
+    # sum / count / count in 60 days over purchases: VIP (a), and a, a, a+b alone.
+    assert (preview.total, preview.contacts_in_workspace, preview.condition_counts) == (1, 3, [1, 1, 2])
+    assert [contact.email for contact in preview.sample] == ["a@example.test"]
+    # The purchases of the VIP leaves and the avg over any goal: two bases, two grouped scans.
+    assert everything.captured_queries[-1]["sql"].count("GROUP BY") == 2
+
+
+def test_preview_of_an_empty_workspace_counts_zero(segments_workspace: Workspace) -> None:
+    """Without contacts every count is zero and the sample is empty."""
+    # when
+    preview = segment_preview(
+        workspace_id=segments_workspace.pk,
+        tree=all_of(goal_leaf("count", "eq", 0), contact_leaf("email", "is_set")),
+        timezone_name="UTC",
+        now=NOW,
+    )
+
+    # then
+    assert (preview.total, preview.contacts_in_workspace, preview.condition_counts, preview.sample) == (
+        0,
+        0,
+        [0, 0],
+        [],
+    )
