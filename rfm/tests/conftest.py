@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -12,6 +15,8 @@ from contacts.models import Contact, CustomEvent
 from events_platform.workspaces.models import Workspace
 from events_platform.workspaces.services import workspace_create
 from rfm.tests.oracle import Event
+
+AfterCommit = Callable[[], AbstractContextManager[Any]]
 
 
 @pytest.fixture
@@ -49,3 +54,10 @@ def store_events(workspace: Workspace, events: Iterable[Event]) -> None:
 
 def purchase(contact_id: int, at: dt.datetime, value: str, *, name: str = "order.completed") -> Event:
     return Event(contact_id, "purchase", name, Decimal(value), at)
+
+
+@pytest.fixture
+def after_commit(django_capture_on_commit_callbacks: Any) -> AfterCommit:
+    """``with after_commit(): <writes>`` runs, on leaving, what the writes queued for after their
+    commit, as production does (eager Celery): full runs, the refresh queue's drain."""
+    return functools.partial(django_capture_on_commit_callbacks, execute=True)
