@@ -349,6 +349,20 @@ def contact_segment_memberships(*, contact: Contact) -> list[Any]:
     return list(contact.segment_memberships.live().select_related("segment").order_by("segment__name"))
 
 
+def contact_rfm_scores(*, contact: Contact) -> list[tuple[str, Any]]:
+    """(model id, the contact's score row or None) for each live RFM model of its workspace.
+
+    Read through the reverse relations rfm defines on workspaces and contacts
+    (``workspace.rfm_models``, ``contact.rfm_scores``), so this layer never imports rfm. No row
+    yet (a contact created since the model's last run, not yet re-scored) is ``None``: prospect.
+    """
+    models = list(contact.workspace.rfm_models.exclude(status="deleted").order_by("slug").values_list("pk", "slug"))
+    if not models:
+        return []
+    scores = {score.model_id: score for score in contact.rfm_scores.filter(model_id__in=[pk for pk, _ in models])}
+    return [(slug, scores.get(pk)) for pk, slug in models]
+
+
 def timeline_kinds(*, contact: Contact) -> list[str]:
     """Distinct kinds in a contact's timeline (served by the (contact, kind, ...) index)."""
     return list(

@@ -9,6 +9,7 @@ urlpatterns = [
     # and segments (segments.*); contacts.get lists segment memberships itself (reverse relation).
     path("", include("contacts.api.urls")),
     path("", include("segments.api.urls")),
+    path("", include("rfm.api.urls")),
     path("", include("webhooks.api.urls")),
     re_path(r"^.*$", api_not_found),
 ]

@@ -509,28 +509,3 @@ def rfm_rescore_contacts(*, workspace_id: str, contact_ids: Iterable[int], now: 
                 model=model, now=now, contact_ids=ids, cutpoints=model.cutpoints, first=False, run=None
             )
     return changed
-
-
-# ---------------------------------------------------------------------------------------
-# Preview (run without writing)
-# ---------------------------------------------------------------------------------------
-
-
-def rfm_preview_rows(
-    *, workspace_id: str, timezone_name: str, canonical: dict[str, Any], now: dt.datetime
-) -> list[tuple[Any, ...]]:
-    """The full run's scoring SELECT for an unsaved configuration: every contact's row."""
-    spec = ModelSpec(
-        workspace_id=workspace_id,
-        timezone=timezone_name,
-        goal_types=canonical["goal_types"],
-        event_names=canonical["event_names"],
-        window_days=canonical["window_days"],
-        scale=canonical["scale"],
-        dimensions={d: canonical[d] for d in rfm_config.DIMENSIONS},
-        group_map=canonical["group_map"],
-    )
-    sql, params = scoring.scores_sql(spec, now=now)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return list(cursor.fetchall())

@@ -461,17 +461,50 @@ class ContactSegmentMembershipOutputSerializer(serializers.Serializer):
         return field.to_representation(membership.segment.last_built_at or membership.entered_at)
 
 
+class ContactRfmOutputSerializer(serializers.Serializer):
+    """The contact's scores under one RFM model (all null and group prospect before its first score)."""
+
+    r = serializers.IntegerField(allow_null=True)
+    f = serializers.IntegerField(allow_null=True)
+    m = serializers.IntegerField(allow_null=True)
+    recency_days = serializers.IntegerField(allow_null=True)
+    frequency = serializers.IntegerField(allow_null=True)
+    monetary = serializers.DecimalField(max_digits=20, decimal_places=2, allow_null=True)
+    group = serializers.CharField()
+    previous_group = serializers.CharField(allow_null=True)
+    group_changed_at = serializers.DateTimeField(allow_null=True)
+
+
+def _rfm_values(score: Any) -> dict[str, Any]:
+    if score is None:
+        empty = dict.fromkeys(("r", "f", "m", "recency_days", "frequency", "monetary", "group_changed_at"))
+        return {**empty, "group": "prospect", "previous_group": None}
+    return {
+        "r": score.r,
+        "f": score.f,
+        "m": score.m,
+        "recency_days": score.recency_days,
+        "frequency": score.frequency,
+        "monetary": None if score.monetary_cents is None else Decimal(score.monetary_cents) / 100,
+        "group": score.group,
+        "previous_group": score.previous_group or None,
+        "group_changed_at": score.group_changed_at,
+    }
+
+
 class ContactWithSegmentsOutputSerializer(ContactOutputSerializer):
     """A contact with the segments it belongs to: by name (``segments``, ours) and as Notifuse lists
     them (``contact_segments``)."""
 
     # The memberships come read (selectors.contact_segment_memberships) in context["memberships"],
     # a list per contact pk.
+    # Its RFM scores (selectors.contacts_rfm_scores) come in context["rfm"], a list per contact pk.
     segments = serializers.SerializerMethodField()
     contact_segments = serializers.SerializerMethodField()
+    rfm = serializers.SerializerMethodField()
 
     class Meta(ContactOutputSerializer.Meta):
-        fields = [*ContactOutputSerializer.Meta.fields, "segments", "contact_segments"]
+        fields = [*ContactOutputSerializer.Meta.fields, "segments", "contact_segments", "rfm"]
 
     @extend_schema_field(ContactSegmentOutputSerializer(many=True))
     def get_segments(self, contact: Contact) -> Any:
@@ -481,6 +514,13 @@ class ContactWithSegmentsOutputSerializer(ContactOutputSerializer):
     def get_contact_segments(self, contact: Contact) -> Any:
         memberships = self.context["memberships"].get(contact.pk, [])
         return ContactSegmentMembershipOutputSerializer(memberships, many=True).data
+
+    @extend_schema_field(serializers.DictField(child=ContactRfmOutputSerializer()))
+    def get_rfm(self, contact: Contact) -> Any:
+        return {
+            slug: ContactRfmOutputSerializer(_rfm_values(score)).data
+            for slug, score in self.context.get("rfm", {}).get(contact.pk, [])
+        }
 
 
 class ContactGetOutputSerializer(serializers.Serializer):

@@ -194,7 +194,10 @@ class ContactImportView(WorkspaceAPIView):
 def _contact_body(contact: Contact) -> dict[str, Any]:
     """``{"contact": ...}`` with its segments, as contacts.get, getByEmail and getByExternalID answer."""
     memberships = selectors.contacts_segment_memberships(contacts=[contact])
-    return {"contact": s.ContactWithSegmentsOutputSerializer(contact, context={"memberships": memberships}).data}
+    # Its RFM scores come through the reverse relations rfm defines (contacts never imports rfm).
+    rfm = {contact.pk: selectors.contact_rfm_scores(contact=contact)}
+    body = s.ContactWithSegmentsOutputSerializer(contact, context={"memberships": memberships, "rfm": rfm}).data
+    return {"contact": body}
 
 
 def _found(contact: Contact | None, what: str) -> Contact:
