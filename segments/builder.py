@@ -27,7 +27,9 @@ from .rules.vocabulary import (
     CONTACT_OPERATORS_BY_NAME,
     COUNTS,
     GOAL_TYPES,
+    GROUP_MEMBERSHIP,
     PROPERTY_FILTERS,
+    RFM_FIELDS,
     SEGMENTS,
     SOURCES,
     TIMEFRAMES,
@@ -46,6 +48,9 @@ COUNT_CHOICES = choices(COUNTS)
 PROPERTY_OPERATOR_CHOICES = choices(PROPERTY_FILTERS)
 CONTACT_FIELD_CHOICES = choices(CONTACT_FIELDS)
 SEGMENT_OPERATOR_CHOICES = choices(SEGMENTS)
+RFM_FIELD_CHOICES = choices(RFM_FIELDS)
+# Every operator an rfm field takes (the field's own list is in the help text and the errors).
+RFM_OPERATOR_CHOICES = choices(GROUP_MEMBERSHIP) + choices(COMPARISONS)
 SOURCE_CHOICES = choices(SOURCES)
 BRANCH_CHOICES = choices(BRANCHES)
 # What a value input of each kind is (``vocabulary.Operator.takes``); no kind, no input.
@@ -186,12 +191,32 @@ def _segment_body(controls: Mapping[str, str]) -> dict[str, Any]:
     return body
 
 
+def _rfm_body(controls: Mapping[str, str]) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for key in ("model", "field", "operator", "value"):
+        _set(body, key, controls.get(key))
+    field_name = body.get("field", "")
+    if field_name == "group_changed_at":
+        body.pop("operator", None)
+        body.pop("value", None)
+        _timeframe(body, controls)
+    elif field_name in ("group", "previous_group"):
+        body.pop("value", None)
+        groups = [part.strip() for part in controls.get("values", "").split(",") if part.strip()]
+        if groups:
+            body["values"] = groups
+    elif body.get("operator") in COMPARISONS and COMPARISONS[body["operator"]].arity == 2:
+        _set(body, "value_2", controls.get("value_2"))
+    return body
+
+
 # One reader per source (``vocabulary.SOURCES``): the posted controls of a leaf as its body.
 LEAF_CONTROLS = {
     "custom_events_goals": _goal_body,
     "custom_events": _event_body,
     "contacts": _contact_body,
     "segment": _segment_body,
+    "rfm": _rfm_body,
 }
 
 
@@ -428,6 +453,8 @@ def _view(
             elif key == "timeframe_values" and isinstance(raw, list):
                 for i, value in enumerate(raw[:2]):
                     values[f"timeframe_value_{i}"] = _text(value)
+            elif key == "values" and isinstance(raw, list):  # an rfm leaf's groups, typed comma-separated
+                values["values"] = ", ".join(_text(value) for value in raw)
             else:
                 values[key] = _text(raw)
         timeframe = TIMEFRAMES.get(values.get("timeframe_operator", "anytime"))

@@ -7,6 +7,7 @@ pieces of ``rules`` so an explanation can never disagree with the segment itself
 
 from __future__ import annotations
 
+import json
 import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import BooleanField, Case, F, Q, Value, When
+from django.db.models import BooleanField, Case, Exists, F, JSONField, Q, Subquery, Value, When
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Coalesce
 
@@ -50,6 +51,8 @@ class LeafProbe:
             return f"count = {value['count']}"
         if self.kind == "segment":
             return "member" if value["member"] else "not a member"
+        if self.kind == "rfm":
+            return _rfm_actual(self.field, value)
         if self.kind == "property_instant":
             if value["type"] is None:
                 return f"{self.field} is missing"
@@ -105,12 +108,77 @@ def _segment_values(body: dict[str, Any], context: rules.Context) -> ProbeValues
     return "segment", {"member": rules.segment_membership(body, context)}, {}
 
 
+_RFM_DIMENSIONS = {"r": "recency", "f": "frequency", "m": "monetary"}
+_RFM_RAW = {"recency": "recency_days", "frequency": "frequency", "monetary": "monetary_cents"}
+_RFM_RAW_DIMENSION = {"recency_days": "recency", "frequency": "frequency", "monetary": "monetary"}
+
+
+def _rfm_raw(dimension: str, raw: Any) -> str:
+    if raw is None:
+        return "no value"
+    if dimension == "recency":
+        return "1 day" if raw == 1 else f"{raw} days"
+    if dimension == "frequency":
+        return "1 order" if raw == 1 else f"{raw} orders"
+    return _money(raw)
+
+
+def _cut_points(dimension: str, cutpoints: Any) -> str:
+    """The boundaries a score was read against: a threshold dimension's cuts, a quantile one's
+    worst value per score above 1 (as of the last full run), lowest first."""
+    entry = (cutpoints or {}).get(dimension) if isinstance(cutpoints, dict) else None
+    if not entry:
+        return "no cut points yet"
+    values = entry.get("cuts") or [v for v in (entry.get("values") or [])[1:] if v is not None]
+    values = sorted(set(values))
+    return "cut points " + " / ".join(_rfm_raw(dimension, v).split(" ")[0] for v in values) if values else "all tied"
+
+
+def _rfm_actual(field: str, value: Mapping[str, Any]) -> str:
+    if not value["scored"]:
+        return "not scored yet (prospect)" if field in ("group", "previous_group") else "not scored yet"
+    if field == "group":
+        return f"group = {value['group']}"
+    if field == "previous_group":
+        return f"previous group = {value['previous_group']}" if value["previous_group"] else "no previous group"
+    if field == "group_changed_at":
+        changed = value["group_changed_at"]
+        return f"group changed {changed:%Y-%m-%d %H:%M} UTC" if changed else "group never changed"
+    cutpoints = value["cutpoints"]
+    if isinstance(cutpoints, str):
+        cutpoints = json.loads(cutpoints)
+    if field in _RFM_DIMENSIONS:
+        dimension = _RFM_DIMENSIONS[field]
+        if value["score"] is None:
+            return f"{field}: no score ({value['group']})"
+        return f"{field} = {value['score']}: {_rfm_raw(dimension, value['raw'])}; {_cut_points(dimension, cutpoints)}"
+    dimension = _RFM_RAW_DIMENSION[field]
+    return f"{field} = {_rfm_raw(dimension, value['raw'])}"
+
+
+def _rfm_values(body: dict[str, Any], context: rules.Context) -> ProbeValues:
+    scores = rules.rfm_scores(body, context)
+    field = body["field"]
+    dimension = _RFM_DIMENSIONS.get(field) or _RFM_RAW_DIMENSION.get(field, "frequency")
+    values: dict[str, Combinable] = {
+        "scored": Exists(scores),
+        "group": Subquery(scores.values("group")[:1]),
+        "previous_group": Subquery(scores.values("previous_group")[:1]),
+        "group_changed_at": Subquery(scores.values("group_changed_at")[:1]),
+        "score": Subquery(scores.values(field if field in _RFM_DIMENSIONS else "r")[:1]),
+        "raw": Subquery(scores.values(_RFM_RAW[dimension])[:1]),
+        "cutpoints": Subquery(scores.values("model__cutpoints")[:1], output_field=JSONField()),
+    }
+    return "rfm", values, {"field": field}
+
+
 # One per source (``rules.vocabulary.SOURCES``).
 PROBES: dict[str, Callable[[dict[str, Any], rules.Context], ProbeValues]] = {
     "custom_events_goals": _goal_values,
     "custom_events": _event_values,
     "contacts": _contact_values,
     "segment": _segment_values,
+    "rfm": _rfm_values,
 }
 
 

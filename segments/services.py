@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from contacts.models import Contact, TimelineEntry
 from events_platform import time_limits
+from rfm import selectors as rfm_selectors
 
 from . import rules
 from .models import DEFAULT_COLOR, Segment, SegmentMembership, SegmentMembershipChange
@@ -62,7 +63,13 @@ class SegmentError(ValidationError):
 
 
 def _check_references(*, workspace_id: str, slug: str, tree: dict[str, Any]) -> None:
-    """Referenced segments must exist in the workspace, and no chain may lead back to us."""
+    """Referenced segments and RFM models must exist in the workspace, and no chain may lead back to us."""
+    models = rules.referenced_rfm_models(tree)
+    if models:
+        known_models = set(rfm_selectors.rfm_model_list(workspace_id=workspace_id).values_list("slug", flat=True))
+        unknown = sorted(models - known_models)
+        if unknown:
+            raise SegmentError("tree", f"Unknown RFM model(s) referenced: {', '.join(unknown)}.")
     referenced = rules.referenced_segments(tree)
     if not referenced:
         return
@@ -484,6 +491,19 @@ def segment_build(*, segment_pk: int, version: int, now: datetime | None = None)
     logger.info("segment %s built: +%s -%s = %s", segment_pk, entered, exited, count)
     _rebuild_dependants(segment)
     return True
+
+
+def segments_rebuild_for_rfm_model(*, workspace_id: str, model_slug: str) -> int:
+    """Rebuild the live segments whose tree reads this RFM model's scores (after its full run
+    rescored everyone). Returns how many were asked to rebuild."""
+    using = [
+        segment
+        for segment in Segment.objects.live().filter(workspace_id=workspace_id)
+        if model_slug in rules.referenced_rfm_models(segment.tree)
+    ]
+    for segment in using:
+        segment_rebuild(segment=segment)
+    return len(using)
 
 
 def _rebuild_dependants(segment: Segment) -> None:

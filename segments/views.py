@@ -178,6 +178,8 @@ BUILDER_CHOICES = {
     "property_operators": builder.PROPERTY_OPERATOR_CHOICES,
     "contact_fields": builder.CONTACT_FIELD_CHOICES,
     "segment_operators": builder.SEGMENT_OPERATOR_CHOICES,
+    "rfm_fields": builder.RFM_FIELD_CHOICES,
+    "rfm_operators": builder.RFM_OPERATOR_CHOICES,
 }
 
 

@@ -117,12 +117,37 @@ def _segment_condition() -> Schema:
     }
 
 
+def _rfm_condition() -> Schema:
+    by_field = "; ".join(
+        f"`{name}`: " + (", ".join(field.operators) if field.operators else "a timeframe")
+        for name, field in v.RFM_FIELDS.items()
+    )
+    return {
+        "type": "object",
+        "required": ["model", "field"],
+        "properties": {
+            "model": {"type": "string", "description": "An RFM model's id (rfmModels.list)."},
+            "field": _enum(list(v.RFM_FIELDS), f"Which field takes which operator: {by_field}."),
+            "operator": _enum([*v.RFM_GROUP_OPERATORS, *rules.COMPARISON_OPERATORS]),
+            "values": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "group / previous_group: group ids (prospect and lapsed included).",
+            },
+            "value": {"type": "number", "description": "r f m: 1-5; days and orders whole; money 2 decimals."},
+            "value_2": {"type": "number", "description": "With `between`: the upper bound (>= value)."},
+            **_timeframe(),
+        },
+    }
+
+
 # One body schema per source (``vocabulary.SOURCES``): its component name and schema.
 CONDITIONS: dict[str, tuple[str, Any]] = {
     "custom_events_goals": ("RuleGoalCondition", _goal_condition),
     "custom_events": ("RuleEventCondition", _event_condition),
     "contacts": ("RuleContactCondition", _contact_condition),
     "segment": ("RuleSegmentCondition", _segment_condition),
+    "rfm": ("RuleRfmCondition", _rfm_condition),
 }
 
 

@@ -52,6 +52,11 @@ Sources (``source`` -> key):
     ``operator`` and ``value``; ``vocabulary.CONTACT_FIELDS`` says which operator fits which field.
 ``segment`` -> ``segment``
     ``segment_id`` (another segment's slug) and ``operator`` (in_segment not_in_segment).
+``rfm`` -> ``rfm``
+    ``model`` (an RFM model's id) and ``field``: ``group`` / ``previous_group`` with ``operator``
+    in / not_in and ``values`` (group ids); ``r f m`` (eq gte lte between, whole 1-5) and
+    ``recency_days frequency monetary`` (any comparison; money with at most 2 decimals) with
+    ``value`` (and ``value_2``); ``group_changed_at`` with a timeframe.
 
 Semantics (the tests' oracle implements exactly this)
 -----------------------------------------------------
@@ -97,6 +102,13 @@ Semantics (the tests' oracle implements exactly this)
   matches it.
 * ``segment`` leaves read the current ``SegmentMembership`` rows of the referenced segment; the
   caller resolves slugs to primary keys (existence and cycles need the database).
+* ``rfm`` leaves read the contact's stored ``RfmScore`` under the named live model of the
+  workspace. A contact without a row (not scored yet, or no such model) is ``prospect`` and has
+  no other value: ``group in [..., prospect]`` takes it, ``previous_group``, numeric fields and
+  ``group_changed_at`` never match it. A row's NULL values (prospect, lapsed) never match a
+  numeric comparison, and ``neq`` needs a value. ``monetary`` compares in cents;
+  ``group_changed_at`` timeframes are those of goal leaves. Every branch is an EXISTS, so NOT is
+  the exact complement.
 """
 
 from . import vocabulary
@@ -111,13 +123,14 @@ from .compile import (
     goal_extreme,
     goal_matches,
     instant_bound,
+    rfm_scores,
     segment_membership,
     start_of_day,
     sum_cents,
 )
 from .expressions import PROPERTY_INSTANT_PATTERN, JSONKey, PropertyInstant, instant_text
 from .templates import TEMPLATES, template_defaults
-from .tree import has_relative_timeframe, iter_leaves, referenced_segments
+from .tree import has_relative_timeframe, iter_leaves, referenced_rfm_models, referenced_segments
 from .validation import (
     DATE_RE,
     EVENT_NAME_RE,
@@ -204,7 +217,9 @@ __all__ = [
     "instant_text",
     "iter_leaves",
     "parse_moment",
+    "referenced_rfm_models",
     "referenced_segments",
+    "rfm_scores",
     "segment_membership",
     "start_of_day",
     "sum_cents",

@@ -46,6 +46,7 @@ from django.db.models.lookups import (
 )
 
 from contacts.models import CustomEvent
+from rfm.models import RfmModel, RfmScore
 from segments.models import SegmentMembership
 
 from .expressions import AggregatedValue, Cents, InCents, JSONKey, PropertyInstant, instant_text
@@ -531,10 +532,57 @@ def _compile_segment(body: dict[str, Any], context: Context) -> Q:
     return in_segment if body["operator"] == "in_segment" else ~in_segment
 
 
+def rfm_scores(body: dict[str, Any], context: Context) -> QuerySet[RfmScore, Any]:
+    """The outer contact's score row under the leaf's model (a live model of the workspace)."""
+    return RfmScore.objects.filter(
+        contact_id=OuterRef("pk"),
+        model__workspace_id=context.workspace_id,
+        model__slug=body["model"],
+        model__status__in=RFM_LIVE_STATUSES,
+    ).order_by()
+
+
+RFM_LIVE_STATUSES = tuple(status for status in RfmModel.Status.values if status != RfmModel.Status.DELETED)
+_RFM_COLUMNS = {"monetary": "monetary_cents"}
+
+
+def _compile_rfm(body: dict[str, Any], context: Context) -> Q:
+    """An ``rfm`` leaf: EXISTS of the contact's score row meeting the condition. A contact
+    without a row (not scored yet, or no such model) is ``prospect`` with no other value, so
+    ``group in [..prospect..]`` also takes the contact without a row; every branch is NULL-free."""
+    name = body["field"]
+    scores = rfm_scores(body, context)
+    if name == "group_changed_at":
+        window = _window_q("group_changed_at", body["timeframe_operator"], body["timeframe_values"], context)
+        return Q(Exists(scores.filter(window, group_changed_at__isnull=False)))
+    if name in ("group", "previous_group"):
+        held = Q(Exists(scores.filter(**{f"{name}__in": body["values"]})))
+        if name == "group" and "prospect" in body["values"]:
+            held |= ~Q(Exists(scores))
+        return held if body["operator"] == "in" else ~held
+    column = _RFM_COLUMNS.get(name, name)
+    values = [body["value"], body.get("value_2")]
+    if name == "monetary":
+        values = [None if v is None else int(Decimal(str(v)) * 100) for v in values]
+    operator = body["operator"]
+    lookups = {
+        "eq": {column: values[0]},
+        "gte": {f"{column}__gte": values[0]},
+        "lte": {f"{column}__lte": values[0]},
+        "gt": {f"{column}__gt": values[0]},
+        "lt": {f"{column}__lt": values[0]},
+        "between": {f"{column}__gte": values[0], f"{column}__lte": values[1]},
+    }
+    if operator == "neq":
+        return Q(Exists(scores.filter(**{f"{column}__isnull": False}).exclude(**{column: values[0]})))
+    return Q(Exists(scores.filter(**lookups[operator])))
+
+
 # One compiler per source (``vocabulary.SOURCES``): the leaf's body as a condition on the contact.
 COMPILERS: dict[str, Callable[[dict[str, Any], Context], Q]] = {
     "custom_events_goals": _compile_goal,
     "custom_events": _compile_custom_event,
     "contacts": _compile_contact,
     "segment": _compile_segment,
+    "rfm": _compile_rfm,
 }

@@ -24,6 +24,11 @@ def referenced_segments(tree: dict[str, Any]) -> set[str]:
     return {leaf["segment"]["segment_id"] for leaf, _, _ in iter_leaves(tree) if leaf["source"] == "segment"}
 
 
+def referenced_rfm_models(tree: dict[str, Any]) -> set[str]:
+    """Ids of the RFM models a (validated) tree reads scores of."""
+    return {leaf["rfm"]["model"] for leaf, _, _ in iter_leaves(tree) if leaf["source"] == "rfm"}
+
+
 def has_relative_timeframe(tree: dict[str, Any]) -> bool:
     """Whether membership can change with time alone (so the segment needs scheduled rebuilds)."""
     for leaf, _, _ in iter_leaves(tree):

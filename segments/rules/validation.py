@@ -38,6 +38,7 @@ from .vocabulary import (
     PROPERTIES_PREFIX,
     PROPERTY_FILTER_OPERATORS,
     PROPERTY_FILTERS,
+    RFM_FIELDS,
     SEGMENT_OPERATORS,
     SOURCE_KEYS,
     TIMEFRAME_OPERATORS,
@@ -547,9 +548,65 @@ def _validate_segment(body: dict[str, Any], path: str, errors: _Errors) -> dict[
 
 
 # One validator per source (``vocabulary.SOURCES``): the body of a leaf, normalised, or None.
+RFM_MODEL_RE = re.compile(r"^[a-z0-9_]{1,32}\Z")
+RFM_GROUP_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}\Z")
+MAX_RFM_GROUPS = 20
+MAX_RFM_RAW = 10**9
+
+
+def _rfm_groups(raw: Any) -> list[str]:
+    if not isinstance(raw, list) or not raw or len(raw) > MAX_RFM_GROUPS:
+        raise _Invalid(f"Must be a list of 1 to {MAX_RFM_GROUPS} group ids (champions, prospect, ...).")
+    for item in raw:
+        if not isinstance(item, str) or not RFM_GROUP_RE.match(item):
+            raise _Invalid(f"'{item}' is not a group id (lowercase letters, digits and _).")
+    return sorted(set(raw))
+
+
+def _validate_rfm(body: dict[str, Any], path: str, errors: _Errors) -> dict[str, Any] | None:
+    fields = _Fields(
+        body,
+        path,
+        errors,
+        {"model", "field", "operator", "values", "value", "value_2", "timeframe_operator", "timeframe_values"},
+    )
+    model = fields.get("model", _text(32, RFM_MODEL_RE))
+    name = fields.get("field", _choice(tuple(RFM_FIELDS)))
+    if name is None or model is None:
+        return None
+    rfm_field = RFM_FIELDS[name]
+    normalised: dict[str, Any] = {"model": model, "field": name}
+    if rfm_field.takes == "timeframe":
+        timeframe = _validate_timeframe(fields)
+        if not fields.ok or timeframe is None:
+            return None
+        return normalised | {"timeframe_operator": timeframe[0], "timeframe_values": timeframe[1]}
+    operator = fields.get("operator", _choice(rfm_field.operators))
+    if rfm_field.takes == "groups":
+        values = fields.get("values", _rfm_groups)
+        if not fields.ok:
+            return None
+        return normalised | {"operator": operator, "values": values}
+    if name in ("r", "f", "m"):
+        parse: Callable[[Any], Any] = _whole(1, 5)
+    elif rfm_field.takes == "amount":
+        parse = _amount
+    else:
+        parse = _whole(0, MAX_RFM_RAW)
+    value = fields.get("value", parse)
+    normalised |= {"operator": operator, "value": value}
+    if operator is not None and COMPARISONS[operator].arity == 2:
+        value_2 = fields.get("value_2", parse)
+        if value is not None and value_2 is not None and Decimal(str(value_2)) < Decimal(str(value)):
+            fields.fail("value_2", "Must be greater than or equal to value.")
+        normalised["value_2"] = value_2
+    return normalised if fields.ok else None
+
+
 VALIDATORS: dict[str, Callable[[dict[str, Any], str, _Errors], dict[str, Any] | None]] = {
     "custom_events_goals": _validate_goal,
     "custom_events": _validate_custom_event,
     "contacts": _validate_contact,
     "segment": _validate_segment,
+    "rfm": _validate_rfm,
 }

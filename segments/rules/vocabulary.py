@@ -62,6 +62,7 @@ SOURCES: dict[str, Source] = {
     "custom_events": Source("custom_event", "Event"),
     "contacts": Source("contact", "Contact field"),
     "segment": Source("segment", "Segment"),
+    "rfm": Source("rfm", "RFM"),
 }
 SOURCE_KEYS = {name: source.key for name, source in SOURCES.items()}
 
@@ -182,7 +183,43 @@ SEGMENTS: dict[str, Operator] = {
 SEGMENT_OPERATORS = tuple(SEGMENTS)
 
 
-def choices(words: Mapping[str, Operator | Source | ContactField]) -> list[tuple[str, str]]:
+# --------------------------------------------------------------------------- rfm
+
+GROUP_MEMBERSHIP: dict[str, Operator] = {
+    "in": Operator("is one of", "is one of {0}", takes="groups"),
+    "not_in": Operator("is none of", "is none of {0}", takes="groups"),
+}
+RFM_GROUP_OPERATORS = tuple(GROUP_MEMBERSHIP)
+RFM_SCORE_OPERATORS = ("eq", "gte", "lte", "between")
+
+
+@dataclass(frozen=True)
+class RfmField:
+    """A stored RFM fact an ``rfm`` leaf compares: ``takes`` is the kind of its values."""
+
+    label: str
+    phrase: str
+    operators: tuple[str, ...]
+    takes: str
+
+
+RFM_FIELDS: dict[str, RfmField] = {
+    "group": RfmField("Group", "RFM group", RFM_GROUP_OPERATORS, "groups"),
+    "previous_group": RfmField("Previous group", "previous RFM group", RFM_GROUP_OPERATORS, "groups"),
+    "r": RfmField("R score", "R score", RFM_SCORE_OPERATORS, "count"),
+    "f": RfmField("F score", "F score", RFM_SCORE_OPERATORS, "count"),
+    "m": RfmField("M score", "M score", RFM_SCORE_OPERATORS, "count"),
+    "recency_days": RfmField("Days since last order", "days since the last order", COMPARISON_OPERATORS, "count"),
+    "frequency": RfmField("Orders", "number of orders", COMPARISON_OPERATORS, "count"),
+    "monetary": RfmField("Net revenue", "net revenue", COMPARISON_OPERATORS, "amount"),
+    # Its timeframe is the leaf's timeframe_operator / timeframe_values, as on goal and event leaves.
+    "group_changed_at": RfmField("Group changed", "RFM group changed", (), "timeframe"),
+}
+RFM_FIELD_OPERATORS = {name: field.operators for name, field in RFM_FIELDS.items()}
+RFM = "{0} ({1}) {2}"
+
+
+def choices(words: Mapping[str, Operator | Source | ContactField | RfmField]) -> list[tuple[str, str]]:
     """``(name, label)`` pairs, in the table's order: a builder select's options."""
     return [(name, word.label) for name, word in words.items()]
 
@@ -285,9 +322,23 @@ def _segment_phrase(body: Mapping[str, Any], names: Mapping[str, str]) -> str:
     return SEGMENTS[body["operator"]].phrase.format(say_value(names[slug], "text") if slug in names else slug)
 
 
+def _rfm_phrase(body: Mapping[str, Any], names: Mapping[str, str]) -> str:
+    field = RFM_FIELDS[body["field"]]
+    if field.takes == "groups":
+        said = GROUP_MEMBERSHIP[body["operator"]].phrase.format(", ".join(body["values"]))
+    elif field.takes == "timeframe":
+        said = _timeframe_phrase(body) or TIMEFRAMES["anytime"].label
+    else:
+        comparison = COMPARISONS[body["operator"]]
+        values = [body["value"], body["value_2"]] if comparison.arity == 2 else [body["value"]]
+        said = say(comparison, values, takes=field.takes)
+    return RFM.format(field.phrase, body["model"], said)
+
+
 LEAF_PHRASES: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], str]] = {
     "custom_events_goals": _goal_phrase,
     "custom_events": _event_phrase,
     "contacts": _contact_phrase,
     "segment": _segment_phrase,
+    "rfm": _rfm_phrase,
 }

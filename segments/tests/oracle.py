@@ -8,6 +8,8 @@ it walks the tree and, per contact, filters that contact's events in plain Pytho
 * event: ``id, contact_id, event_name, properties, occurred_at, goal_type, goal_name,
   goal_value (Decimal | None), deleted_at``
 * memberships: ``{segment slug: {contact id, ...}}``
+* rfm_scores: ``{rfm model id: {contact id: {group, previous_group, group_changed_at, r, f, m,
+  recency_days, frequency, monetary_cents}}}`` (the stored rows; a contact without one is prospect)
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ def matching_contact_ids(
     now: dt.datetime,
     timezone_name: str,
     memberships: Mapping[str, set[int]] | None = None,
+    rfm_scores: Mapping[str, Mapping[int, Row]] | None = None,
 ) -> set[int]:
     events = list(events)
     evaluator = _Evaluator(now=now, tz=zoneinfo.ZoneInfo(timezone_name), memberships=memberships or {})
+    evaluator.rfm_scores = rfm_scores or {}
     matched = set()
     for contact in contacts:
         own_events = [event for event in events if event["contact_id"] == contact["id"]]
@@ -105,6 +109,7 @@ class _Evaluator:
         self.now = now
         self.tz = tz
         self.memberships = memberships
+        self.rfm_scores: Mapping[str, Mapping[int, Row]] = {}
 
     def midnight(self, day: dt.date) -> dt.datetime:
         return dt.datetime(day.year, day.month, day.day, tzinfo=self.tz)
@@ -150,10 +155,37 @@ class _Evaluator:
             return self.custom_event(leaf["custom_event"], events)
         if source == "contacts":
             return self.contact(leaf["contact"], contact)
+        if source == "rfm":
+            return self.rfm(leaf["rfm"], contact)
         assert source == "segment"
         rule = leaf["segment"]
         member = contact["id"] in self.memberships.get(rule["segment_id"], set())
         return member if rule["operator"] == "in_segment" else not member
+
+    def rfm(self, rule: dict[str, Any], contact: Row) -> bool:
+        row = self.rfm_scores.get(rule["model"], {}).get(contact["id"])
+        field = rule["field"]
+        if field in ("group", "previous_group"):
+            if row is None:
+                value = "prospect" if field == "group" else ""
+            else:
+                value = row[field]
+            inside = value in rule["values"]
+            return inside if rule["operator"] == "in" else not inside
+        if row is None:
+            return False
+        if field == "group_changed_at":
+            changed = row["group_changed_at"]
+            return changed is not None and self.in_timeframe(
+                changed, rule["timeframe_operator"], rule["timeframe_values"]
+            )
+        stored = row["monetary_cents"] if field == "monetary" else row[field]
+        if stored is None:
+            return False
+        scale = 100 if field == "monetary" else 1
+        bound = Fraction(Decimal(str(rule["value"]))) * scale
+        bound_2 = Fraction(Decimal(str(rule["value_2"]))) * scale if "value_2" in rule else None
+        return _compare(Fraction(stored), rule["operator"], bound, bound_2)
 
     def goal(self, rule: dict[str, Any], events: list[Row]) -> bool:
         qualifying = [
