@@ -236,6 +236,7 @@ def test_segments_using_rfm_follow_a_purchase_and_a_full_run(
         model = rfm_services.rfm_model_create(workspace_id=workspace.id, slug="default", name="RFM")
         tree = _leaf({"model": "default", "field": "group", "operator": "in", "values": ["new_customers"]})
         segment = services.segment_create(workspace_id=workspace.id, slug="newbies", name="New", tree=tree)
+
     def members() -> set[int]:
         return set(SegmentMembership.objects.filter(segment=segment).values_list("contact_id", flat=True))
 
