@@ -59,9 +59,10 @@ class RfmError(ValidationError):
 # ---------------------------------------------------------------------------------------
 
 # A hook gets ``model``, ``now`` and ``source``, a SQL relation of the changed rows
-# ``(contact_id, from_group, to_group)``, and returns an object with ``sql`` (one
-# ``INSERT ... SELECT ... FROM {source}``), ``params`` and ``after_commit`` (run after the commit
-# when anything changed), exactly like segments' membership-change hooks. Registered at startup.
+# ``(contact_id, from_group, to_group, r, f, m)`` (the new scores, NULL when unscored), and
+# returns an object with ``sql`` (one ``INSERT ... SELECT ... FROM {source}``), ``params`` and
+# ``after_commit`` (run after the commit when anything changed), exactly like segments'
+# membership-change hooks. Registered at startup.
 GroupChangeHook = Callable[..., Any]
 _group_change_hooks: list[GroupChangeHook] = []
 
@@ -257,7 +258,7 @@ class _Diff:
         group = q("group")
         missing = "1 = 0" if self.first else "n.group_id <> %s"
         sql = (
-            "SELECT n.contact_id, COALESCE(o.group_id, %s) AS from_group, n.group_id AS to_group "
+            "SELECT n.contact_id, COALESCE(o.group_id, %s) AS from_group, n.group_id AS to_group, n.r, n.f, n.m "
             f"FROM {new} n LEFT JOIN (SELECT contact_id, {group} AS group_id FROM {scores} WHERE model_id = %s) o "
             f"ON o.contact_id = n.contact_id WHERE (o.contact_id IS NULL AND {missing}) "
             "OR (o.contact_id IS NOT NULL AND o.group_id <> n.group_id)"
@@ -353,7 +354,8 @@ def _apply_with_temporary_tables(diff: _Diff, select_sql: str, select_params: li
             "monetary_cents bigint, r integer, f integer, m integer, group_id text)"
         )
         cursor.execute(
-            f"CREATE TEMPORARY TABLE {changes} (contact_id bigint PRIMARY KEY, from_group text, to_group text)"
+            f"CREATE TEMPORARY TABLE {changes} (contact_id bigint PRIMARY KEY, from_group text, to_group text, "
+            "r integer, f integer, m integer)"
         )
         try:
             cursor.execute(
@@ -362,10 +364,12 @@ def _apply_with_temporary_tables(diff: _Diff, select_sql: str, select_params: li
                 select_params,
             )
             changes_sql, changes_params = diff.changes_select(new)
-            cursor.execute(f"INSERT INTO {changes} (contact_id, from_group, to_group) {changes_sql}", changes_params)
+            cursor.execute(
+                f"INSERT INTO {changes} (contact_id, from_group, to_group, r, f, m) {changes_sql}", changes_params
+            )
             changed = cursor.rowcount
             if changed:
-                source = f"(SELECT contact_id, from_group, to_group FROM {changes})"
+                source = f"(SELECT contact_id, from_group, to_group, r, f, m FROM {changes})"
                 diff.statements = _hook_statements(diff.model, diff.now, source)
                 for statement in diff.statements:
                     cursor.execute(statement.sql, statement.params)

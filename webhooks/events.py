@@ -4,7 +4,8 @@ Each type names its *subject* (what its ``data`` holds, and which subscription f
 ``custom_event`` data is ``{"custom_event": <customEvents.get's event>}`` and passes
 ``custom_event_filters``; ``contact`` data is ``{"contact": <contacts.get's contact>}``;
 ``segment`` data is ``{"email", "contact_id", "segment_id", "segment_name"}`` and passes
-``segment_ids``. A new type (RFM's ``rfm.group_changed``) is one more line here, plus the
+``segment_ids``; ``rfm`` data is ``{"email", "contact_id", "model", "from_group", "to_group", "r",
+"f", "m"}``. A new type (RFM's ``rfm.group_changed``) is one more line here, plus the
 producer that records it (``services.outbox_record``).
 """
 
@@ -29,6 +30,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     EventType("contact.deleted", "contact", "A contact was erased (data: the contact as it was)."),
     EventType("segment.joined", "segment", "A contact entered a segment."),
     EventType("segment.left", "segment", "A contact left a segment."),
+    EventType("rfm.group_changed", "rfm", "A contact moved to another RFM group (full run or after an event)."),
 )
 
 BY_NAME = {t.name: t for t in EVENT_TYPES}

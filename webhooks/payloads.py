@@ -121,4 +121,15 @@ def sample_data(event_type: str, *, workspace_id: str, now: datetime | None = No
         return render_data(event_type, contact_values(contact))
     if subject == "segment":
         return {"email": "customer@example.com", "contact_id": 0, "segment_id": "vip", "segment_name": "VIP"}
+    if subject == "rfm":
+        return {
+            "email": "customer@example.com",
+            "contact_id": 0,
+            "model": "default",
+            "from_group": "loyal",
+            "to_group": "champions",
+            "r": 5,
+            "f": 5,
+            "m": 4,
+        }
     return {}

@@ -1,8 +1,9 @@
 """Where changes below us enter the outbox, inside their own transactions.
 
 Contacts and events arrive through ``contacts.signals.changes_written`` (sent inside the
-write's transaction); segment membership changes through the segment diff's hook, which runs
-our INSERT inside the diff's own statement. Neither lower layer imports webhooks.
+write's transaction); segment membership changes through the segment diff's hook, and RFM group
+changes through the scoring diff's hook, each running our INSERT inside the diff's own statement.
+No lower layer imports webhooks.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.dispatch import receiver
 from contacts.models import Contact
 from contacts.services import EventChange, Operation
 from contacts.signals import changes_written
+from rfm.services import register_group_change_hook
 from segments.services import register_membership_change_hook
 
 from . import payloads, services
@@ -68,3 +70,4 @@ def record_changes(
 
 
 register_membership_change_hook(services.segment_changes_outbox_sql)
+register_group_change_hook(services.rfm_changes_outbox_sql)

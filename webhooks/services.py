@@ -439,6 +439,32 @@ def segment_changes_outbox_sql(*, segment: Segment, now: datetime, source: str) 
     return MembershipChangeSql(sql=sql, params=params, after_commit=lambda: defer(_publish_fan_out))
 
 
+def rfm_changes_outbox_sql(*, model: Any, now: datetime, source: str) -> MembershipChangeSql:
+    """The outbox INSERT for an RFM scoring diff: ``source`` is a relation of (contact_id,
+    from_group, to_group, r, f, m) rows. One INSERT ... SELECT inside the scoring statement, only
+    when an enabled subscription wants ``rfm.group_changed``."""
+    outbox = _q(WebhookOutbox._meta.db_table)
+    contacts = _q(Contact._meta.db_table)
+    fields = (
+        "'email', ct.email, 'contact_id', ct.id, 'model', {model}, 'from_group', c.from_group, "
+        "'to_group', c.to_group, 'r', c.r, 'f', c.f, 'm', c.m"
+    )
+    if _postgres():
+        data = f"json_build_object({fields.format(model='CAST(%s AS text)')})::text"
+    else:
+        data = f"json_object({fields.format(model='%s')})"
+    event_type = "rfm.group_changed"
+    wanted, wanted_params = _wanted_sql(workspace_id=model.workspace_id, type_sql="%s")
+    sql = (
+        f"INSERT INTO {outbox} (workspace_id, event_type, occurred_at, data_json, created_at) "
+        f"SELECT %s, %s, %s, {data}, %s FROM {source} c JOIN {contacts} ct ON ct.id = c.contact_id "
+        f"WHERE {wanted}"
+    )
+    at = _dt(now)
+    params = [model.workspace_id, event_type, at, model.slug, at, *wanted_params, event_type]
+    return MembershipChangeSql(sql=sql, params=params, after_commit=lambda: defer(_publish_fan_out))
+
+
 # ---------------------------------------------------------------------------------------
 # Fan-out: outbox rows -> one delivery per matching subscription
 # ---------------------------------------------------------------------------------------

@@ -160,7 +160,7 @@ def test_list_is_an_empty_array_without_subscriptions(api_client: APIClient, wor
 
 
 def test_event_types_lists_exactly_what_we_emit(api_client: APIClient) -> None:
-    """eventTypes needs no workspace_id and lists the eight types."""
+    """eventTypes needs no workspace_id and lists the nine types."""
     response = api_client.get(f"{API}.eventTypes")
     assert response.status_code == 200
     assert response.json()["event_types"] == [
@@ -172,6 +172,7 @@ def test_event_types_lists_exactly_what_we_emit(api_client: APIClient) -> None:
         "contact.deleted",
         "segment.joined",
         "segment.left",
+        "rfm.group_changed",
     ]
     assert list(EVENT_TYPE_NAMES) == response.json()["event_types"]
 
