@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import rfm as bench_rfm
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SIZE_ORDER = ("large", "default", "small")
 
@@ -93,6 +95,7 @@ def run_table(run: dict[str, Any]) -> str:
             f"| p50 {fresh['p50_ms'] / 1000:.2f} s / p99 {fresh['p99_ms'] / 1000:.2f} s | - | - | p50 < 2 s | "
             f"{_status(fresh['met'])} |"
         )
+    rows += bench_rfm.table_rows(run.get("rfm", {}))
     for row in run.get("reads", {}).values():
         if row.get("app") is None:
             rows.append(f"| {row['label']} | {row.get('note', 'not built yet')} | - | - | - | - |")

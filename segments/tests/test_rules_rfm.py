@@ -67,6 +67,8 @@ def rfm_bodies(draw: st.DrawFn) -> dict[str, Any]:
         else ["eq", "gte", "lte", "between", "gt", "lt", "neq"]
     )
     operator = draw(st.sampled_from(operators))
+    value: float
+    second: float
     if field in ("r", "f", "m"):
         value = draw(st.integers(1, 5))
         second = draw(st.integers(value, 5))
@@ -190,7 +192,7 @@ def test_validation_names_each_bad_rfm_field() -> None:
     empty group lists and bad group ids are refused at their paths."""
     from segments.rules import TreeValidationError
 
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"model": "main", "field": "colour", "operator": "in", "values": ["a"]}, "field"),
         ({"model": "main", "field": "group", "operator": "gte", "values": ["a"]}, "operator"),
         ({"model": "main", "field": "r", "operator": "gt", "value": 3}, "operator"),
