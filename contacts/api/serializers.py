@@ -589,12 +589,37 @@ class TimelineQuerySerializer(PageQuerySerializer):
 
 
 class TimelineEntryOutputSerializer(serializers.ModelSerializer):
+    """An entry as Notifuse's timeline.list answers it (a string id, the contact's email, a custom
+    event's external_id as entity_id), with this app's ``event``: the event's current row.
+
+    The contact's email comes in ``context["email"]`` (every entry of a page is that contact's).
+    """
+
+    id = serializers.CharField(read_only=True, help_text="A string, as Notifuse's clients decode it.")
+    email = serializers.SerializerMethodField()
+    entity_id = serializers.SerializerMethodField(
+        help_text="custom_event entries: the event's external_id; segment entries: the segment id; contact "
+        "entries: null (Notifuse leaves it out)."
+    )
     event = EventOutputSerializer(source="custom_event", allow_null=True, read_only=True)
+
+    def get_email(self, entry: TimelineEntry) -> str:
+        email: str = self.context["email"]
+        return email
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_entity_id(self, entry: TimelineEntry) -> str | None:
+        if entry.entity_type == "contact":
+            return None
+        if entry.entity_type == "custom_event" and entry.custom_event is not None:
+            return entry.custom_event.external_id
+        return entry.entity_id or None
 
     class Meta:
         model = TimelineEntry
         fields = [
             "id",
+            "email",
             "kind",
             "operation",
             "entity_type",

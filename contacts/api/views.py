@@ -355,7 +355,9 @@ class TimelineListView(WorkspaceAPIView):
         page = selectors.timeline_list(contact=contact, kind=query.get("kind"), **_page_args(query))
         return Response(
             {
-                "timeline": s.TimelineEntryOutputSerializer(page.items, many=True).data,
+                "timeline": s.TimelineEntryOutputSerializer(
+                    page.items, many=True, context={"email": contact.email}
+                ).data,
                 "next_cursor": page.next_cursor,
             }
         )

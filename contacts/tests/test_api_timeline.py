@@ -221,7 +221,7 @@ def test_timeline_cursor_pages_through_every_entry_once(api_client: APIClient) -
     # given
     for i in range(11):
         upsert(api_client, external_id=f"e{i}", occurred_at=iso(T0 + timedelta(minutes=i)))
-    seen: list[int] = []
+    seen: list[str] = []
     cursor = ""
     # when
     while True:
@@ -230,8 +230,8 @@ def test_timeline_cursor_pages_through_every_entry_once(api_client: APIClient) -
         cursor = body["next_cursor"]
         if not cursor:
             break
-    # then
-    expected = list(TimelineEntry.objects.order_by("-created_at", "-id").values_list("id", flat=True))
+    # then: ids are strings, as Notifuse's clients decode them
+    expected = [str(pk) for pk in TimelineEntry.objects.order_by("-created_at", "-id").values_list("id", flat=True)]
     assert seen == expected
     assert len(seen) == 12
 
