@@ -178,6 +178,10 @@ BUILDER_CHOICES = {
     "property_operators": builder.PROPERTY_OPERATOR_CHOICES,
     "contact_fields": builder.CONTACT_FIELD_CHOICES,
     "segment_operators": builder.SEGMENT_OPERATOR_CHOICES,
+    "timeline_timeframes": builder.TIMELINE_TIMEFRAME_CHOICES,
+    "contact_modes": builder.CONTACT_MODE_CHOICES,
+    "dimension_fields": builder.DIMENSION_FIELD_CHOICES,
+    "dimension_types": builder.DIMENSION_TYPE_CHOICES,
 }
 
 
