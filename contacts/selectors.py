@@ -356,7 +356,9 @@ def contact_rfm_scores(*, contact: Contact) -> list[tuple[str, Any]]:
     (``workspace.rfm_models``, ``contact.rfm_scores``), so this layer never imports rfm. No row
     yet (a contact created since the model's last run, not yet re-scored) is ``None``: prospect.
     """
-    models = list(contact.workspace.rfm_models.exclude(status="deleted").order_by("slug").values_list("pk", "slug"))
+    # The workspace by its key alone: its reverse relation needs no read of the workspace row.
+    workspace = Workspace(pk=contact.workspace_id)
+    models = list(workspace.rfm_models.exclude(status="deleted").order_by("slug").values_list("pk", "slug"))
     if not models:
         return []
     scores = {score.model_id: score for score in contact.rfm_scores.filter(model_id__in=[pk for pk, _ in models])}
