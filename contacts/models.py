@@ -166,8 +166,10 @@ class TimelineEntry(models.Model):
         indexes = [
             # timeline.list and the contact page, newest first.
             models.Index(fields=["contact", "-created_at", "-id"], name="timeline_contact_created_idx"),
-            # The same filtered by kind, and the kinds of the page's filter (timeline_kinds).
-            models.Index(fields=["contact", "kind", "-created_at", "-id"], name="timeline_contact_kind_idx"),
+            # The same filtered by kind, and the kinds of the page's filter (timeline_kinds). No
+            # created_at / id: its keys repeat, so PostgreSQL stores each (contact, kind) once with
+            # its rows (a fifth of the size); a page of one kind sorts that kind's rows.
+            models.Index(fields=["contact", "kind"], name="timeline_contact_kind_idx"),
             # An event's entries: the later entries that rebuild a lean insert's changes
             # (selectors.with_insert_changes), and the cascade when an event is erased.
             models.Index(fields=["custom_event"], name="timeline_event_idx"),

@@ -7,7 +7,10 @@ Dropped (``pg_stat_user_indexes`` after a bench run showed them unused or covere
 - the foreign-key indexes of ``contact`` on events and timeline, covered by
   ``event_contact_occurred_idx`` and ``timeline_contact_created_idx``, which lead with it;
 - the timeline's foreign-key index of ``custom_event``, replaced by the same index under the
-  name of what it serves (``timeline_event_idx``), built before the old one goes.
+  name of what it serves (``timeline_event_idx``), built before the old one goes;
+- ``timeline_contact_kind_idx`` loses its (created_at, id) columns: its keys then repeat and
+  PostgreSQL's btree deduplication stores each (contact, kind) once with its rows (79 -> 16 MB
+  on 1M events); a page of one kind sorts the contact's rows of that kind.
 
 On PostgreSQL the index is built and the old ones dropped CONCURRENTLY (no lock that stops
 writes; the migration is not atomic, and each step can be re-run: IF [NOT] EXISTS). Which
@@ -33,6 +36,9 @@ UNINDEXED = [
     ("timelineentry", "custom_event", "custom_event_id"),
 ]
 EVENT_ENTRIES_INDEX = models.Index(fields=["custom_event"], name="timeline_event_idx")
+# The kind index without (created_at, id): its keys repeat, so btree deduplication keeps it small.
+OLD_KIND_INDEX = models.Index(fields=["contact", "kind", "-created_at", "-id"], name="timeline_contact_kind_idx")
+KIND_INDEX = models.Index(fields=["contact", "kind"], name="timeline_contact_kind_idx")
 
 
 def _own_indexes(schema_editor: Any, table: str, column: str) -> list[str]:
@@ -59,8 +65,15 @@ def forward(apps: Any, schema_editor: Any) -> None:
             f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {EVENT_ENTRIES_INDEX.name} "
             f"ON {entries._meta.db_table} (custom_event_id)"
         )
+        # Dropped first (same name); meanwhile reads by kind use timeline_contact_created_idx.
+        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {KIND_INDEX.name}")
+        schema_editor.execute(
+            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {KIND_INDEX.name} ON {entries._meta.db_table} (contact_id, kind)"
+        )
     else:
         schema_editor.add_index(entries, EVENT_ENTRIES_INDEX)
+        schema_editor.remove_index(entries, OLD_KIND_INDEX)
+        schema_editor.add_index(entries, KIND_INDEX)
     for model_name, _, column in UNINDEXED:
         table = apps.get_model("contacts", model_name)._meta.db_table
         for name in _own_indexes(schema_editor, table, column):
@@ -69,6 +82,9 @@ def forward(apps: Any, schema_editor: Any) -> None:
 
 
 def backward(apps: Any, schema_editor: Any) -> None:
+    entries = apps.get_model("contacts", "TimelineEntry")
+    schema_editor.execute(f"DROP INDEX IF EXISTS {schema_editor.quote_name(KIND_INDEX.name)}")
+    schema_editor.add_index(entries, OLD_KIND_INDEX)
     drop = f"DROP INDEX IF EXISTS {schema_editor.quote_name(EVENT_ENTRIES_INDEX.name)}"
     schema_editor.execute(drop)
     for model_name, field_name, _ in UNINDEXED:
@@ -112,6 +128,8 @@ class Migration(migrations.Migration):
                 ),
                 migrations.AlterField("timelineentry", "workspace", _fk("workspaces.workspace", "+")),
                 migrations.AddIndex("timelineentry", EVENT_ENTRIES_INDEX),
+                migrations.RemoveIndex("timelineentry", OLD_KIND_INDEX.name),
+                migrations.AddIndex("timelineentry", KIND_INDEX),
             ],
             database_operations=[migrations.RunPython(forward, backward)],
         ),

@@ -134,7 +134,7 @@ def _get(client: APIClient, path: str, **query: str) -> Callable[[], Any]:
             {"email": "c3@example.com", "kind": "custom_event.page.viewed"},
             "contacts_timelineentry",
             "timeline_contact_kind_idx",
-            LIST,
+            LOOKUP,  # the contact's rows of one kind, sorted
         ),
         # c1's first event was updated: its lean insert entry reads the event's later entries
         ("/api/timeline.list", {"email": "c1@example.com"}, "contacts_timelineentry", "timeline_event_idx", LOOKUP),
