@@ -64,6 +64,15 @@ def run_table(run: dict[str, Any]) -> str:
             f"| dataset load: {path} | "
             f"{load['events_per_s']:,.0f} ev/s ({load['load_s']:.0f} s for {load['events']:,}) | - | - | - | - |"
         )
+    storage = run.get("dataset", {}).get("storage")
+    if storage and storage.get("bytes_per_event") is not None:
+        mib = {name: (t["heap_bytes"] + t["index_bytes"]) / 2**20 for name, t in storage["tables"].items()}
+        sizes = ", ".join(f"{name.removeprefix('contacts_')} {size:,.0f} MiB" for name, size in mib.items())
+        rows.append(
+            f"| stored bytes per event (heap + indexes of events and timeline: {sizes}; "
+            f"{len(storage['indexes'])} indexes) | {storage['bytes_per_event']:,} B | - | - | "
+            f"{storage['target']} B | {_status(storage['met'])} |"
+        )
     for row in run.get("ingest", {}).values():
         app, raw = row["app"], row["raw"]
         target = row.get("target")

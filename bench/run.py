@@ -192,6 +192,43 @@ def dataset_facts(meta: dict[str, Any]) -> dict[str, Any]:
         "heavy_timeline_entries": entries.get(heavy_email, 0),
         "ordinary_email": ordinary_email,
         "ordinary_timeline_entries": entries.get(ordinary_email, 0),
+        "storage": storage_per_event(),
+    }
+
+
+STORAGE_TABLES = ("contacts_customevent", "contacts_timelineentry")
+BYTES_PER_EVENT_TARGET = 700
+
+
+def storage_per_event() -> dict[str, Any]:
+    """Bytes stored per event right after the load: heap (with TOAST) and indexes of the events
+    and timeline tables, over the events loaded, and each index's size."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM contacts_customevent")
+        (events,) = cursor.fetchone()
+        cursor.execute(
+            "SELECT c.relname, pg_table_size(c.oid), pg_indexes_size(c.oid) FROM pg_class c "
+            "WHERE c.relname = ANY(%s) ORDER BY c.relname",
+            [list(STORAGE_TABLES)],
+        )
+        tables = {name: {"heap_bytes": heap, "index_bytes": index} for name, heap, index in cursor.fetchall()}
+        cursor.execute(
+            "SELECT indexrelname, pg_relation_size(indexrelid) FROM pg_stat_user_indexes "
+            "WHERE relname = ANY(%s) ORDER BY 1",
+            [list(STORAGE_TABLES)],
+        )
+        indexes = dict(cursor.fetchall())
+    total = sum(t["heap_bytes"] + t["index_bytes"] for t in tables.values())
+    per_event = round(total / events) if events else None
+    return {
+        "events": events,
+        "tables": tables,
+        "indexes": indexes,
+        "bytes_per_event": per_event,
+        "target": f"<= {BYTES_PER_EVENT_TARGET}",
+        "met": per_event is not None and per_event <= BYTES_PER_EVENT_TARGET,
     }
 
 
@@ -1001,6 +1038,7 @@ def main(argv: list[str] | None = None) -> int:
             *((k, r.get("met")) for k, r in run["reads"].items()),
             *((f"webhooks {k}", r.get("met")) for k, r in run.get("webhooks", {}).items()),
             *((f"rfm {k}", r.get("met")) for k, r in run.get("rfm", {}).items()),
+            ("stored bytes per event", run["dataset"].get("storage", {}).get("met")),
         ]
         if ok is False
     ]

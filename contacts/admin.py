@@ -246,5 +246,12 @@ class TimelineEntryAdmin(ReadOnlyAdmin):
     fields = _stored_fields(TimelineEntry)
     readonly_fields = fields
 
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> TimelineEntry | None:
+        # An event's insert entry shows the changes the event row holds (as timeline.list does).
+        entry = super().get_object(request, object_id, from_field)
+        if entry is not None:
+            selectors.with_insert_changes([entry])
+        return entry
+
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -36,6 +36,7 @@ from events_platform.pagination import DEFAULT_LIMIT, Page, paginate
 from events_platform.pagination import InvalidCursor as InvalidCursor  # what these reads raise, for their callers
 from events_platform.workspaces.models import Workspace
 
+from .changes import event_insert_changes
 from .models import (
     GOAL_VALUE_DECIMAL_PLACES,
     GOAL_VALUE_MAX_DIGITS,
@@ -181,7 +182,38 @@ def timeline_list(
     if kind:
         entries = entries.filter(_named("kind", kind))
     entries = entries.select_related("custom_event__contact")
-    return paginate(entries, key="created_at", limit=limit, after=cursor)
+    page = paginate(entries, key="created_at", limit=limit, after=cursor)
+    with_insert_changes(page.items)
+    return page
+
+
+def with_insert_changes(entries: Sequence[TimelineEntry]) -> None:
+    """Give event insert entries written lean (``changes.py``) their changes, from the event row.
+
+    The entries' events must be loaded (``select_related("custom_event")``). Events never
+    changed since their insert (``updated_at == created_at``, the common case) cost nothing;
+    the others' later entries are read in one query.
+    """
+    lean = [
+        (entry, event)
+        for entry in entries
+        if entry.operation == TimelineEntry.Operation.INSERT
+        and not entry.changes
+        and (event := entry.custom_event) is not None
+    ]
+    changed = {event.pk for _, event in lean if event.updated_at != event.created_at}
+    later: dict[int, list[Any]] = {}
+    if changed:
+        rows = (
+            TimelineEntry.objects.filter(custom_event_id__in=changed)
+            .exclude(operation=TimelineEntry.Operation.INSERT)
+            .order_by("id")
+            .values_list("custom_event_id", "changes")
+        )
+        for event_id, changes in rows:
+            later.setdefault(event_id, []).append(changes)
+    for entry, event in lean:
+        entry.changes = event_insert_changes(event, later.get(event.pk, []))
 
 
 # =======================================================================================

@@ -34,15 +34,10 @@ from django.utils import timezone
 from events_platform.after_response import defer
 
 from . import refresh
+from .changes import EVENT_VERSION_FIELDS, TRACKED_CONTACT_FIELDS, diff, event_snapshot
+from .changes import GOAL_FIELDS as GOAL_FIELDS  # the API's serializers read it here
 from .models import Contact, CustomEvent, TimelineEntry, normalize_email
 from .signals import changes_written, contacts_changed
-
-GOAL_FIELDS = ("goal_type", "goal_name", "goal_value")
-# What a newer version of an event may change; its identity (event_name, external_id) never does.
-EVENT_VERSION_FIELDS = ("occurred_at", "properties", "source", "integration_id", *GOAL_FIELDS, "deleted_at")
-# Fields of an event that a timeline entry records changes of.
-TRACKED_EVENT_FIELDS = ("event_name", "external_id", *EVENT_VERSION_FIELDS)
-TRACKED_CONTACT_FIELDS = ("email", "external_id", "first_name", "last_name", "properties")
 
 
 class Operation:
@@ -282,24 +277,6 @@ def _contacts_ensure(
 # ---------------------------------------------------------------------------------------
 
 
-def _event_snapshot(event: CustomEvent) -> dict[str, Any]:
-    return {name: getattr(event, name) for name in TRACKED_EVENT_FIELDS}
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    return value
-
-
-def _diff(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
-    if old is None:
-        return {k: {"new": _json_value(v)} for k, v in new.items() if v not in (None, {}, "")}
-    return {k: {"old": _json_value(old[k]), "new": _json_value(new[k])} for k in new if old[k] != new[k]}
-
-
 @dataclass
 class _Step:
     """One incoming event's effect on its row, recorded while folding a batch."""
@@ -337,22 +314,22 @@ def _fold(
                 updated_at=now,
             )
             _apply(event, incoming, apply_fields=True)
-            steps.append(_Step(incoming, Operation.CREATED, None, _event_snapshot(event)))
+            steps.append(_Step(incoming, Operation.CREATED, None, event_snapshot(event)))
             continue
         newer = incoming.occurred_at > event.occurred_at
         was_deleted = event.deleted_at is not None
         delete_changes = was_deleted != (incoming.deleted_at is not None)
         if not newer and not delete_changes:
-            steps.append(_Step(incoming, Operation.UNCHANGED, None, _event_snapshot(event)))
+            steps.append(_Step(incoming, Operation.UNCHANGED, None, event_snapshot(event)))
             continue
-        before = _event_snapshot(event)
+        before = event_snapshot(event)
         _apply(event, incoming, apply_fields=newer)
         event.updated_at = now
         if delete_changes:
             operation = Operation.RESTORED if was_deleted else Operation.DELETED
         else:
             operation = Operation.UPDATED
-        steps.append(_Step(incoming, operation, before, _event_snapshot(event)))
+        steps.append(_Step(incoming, operation, before, event_snapshot(event)))
     assert event is not None
     return event, steps
 
@@ -385,9 +362,15 @@ TIMELINE_OPERATION = {
 }
 
 
-def _event_entry(event: CustomEvent, step: _Step, now: datetime) -> dict[str, Any]:
+def _event_entry(event: CustomEvent, step: _Step, now: datetime, *, last: bool) -> dict[str, Any]:
     """The timeline row of one step, as a row for ``_timeline_insert`` (no model instance: a
-    batch makes fifty of them)."""
+    batch makes fifty of them).
+
+    An insert that is the event's ``last`` effective step in the batch (the row holds what it
+    inserted) is written lean: no ``changes``, which readers rebuild from the event row
+    (``changes.event_insert_changes``). An insert followed by a newer version in the same batch
+    keeps its changes: the row no longer holds them.
+    """
     # Inserts and updates sit at the event's own time; a delete or restore at when it happened.
     if step.operation == Operation.DELETED:
         created_at = step.after["deleted_at"]
@@ -403,7 +386,7 @@ def _event_entry(event: CustomEvent, step: _Step, now: datetime) -> dict[str, An
         "entity_type": "custom_event",
         "entity_id": str(event.pk),
         "custom_event": event.pk,
-        "changes": _diff(step.before, step.after),
+        "changes": {} if last and step.operation == Operation.CREATED else diff(step.before, step.after),
         "created_at": created_at,
     }
 
@@ -497,11 +480,12 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
     changes: list[EventChange] = []
     for key in keys:
         event, steps = folded[key]
+        effective = [step for step in steps if step.operation != Operation.UNCHANGED]
         for step in steps:
             results_by_input[id(step.incoming)] = EventUpsertResult(event=event, operation=step.operation)
-            if step.operation != Operation.UNCHANGED:
-                entries.append(_event_entry(event, step, now))
-                changes.append(_event_change(event, step))
+        for step in effective:
+            entries.append(_event_entry(event, step, now, last=step is effective[-1]))
+            changes.append(_event_change(event, step))
     _timeline_insert(entries)
     _announce_written(workspace_id, now, contacts_created=created_contacts, events=changes)
 
@@ -654,7 +638,7 @@ def contacts_upsert(*, workspace_id: str, contacts: Sequence[ContactInput]) -> l
                     operation=TimelineEntry.Operation.UPDATE,
                     entity_type="contact",
                     entity_id=str(contact.pk),
-                    changes=_diff(before, after),
+                    changes=diff(before, after),
                     created_at=now,
                 )
             )

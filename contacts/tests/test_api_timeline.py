@@ -59,11 +59,96 @@ def test_first_event_of_a_new_email_writes_contact_created_and_event_insert(api_
         str(body["event"]["id"]),
     )
     assert insert.created_at == T0
-    assert insert.changes["properties"] == {"new": {"sku": "A"}}
-    assert insert.changes["goal_value"] == {"new": 12.5}
-    assert insert.changes["goal_type"] == {"new": "purchase"}
-    assert insert.changes["external_id"] == {"new": "order_1"}
-    assert all(set(change) == {"new"} for change in insert.changes.values())
+    # The insert's changes are read from the event row (the entry does not copy them).
+    listed = timeline(api_client, kind="custom_event.*")["timeline"]
+    assert [e["operation"] for e in listed] == ["insert"]
+    changes = listed[0]["changes"]
+    assert changes["properties"] == {"new": {"sku": "A"}}
+    assert changes["goal_value"] == {"new": 12.5}
+    assert changes["goal_type"] == {"new": "purchase"}
+    assert changes["external_id"] == {"new": "order_1"}
+    assert all(set(change) == {"new"} for change in changes.values())
+
+
+def test_insert_entry_stores_no_copy_of_the_event(api_client: APIClient) -> None:
+    """The insert entry's row holds no changes; timeline.list shows every set field of the first
+    version, as the diff from nothing wrote it, read from the event row."""
+    # given
+    upsert(
+        api_client,
+        occurred_at=iso(T0),
+        properties={"sku": "A", "note": None},
+        goal_type="purchase",
+        goal_value=12.5,
+        goal_name="o",
+        source="integration",
+        integration_id="shop",
+    )
+    # when
+    entry = TimelineEntry.objects.get(operation="insert", entity_type="custom_event")
+    listed = timeline(api_client, kind="custom_event.*")["timeline"][0]
+    # then
+    assert entry.changes == {}
+    assert listed["changes"] == {
+        "event_name": {"new": "order.completed"},
+        "external_id": {"new": "order_1"},
+        "occurred_at": {"new": iso(T0)},
+        "properties": {"new": {"sku": "A", "note": None}},
+        "source": {"new": "integration"},
+        "integration_id": {"new": "shop"},
+        "goal_type": {"new": "purchase"},
+        "goal_name": {"new": "o"},
+        "goal_value": {"new": 12.5},
+    }
+
+
+def test_insert_entry_of_a_changed_event_shows_its_first_version(api_client: APIClient) -> None:
+    """After an update, a delete and a restore the insert entry still shows the first version:
+    each field from the "old" of the first later entry that changed it, the rest from the row."""
+    # given
+    upsert(api_client, occurred_at=iso(T0), properties={"v": 1}, goal_type="purchase", goal_value=10)
+    upsert(api_client, occurred_at=iso(T0 + timedelta(hours=1)), properties={"v": 2}, goal_name="renamed")
+    upsert(api_client, occurred_at=iso(T0 + timedelta(hours=2)), properties={"v": 3}, goal_value=11)
+    upsert(api_client, occurred_at=iso(T0 + timedelta(hours=2)), deleted_at=iso(T0 + timedelta(hours=3)))
+    # when
+    listed = timeline(api_client, kind="custom_event.*")["timeline"]
+    # then
+    assert [e["operation"] for e in listed] == ["delete", "update", "update", "insert"]
+    assert listed[-1]["changes"] == {
+        "event_name": {"new": "order.completed"},
+        "external_id": {"new": "order_1"},
+        "occurred_at": {"new": iso(T0)},
+        "properties": {"new": {"v": 1}},
+        "source": {"new": "api"},
+        "goal_type": {"new": "purchase"},
+        "goal_value": {"new": 10.0},
+    }
+
+
+def test_insert_followed_by_a_newer_version_in_one_batch_keeps_its_changes(api_client: APIClient) -> None:
+    """Two versions of a new event in one import: the row holds the second, so the insert entry
+    keeps its own changes, and timeline.list shows them."""
+    # given
+    events = [
+        {
+            "email": "ann@example.com",
+            "event_name": "order.completed",
+            "external_id": "order_1",
+            "occurred_at": iso(T0 + timedelta(hours=h)),
+            "properties": {"v": h},
+        }
+        for h in (0, 1)
+    ]
+    response = api_client.post("/api/customEvents.import", {"workspace_id": "acme", "events": events}, format="json")
+    assert response.status_code == 201, response.content
+    # when
+    listed = timeline(api_client, kind="custom_event.*")["timeline"]
+    # then
+    insert = TimelineEntry.objects.get(operation="insert", entity_type="custom_event")
+    assert insert.changes["properties"] == {"new": {"v": 0}}
+    assert [e["operation"] for e in listed] == ["update", "insert"]
+    assert listed[1]["changes"]["properties"] == {"new": {"v": 0}}
+    assert listed[0]["changes"]["properties"] == {"old": {"v": 0}, "new": {"v": 1}}
 
 
 def test_contact_created_is_written_once_per_email(api_client: APIClient) -> None:

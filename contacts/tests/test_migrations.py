@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -49,5 +53,101 @@ def test_moving_the_refresh_queue_to_contacts_keeps_queued_and_claimed_rows() ->
         # then
         back = back_apps.get_model("segments", "PendingContactRefresh").objects.order_by("contact_id")
         assert list(back.values_list("contact_id", flat=True)) == [7, 9]
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+BEFORE_LEAN = [("contacts", "0005_pending_contact_refresh_moves_here")]
+LEAN = [("contacts", "0006_lean_event_insert_entries")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lean_insert_entries_migration_keeps_what_readers_show() -> None:
+    """Insert entries of events never changed become lean; timeline.list's changes are the same
+    before and after; entries that could lose something (their event changed since, or changes
+    that differ from the row) keep theirs; migrating back restores every lean entry."""
+    from contacts.changes import TRACKED_EVENT_FIELDS, diff
+    from contacts.selectors import timeline_list
+
+    # given: three events with full insert entries, as the old code wrote them
+    old_apps = migrate(BEFORE_LEAN).loader.project_state(BEFORE_LEAN).apps
+    workspace = old_apps.get_model("workspaces", "Workspace").objects.create(id="acme", name="Acme")
+    contact = old_apps.get_model("contacts", "Contact").objects.create(workspace=workspace, email="a@x.io")
+    event_model = old_apps.get_model("contacts", "CustomEvent")
+    entry_model = old_apps.get_model("contacts", "TimelineEntry")
+    now = timezone.now()
+    fields = TRACKED_EVENT_FIELDS  # what the old code's insert entries held
+
+    def event_with_entry(external_id: str, **values: Any) -> Any:
+        event = event_model.objects.create(
+            workspace=workspace,
+            contact=contact,
+            event_name="order",
+            external_id=external_id,
+            occurred_at=now,
+            created_at=now,
+            updated_at=now,
+            **values,
+        )
+        # auto_now(_add) set them apart; the services write one moment for both
+        event_model.objects.filter(pk=event.pk).update(created_at=now, updated_at=now)
+        event.refresh_from_db()
+        entry_model.objects.create(
+            workspace=workspace,
+            contact=contact,
+            kind="custom_event.order",
+            operation="insert",
+            entity_type="custom_event",
+            entity_id=str(event.pk),
+            custom_event=event,
+            changes=diff(None, {name: getattr(event, name) for name in fields}),
+            created_at=now,
+        )
+        return event
+
+    plain = event_with_entry(
+        "plain",
+        properties={"sku": "A", "n": [1, None]},
+        goal_type="purchase",
+        goal_value=Decimal("12.50"),
+        goal_name="o",
+        source="import",
+        integration_id="shop",
+    )
+    changed = event_with_entry("changed", properties={"v": 1})
+    event_model.objects.filter(pk=changed.pk).update(properties={"v": 2}, updated_at=now + timedelta(seconds=1))
+    entry_model.objects.create(
+        workspace=workspace,
+        contact=contact,
+        kind="custom_event.order",
+        operation="update",
+        entity_type="custom_event",
+        entity_id=str(changed.pk),
+        custom_event=changed,
+        changes={"properties": {"old": {"v": 1}, "new": {"v": 2}}},
+        created_at=now,
+    )
+    odd = event_with_entry("odd", properties={"v": 1})
+    entry_model.objects.filter(custom_event=odd).update(changes={"properties": {"new": {"v": "other"}}})
+    stored_before = dict(entry_model.objects.filter(operation="insert").values_list("custom_event_id", "changes"))
+    try:
+        # when
+        migrate(LEAN)
+        from contacts.models import Contact, TimelineEntry
+
+        stored = dict(TimelineEntry.objects.filter(operation="insert").values_list("custom_event_id", "changes"))
+        shown = {
+            e.custom_event_id: e.changes
+            for e in timeline_list(contact=Contact.objects.get(pk=contact.pk)).items
+            if e.operation == "insert"
+        }
+        # then
+        assert stored == {plain.pk: {}, changed.pk: stored_before[changed.pk], odd.pk: stored_before[odd.pk]}
+        assert shown == stored_before
+        # when migrated back
+        migrate(BEFORE_LEAN)
+        # then
+        back = dict(TimelineEntry.objects.filter(operation="insert").values_list("custom_event_id", "changes"))
+        assert back == stored_before
     finally:
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

@@ -1,0 +1,212 @@
+"""Every index of contacts, events and timeline serves a read, and that read uses it (PostgreSQL EXPLAIN).
+
+Each read runs for real (the API, a page, a selector); its statement on the table is captured
+and explained with sequential scans, sorts and bitmaps priced out (the tables here are small; at
+bench size the planner picks the same indexes unaided: ``pg_stat_user_indexes`` in the bench). The plan must name
+the index the model says serves that read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+from django.db.models import Count, Max, Sum, UniqueConstraint
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from contacts import selectors
+from contacts.models import Contact, CustomEvent, TimelineEntry
+from contacts.services import EventInput, events_upsert
+from events_platform.workspaces.models import Workspace
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL=postgres://...): the plans of PostgreSQL's planner are under test")
+
+
+@pytest.fixture
+def stored(workspace: Workspace) -> None:
+    """Two workspaces, 20 contacts each, 10 events per contact of 4 names, one event updated."""
+    now = timezone.now()
+    for ws in (workspace.id, "other"):
+        Workspace.objects.get_or_create(id=ws, defaults={"name": ws})
+        inputs = [
+            EventInput(
+                email=f"c{c}@example.com",
+                event_name=("order.completed", "page.viewed", "lead.created", "cart.updated")[n % 4],
+                external_id=f"{c}-{n}",
+                occurred_at=now - timedelta(hours=c * 10 + n),
+                properties={"n": n},
+                goal={"goal_type": "purchase", "goal_value": Decimal("5.00")} if n % 4 == 0 else {},
+            )
+            for c in range(20)
+            for n in range(10)
+        ]
+        for start in range(0, len(inputs), 50):
+            events_upsert(workspace_id=ws, events=inputs[start : start + 50])
+    again = EventInput(
+        email="c1@example.com", event_name="order.completed", external_id="1-0", occurred_at=now, properties={"n": 99}
+    )
+    events_upsert(workspace_id=workspace.id, events=[again])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE contacts_contact, contacts_customevent, contacts_timelineentry")
+
+
+LIST = ("seqscan", "sort", "bitmapscan")  # a page of rows in order: only an ordered index scan is left
+LOOKUP = ("seqscan",)  # a few rows by key
+
+
+def _plans(run: Callable[[], Any], table: str, off: tuple[str, ...] = LIST) -> list[str]:
+    """The plans of the statements ``run`` sends that read ``table``, the ``off`` methods priced out."""
+    with CaptureQueriesContext(connection) as captured:
+        run()
+    statements = [
+        q["sql"]
+        for q in captured.captured_queries
+        if f'FROM "{table}"' in q["sql"] and q["sql"].lstrip().upper().startswith("SELECT")
+    ]
+    assert statements, f"no read of {table}"
+    plans = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        # A few hundred rows: sorting them or a bitmap of them costs nothing; at size (the bench)
+        # the ordered index scan wins on its own. Priced out, the planner shows which index serves.
+        for method in off:
+            cursor.execute(f"SET LOCAL enable_{method} = off")
+        for sql in statements:
+            cursor.execute(f"EXPLAIN {sql}")
+            plans.append("\n".join(row[0] for row in cursor.fetchall()))
+    return plans
+
+
+def _uses(index: str, plans: list[str]) -> None:
+    assert any(index in plan for plan in plans), f"{index} not used:\n" + "\n---\n".join(plans)
+
+
+def _get(client: APIClient, path: str, **query: str) -> Callable[[], Any]:
+    def run() -> None:
+        response = client.get(path, {"workspace_id": "acme", **query})
+        assert response.status_code == 200, response.content
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "table", "index", "off"),
+    [
+        (
+            "/api/customEvents.list",
+            {"event_name": "order.completed"},
+            "contacts_customevent",
+            "event_ws_name_idx",
+            LIST,
+        ),
+        (
+            "/api/customEvents.list",
+            {"email": "c3@example.com"},
+            "contacts_customevent",
+            "event_contact_occurred_idx",
+            LIST,
+        ),
+        (
+            "/api/customEvents.get",
+            {"event_name": "page.viewed", "external_id": "3-1"},
+            "contacts_customevent",
+            "unique_event_identity_per_workspace",
+            LOOKUP,
+        ),
+        (
+            "/api/timeline.list",
+            {"email": "c3@example.com"},
+            "contacts_timelineentry",
+            "timeline_contact_created_idx",
+            LIST,
+        ),
+        (
+            "/api/timeline.list",
+            {"email": "c3@example.com", "kind": "custom_event.page.viewed"},
+            "contacts_timelineentry",
+            "timeline_contact_kind_idx",
+            LOOKUP,  # the contact's rows of one kind, sorted
+        ),
+        # c1's first event was updated: its lean insert entry reads the event's later entries
+        ("/api/timeline.list", {"email": "c1@example.com"}, "contacts_timelineentry", "timeline_event_idx", LOOKUP),
+        ("/api/contacts.list", {}, "contacts_contact", "contact_ws_created_idx", LIST),
+        (
+            "/api/contacts.get",
+            {"email": "c3@example.com"},
+            "contacts_contact",
+            "unique_contact_email_per_workspace",
+            LOOKUP,
+        ),
+    ],
+)
+def test_api_read_uses_its_index(
+    api_client: APIClient,
+    stored: None,
+    path: str,
+    query: dict[str, str],
+    table: str,
+    index: str,
+    off: tuple[str, ...],
+) -> None:
+    """Each API read of contacts, events and timeline is answered through the index named after it."""
+    _uses(index, _plans(_get(api_client, path, **query), table, off))
+
+
+def test_events_page_uses_the_workspace_newest_first_index(stored: None) -> None:
+    """The events page (a workspace's events newest first) reads event_ws_occurred_idx."""
+    _uses(
+        "event_ws_occurred_idx", _plans(lambda: selectors.event_page(workspace_id="acme").items, "contacts_customevent")
+    )
+
+
+def test_contact_page_timeline_kinds_use_the_kind_index(stored: None) -> None:
+    """The kinds in a contact's timeline filter come from timeline_contact_kind_idx."""
+    contact = Contact.objects.get(workspace_id="acme", email="c3@example.com")
+    _uses(
+        "timeline_contact_kind_idx", _plans(lambda: selectors.timeline_kinds(contact=contact), "contacts_timelineentry")
+    )
+
+
+def test_goal_aggregation_reads_only_the_live_goal_index(stored: None) -> None:
+    """The per-contact goal figures segments aggregate are an index-only scan of event_live_goal_idx."""
+    rows = (
+        CustomEvent.objects.live()
+        .goals()
+        .filter(workspace_id="acme", goal_type="purchase")
+        .values("contact_id")
+        .annotate(n=Count("*"), total=Sum("goal_value"), last=Max("occurred_at"))
+    )
+    plans = _plans(lambda: list(rows), "contacts_customevent")
+    _uses("Index Only Scan using event_live_goal_idx", plans)
+
+
+def test_upsert_of_existing_events_locks_them_through_the_identity_index(workspace: Workspace, stored: None) -> None:
+    """An upsert of events that exist finds their rows through unique_event_identity_per_workspace."""
+    again = [
+        EventInput(email="c2@example.com", event_name="lead.created", external_id="2-2", occurred_at=timezone.now())
+    ]
+    _uses(
+        "unique_event_identity_per_workspace",
+        _plans(lambda: events_upsert(workspace_id=workspace.id, events=again), "contacts_customevent", LOOKUP),
+    )
+
+
+def test_no_table_keeps_an_index_the_model_does_not_name(stored: None) -> None:
+    """Contacts, events and timeline have only their primary key and the indexes and unique
+    constraints their models name (no foreign-key or _like pattern index of their own)."""
+    with connection.cursor() as cursor:
+        for model in (Contact, CustomEvent, TimelineEntry):
+            table = model._meta.db_table
+            named = {i.name for i in model._meta.indexes} | {f"{table}_pkey"}
+            named |= {c.name for c in model._meta.constraints if isinstance(c, UniqueConstraint)}
+            constraints = connection.introspection.get_constraints(cursor, table)
+            assert {name for name, info in constraints.items() if info["index"] or info["unique"]} == named
