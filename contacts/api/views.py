@@ -6,7 +6,7 @@ from typing import Any
 
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from contacts import selectors, services
@@ -206,22 +206,26 @@ def _found(contact: Contact | None, what: str) -> Contact:
     return contact
 
 
-CONTACT_GET_DESCRIPTION = (
-    "The contact with the segments it belongs to (`segments`: id, name, color, entered_at; and Notifuse's "
-    "`contact_segments`). `contact_lists` is always [] (this app has no lists)."
-)
+def _contact_get_schema(operation_id: str, summary: str, query: type[serializers.Serializer]) -> Any:
+    """The OpenAPI description shared by the three reads of one contact."""
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        description=(
+            "The contact with the segments it belongs to (`segments`: id, name, color, entered_at; and "
+            "Notifuse's `contact_segments`). `contact_lists` is always [] (this app has no lists)."
+        ),
+        parameters=[query],
+        responses={200: s.ContactGetOutputSerializer, 404: dict, **ERROR_RESPONSES},
+        tags=["contacts"],
+    )
 
 
 class ContactGetView(WorkspaceAPIView):
     """contacts.get: the contact, plus the segments it belongs to."""
 
-    @extend_schema(
-        operation_id="contacts.get",
-        summary="Get a contact by email, with the segments it belongs to",
-        description=CONTACT_GET_DESCRIPTION,
-        parameters=[s.ContactGetQuerySerializer],
-        responses={200: s.ContactGetOutputSerializer, 404: dict, **ERROR_RESPONSES},
-        tags=["contacts"],
+    @_contact_get_schema(
+        "contacts.get", "Get a contact by email, with the segments it belongs to", s.ContactGetQuerySerializer
     )
     def get(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
@@ -234,26 +238,21 @@ class ContactGetView(WorkspaceAPIView):
 class ContactGetByEmailView(ContactGetView):
     """contacts.getByEmail: Notifuse's name for contacts.get."""
 
-    @extend_schema(
-        operation_id="contacts.getByEmail",
-        summary="Get a contact by email (trimmed, lower-cased), with the segments it belongs to",
-        description=CONTACT_GET_DESCRIPTION,
-        parameters=[s.ContactGetQuerySerializer],
-        responses={200: s.ContactGetOutputSerializer, 404: dict, **ERROR_RESPONSES},
-        tags=["contacts"],
+    @_contact_get_schema(
+        "contacts.getByEmail",
+        "Get a contact by email (trimmed, lower-cased), with the segments it belongs to",
+        s.ContactGetQuerySerializer,
     )
     def get(self, request: ApiRequest) -> Response:
-        return super().get(request)
+        response: Response = super().get(request)
+        return response
 
 
 class ContactGetByExternalIdView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="contacts.getByExternalID",
-        summary="Get a contact by its external_id (exact match), with the segments it belongs to",
-        description=CONTACT_GET_DESCRIPTION,
-        parameters=[s.ContactGetByExternalIdQuerySerializer],
-        responses={200: s.ContactGetOutputSerializer, 404: dict, **ERROR_RESPONSES},
-        tags=["contacts"],
+    @_contact_get_schema(
+        "contacts.getByExternalID",
+        "Get a contact by its external_id (exact match), with the segments it belongs to",
+        s.ContactGetByExternalIdQuerySerializer,
     )
     def get(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)

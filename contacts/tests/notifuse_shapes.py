@@ -1,4 +1,5 @@
-"""Notifuse's response shapes (/work/shared/NOTIFUSE-API.md), as checks a Notifuse client would need to hold.
+"""Notifuse's response shapes (/work/shared/NOTIFUSE-API.md), as checks a Notifuse client would need to hold,
+and request bodies as Notifuse's console builds them.
 
 Each ``assert_*`` checks one object as the contract defines it: the keys a client reads are present
 with their JSON types, nullable keys are absent or null, timestamps carry a zone. Keys of our own
@@ -107,3 +108,28 @@ def assert_timeline_entry(entry: Any) -> None:
                 _optional(change, "old", _number)
         if "entity_data" in entry and entry["entity_data"] is not None:
             assert_custom_event(entry["entity_data"])
+
+
+# The console's goal condition (TS/segment.ts): purchase sum >= 1000, anytime ([] as timeframe_values).
+CONSOLE_SPENT_1000_TREE = {
+    "kind": "branch",
+    "branch": {
+        "operator": "and",
+        "leaves": [
+            {
+                "kind": "leaf",
+                "leaf": {
+                    "source": "custom_events_goals",
+                    "custom_events_goal": {
+                        "goal_type": "purchase",
+                        "aggregate_operator": "sum",
+                        "operator": "gte",
+                        "value": 1000,
+                        "timeframe_operator": "anytime",
+                        "timeframe_values": [],
+                    },
+                },
+            }
+        ],
+    },
+}

@@ -11,6 +11,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from contacts.models import Contact
+from contacts.tests.notifuse_shapes import CONSOLE_SPENT_1000_TREE
 from segments.models import Segment, SegmentMembership
 
 
@@ -81,28 +82,7 @@ def test_both_spellings_are_documented(schema: dict[str, Any]) -> None:
     assert "post" in schema["paths"]["/api/contacts.import"]
 
 
-TREE = {
-    "kind": "branch",
-    "branch": {
-        "operator": "and",
-        "leaves": [
-            {
-                "kind": "leaf",
-                "leaf": {
-                    "source": "custom_events_goals",
-                    "custom_events_goal": {
-                        "goal_type": "purchase",
-                        "aggregate_operator": "sum",
-                        "operator": "gte",
-                        "value": 10,
-                        "timeframe_operator": "anytime",
-                        "timeframe_values": [],
-                    },
-                },
-            }
-        ],
-    },
-}
+TREE = CONSOLE_SPENT_1000_TREE
 
 
 def test_answers_to_notifuse_requests_match_the_schema(
@@ -127,7 +107,19 @@ def test_answers_to_notifuse_requests_match_the_schema(
         (
             "customEvents.import",
             "post",
-            ws | {"events": [{"email": "b@x.io", "event_name": "signup", "external_id": "s1"}]},
+            ws
+            | {
+                "events": [
+                    {"email": "b@x.io", "event_name": "signup", "external_id": "s1"},
+                    {
+                        "email": "b@x.io",
+                        "event_name": "order.completed",
+                        "external_id": "o2",
+                        "goal_type": "purchase",
+                        "goal_value": 2000,
+                    },
+                ]
+            },
         ),
         ("customEvents.list", "get", ws | {"email": "a@x.io", "limit": "500"}),
         ("customEvents.get", "get", ws | {"event_name": "order.completed", "external_id": "o1"}),
@@ -170,6 +162,8 @@ def test_answers_to_notifuse_requests_match_the_schema(
             continue
         assert response.status_code in (200, 201), (path, response.content)
         conforms(schema, path, method, response)
+        if path in ("contacts.list", "segments.contacts"):  # the lists' items were checked too
+            assert "b@x.io" in str(response.json()), (path, response.json())
     assert Segment.objects.get(slug="big").status == Segment.Status.DELETED
     assert not SegmentMembership.objects.exists()
     assert set(Contact.objects.values_list("email", flat=True)) == {"a@x.io", "b@x.io"}

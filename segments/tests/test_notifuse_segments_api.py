@@ -9,34 +9,12 @@ import pytest
 from rest_framework.test import APIClient
 
 from contacts.models import Contact
-from contacts.tests.notifuse_shapes import assert_error, assert_segment
+from contacts.tests.notifuse_shapes import CONSOLE_SPENT_1000_TREE, assert_error, assert_segment
 from events_platform.workspaces.models import Workspace
 from segments.models import NAMED_COLORS, Segment
 from segments.tests.api_helpers import CaptureOnCommit, get, post, purchase, store
 
-# The console's goal condition: purchase sum >= 1000, anytime (it sends [] as timeframe_values).
-SPENT_1000 = {
-    "kind": "branch",
-    "branch": {
-        "operator": "and",
-        "leaves": [
-            {
-                "kind": "leaf",
-                "leaf": {
-                    "source": "custom_events_goals",
-                    "custom_events_goal": {
-                        "goal_type": "purchase",
-                        "aggregate_operator": "sum",
-                        "operator": "gte",
-                        "value": 1000,
-                        "timeframe_operator": "anytime",
-                        "timeframe_values": [],
-                    },
-                },
-            }
-        ],
-    },
-}
+SPENT_1000 = CONSOLE_SPENT_1000_TREE
 
 
 @pytest.fixture
