@@ -129,7 +129,7 @@ def group_tiles(
             then[before] += count
         then[groups.PROSPECT] += unscored  # created since, so not there 30 days ago: no change counted
     tiles = []
-    for group in [*groups.groups_of(model.group_map, model.scale), *groups.UNSCORED_GROUPS]:
+    for group in groups.groups_of(model.group_map, model.scale):
         fig = figures.get(group, GroupFigures(group, 0, 0, None, None, None))
         count = fig.count + (unscored if group == groups.PROSPECT else 0)
         scored = group not in groups.UNSCORED_GROUPS
@@ -160,7 +160,7 @@ class Matrix:
 
 
 def transition_matrix(model: RfmModel, counts: Counter[tuple[str, str]]) -> Matrix:
-    order = [*groups.groups_of(model.group_map, model.scale), *groups.UNSCORED_GROUPS]
+    order = groups.groups_of(model.group_map, model.scale)
     order += sorted({g for pair in counts for g in pair} - set(order))  # groups of an older map
     named = [(group, groups.display_name(group)) for group in order]
     rows = []
@@ -292,3 +292,29 @@ def contact_card(scores: Iterable[Any], changes: Iterable[Any]) -> dict[str, Any
         for change in changes
     ]
     return {"groups": rows, "moves": moves, "several_models": len(rows) > 1}
+
+
+@dataclass(frozen=True)
+class SizeBar:
+    group: str
+    name: str
+    count: int
+    share: float | None
+    width: float  # of 100, for the bar's SVG rect
+
+
+def size_bars(model: RfmModel, sizes: dict[str, int]) -> list[SizeBar]:
+    """The dashboard's bars: every group of the map, best first, then prospect and lapsed."""
+    order = groups.groups_of(model.group_map, model.scale)
+    total = sum(sizes.values())
+    top = max(sizes.values(), default=0)
+    return [
+        SizeBar(
+            group=group,
+            name=groups.display_name(group),
+            count=sizes.get(group, 0),
+            share=share(sizes.get(group, 0), total),
+            width=round(100 * sizes.get(group, 0) / top, 1) if top else 0,
+        )
+        for group in order
+    ]

@@ -170,3 +170,24 @@ def contact_changes(*, contact: Contact, limit: int) -> list[RfmGroupChange]:
         .exclude(model__status=RfmModel.Status.DELETED)
         .order_by("-changed_at", "-id")[:limit]
     )
+
+
+@dataclass(frozen=True)
+class ModelGroupSizes:
+    model: RfmModel
+    sizes: dict[str, int]
+
+
+def group_sizes(*, workspace_id: str) -> list[ModelGroupSizes]:
+    """Each computed model of the workspace with its live group sizes (two statements)."""
+    models = [m for m in model_list(workspace_id=workspace_id) if m.last_computed_at is not None]
+    rows = (
+        RfmScore.objects.filter(model__in=[m.pk for m in models])
+        .values("model_id", "group")
+        .annotate(count=Count("id"))
+        .order_by()
+    )
+    sizes: dict[int, dict[str, int]] = {m.pk: {} for m in models}
+    for row in rows:  # one row per (model, group): a few dozen at most
+        sizes[row["model_id"]][row["group"]] = row["count"]
+    return [ModelGroupSizes(model=m, sizes=sizes[m.pk]) for m in models]

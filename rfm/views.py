@@ -30,6 +30,7 @@ from .models import RfmModel
 MODEL_PAGE = "rfm/rfm_detail.html"
 CELL_CONTACTS = 25
 CONTACT_CHANGES = 12
+FRAGMENTS = {"rfm-status": "status", "heatmap": "heatmap", "cell": "cell", "transitions": "transitions"}
 
 
 def _model_or_404(request: WorkspaceRequest, slug: str) -> RfmModel:
@@ -78,7 +79,8 @@ def rfm_detail(request: WorkspaceRequest, slug: str) -> HttpResponse:
     model = _model_or_404(request, slug)
     now = timezone.now()
     zone = zoneinfo.ZoneInfo(model.timezone)
-    part = request.GET.get("part", "") if request.htmx else ""
+    # htmx names the element it swaps: that fragment is served (the URLs are the page's own).
+    part = FRAGMENTS.get(request.htmx.target or "", "") if request.htmx else ""
     context: dict[str, Any] = {"model": model, "computing": model.status == RfmModel.Status.COMPUTING}
     if part == "status":
         response = render(request, MODEL_PAGE + "#status", context)

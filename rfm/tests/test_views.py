@@ -4,7 +4,9 @@ warnings, status) and the contact page's RFM card, with their query counts pinne
 from __future__ import annotations
 
 import datetime as dt
+import html
 import random
+import re
 import statistics
 from collections import Counter
 from typing import Any
@@ -27,6 +29,7 @@ SECOND_RUN = NOW - dt.timedelta(days=1)
 PAGE_MAX_QUERIES = 13  # session, user, workspaces, model, run dates, cells, transitions x2, unscored, groups, F mode
 CELL_MAX_QUERIES = 5  # session, user, workspaces, model, the cell's contacts
 CONTACT_PAGE_QUERIES = 10  # contacts' 8 (contacts/tests/test_views.py) + the RFM card: scores with models, changes
+DASHBOARD_QUERIES = 9  # segments/tests/test_views.py: its 7 + RFM models, their group sizes
 
 
 @pytest.fixture
@@ -45,7 +48,9 @@ def shop(workspace: Workspace, customers: int, *, seed: int = 7) -> tuple[RfmMod
     store_events(
         workspace,
         [
-            purchase(ids[i], FIRST_RUN - dt.timedelta(days=rng.choice([1, 5, 30, 200, 400])), f"{rng.randint(5, 900)}.00")
+            purchase(
+                ids[i], FIRST_RUN - dt.timedelta(days=rng.choice([1, 5, 30, 200, 400])), f"{rng.randint(5, 900)}.00"
+            )
             for i in range(customers)
             for _ in range(rng.choice([1, 1, 2, 3, 6]))
         ],
@@ -85,7 +90,7 @@ def test_model_page_shows_what_the_stored_scores_say(
     assert shown == {(r, f): cells.get((r, f), 0) for r in range(1, 4) for f in range(1, 4)}
     # the tiles
     now_counts = Counter(s.group for s in scores)
-    revenue = sum(s.monetary_cents for s in customers)
+    revenue = sum(int(s.monetary_cents or 0) for s in customers)
     tiles = {tile.group: tile for tile in response.context["tiles"]}
     assert list(tiles) == [*groups.KLAVIYO6_GROUPS, "prospect", "lapsed"]
     for group, tile in tiles.items():
@@ -94,10 +99,10 @@ def test_model_page_shows_what_the_stored_scores_say(
         if group in groups.KLAVIYO6_GROUPS:
             members = [s for s in customers if s.group == group]
             assert tile.share_customers == round(100 * len(members) / len(customers), 1)
-            assert tile.share_revenue == round(100 * sum(s.monetary_cents for s in members) / revenue, 1)
+            assert tile.share_revenue == round(100 * sum(int(s.monetary_cents or 0) for s in members) / revenue, 1)
             if members:
-                assert tile.median_recency_days == statistics.median(s.recency_days for s in members)
-                assert tile.median_frequency == statistics.median(s.frequency for s in members)
+                assert tile.median_recency_days == statistics.median(int(s.recency_days or 0) for s in members)
+                assert tile.median_frequency == statistics.median(int(s.frequency or 0) for s in members)
     # the transitions from the day of the first run to now
     moves = Counter((before[s.contact_id], s.group) for s in scores if before[s.contact_id] != s.group)
     matrix = response.context["matrix"]
@@ -120,13 +125,19 @@ def test_transitions_between_two_dates_and_bad_dates(member_client: Client, work
     # when
     quiet = member_client.get(
         f"/rfm/{model.slug}/",
-        {"since": (first_day + dt.timedelta(days=1)).isoformat(), "until": (first_day + dt.timedelta(days=5)).isoformat()},
+        {
+            "since": (first_day + dt.timedelta(days=1)).isoformat(),
+            "until": (first_day + dt.timedelta(days=5)).isoformat(),
+        },
         HTTP_HX_REQUEST="true",
+        HTTP_HX_TARGET="transitions",
     )
     too_early = member_client.get(f"/rfm/{model.slug}/", {"since": "2001-01-01", "until": "not a date"})
 
     # then
-    assert quiet.status_code == 200 and quiet.context["matrix"].moved == 0
+    fragment = quiet.content.decode()
+    assert quiet.status_code == 200 and "<html" not in fragment and 'id="transitions"' in fragment
+    assert f"0 of {RfmScore.objects.filter(model=model).count()} contacts changed group" in fragment
     assert too_early.status_code == 200
     assert "The history starts with the first full run" in too_early.content.decode()
     assert too_early.context["matrix"].moved > 0
@@ -139,14 +150,15 @@ def test_a_cell_lists_its_customers_and_offers_a_segment(
     opens the builder with the cell as rfm conditions; a cell outside the scale is ignored."""
     # given
     model, _ = shop(workspace, 40)
-    cell = Counter((s.r, s.f) for s in RfmScore.objects.filter(model=model, r__isnull=False)).most_common(1)[0][0]
+    scored = RfmScore.objects.filter(model=model, r__isnull=False)
+    cell = Counter((int(s.r or 0), int(s.f or 0)) for s in scored).most_common(1)[0][0]
 
     # when
     with django_assert_max_num_queries(CELL_MAX_QUERIES):
         response = member_client.get(
-            f"/rfm/{model.slug}/", {"part": "cell", "r": cell[0], "f": cell[1]}, HTTP_HX_REQUEST="true"
+            f"/rfm/{model.slug}/", {"r": cell[0], "f": cell[1]}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="cell"
         )
-    outside = member_client.get(f"/rfm/{model.slug}/", {"part": "cell", "r": 9, "f": 1}, HTTP_HX_REQUEST="true")
+    outside = member_client.get(f"/rfm/{model.slug}/", {"r": 9, "f": 1}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="cell")
 
     # then
     expected = list(
@@ -160,6 +172,13 @@ def test_a_cell_lists_its_customers_and_offers_a_segment(
     assert page.count('data-testid="cell-contact"') == min(len(expected), 25)
     assert 'name="op" value="load_json"' in page and "&quot;source&quot;: &quot;rfm&quot;" in page
     assert outside.status_code == 200 and "its customers" not in outside.content.decode()
+    # and the form opens the builder on those conditions
+    tree = re.search(r'name="tree" value="([^"]+)"', page)
+    assert tree is not None
+    builder = member_client.post(
+        "/segments/new-segment/", {"op": "load_json", "name": "Cell", "tree": html.unescape(tree.group(1))}
+    )
+    assert builder.status_code == 200, builder.content.decode()[:2000]
 
 
 def test_status_while_a_run_is_in_progress(member_client: Client, workspace: Workspace) -> None:
@@ -171,7 +190,7 @@ def test_status_while_a_run_is_in_progress(member_client: Client, workspace: Wor
     # when
     page = member_client.get(f"/rfm/{model.slug}/").content.decode()
     RfmModel.objects.filter(pk=model.pk).update(status=RfmModel.Status.ACTIVE)
-    done = member_client.get(f"/rfm/{model.slug}/", {"part": "status"}, HTTP_HX_REQUEST="true")
+    done = member_client.get(f"/rfm/{model.slug}/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="rfm-status")
 
     # then
     assert "A full run is in progress" in page and 'hx-trigger="every 2s"' in page
@@ -226,3 +245,23 @@ def test_contact_page_shows_current_and_previous_group_and_history(
     assert f'data-testid="rfm-previous">{groups.display_name(moved.previous_group)}<' in page
     assert groups.display_name(before[contact.pk]) == groups.display_name(moved.previous_group)
     assert 'data-testid="rfm-history"' in page
+
+
+def test_dashboard_shows_the_size_of_each_group(
+    member_client: Client, workspace: Workspace, django_assert_max_num_queries: Any
+) -> None:
+    """The dashboard draws each computed model's groups, best first, with their live sizes."""
+    # given
+    model, _ = shop(workspace, 25)
+    sizes = Counter(RfmScore.objects.filter(model=model).values_list("group", flat=True))
+
+    # when
+    with django_assert_max_num_queries(DASHBOARD_QUERIES):
+        response = member_client.get("/")
+
+    # then
+    [(shown_model, bars)] = response.context["rfm_models"]
+    assert shown_model == model
+    assert [bar.group for bar in bars] == [*groups.KLAVIYO6_GROUPS, "prospect", "lapsed"]
+    assert {bar.group: bar.count for bar in bars} == {bar.group: sizes.get(bar.group, 0) for bar in bars}
+    assert max(bar.width for bar in bars) == 100
