@@ -20,6 +20,7 @@ from events_platform.workspaces.web import WorkspaceRequest, workspace_required
 from . import presenters, selectors
 from .forms import ContactFilterForm, DateRangeForm, EventFilterForm, TimelineFilterForm
 from .models import Contact
+from .panels import contact_panels
 
 PAGE_SIZE = 50
 TIMELINE_PAGE_SIZE = 25
@@ -103,6 +104,7 @@ def contact_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
         properties=presenters.property_items(contact.properties),
         summary=selectors.contact_summary(contact=contact),
         memberships=selectors.contact_segment_memberships(contact=contact),
+        panels=contact_panels(contact),
     )
     return render(request, "contacts/contact_detail.html", context)
 

@@ -20,5 +20,6 @@ urlpatterns = [
     path("", include("events_platform.workspaces.urls")),
     path("", include("contacts.urls")),
     path("", include("segments.urls")),
+    path("", include("rfm.urls")),
     path("", include("webhooks.urls")),
 ]

@@ -19,6 +19,7 @@ from contacts.models import Contact
 from contacts.services import EventInput, events_upsert
 from events_platform.workspaces.models import ApiKey, Workspace
 from events_platform.workspaces.services import api_key_create, workspace_create, workspace_member_add
+from rfm import services as rfm_services
 from segments import services
 from segments.tests.trees import all_of, goal_leaf
 from webhooks import services as webhook_services
@@ -34,6 +35,8 @@ NOT_PAGES = {
     "segment-rebuild": "POST only (the segment page's Rebuild button)",
     "segment-export": "a CSV download, not a page",
     "webhook-action": "POST only (the webhooks page's buttons)",
+    "rfm-create-preset": "POST only (the RFM list's one-click model)",
+    "rfm-recompute": "POST only (the RFM page's Recompute button)",
 }
 
 # Collected in the page itself: the violations a page's own scripts would see.
@@ -121,12 +124,14 @@ def shop(django_user_model: Any, hook_receiver: Receiver) -> tuple[Workspace, An
         workspace_id=workspace.id, slug="big", name="Big spenders", tree=all_of(goal_leaf("sum", "gte", 200))
     )
     api_key_create(workspace=workspace, name="shop backend")
+    rfm_model = rfm_services.rfm_model_create(workspace_id=workspace.id, slug="default", name="Purchases RFM")
+    rfm_services.rfm_model_compute(model_pk=rfm_model.pk)  # whether or not on-commit did already
     return workspace, user
 
 
 def our_page_names() -> set[str]:
     names = set()
-    for module in ("events_platform.workspaces.urls", "contacts.urls", "segments.urls", "webhooks.urls"):
+    for module in ("events_platform.workspaces.urls", "contacts.urls", "segments.urls", "rfm.urls", "webhooks.urls"):
         for pattern in get_resolver(module).url_patterns:
             if isinstance(pattern, URLPattern) and pattern.name:
                 names.add(pattern.name)
@@ -156,6 +161,8 @@ def test_every_page_admin_and_the_api_docs_pass_the_csp(visits: Visits, shop: tu
         "segment-delete": "/segments/big/delete/",
         "api-keys": "/settings/api-keys/",
         "api-key-revoke": f"/settings/api-keys/{key.pk}/revoke/",
+        "rfm-list": "/rfm/",
+        "rfm-detail": "/rfm/default/",
         "webhook-list": "/webhooks/",
         "webhook-deliveries": f"/webhooks/{hook.public_id}/deliveries/",
         "webhook-delivery-detail": f"/webhooks/{hook.public_id}/deliveries/{delivery.message_id}/",
@@ -173,6 +180,13 @@ def test_every_page_admin_and_the_api_docs_pass_the_csp(visits: Visits, shop: tu
     visits.open("/segments/big/edit/")
     page.wait_for_selector("[data-testid=preview-total]")
     visits.collect("builder live preview")
+    # the RFM page's heatmap cell (an htmx fragment) and its colour toggle
+    visits.open("/rfm/default/")
+    page.locator("#heatmap td a").first.click()
+    page.wait_for_selector("#cell h3")
+    page.click("text=Average money")
+    page.wait_for_selector("#heatmap [aria-current=true]:has-text('Average money')")
+    visits.collect("rfm heatmap cell and toggle")
     # a new key's secret, and the copy button's script
     visits.open("/settings/api-keys/")
     page.fill("#id_name", "browser key")

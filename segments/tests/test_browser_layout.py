@@ -19,6 +19,7 @@ from contacts.models import EVENT_NAME_MAX_LENGTH, Contact
 from contacts.services import EventInput, contact_upsert, events_upsert
 from events_platform.workspaces.models import ApiKey
 from events_platform.workspaces.services import api_key_create, workspace_create, workspace_member_add
+from rfm import services as rfm_services
 from segments import services
 from segments.tests.trees import all_of, goal_leaf
 
@@ -110,6 +111,10 @@ def busy_shop(django_user_model: Any) -> dict[str, Any]:
     services.segment_build(segment_pk=segment.pk, version=segment.version)  # whether or not on-commit did already
     api_key_create(workspace=workspace, name="Shopify production integration for the EU storefront", created_by=user)
     api_key_create(workspace=workspace, name="CRM sync", created_by=user)
+    rfm_model = rfm_services.rfm_model_create(
+        workspace_id=workspace.id, slug="default", name="Purchases RFM for the spring campaign's customers"
+    )
+    rfm_services.rfm_model_compute(model_pk=rfm_model.pk)  # whether or not on-commit did already
     return {
         "workspace": workspace,
         "user": user,
@@ -151,6 +156,9 @@ def test_every_page_fits_the_screen(browser_page: Any, live_server: Any, busy_sh
         f"/segments/{segment.slug}/delete/",
         "/settings/api-keys/",
         f"/settings/api-keys/{key.pk}/revoke/",
+        "/rfm/",
+        "/rfm/default/",
+        "/rfm/default/?color=monetary&r=5&f=1",
         "/no-such-page/",
     ]
     not_found: list[str] = []

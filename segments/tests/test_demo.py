@@ -1,4 +1,5 @@
-"""``make run``'s demo workspace opens with the three template segments already built."""
+"""``make run``'s demo workspace opens with the three template segments already built and one RFM
+model computed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
+from rfm.models import RfmModel, RfmScore
 from segments import rules, selectors
 from segments.models import Segment, SegmentMembership
 
@@ -52,8 +54,15 @@ def test_demo_workspace_opens_with_the_template_segments_built(
     client.force_login(django_user_model.objects.get(username="admin"))
     page = client.get("/").content.decode()
     assert "No segments yet" not in page and all(f"/segments/{slug}/" in page for slug in segments)
+    # and one RFM model, computed: every contact scored, its group sizes on the dashboard
+    model = RfmModel.objects.get(workspace_id="demo")
+    assert model.status == RfmModel.Status.ACTIVE and model.last_computed_at is not None
+    assert RfmScore.objects.filter(model=model).count() == 300 and model.population > 0
+    assert f"RFM model “{model.name}”: {model.population} customers scored" in summary
+    assert 'data-testid="dashboard-rfm"' in page and "/rfm/default/" in page
 
     # and when run again, nothing is added or rebuilt
     built = {slug: segment.last_built_at for slug, segment in segments.items()}
     assert demo_setup(tmp_path) == ""
     assert {s.slug: s.last_built_at for s in Segment.objects.filter(workspace_id="demo")} == built
+    assert RfmModel.objects.get(workspace_id="demo").last_computed_at == model.last_computed_at

@@ -25,7 +25,8 @@ from segments.tests.api_helpers import CaptureOnCommit
 from segments.tests.trees import all_of, any_of, contact_leaf, event_leaf, goal_leaf, segment_leaf
 
 # Fixed maxima, checked with few and many rows: the point is that they do not grow.
-DASHBOARD_MAX_QUERIES = 7  # session, user, workspaces, contacts count, 30 and 90 days by day, stored totals, segments
+# session, user, workspaces, contacts count, 30 and 90 days by day, stored totals, segments, RFM models, their groups
+DASHBOARD_MAX_QUERIES = 9
 LIST_MAX_QUERIES = 4  # session, user, workspaces, segments
 BUILDER_MAX_QUERIES = 5  # session, user, workspaces, (segment), segment choices
 PREVIEW_MAX_QUERIES = 6  # session, user, workspaces, segment choices, counts aggregate, sample

@@ -1,9 +1,9 @@
 """``manage.py demo_setup``: what ``make run`` does after migrating.
 
 Seeds the ``demo`` workspace if it has no contacts, lets the apps above give it what they own
-(the ``demo_workspace_ready`` signal: segments from the three templates, built), ensures a
-superuser ``admin`` who owns it and an API key for it, and prints how to log in and send a
-first event. The admin password and the key's secret (only its hash is in the database) are
+(the ``demo_workspace_ready`` signal: the three template segments built, an RFM model computed),
+ensures a superuser ``admin`` who owns it and an API key for it, and prints how to log in and
+send a first event. The admin password and the key's secret (only its hash is in the database) are
 kept in ``.demo-credentials`` so that re-runs print the same ones; if that file is lost, a new
 password and key are issued.
 For local development only: it refuses to run with DEBUG off unless told ``--force``.
