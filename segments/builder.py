@@ -26,13 +26,19 @@ from .rules.vocabulary import (
     CONTACT_FIELDS,
     CONTACT_OPERATORS_BY_NAME,
     COUNTS,
+    DIMENSION_FIELD_TYPES,
+    DIMENSION_OPERATORS,
+    DIMENSION_TYPE_OPERATORS,
+    DIMENSION_TYPES,
     GOAL_TYPES,
     GROUP_MEMBERSHIP,
+    JSON_VALUE_OPERATORS,
     PROPERTY_FILTERS,
     RFM_FIELDS,
     SEGMENTS,
     SOURCES,
     TIMEFRAMES,
+    TIMELINE_TIMEFRAME_OPERATORS,
     choices,
 )
 
@@ -53,6 +59,12 @@ RFM_FIELD_CHOICES = choices(RFM_FIELDS)
 RFM_OPERATOR_CHOICES = choices(GROUP_MEMBERSHIP) + choices(COMPARISONS)
 SOURCE_CHOICES = choices(SOURCES)
 BRANCH_CHOICES = choices(BRANCHES)
+TIMELINE_TIMEFRAME_CHOICES = [(name, TIMEFRAMES[name].label) for name in TIMELINE_TIMEFRAME_OPERATORS]
+DIMENSION_FIELD_CHOICES = [(name, name) for name in DIMENSION_FIELD_TYPES]
+DIMENSION_TYPE_CHOICES = [(name, name) for name in DIMENSION_TYPES]
+# A contacts leaf is edited as one field condition (ours) or as Notifuse's list of filters.
+CONTACT_MODE_CHOICES = [("field", "One field"), ("filters", "Filters (Notifuse)")]
+MAX_FILTER_ROWS = rules.MAX_DIMENSION_FILTERS
 # What a value input of each kind is (``vocabulary.Operator.takes``); no kind, no input.
 INPUT_TYPES = {"days": "number", "number": "number", "amount": "number", "count": "number", "date": "date"}
 
@@ -60,6 +72,11 @@ INPUT_TYPES = {"days": "number", "number": "number", "amount": "number", "count"
 def default_leaf() -> dict[str, Any]:
     """A new condition: a purchase goal, with the amount left for the marketer to type."""
     return purchase_goal("sum", "gte")
+
+
+def default_filter() -> dict[str, Any]:
+    """A new DimensionFilter row: the email contains what the marketer types."""
+    return {"field_name": "email", "field_type": "string", "operator": "contains", "string_values": []}
 
 
 def default_tree() -> dict[str, Any]:
@@ -169,6 +186,8 @@ def _event_body(controls: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _contact_body(controls: Mapping[str, str]) -> dict[str, Any]:
+    if controls.get("mode") == "filters":
+        return _contact_filters_body(controls)
     field_name = controls.get("field") or "email"
     if field_name == "properties":
         field_name = rules.PROPERTIES_PREFIX + controls.get("property_key", "")
@@ -181,6 +200,44 @@ def _contact_body(controls: Mapping[str, str]) -> dict[str, Any]:
     blank_allowed = operator is not None and operator.takes == "value" and may_be_empty
     if (operator is None or operator.arity) and (raw or blank_allowed):
         body["value"] = raw
+    return body
+
+
+def _contact_filters_body(controls: Mapping[str, str]) -> dict[str, Any]:
+    """Notifuse's DimensionFilters, one row of controls each: ``filter_field_<i>``, ``filter_type_<i>``
+    (a custom_json field's value type; the field's own type otherwise), ``filter_operator_<i>``,
+    ``filter_path_<i>`` (keys joined by dots) and ``filter_value_<i>_<j>``."""
+    filters = []
+    for index in range(MAX_FILTER_ROWS + 1):
+        if f"filter_field_{index}" not in controls:
+            continue
+        name = controls[f"filter_field_{index}"]
+        declared = DIMENSION_FIELD_TYPES.get(name, "string")
+        field_type = (controls.get(f"filter_type_{index}") or "string") if declared == "json" else declared
+        item: dict[str, Any] = {"field_name": name, "field_type": field_type}
+        _set(item, "operator", controls.get(f"filter_operator_{index}"))
+        if declared == "json" and controls.get(f"filter_path_{index}"):
+            item["json_path"] = controls[f"filter_path_{index}"].split(".")
+        operator = DIMENSION_OPERATORS.get(item.get("operator", ""))
+        if operator is None or operator.arity:
+            values = [
+                controls[f"filter_value_{index}_{j}"]
+                for j in range(rules.MAX_DIMENSION_VALUES)
+                if controls.get(f"filter_value_{index}_{j}")
+            ]
+            item["number_values" if field_type == "number" else "string_values"] = values
+        filters.append(item)
+    # Just switched to filters: one row to start from.
+    return {"filters": filters or [default_filter()]}
+
+
+def _timeline_body(controls: Mapping[str, str]) -> dict[str, Any]:
+    # The entry kind's control is "entry_kind": "kind" names the node's own kind (leaf/branch).
+    body: dict[str, Any] = {}
+    _set(body, "kind", controls.get("entry_kind"))
+    for key in ("template_id", "count_operator", "count_value"):
+        _set(body, key, controls.get(key))
+    _timeframe(body, controls)
     return body
 
 
@@ -217,6 +274,7 @@ LEAF_CONTROLS = {
     "contacts": _contact_body,
     "segment": _segment_body,
     "rfm": _rfm_body,
+    "contact_timeline": _timeline_body,
 }
 
 
@@ -267,6 +325,14 @@ def apply_edit(tree: dict[str, Any], edit: str) -> dict[str, Any]:
         parent = _locate(tree, parent_path)
         if parent is not None and parent.get("kind") == "branch":
             del parent["branch"]["leaves"][int(index)]
+    elif action in ("add_filter", "remove_filter") and node.get("kind") == "leaf":
+        body = node["leaf"].get("contact")
+        if isinstance(body, dict) and isinstance(body.get("filters"), list):
+            filters = body["filters"]
+            if action == "add_filter" and len(filters) < MAX_FILTER_ROWS:
+                filters.append(default_filter())
+            elif action == "remove_filter" and extra.isdigit() and int(extra) < len(filters) and len(filters) > 1:
+                del filters[int(extra)]
     elif action in ("add_prop", "remove_prop") and node.get("kind") == "leaf":
         body = node["leaf"].get("custom_event")
         if isinstance(body, dict):
@@ -317,8 +383,20 @@ def _control_for(rest: str) -> str:
             return "timeframe_value_0"
         if match := re.fullmatch(r"properties\[(\d+)\](?:\.(\w+))?", name):
             return f"prop_{match.group(2) or 'key'}_{match.group(1)}"
+        if parts[1] == rules.SOURCE_KEYS["contact_timeline"] and name == "kind":
+            return "entry_kind"
+        if match := re.fullmatch(r"filters\[(\d+)\](?:\.(\w+)(?:\[(\d+)\])?)?", name):
+            return _filter_control(int(match.group(1)), match.group(2) or "", match.group(3))
         return name
     return ""
+
+
+def _filter_control(index: int, key: str, position: str | None) -> str:
+    """The control of a DimensionFilter's field in a validator path."""
+    if key in ("string_values", "number_values"):
+        return f"filter_value_{index}_{position or 0}"
+    named = {"field_type": "type", "operator": "operator", "json_path": "path"}
+    return f"filter_{named.get(key, 'field')}_{index}"
 
 
 # --------------------------------------------------------------------------- view model
@@ -337,6 +415,7 @@ class BuilderNode:
     source: str = "custom_events_goals"
     values: dict[str, str] = field(default_factory=dict)
     properties: list[dict[str, Any]] = field(default_factory=list)
+    filters: list[dict[str, Any]] = field(default_factory=list)
     arity: int = 0  # how many values the timeframe takes
     errors: dict[str, list[str]] = field(default_factory=dict)
     label: str = ""
@@ -437,7 +516,12 @@ def _view(
     values: dict[str, str] = {}
     properties: list[dict[str, Any]] = []
     arity = 0
-    if source == "contacts":
+    filters: list[dict[str, Any]] = []
+    if source == "contacts" and isinstance(body.get("filters"), list):
+        values["mode"] = "filters"
+        filters = [_filter_row(item) for item in body["filters"] if isinstance(item, dict)]
+    elif source == "contacts":
+        values["mode"] = "field"
         field_name = _text(body.get("field")) or "email"
         if field_name.startswith(rules.PROPERTIES_PREFIX):
             values["field"] = "properties"
@@ -459,6 +543,8 @@ def _view(
                 values[key] = _text(raw)
         timeframe = TIMEFRAMES.get(values.get("timeframe_operator", "anytime"))
         arity = timeframe.arity if timeframe else 0
+        if source == "contact_timeline":
+            values["entry_kind"] = values.pop("kind", "")
     view = BuilderNode(
         path=path,
         kind="leaf",
@@ -467,6 +553,7 @@ def _view(
         source=source,
         values=values,
         properties=properties,
+        filters=filters,
         arity=arity,
         errors=errors,
     )
@@ -480,6 +567,34 @@ def _property_row(item: Mapping[str, Any]) -> dict[str, Any]:
     operator = PROPERTY_FILTERS.get(row["operator"])
     row["takes_value"] = operator is None or operator.arity > 0
     return row
+
+
+def _filter_row(item: Mapping[str, Any]) -> dict[str, Any]:
+    """One DimensionFilter's controls: its operators are those its type takes, its value inputs
+    as many as it has values (at least as many as the operator takes)."""
+    name = _text(item.get("field_name"))
+    declared = DIMENSION_FIELD_TYPES.get(name, "string")
+    field_type = _text(item.get("field_type")) or declared
+    operators = (JSON_VALUE_OPERATORS if declared == "json" else DIMENSION_TYPE_OPERATORS).get(field_type, ())
+    operator = _text(item.get("operator"))
+    word = DIMENSION_OPERATORS.get(operator)
+    raw = item.get("number_values") or item.get("string_values") or []
+    values = [_text(value) for value in raw] if isinstance(raw, list) else []
+    arity = word.arity if word is not None else 1
+    values += [""] * (arity - len(values))
+    path = item.get("json_path")
+    takes = word.takes if word is not None else ""
+    return {
+        "field_name": name,
+        "field_type": field_type,
+        "is_json": declared == "json",
+        "operator": operator,
+        "operators": [(op_name, DIMENSION_OPERATORS[op_name].label) for op_name in operators],
+        "path": ".".join(str(part) for part in path) if isinstance(path, list) else "",
+        "values": values if arity else [],
+        "input_type": "number" if field_type == "number" or takes == "days" else "text",
+        "placeholder": "2026-03-01 or 2026-03-01T00:00:00Z" if takes == "date" else "",
+    }
 
 
 def _label(node: dict[str, Any], names: Mapping[str, str]) -> tuple[str, list[str]]:

@@ -47,8 +47,10 @@ class LeafProbe:
                 return "no qualifying events" if not count else f"avg = {_money(Decimal(value['sum']) / count)}"
             extreme = value["extreme"]
             return "no qualifying events" if extreme is None else f"{self.aggregate} = {_money(extreme)}"
-        if self.kind == "events":
+        if self.kind in ("events", "timeline"):
             return f"count = {value['count']}"
+        if self.kind == "filters":
+            return "; ".join(_filter_actual(name, value, index) for index, name in enumerate(self.field.split(",")))
         if self.kind == "segment":
             return "member" if value["member"] else "not a member"
         if self.kind == "rfm":
@@ -89,6 +91,8 @@ def _event_values(body: dict[str, Any], context: rules.Context) -> ProbeValues:
 
 
 def _contact_values(body: dict[str, Any], context: rules.Context) -> ProbeValues:
+    if "filters" in body:
+        return _dimension_filter_values(body["filters"])
     field = body["field"]
     if not field.startswith(rules.PROPERTIES_PREFIX):
         return "contact", {"field": F(field)}, {"field": field}
@@ -102,6 +106,41 @@ def _contact_values(body: dict[str, Any], context: rules.Context) -> ProbeValues
         }
         return "property_instant", values, {"field": field}
     return "contact", {"field": Coalesce(rules.JSONKey("properties", key, "string"), Value(""))}, {"field": field}
+
+
+def _dimension_filter_values(filters: list[dict[str, Any]]) -> ProbeValues:
+    """Each filter's field as stored: a column, or the JSON value at the property's path (its
+    type, and its text or number)."""
+    values: dict[str, Combinable] = {}
+    names = []
+    for index, item in enumerate(filters):
+        name = item["field_name"]
+        path = [name, *item.get("json_path", [])]
+        names.append(".".join(path))
+        if name in rules.vocabulary.DIMENSION_COLUMNS:
+            values[f"f{index}_column"] = F(name)
+            continue
+        values[f"f{index}_type"] = rules.JSONKey("properties", path, "type")
+        values[f"f{index}_string"] = rules.JSONKey("properties", path, "string")
+        values[f"f{index}_number"] = rules.JSONKey("properties", path, "number")
+    return "filters", values, {"field": ",".join(names)}
+
+
+def _filter_actual(name: str, value: Mapping[str, Any], index: int) -> str:
+    if f"f{index}_column" in value:
+        return f"{name} = {value[f'f{index}_column']!r}"
+    json_type = value[f"f{index}_type"]
+    if json_type is None:
+        return f"{name} is missing"
+    if value[f"f{index}_string"] is not None:
+        return f"{name} = {value[f'f{index}_string']!r}"
+    if value[f"f{index}_number"] is not None:
+        return f"{name} = {value[f'f{index}_number']}"
+    return f"{name} is JSON {_JSON_TYPE_NAMES.get(json_type, json_type)}"
+
+
+def _timeline_values(body: dict[str, Any], context: rules.Context) -> ProbeValues:
+    return "timeline", {"count": rules.count_of(rules.timeline_matches(body, context))}, {}
 
 
 def _segment_values(body: dict[str, Any], context: rules.Context) -> ProbeValues:
@@ -179,6 +218,7 @@ PROBES: dict[str, Callable[[dict[str, Any], rules.Context], ProbeValues]] = {
     "contacts": _contact_values,
     "segment": _segment_values,
     "rfm": _rfm_values,
+    "contact_timeline": _timeline_values,
 }
 
 

@@ -180,6 +180,10 @@ BUILDER_CHOICES = {
     "segment_operators": builder.SEGMENT_OPERATOR_CHOICES,
     "rfm_fields": builder.RFM_FIELD_CHOICES,
     "rfm_operators": builder.RFM_OPERATOR_CHOICES,
+    "timeline_timeframes": builder.TIMELINE_TIMEFRAME_CHOICES,
+    "contact_modes": builder.CONTACT_MODE_CHOICES,
+    "dimension_fields": builder.DIMENSION_FIELD_CHOICES,
+    "dimension_types": builder.DIMENSION_TYPE_CHOICES,
 }
 
 

@@ -85,6 +85,71 @@ def _event_condition() -> Schema:
     }
 
 
+def _contact_filters() -> Schema:
+    return {
+        "type": "object",
+        "required": ["filters"],
+        "properties": {"filters": {"type": "array", "minItems": 1, "items": _ref("RuleDimensionFilter")}},
+    }
+
+
+def _dimension_filter() -> Schema:
+    by_type = "; ".join(f"`{name}`: {', '.join(ops)}" for name, ops in v.DIMENSION_TYPE_OPERATORS.items())
+    fields = "; ".join(
+        f"{kind}: {', '.join(name for name, t in v.DIMENSION_FIELD_TYPES.items() if t == kind)}"
+        for kind in v.DIMENSION_TYPES
+    )
+    return {
+        "type": "object",
+        "description": "Notifuse's DimensionFilter. Fields other than email, external_id, first_name, last_name, "
+        "created_at and updated_at are contact properties of the same name.",
+        "required": ["field_name", "field_type", "operator"],
+        "properties": {
+            "field_name": _enum(list(v.DIMENSION_FIELD_TYPES), f"By type: {fields}."),
+            "field_type": _enum(
+                v.DIMENSION_TYPES,
+                "The field's type; for custom_json_1..5 the type of the value at `json_path` "
+                "(`json` reads as `string`).",
+            ),
+            "operator": _enum(v.DIMENSION_OPERATOR_NAMES, f"By field_type: {by_type}."),
+            "string_values": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "For string, time and json filters: one value; two for the date ranges; one or "
+                "more alternatives for contains / not_contains. Dates are RFC 3339 or YYYY-MM-DD (midnight UTC); "
+                'in_the_last_days takes a number of days as text (`"30"`).',
+            },
+            "number_values": {"type": "array", "items": {"type": "number"}, "description": "For number filters: one."},
+            "json_path": {
+                "type": "array",
+                "items": {"type": "string"},
+                "maxItems": 10,
+                "description": "custom_json_1..5 only: keys, and digits for array indexes.",
+            },
+        },
+    }
+
+
+def _timeline_condition() -> Schema:
+    return {
+        "type": "object",
+        "description": "How many timeline entries of `kind` the contact has (0 for none).",
+        "required": ["kind", "count_operator", "count_value"],
+        "properties": {
+            "kind": {"type": "string", "description": "A timeline entry kind: `custom_event.<event_name>`, ..."},
+            "count_operator": _enum(rules.COUNT_OPERATORS),
+            "count_value": {"type": "integer", "minimum": 0},
+            "timeframe_operator": _enum(v.TIMELINE_TIMEFRAME_OPERATORS, "Default `anytime`."),
+            "timeframe_values": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "RFC 3339 date-times; a number of days as text for in_the_last_days.",
+            },
+            "template_id": {"type": "string", "description": "Email kinds only."},
+        },
+    }
+
+
 def _contact_condition() -> Schema:
     fields = [name for name in v.CONTACT_FIELDS if name != "properties"]
     shown = {"properties": f"{v.PROPERTIES_PREFIX}<key>"}
@@ -148,6 +213,7 @@ CONDITIONS: dict[str, tuple[str, Any]] = {
     "contacts": ("RuleContactCondition", _contact_condition),
     "segment": ("RuleSegmentCondition", _segment_condition),
     "rfm": ("RuleRfmCondition", _rfm_condition),
+    "contact_timeline": ("RuleTimelineCondition", _timeline_condition),
 }
 
 
@@ -187,6 +253,13 @@ def rule_tree_components() -> dict[str, Schema]:
     # Its own component: an inline enum would collide with the events' goal_type (no "*").
     components["RuleGoalType"] = _enum(list(v.GOAL_TYPES), f"`{rules.ANY_GOAL_TYPE}` is any goal type.")
     components |= {name: schema() for name, schema in CONDITIONS.values()}
+    # A contacts leaf has two spellings: ours (RuleContactCondition) or Notifuse's filters.
+    components |= {"RuleContactFilters": _contact_filters(), "RuleDimensionFilter": _dimension_filter()}
+    components["RuleLeaf"]["properties"][v.SOURCE_KEYS["contacts"]] = {
+        "description": "A contact field condition (`field`, `operator`, `value`), or Notifuse's spelling: "
+        "`filters`, DimensionFilters that all must hold.",
+        "oneOf": [_ref("RuleContactCondition"), _ref("RuleContactFilters")],
+    }
     return components
 
 

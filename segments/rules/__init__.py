@@ -50,6 +50,10 @@ Sources (``source`` -> key):
 ``contacts`` -> ``contact``
     ``field`` (email external_id first_name last_name created_at ``properties.<key>``),
     ``operator`` and ``value``; ``vocabulary.CONTACT_FIELDS`` says which operator fits which field.
+    Or, Notifuse's spelling, ``filters``: a non-empty list of DimensionFilters, ANDed:
+    ``field_name`` (``vocabulary.DIMENSION_FIELD_TYPES``), ``field_type``, ``operator``
+    (``vocabulary.DIMENSION_TYPE_OPERATORS``), ``string_values`` / ``number_values`` and, for
+    ``custom_json_1..5``, a ``json_path``.
 ``segment`` -> ``segment``
     ``segment_id`` (another segment's slug) and ``operator`` (in_segment not_in_segment).
 ``rfm`` -> ``rfm``
@@ -57,6 +61,10 @@ Sources (``source`` -> key):
     in / not_in and ``values`` (group ids); ``r f m`` (eq gte lte between, whole 1-5) and
     ``recency_days frequency monetary`` (any comparison; money with at most 2 decimals) with
     ``value`` (and ``value_2``); ``group_changed_at`` with a timeframe.
+``contact_timeline`` -> ``contact_timeline``
+    Notifuse's: ``kind`` (a timeline entry kind, ``custom_event.<event_name>``), ``count_operator``,
+    ``count_value >= 0``, a timeframe of ``vocabulary.TIMELINE_TIMEFRAME_OPERATORS`` (RFC 3339
+    values only), ``template_id`` with email kinds only; ``filters`` are refused.
 
 Semantics (the tests' oracle implements exactly this)
 -----------------------------------------------------
@@ -100,6 +108,24 @@ Semantics (the tests' oracle implements exactly this)
   2026-02-30, no hour 24, no leap second). Anything else (other offsets, numbers, malformed or
   impossible dates, a missing key, JSON null) never matches these operators, so their negation
   matches it.
+* DimensionFilters (Notifuse's semantics): fields other than our columns (email external_id
+  first_name last_name created_at updated_at) are contact properties of the same name. A field
+  that is not set (a text column ``""``; a property missing or JSON null) holds no operator but
+  ``is_not_set``, so ``not_equals`` / ``not_contains`` need it set. ``equals`` is exact (an email
+  value lower-cased), ``contains`` case-insensitive; several ``contains`` / ``not_contains``
+  values are alternatives (ORed). Numbers compare JSON numbers, texts JSON strings (a JSON value
+  of another type is "not equal" and "does not contain"). Dates: a date-only value is midnight
+  UTC; ``before_date`` / ``after_date`` are strict, ``in_date_range`` is inclusive and
+  ``not_in_date_range`` its complement among set values, ``in_the_last_days N`` is later than
+  ``now - N*24h``; ``custom_datetime_*`` properties are read as instants like the date operators
+  on properties (above). ``json_path`` walks objects by key and arrays by index (a digits
+  segment never reads an object key); ``in_array`` holds when the value there is an array with
+  that string element or an object with that key; ``is_set`` with a path asks whether its first
+  key is present (JSON null included).
+* ``contact_timeline`` counts the contact's timeline entries of ``kind`` whose ``created_at``
+  is in the timeframe (the event's occurred_at for custom events), inserts and updates alike
+  (Notifuse's entries), not this app's own ``delete`` / ``restore`` entries; an event's entries
+  stay when it is soft-deleted. A ``template_id`` matches nothing (no message entries here).
 * ``segment`` leaves read the current ``SegmentMembership`` rows of the referenced segment; the
   caller resolves slugs to primary keys (existence and cycles need the database).
 * ``rfm`` leaves read the contact's stored ``RfmScore`` under the named live model of the
@@ -127,6 +153,7 @@ from .compile import (
     segment_membership,
     start_of_day,
     sum_cents,
+    timeline_matches,
 )
 from .expressions import PROPERTY_INSTANT_PATTERN, JSONKey, PropertyInstant, instant_text
 from .templates import TEMPLATES, template_defaults
@@ -137,6 +164,8 @@ from .validation import (
     MAX_ABS_AMOUNT,
     MAX_DAYS,
     MAX_DEPTH,
+    MAX_DIMENSION_FILTERS,
+    MAX_DIMENSION_VALUES,
     MAX_LEAVES,
     MAX_PROPERTY_FILTERS,
     MAX_TEXT_VALUE_LENGTH,
@@ -183,6 +212,8 @@ __all__ = [
     "MAX_ABS_AMOUNT",
     "MAX_DAYS",
     "MAX_DEPTH",
+    "MAX_DIMENSION_FILTERS",
+    "MAX_DIMENSION_VALUES",
     "MAX_LEAVES",
     "MAX_PROPERTY_FILTERS",
     "MAX_TEXT_VALUE_LENGTH",
@@ -224,6 +255,7 @@ __all__ = [
     "start_of_day",
     "sum_cents",
     "template_defaults",
+    "timeline_matches",
     "validate_tree",
     "vocabulary",
 ]

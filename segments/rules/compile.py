@@ -45,14 +45,22 @@ from django.db.models.lookups import (
     LessThanOrEqual,
 )
 
-from contacts.models import CustomEvent
+from contacts.models import CustomEvent, TimelineEntry
 from rfm.models import RfmModel, RfmScore
 from segments.models import SegmentMembership
 
-from .expressions import AggregatedValue, Cents, InCents, JSONKey, PropertyInstant, instant_text
+from .expressions import AggregatedValue, Cents, InCents, JSONHolds, JSONKey, PropertyInstant, instant_text
 from .tree import referenced_segments
 from .validation import TreeValidationError, parse_moment, validate_tree
-from .vocabulary import ANY_GOAL_TYPE, INSTANT_OPERATORS, PROPERTIES_PREFIX, SOURCE_KEYS
+from .vocabulary import (
+    ANY_GOAL_TYPE,
+    DIMENSION_ANY_OF,
+    DIMENSION_COLUMNS,
+    DIMENSION_FIELD_TYPES,
+    INSTANT_OPERATORS,
+    PROPERTIES_PREFIX,
+    SOURCE_KEYS,
+)
 
 
 def compile_tree(
@@ -333,7 +341,7 @@ def _live_events(context: Context, *filters: Q, **lookups: Any) -> QuerySet[Cust
     )
 
 
-def _scalar_subquery(events: QuerySet[CustomEvent, Any], expression: Expression) -> Subquery:
+def _scalar_subquery(events: QuerySet[Any, Any], expression: Expression) -> Subquery:
     return Subquery(events.annotate(agg_value=expression).values("agg_value"), output_field=BigIntegerField())
 
 
@@ -343,7 +351,7 @@ def sum_cents(events: QuerySet[CustomEvent, Any]) -> Expression:
     return Coalesce(_scalar_subquery(events, total), Value(0), output_field=BigIntegerField())
 
 
-def count_of(events: QuerySet[CustomEvent, Any]) -> Expression:
+def count_of(events: QuerySet[Any, Any]) -> Expression:
     return Coalesce(
         _scalar_subquery(events, Func(template="COUNT(*)", output_field=BigIntegerField())),
         Value(0),
@@ -422,7 +430,7 @@ def _goal_condition(body: dict[str, Any], *, count: Any, total: Any, extreme: An
     return Q(Case(held, default=Value(False), output_field=BooleanField()))
 
 
-def _json_is_set(field: str, key: str) -> Q:
+def _json_is_set(field: str, key: str | list[str]) -> Q:
     kind = JSONKey(field, key, "type")
     return Q(IsNull(kind, False)) & ~Q(Exact(kind, "null"))
 
@@ -446,18 +454,23 @@ def custom_event_matches(body: dict[str, Any], context: Context) -> QuerySet[Cus
 
 
 def _compile_custom_event(body: dict[str, Any], context: Context) -> Q:
-    events = custom_event_matches(body, context)
-    count_operator, count_value = body["count_operator"], body["count_value"]
+    return _count_condition(custom_event_matches(body, context), body["count_operator"], body["count_value"])
+
+
+def _count_condition(rows: QuerySet[Any, Any], count_operator: str, count_value: int) -> Q:
+    """How many of these correlated rows there are, compared (``at_least`` / ``at_most`` / ``exactly``)."""
     # "Did it at least once" / "never did it" are the common cases: EXISTS stops at the first row.
     if count_operator == "at_least" and count_value == 1:
-        return Q(Exists(events))
+        return Q(Exists(rows))
     if count_operator in ("at_most", "exactly") and count_value == 0:
-        return ~Q(Exists(events))
+        return ~Q(Exists(rows))
     operator = {"at_least": "gte", "at_most": "lte", "exactly": "eq"}[count_operator]
-    return _compare(count_of(events), operator, count_value)
+    return _compare(count_of(rows), operator, count_value)
 
 
 def _compile_contact(body: dict[str, Any], context: Context) -> Q:
+    if "filters" in body:
+        return functools.reduce(op.and_, [compile_dimension_filter(item, context) for item in body["filters"]])
     field, operator = body["field"], body["operator"]
     value: Any = body.get("value")  # its type follows from the operator (validation made sure)
     if field == "created_at":
@@ -519,6 +532,114 @@ def _compile_contact_property_instant(key: str, operator: str, value: Any, conte
         comparison = {"before": "lt", "after": "gt"}[operator]
         text = "~" if str(value).startswith("9999") else ""
     return Q(IsNull(instant, False)) & _compare(instant, comparison, text)
+
+
+# --------------------------------------------------------------------------- contacts: dimension filters
+#
+# Notifuse's semantics (see README, Segments): a filter on a field that is not set never holds,
+# except ``is_not_set``; so ``not_equals`` and ``not_contains`` need the field set. Our text
+# columns are "" when unknown, so there "" is "not set"; a property is set when present and not
+# JSON null. Date-only values are midnight UTC.
+
+ALWAYS = Q(pk__isnull=False)
+
+
+def compile_dimension_filter(item: dict[str, Any], context: Context) -> Q:
+    """One validated DimensionFilter as a NULL-free condition on the outer contact."""
+    name, operator = item["field_name"], item["operator"]
+    values: list[Any] = item.get("number_values") or item.get("string_values") or []
+    if name in DIMENSION_COLUMNS:
+        if DIMENSION_FIELD_TYPES[name] == "time":
+            # created_at / updated_at: NOT NULL columns, always set.
+            if operator in ("is_set", "is_not_set"):
+                return ALWAYS if operator == "is_set" else ~ALWAYS
+            return _dimension_time(lambda lookup, moment: Q(**{f"{name}__{lookup}": moment}), operator, values, context)
+        return _dimension_text_column(name, operator, values)
+    path = [name, *item.get("json_path", [])]
+    is_set = _json_is_set("properties", path)
+    if operator in ("is_set", "is_not_set"):
+        if item.get("json_path"):
+            # Notifuse: the first key of the path is present (JSON null included).
+            is_set = Q(IsNull(JSONKey("properties", path[:2], "type"), False))
+        return is_set if operator == "is_set" else ~is_set
+    if DIMENSION_FIELD_TYPES[name] == "time":
+        instant = PropertyInstant("properties", name)
+        held = _dimension_time(
+            lambda lookup, moment: _compare(instant, lookup, instant_text(moment)), operator, values, context
+        )
+        return Q(IsNull(instant, False)) & held
+    if item["field_type"] == "number":
+        number = JSONKey("properties", path, "number")
+        comparison = "eq" if operator in ("equals", "not_equals") else operator
+        held = Q(IsNull(number, False)) & _compare(number, comparison, values[0])
+        return is_set & ~held if operator == "not_equals" else held
+    if operator == "in_array":
+        return Q(JSONHolds("properties", path, values[0]))
+    text = JSONKey("properties", path, "string")
+    present = Q(IsNull(text, False))
+    if operator in ("equals", "not_equals"):
+        held = present & Q(Exact(text, values[0]))
+        return held if operator == "equals" else is_set & ~held
+    contained = [present & Q(IContains(text, value)) for value in values]
+    if operator == "contains":
+        return functools.reduce(op.or_, contained)
+    return is_set & functools.reduce(op.or_, [~held for held in contained])
+
+
+def _dimension_text_column(name: str, operator: str, values: list[str]) -> Q:
+    is_set = ~Q(**{name: ""})
+    if operator in ("is_set", "is_not_set"):
+        return is_set if operator == "is_set" else ~is_set
+    if operator in ("equals", "not_equals"):
+        held = Q(**{name: values[0]})
+        return is_set & (held if operator == "equals" else ~held)
+    assert operator in DIMENSION_ANY_OF
+    contained = [Q(**{f"{name}__icontains": value}) for value in values]
+    if operator == "contains":
+        return is_set & functools.reduce(op.or_, contained)
+    return is_set & functools.reduce(op.or_, [~held for held in contained])
+
+
+def _dimension_time(compare: Callable[[str, dt.datetime], Q], operator: str, values: list[str], context: Context) -> Q:
+    """A time filter; ``compare(lookup, boundary)`` compares the (non-NULL) field with a boundary."""
+    if operator == "in_the_last_days":
+        return compare("gt", context.now - dt.timedelta(days=int(values[0])))
+    moments = [_midnight_utc(parse_moment(value)) for value in values]
+    if operator == "before_date":
+        return compare("lt", moments[0])
+    if operator == "after_date":
+        return compare("gt", moments[0])
+    within = compare("gte", moments[0]) & compare("lte", moments[1])
+    return within if operator == "in_date_range" else ~within
+
+
+def _midnight_utc(moment: dt.date | dt.datetime) -> dt.datetime:
+    if isinstance(moment, dt.datetime):
+        return moment
+    return dt.datetime.combine(moment, dt.time.min, tzinfo=dt.UTC)
+
+
+# --------------------------------------------------------------------------- contact timeline
+
+# This app writes its own "delete" and "restore" entries where Notifuse writes "update"; they are
+# not counted (see README, Segments).
+COUNTED_TIMELINE_OPERATIONS = (TimelineEntry.Operation.INSERT, TimelineEntry.Operation.UPDATE)
+
+
+def timeline_matches(body: dict[str, Any], context: Context) -> QuerySet[TimelineEntry, Any]:
+    """The outer contact's timeline entries that a ``contact_timeline`` leaf counts."""
+    window = _window_q("created_at", body["timeframe_operator"], body["timeframe_values"], context)
+    entries = TimelineEntry.objects.filter(
+        window, contact_id=OuterRef("pk"), kind=body["kind"], operation__in=COUNTED_TIMELINE_OPERATIONS
+    )
+    if "template_id" in body:
+        # Only message entries carry a template, and this app sends no messages: none match.
+        entries = entries.filter(pk__isnull=True)
+    return entries.order_by().values("contact_id")
+
+
+def _compile_contact_timeline(body: dict[str, Any], context: Context) -> Q:
+    return _count_condition(timeline_matches(body, context), body["count_operator"], body["count_value"])
 
 
 def segment_membership(body: dict[str, Any], context: Context) -> Exists:
@@ -585,4 +706,5 @@ COMPILERS: dict[str, Callable[[dict[str, Any], Context], Q]] = {
     "contacts": _compile_contact,
     "segment": _compile_segment,
     "rfm": _compile_rfm,
+    "contact_timeline": _compile_contact_timeline,
 }

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import BigIntegerField, CharField, F, Field, FloatField, Func
+from django.db.models import BigIntegerField, BooleanField, CharField, F, Field, FloatField, Func
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -67,11 +68,12 @@ class InCents(Func):
 
 
 class JSONKey(Func):
-    """One top-level key of a JSON column, per backend: ``kind`` is ``type`` (the JSON type name,
-    'null' for JSON null, SQL NULL when absent), ``number`` (the value if a JSON number, else NULL)
-    or ``string`` (the text if a JSON string, else NULL)."""
+    """One key of a JSON column, per backend: ``kind`` is ``type`` (the JSON type name, 'null' for
+    JSON null, SQL NULL when absent), ``number`` (the value if a JSON number, else NULL) or
+    ``string`` (the text if a JSON string, else NULL). ``key`` is a top-level key, or a path of
+    keys where a segment of digits is an array index (never an object key)."""
 
-    def __init__(self, field: str, key: str, kind: str) -> None:
+    def __init__(self, field: str, key: str | Sequence[str], kind: str) -> None:
         output: Field = {"type": CharField(), "number": FloatField(), "string": CharField()}[kind]
         super().__init__(F(field), output_field=output)
         self.key = key
@@ -82,23 +84,78 @@ class JSONKey(Func):
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
         column, params = compiler.compile(self.source_expressions[0])
-        typeof = f"jsonb_typeof({column} -> %s::text)"
+        (parent, parent_params), (last, last_params) = _pg_json_path(column, params, self.key)
+        typeof = f"jsonb_typeof({parent} -> {last})"
         if self.kind == "type":
-            return typeof, [*params, self.key]
+            return typeof, [*parent_params, *last_params]
         wanted = "number" if self.kind == "number" else "string"
         cast = "::numeric" if self.kind == "number" else ""
-        sql = f"(CASE WHEN {typeof} = '{wanted}' THEN ({column} ->> %s::text){cast} END)"
-        return sql, [*params, self.key, *params, self.key]
+        sql = f"(CASE WHEN {typeof} = '{wanted}' THEN ({parent} ->> {last}){cast} END)"
+        return sql, [*parent_params, *last_params] * 2
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
         column, params = compiler.compile(self.source_expressions[0])
-        path = "$." + json.dumps(self.key)
+        path = _sqlite_json_path(self.key)
         typeof = f"json_type({column}, %s)"
         if self.kind == "type":
             return typeof, [*params, path]
         wanted = "('integer', 'real')" if self.kind == "number" else "('text')"
         sql = f"(CASE WHEN {typeof} IN {wanted} THEN json_extract({column}, %s) END)"
         return sql, [*params, path, *params, path]
+
+
+def _path_segments(key: str | Sequence[str]) -> list[str]:
+    return [key] if isinstance(key, str) else list(key)
+
+
+def _pg_json_path(
+    column: str, params: list[Any], key: str | Sequence[str]
+) -> tuple[tuple[str, list[Any]], tuple[str, list[Any]]]:
+    """The value holding the path's last segment, and that segment as an operand of ``->``: a
+    text for a key, an integer for an index (``-> 0`` on an object is NULL, as is a key on an array)."""
+    parent, parent_params = column, list(params)
+    operands = [("%s::int", int(s)) if s.isdigit() else ("%s::text", s) for s in _path_segments(key)]
+    for sql, value in operands[:-1]:
+        parent, parent_params = f"({parent} -> {sql})", [*parent_params, value]
+    last, value = operands[-1]
+    return (parent, parent_params), (last, [value])
+
+
+def _sqlite_json_path(key: str | Sequence[str]) -> str:
+    return "$" + "".join(f"[{s}]" if s.isdigit() else "." + json.dumps(s) for s in _path_segments(key))
+
+
+class JSONHolds(Func):
+    """Whether the JSON array at a path holds the string ``value`` as an element, or the JSON
+    object there has it as a key (Notifuse's ``in_array``); false for anything else, never NULL."""
+
+    output_field = BooleanField()
+
+    def __init__(self, field: str, path: Sequence[str], value: str) -> None:
+        super().__init__(F(field))
+        self.path = list(path)
+        self.value = value
+
+    def as_sql(self, compiler: Any, connection: Any, *_template: Any, **extra: Any) -> Any:
+        raise NotImplementedError(f"JSON key conditions support PostgreSQL and SQLite, not {connection.vendor}.")
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        column, params = compiler.compile(self.source_expressions[0])
+        (parent, parent_params), (last, last_params) = _pg_json_path(column, params, self.path)
+        value = f"({parent} -> {last})"
+        args = [*parent_params, *last_params]
+        sql = f"COALESCE(jsonb_typeof({value}) IN ('array', 'object') AND jsonb_exists({value}, %s::text), false)"
+        return sql, [*args, *args, self.value]
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        column, params = compiler.compile(self.source_expressions[0])
+        path = _sqlite_json_path(self.path)
+        sql = (
+            f"EXISTS (SELECT 1 FROM json_each({column}, %s) AS held WHERE "
+            f"(json_type({column}, %s) = 'array' AND held.type = 'text' AND held.value = %s) OR "
+            f"(json_type({column}, %s) = 'object' AND held.key = %s))"
+        )
+        return sql, [*params, path, *params, path, self.value, *params, path, self.value]
 
 
 # A contact property the date operators read (see the package docstring), calendar included, as

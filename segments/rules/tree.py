@@ -35,6 +35,9 @@ def has_relative_timeframe(tree: dict[str, Any]) -> bool:
         body = leaf[SOURCE_KEYS[leaf["source"]]]
         if body.get("timeframe_operator") in RELATIVE_TIMEFRAME_OPERATORS:
             return True
-        if leaf["source"] == "contacts" and CONTACT_OPERATORS_BY_NAME[body["operator"]].takes == "days":
+        if leaf["source"] == "contacts" and "filters" in body:
+            if any(item["operator"] == "in_the_last_days" for item in body["filters"]):
+                return True
+        elif leaf["source"] == "contacts" and CONTACT_OPERATORS_BY_NAME[body["operator"]].takes == "days":
             return True
     return False

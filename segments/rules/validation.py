@@ -34,7 +34,15 @@ from .vocabulary import (
     CONTACT_OPERATORS,
     CONTACT_OPERATORS_BY_NAME,
     COUNT_OPERATORS,
+    DIMENSION_ANY_OF,
+    DIMENSION_FIELD_TYPES,
+    DIMENSION_OPERATOR_NAMES,
+    DIMENSION_OPERATORS,
+    DIMENSION_TYPE_OPERATORS,
+    DIMENSION_TYPES,
+    EMAIL_KINDS,
     GOAL_TYPES,
+    JSON_VALUE_OPERATORS,
     PROPERTIES_PREFIX,
     PROPERTY_FILTER_OPERATORS,
     PROPERTY_FILTERS,
@@ -43,6 +51,7 @@ from .vocabulary import (
     SOURCE_KEYS,
     TIMEFRAME_OPERATORS,
     TIMEFRAMES,
+    TIMELINE_TIMEFRAME_OPERATORS,
     contact_field_family,
 )
 
@@ -329,9 +338,19 @@ def _moment(raw: Any) -> str:
     return raw.strip()
 
 
-def _validate_timeframe(fields: _Fields) -> tuple[str, list[str]] | None:
-    """Validate ``timeframe_operator`` / ``timeframe_values``; return them normalised."""
-    operator = fields.get("timeframe_operator", _choice(TIMEFRAME_OPERATORS), required=False, default="anytime")
+def _instant(raw: Any) -> str:
+    """An RFC 3339 date-time with an offset (no date-only value)."""
+    if not isinstance(raw, str) or not RFC3339_RE.match(raw.strip()):
+        raise _Invalid("Must be an RFC 3339 date-time with an offset.")
+    return _moment(raw)
+
+
+def _validate_timeframe(
+    fields: _Fields, operators: tuple[str, ...] = TIMEFRAME_OPERATORS, *, instants_only: bool = False
+) -> tuple[str, list[str]] | None:
+    """Validate ``timeframe_operator`` / ``timeframe_values``; return them normalised. ``operators``
+    are the ones the leaf takes; ``instants_only`` refuses date-only values."""
+    operator = fields.get("timeframe_operator", _choice(operators), required=False, default="anytime")
     if operator is None:
         return None
     raw_values = fields.body.get("timeframe_values")
@@ -355,7 +374,7 @@ def _validate_timeframe(fields: _Fields) -> tuple[str, list[str]] | None:
             if timeframe.takes == "days":
                 values.append(str(_whole(1, MAX_DAYS)(raw)))
             else:
-                values.append(_moment(raw))
+                values.append(_instant(raw) if instants_only else _moment(raw))
         except _Invalid as exc:
             fields.fail(name, str(exc))
     if len(values) != expected:
@@ -493,6 +512,8 @@ def _validate_custom_event(body: dict[str, Any], path: str, errors: _Errors) -> 
 
 
 def _validate_contact(body: dict[str, Any], path: str, errors: _Errors) -> dict[str, Any] | None:
+    if "filters" in body:
+        return _validate_contact_filters(body, path, errors)
     fields = _Fields(body, path, errors, {"field", "operator", "value"})
     field = fields.get("field", _contact_field)
     operator = fields.get("operator", _choice(CONTACT_OPERATORS))
@@ -536,6 +557,181 @@ def _contact_field(raw: Any) -> str:
         fields = ", ".join(f for f in CONTACT_FIELD_OPERATORS if f != "properties")
         raise _Invalid(f"Must be one of: {fields}, or properties.<key>.")
     return str(raw)
+
+
+# --------------------------------------------------------------------------- contacts: dimension filters
+
+MAX_DIMENSION_FILTERS = 20
+MAX_DIMENSION_VALUES = 20
+MAX_JSON_PATH = 10
+# An object key (as a property name) or an array index (digits).
+JSON_PATH_SEGMENT_RE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_-]{0,99}|[0-9]{1,6})$")
+
+
+def _validate_contact_filters(body: dict[str, Any], path: str, errors: _Errors) -> dict[str, Any] | None:
+    """Notifuse's spelling of a contacts leaf: ``{"filters": [DimensionFilter, ...]}``, ANDed."""
+    fields = _Fields(body, path, errors, {"filters"})
+    raw = body.get("filters")
+    if not isinstance(raw, list) or not raw:
+        fields.fail("filters", "Must be a non-empty list of filters.")
+        return None
+    if len(raw) > MAX_DIMENSION_FILTERS:
+        fields.fail("filters", f"At most {MAX_DIMENSION_FILTERS} filters.")
+        return None
+    filters = [_validate_dimension_filter(item, f"{path}.filters[{index}]", errors) for index, item in enumerate(raw)]
+    if not fields.ok or any(item is None for item in filters):
+        return None
+    return {"filters": filters}
+
+
+def _validate_dimension_filter(item: Any, path: str, errors: _Errors) -> dict[str, Any] | None:
+    if not isinstance(item, dict):
+        errors.add(path, "Must be an object with field_name, field_type and operator.")
+        return None
+    fields = _Fields(
+        item, path, errors, {"field_name", "field_type", "operator", "string_values", "number_values", "json_path"}
+    )
+    field_name = fields.get("field_name", _choice(tuple(DIMENSION_FIELD_TYPES)))
+    field_type = fields.get("field_type", _choice(DIMENSION_TYPES))
+    operator = fields.get("operator", _choice(DIMENSION_OPERATOR_NAMES))
+    if field_name is None or field_type is None or operator is None or not fields.ok:
+        return None
+    declared = DIMENSION_FIELD_TYPES[field_name]
+    if declared == "json":
+        operators = JSON_VALUE_OPERATORS[field_type]
+    elif field_type != declared:
+        fields.fail("field_type", f"'{field_name}' is a {declared} field.")
+        return None
+    else:
+        operators = DIMENSION_TYPE_OPERATORS[declared]
+    if operator not in operators:
+        fields.fail("operator", f"A {field_type} filter takes one of: {', '.join(operators)}.")
+        return None
+    normalised: dict[str, Any] = {"field_name": field_name, "field_type": field_type, "operator": operator}
+    json_path = _json_path(fields, declared)
+    if json_path is None:
+        return None
+    if json_path:
+        normalised["json_path"] = json_path
+    word = DIMENSION_OPERATORS[operator]
+    if word.arity == 0:
+        return normalised if fields.ok else None
+    key = "number_values" if field_type == "number" else "string_values"
+    raw_values = item.get(key)
+    if not isinstance(raw_values, list) or not raw_values:
+        fields.fail(key, f"'{operator}' needs {key}.")
+        return None
+    if operator in DIMENSION_ANY_OF:
+        if len(raw_values) > MAX_DIMENSION_VALUES:
+            fields.fail(key, f"At most {MAX_DIMENSION_VALUES} values.")
+            return None
+    elif len(raw_values) != word.arity:
+        fields.fail(key, f"'{operator}' takes exactly {word.arity} value(s).")
+        return None
+    parse: Callable[[Any], Any]
+    if field_type == "number":
+        parse = _number
+    elif word.takes == "days":
+        parse = _days_text
+    elif word.takes == "date":
+        parse = _moment
+    else:
+        parse = _text(MAX_TEXT_VALUE_LENGTH, allow_empty=True)
+    values: list[Any] = []
+    for index, raw in enumerate(raw_values):
+        try:
+            values.append(parse(raw))
+        except _Invalid as exc:
+            fields.fail(f"{key}[{index}]", str(exc))
+    if not fields.ok:
+        return None
+    if field_name == "email" and operator in ("equals", "not_equals"):
+        values = [normalize_email(value) for value in values]  # emails are stored lower-cased
+    if operator in ("in_date_range", "not_in_date_range"):
+        start, end = (_utc_instant(parse_moment(value)) for value in values)
+        if end < start:
+            fields.fail(f"{key}[1]", "The end of the range must not be before its start.")
+            return None
+    normalised[key] = values
+    return normalised
+
+
+def _json_path(fields: _Fields, declared: str) -> list[str] | None:
+    """The filter's ``json_path`` (``[]`` when none), or None when it is invalid."""
+    raw = fields.body.get("json_path")
+    if raw is None or raw == []:
+        return []
+    if declared != "json":
+        fields.fail("json_path", "Only custom_json_1..5 take a json_path.")
+        return None
+    if not isinstance(raw, list) or len(raw) > MAX_JSON_PATH:
+        fields.fail("json_path", f"Must be a list of at most {MAX_JSON_PATH} keys or array indexes.")
+        return None
+    for index, segment in enumerate(raw):
+        if not isinstance(segment, str) or not JSON_PATH_SEGMENT_RE.match(segment):
+            fields.fail(
+                f"json_path[{index}]",
+                "Must be an object key (a letter or _, then letters, digits, _ or -) or an array index (digits).",
+            )
+    return list(raw) if fields.ok else None
+
+
+def _days_text(raw: Any) -> str:
+    """A whole number of days, kept as the text Notifuse sends (``"30"``)."""
+    return str(_whole(1, MAX_DAYS)(raw))
+
+
+def _utc_instant(moment: dt.date | dt.datetime) -> dt.datetime:
+    """A filter's date as Notifuse reads it: a date-only value is midnight UTC."""
+    if isinstance(moment, dt.datetime):
+        return moment
+    return dt.datetime.combine(moment, dt.time.min, tzinfo=dt.UTC)
+
+
+# --------------------------------------------------------------------------- contact timeline
+
+MAX_TIMELINE_KIND_LENGTH = 255
+
+
+def _validate_contact_timeline(body: dict[str, Any], path: str, errors: _Errors) -> dict[str, Any] | None:
+    fields = _Fields(
+        body,
+        path,
+        errors,
+        {
+            "kind",
+            "count_operator",
+            "count_value",
+            "timeframe_operator",
+            "timeframe_values",
+            "template_id",
+            "filters",
+        },
+    )
+    kind = fields.get("kind", _text(MAX_TIMELINE_KIND_LENGTH))
+    count_operator = fields.get("count_operator", _choice(COUNT_OPERATORS))
+    count_value = fields.get("count_value", _whole(0, 10**12))
+    template_id = fields.get("template_id", _text(MAX_TEXT_VALUE_LENGTH), required=False)
+    if template_id is not None and kind is not None and kind not in EMAIL_KINDS:
+        fields.fail("template_id", f"Only with the email kinds: {', '.join(sorted(EMAIL_KINDS))}.")
+    if body.get("filters") not in (None, []):
+        fields.fail(
+            "filters",
+            "Timeline entries carry no contact fields to filter on: put the contact conditions in a "
+            "contacts leaf beside this one.",
+        )
+    timeframe = _validate_timeframe(fields, TIMELINE_TIMEFRAME_OPERATORS, instants_only=True)
+    if not fields.ok or timeframe is None:
+        return None
+    normalised: dict[str, Any] = {"kind": kind}
+    if template_id is not None:
+        normalised["template_id"] = template_id
+    return normalised | {
+        "count_operator": count_operator,
+        "count_value": count_value,
+        "timeframe_operator": timeframe[0],
+        "timeframe_values": timeframe[1],
+    }
 
 
 def _validate_segment(body: dict[str, Any], path: str, errors: _Errors) -> dict[str, Any] | None:
@@ -609,4 +805,5 @@ VALIDATORS: dict[str, Callable[[dict[str, Any], str, _Errors], dict[str, Any] | 
     "contacts": _validate_contact,
     "segment": _validate_segment,
     "rfm": _validate_rfm,
+    "contact_timeline": _validate_contact_timeline,
 }

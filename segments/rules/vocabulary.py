@@ -63,6 +63,7 @@ SOURCES: dict[str, Source] = {
     "contacts": Source("contact", "Contact field"),
     "segment": Source("segment", "Segment"),
     "rfm": Source("rfm", "RFM"),
+    "contact_timeline": Source("contact_timeline", "Timeline entries"),
 }
 SOURCE_KEYS = {name: source.key for name, source in SOURCES.items()}
 
@@ -173,6 +174,98 @@ CONTACT_FIELDS: dict[str, ContactField] = {
 CONTACT_FIELD_OPERATORS = {name: field.operators for name, field in CONTACT_FIELDS.items()}
 CONTACT_OPERATORS = tuple(dict.fromkeys(name for field in CONTACT_FIELDS.values() for name in field.operators))
 CONTACT = "contact {0} {1}"
+
+# --------------------------------------------------------------------------- contacts: Notifuse's dimension filters
+#
+# The other spelling of a ``contacts`` leaf, ``{"filters": [DimensionFilter, ...]}`` (ANDed):
+# Notifuse's field names, types and operators. Fields that are not our columns are contact
+# properties of the same name (``phone`` is ``properties.phone``).
+
+DIMENSION_COLUMNS = frozenset({"email", "external_id", "first_name", "last_name", "created_at", "updated_at"})
+DIMENSION_FIELD_TYPES: dict[str, str] = {
+    **dict.fromkeys(
+        [
+            "email",
+            "external_id",
+            "timezone",
+            "language",
+            "first_name",
+            "last_name",
+            "phone",
+            "address_line_1",
+            "address_line_2",
+            "country",
+            "postcode",
+            "state",
+            "job_title",
+            *(f"custom_string_{n}" for n in range(1, 6)),
+        ],
+        "string",
+    ),
+    **{f"custom_number_{n}": "number" for n in range(1, 6)},
+    **dict.fromkeys(["created_at", "updated_at", *(f"custom_datetime_{n}" for n in range(1, 6))], "time"),
+    **{f"custom_json_{n}": "json" for n in range(1, 6)},
+}
+DIMENSION_TYPES = ("string", "number", "time", "json")
+DIMENSION_OPERATORS: dict[str, Operator] = {
+    "equals": IS,
+    "not_equals": IS_NOT,
+    # Several values are alternatives (ORed), for not_contains too, as in Notifuse.
+    "contains": Operator("contains", "contains {0}", takes="text"),
+    "not_contains": Operator("does not contain", "does not contain {0}", takes="text"),
+    "gt": Operator("is more than", "is more than {0}", takes="number"),
+    "gte": Operator("is at least", "is at least {0}", takes="number"),
+    "lt": Operator("is less than", "is less than {0}", takes="number"),
+    "lte": Operator("is at most", "is at most {0}", takes="number"),
+    "is_set": Operator("is set", "is set", arity=0),
+    "is_not_set": Operator("is not set", "is not set", arity=0),
+    "before_date": Operator("is before", "is before {0}", takes="date"),
+    "after_date": Operator("is after", "is after {0}", takes="date"),
+    "in_date_range": Operator("is between", "is between {0} and {1}", arity=2, takes="date"),
+    "not_in_date_range": Operator("is not between", "is not between {0} and {1}", arity=2, takes="date"),
+    "in_the_last_days": Operator("is in the last … days", "is in the last {0}", takes="days"),
+    "in_array": Operator("holds", "holds {0}", takes="text"),
+}
+DIMENSION_OPERATOR_NAMES = tuple(DIMENSION_OPERATORS)
+# Operators taking one or more alternative values; the others take exactly their arity.
+DIMENSION_ANY_OF = frozenset({"contains", "not_contains"})
+# Which operators each field_type takes. A custom_json field's field_type is the type of the
+# value at its json_path (the console sends string, number or time there; json reads as string).
+DIMENSION_TYPE_OPERATORS: dict[str, tuple[str, ...]] = {
+    "string": ("equals", "not_equals", "contains", "not_contains", "is_set", "is_not_set"),
+    "number": ("equals", "not_equals", "gt", "gte", "lt", "lte", "is_set", "is_not_set"),
+    "time": (
+        "is_set",
+        "is_not_set",
+        "before_date",
+        "after_date",
+        "in_date_range",
+        "not_in_date_range",
+        "in_the_last_days",
+    ),
+    "json": ("equals", "not_equals", "contains", "not_contains", "is_set", "is_not_set", "in_array"),
+}
+JSON_VALUE_OPERATORS: dict[str, tuple[str, ...]] = {
+    "string": DIMENSION_TYPE_OPERATORS["json"],
+    "json": DIMENSION_TYPE_OPERATORS["json"],
+    "number": DIMENSION_TYPE_OPERATORS["number"],
+    "time": ("is_set", "is_not_set"),
+}
+DIMENSION_FILTER_SEPARATOR = " and "
+ANY_OF_SEPARATOR = " or "
+JSON_PATH = "{0} at {1}"
+
+# --------------------------------------------------------------------------- contact timeline
+#
+# Notifuse's ``contact_timeline`` leaf: how many timeline entries of one kind the contact has.
+
+TIMELINE_TIMEFRAME_OPERATORS = ("anytime", "in_the_last_days", "in_date_range", "before_date", "after_date")
+# Kinds whose entries carry a template; ``template_id`` is allowed with these only.
+EMAIL_KINDS = frozenset(
+    {"open_email", "click_email", "bounce_email", "complain_email", "unsubscribe_email", "insert_message_history"}
+)
+TIMELINE_HAS = "has timeline entries {0}"
+TIMELINE_TEMPLATE = "template {0}"
 
 # --------------------------------------------------------------------------- segments
 
@@ -310,6 +403,8 @@ def _event_phrase(body: Mapping[str, Any], names: Mapping[str, str]) -> str:
 
 
 def _contact_phrase(body: Mapping[str, Any], names: Mapping[str, str]) -> str:
+    if "filters" in body:
+        return DIMENSION_FILTER_SEPARATOR.join(_dimension_filter_phrase(item) for item in body["filters"])
     name = body["field"]
     field = CONTACT_FIELDS[contact_field_family(name)]
     subject = field.phrase.format(name.removeprefix(PROPERTIES_PREFIX))
@@ -335,10 +430,36 @@ def _rfm_phrase(body: Mapping[str, Any], names: Mapping[str, str]) -> str:
     return RFM.format(field.phrase, body["model"], said)
 
 
+def _dimension_filter_phrase(item: Mapping[str, Any]) -> str:
+    name = item["field_name"]
+    subject = CONTACT_FIELDS[name].phrase if name in CONTACT_FIELDS else name
+    if item.get("json_path"):
+        subject = JSON_PATH.format(subject, ".".join(item["json_path"]))
+    operator = DIMENSION_OPERATORS[item["operator"]]
+    values = item.get("number_values") or item.get("string_values") or []
+    if item["operator"] == "in_the_last_days":
+        values = [int(values[0])]
+    if item["operator"] in DIMENSION_ANY_OF:
+        kind = operator.takes
+        said = operator.phrase.format(ANY_OF_SEPARATOR.join(say_value(value, kind) for value in values))
+    else:
+        said = say(operator, values)
+    return CONTACT.format(subject, said)
+
+
+def _timeline_phrase(body: Mapping[str, Any], names: Mapping[str, str]) -> str:
+    kind = say_value(body["kind"], "text")
+    if "template_id" in body:
+        kind += f" ({TIMELINE_TEMPLATE.format(say_value(body['template_id'], 'text'))})"
+    count = COUNTS[body["count_operator"]].phrase.format(_times(body["count_value"]))
+    return _words(TIMELINE_HAS.format(kind), count, _timeframe_phrase(body))
+
+
 LEAF_PHRASES: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], str]] = {
     "custom_events_goals": _goal_phrase,
     "custom_events": _event_phrase,
     "contacts": _contact_phrase,
     "segment": _segment_phrase,
     "rfm": _rfm_phrase,
+    "contact_timeline": _timeline_phrase,
 }

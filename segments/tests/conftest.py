@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from contacts.models import Contact, CustomEvent
+from contacts.models import Contact, CustomEvent, TimelineEntry
 from events_platform.workspaces.models import Workspace
 from events_platform.workspaces.services import api_key_create, workspace_create
 from segments.models import Segment, SegmentMembership
@@ -26,11 +26,14 @@ def store_history(
     contacts: list[dict[str, Any]],
     events: list[dict[str, Any]],
     memberships: Mapping[str, Iterable[Any]] | None = None,
+    timeline: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Write contacts, events and segment memberships exactly as given (test data, not the ingest path).
+    """Write contacts, events, segment memberships and timeline entries exactly as given (test
+    data, not the ingest path).
 
-    ``contacts`` carry a local ``key`` which ``events`` reference as ``contact_key``; both get their
-    database ``id`` / ``contact_id`` filled in place, so the same dicts feed the oracle afterwards.
+    ``contacts`` carry a local ``key`` which ``events`` and ``timeline`` entries reference as
+    ``contact_key``; all get their database ``id`` / ``contact_id`` filled in place, so the same
+    dicts feed the oracle afterwards. A contact's ``updated_at`` is written when given.
     """
     rows = Contact.objects.bulk_create(
         [
@@ -49,8 +52,9 @@ def store_history(
     for contact, row in zip(contacts, rows, strict=True):
         contact["id"] = row.pk
         by_key[contact["key"]] = row.pk
-        # created_at is auto_now_add; set the history's value afterwards.
-        Contact.objects.filter(pk=row.pk).update(created_at=contact["created_at"])
+        # created_at / updated_at are automatic; set the history's values afterwards.
+        stamps = {name: contact[name] for name in ("created_at", "updated_at") if name in contact}
+        Contact.objects.filter(pk=row.pk).update(**stamps)
     for event in events:
         event["contact_id"] = by_key[event["contact_key"]]
     stored = CustomEvent.objects.bulk_create(
@@ -72,6 +76,23 @@ def store_history(
     )
     for event, stored_event in zip(events, stored, strict=True):
         event["id"] = stored_event.pk
+    for entry in timeline or []:
+        entry["contact_id"] = by_key[entry["contact_key"]]
+    TimelineEntry.objects.bulk_create(
+        [
+            TimelineEntry(
+                workspace=workspace,
+                contact_id=entry["contact_id"],
+                kind=entry["kind"],
+                operation=entry["operation"],
+                entity_type=entry["kind"].partition(".")[0],
+                entity_id=str(index),
+                changes={},
+                created_at=entry["created_at"],
+            )
+            for index, entry in enumerate(timeline or [])
+        ]
+    )
     for slug, keys in (memberships or {}).items():
         segment = Segment.objects.create(workspace=workspace, slug=slug, name=slug, tree={}, status="active")
         SegmentMembership.objects.bulk_create(

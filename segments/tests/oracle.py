@@ -10,6 +10,11 @@ it walks the tree and, per contact, filters that contact's events in plain Pytho
 * memberships: ``{segment slug: {contact id, ...}}``
 * rfm_scores: ``{rfm model id: {contact id: {group, previous_group, group_changed_at, r, f, m,
   recency_days, frequency, monetary_cents}}}`` (the stored rows; a contact without one is prospect)
+* timeline entries: ``contact_id, kind, operation, created_at``
+
+Notifuse's two leaves (``contacts`` with ``filters``, ``contact_timeline``) are read from the
+contract (``NOTIFUSE-API.md`` §3.4-3.5) and the README's Segments section: contacts also carry
+``updated_at``, and Notifuse's other contact fields are properties of the same name.
 """
 
 from __future__ import annotations
@@ -34,13 +39,16 @@ def matching_contact_ids(
     timezone_name: str,
     memberships: Mapping[str, set[int]] | None = None,
     rfm_scores: Mapping[str, Mapping[int, Row]] | None = None,
+    timeline: Iterable[Row] = (),
 ) -> set[int]:
     events = list(events)
+    timeline = list(timeline)
     evaluator = _Evaluator(now=now, tz=zoneinfo.ZoneInfo(timezone_name), memberships=memberships or {})
     evaluator.rfm_scores = rfm_scores or {}
     matched = set()
     for contact in contacts:
         own_events = [event for event in events if event["contact_id"] == contact["id"]]
+        evaluator.entries = [entry for entry in timeline if entry["contact_id"] == contact["id"]]
         if evaluator.node(tree, contact, own_events):
             matched.add(contact["id"])
     return matched
@@ -110,6 +118,7 @@ class _Evaluator:
         self.tz = tz
         self.memberships = memberships
         self.rfm_scores: Mapping[str, Mapping[int, Row]] = {}
+        self.entries: list[Row] = []  # the current contact's timeline
 
     def midnight(self, day: dt.date) -> dt.datetime:
         return dt.datetime(day.year, day.month, day.day, tzinfo=self.tz)
@@ -153,10 +162,14 @@ class _Evaluator:
             return self.goal(leaf["custom_events_goal"], events)
         if source == "custom_events":
             return self.custom_event(leaf["custom_event"], events)
+        if source == "contacts" and "filters" in leaf["contact"]:
+            return all(_dimension_filter(item, contact, self.now) for item in leaf["contact"]["filters"])
         if source == "contacts":
             return self.contact(leaf["contact"], contact)
         if source == "rfm":
             return self.rfm(leaf["rfm"], contact)
+        if source == "contact_timeline":
+            return self.timeline_count(leaf["contact_timeline"])
         assert source == "segment"
         rule = leaf["segment"]
         member = contact["id"] in self.memberships.get(rule["segment_id"], set())
@@ -307,3 +320,114 @@ class _Evaluator:
         if not _is_number(stored):
             return False
         return {"gt": stored > value, "gte": stored >= value, "lt": stored < value, "lte": stored <= value}[operator]
+
+    def timeline_count(self, rule: dict[str, Any]) -> bool:
+        """Entries of the kind in the timeframe, Notifuse's inserts and updates (not this app's
+        delete/restore entries); a template filter matches nothing (no message entries here)."""
+        count = sum(
+            1
+            for entry in self.entries
+            if entry["kind"] == rule["kind"]
+            and entry["operation"] in ("insert", "update")
+            and "template_id" not in rule
+            and self.in_timeframe(entry["created_at"], rule["timeframe_operator"], rule["timeframe_values"])
+        )
+        wanted = rule["count_value"]
+        return {"at_least": count >= wanted, "at_most": count <= wanted, "exactly": count == wanted}[
+            rule["count_operator"]
+        ]
+
+
+# --------------------------------------------------------------------------- Notifuse's DimensionFilter
+
+_MISSING = object()
+_COLUMNS = ("email", "external_id", "first_name", "last_name")
+
+
+def _at(value: Any, path: list[str]) -> Any:
+    """The JSON value at a path (digits index arrays only), or ``_MISSING``."""
+    for segment in path:
+        if segment.isdigit():
+            if not isinstance(value, list) or int(segment) >= len(value):
+                return _MISSING
+            value = value[int(segment)]
+        else:
+            if not isinstance(value, dict) or segment not in value:
+                return _MISSING
+            value = value[segment]
+    return value
+
+
+def _utc_moment(text: str) -> dt.datetime:
+    """A filter's date: date-only is midnight UTC."""
+    moment = _moment(text)
+    if isinstance(moment, dt.datetime):
+        return moment
+    return dt.datetime(moment.year, moment.month, moment.day, tzinfo=dt.UTC)
+
+
+def _time_holds(moment: dt.datetime, operator: str, values: list[Any], now: dt.datetime) -> bool:
+    if operator == "in_the_last_days":
+        return moment > now - dt.timedelta(days=int(values[0]))
+    bounds = [_utc_moment(value) for value in values]
+    if operator == "before_date":
+        return moment < bounds[0]
+    if operator == "after_date":
+        return moment > bounds[0]
+    within = bounds[0] <= moment <= bounds[1]
+    return within if operator == "in_date_range" else not within
+
+
+def _text_holds(text: str, operator: str, values: list[str]) -> bool:
+    if operator == "equals":
+        return text == values[0]
+    if operator == "not_equals":
+        return text != values[0]
+    found = [value.lower() in text.lower() for value in values]
+    return any(found) if operator == "contains" else not all(found)
+
+
+def _dimension_filter(item: Mapping[str, Any], contact: Row, now: dt.datetime) -> bool:
+    """A field that is not set holds only ``is_not_set``; our text columns are unset when ""."""
+    name, operator = item["field_name"], item["operator"]
+    values = item.get("number_values") or item.get("string_values") or []
+    if name in ("created_at", "updated_at"):
+        if operator in ("is_set", "is_not_set"):
+            return operator == "is_set"
+        return _time_holds(contact[name], operator, values, now)
+    if name in _COLUMNS:
+        text = contact[name]
+        if text == "":
+            return operator == "is_not_set"
+        return operator == "is_set" or (operator != "is_not_set" and _text_holds(text, operator, values))
+    path = item.get("json_path", [])
+    if operator in ("is_set", "is_not_set"):
+        if path:  # Notifuse: the first key of the path is present, even as JSON null
+            present = _at(contact["properties"], [name, path[0]]) is not _MISSING
+        else:
+            present = _at(contact["properties"], [name]) not in (_MISSING, None)
+        return present == (operator == "is_set")
+    value = _at(contact["properties"], [name, *path])
+    if value is _MISSING or value is None:
+        return False
+    if name.startswith("custom_datetime_"):
+        instant = property_instant(value)
+        return instant is not None and _time_holds(instant, operator, values, now)
+    if item["field_type"] == "number":
+        if not _is_number(value):
+            return operator == "not_equals"
+        return {
+            "equals": value == values[0],
+            "not_equals": value != values[0],
+            "gt": value > values[0],
+            "gte": value >= values[0],
+            "lt": value < values[0],
+            "lte": value <= values[0],
+        }[operator]
+    if operator == "in_array":
+        if isinstance(value, list):
+            return any(isinstance(element, str) and element == values[0] for element in value)
+        return isinstance(value, dict) and values[0] in value
+    if not isinstance(value, str):
+        return operator in ("not_equals", "not_contains")
+    return _text_holds(value, operator, values)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -356,15 +357,24 @@ def histories(
 
 
 def _assert_sql_matches_oracle(
-    workspace: Workspace, data: st.DataObject, tree: dict[str, Any], *, max_contacts: int = 3
+    workspace: Workspace,
+    data: st.DataObject,
+    tree: dict[str, Any],
+    *,
+    max_contacts: int = 3,
+    history: Callable[[str, int], st.SearchStrategy[tuple[Any, ...]]] = histories,
 ) -> None:
+    """``history(timezone, max_contacts)`` draws (contacts, events, memberships[, timeline])."""
     tz_name = data.draw(st.sampled_from(TIMEZONES), label="timezone")
-    contacts, events, memberships = data.draw(histories(tz_name, max_contacts), label="history")
+    contacts, events, memberships, *more = data.draw(history(tz_name, max_contacts), label="history")
+    timeline = more[0] if more else []
     normalised = validate_tree(tree)
     try:
         with transaction.atomic():
             # given
-            store_history(workspace=workspace, contacts=contacts, events=events, memberships=memberships)
+            store_history(
+                workspace=workspace, contacts=contacts, events=events, memberships=memberships, timeline=timeline
+            )
             # when
             matched = set(
                 segment_matching_contacts(
@@ -395,6 +405,7 @@ def _assert_sql_matches_oracle(
                     now=NOW,
                     timezone_name=tz_name,
                     memberships={slug: {by_key[key] for key in keys} for slug, keys in memberships.items()},
+                    timeline=timeline,
                 )
 
             expected = oracle(normalised)
