@@ -503,7 +503,12 @@ def _validate_custom_event(body: dict[str, Any], path: str, errors: _Errors) -> 
     normalised: dict[str, Any] = {"event_name": event_name}
     if filters:
         normalised["properties"] = filters
-    return normalised | {
+    return normalised | _counted(count_operator, count_value, timeframe)
+
+
+def _counted(count_operator: str, count_value: int, timeframe: tuple[str, list[str]]) -> dict[str, Any]:
+    """The normalised tail of a leaf that counts rows: how many, and when."""
+    return {
         "count_operator": count_operator,
         "count_value": count_value,
         "timeframe_operator": timeframe[0],
@@ -648,7 +653,8 @@ def _validate_dimension_filter(item: Any, path: str, errors: _Errors) -> dict[st
     if field_name == "email" and operator in ("equals", "not_equals"):
         values = [normalize_email(value) for value in values]  # emails are stored lower-cased
     if operator in ("in_date_range", "not_in_date_range"):
-        start, end = (_utc_instant(parse_moment(value)) for value in values)
+        # Notifuse reads a date-only value as midnight UTC: the start of its UTC day.
+        start, end = (_as_utc_bounds(parse_moment(value))[0] for value in values)
         if end < start:
             fields.fail(f"{key}[1]", "The end of the range must not be before its start.")
             return None
@@ -679,13 +685,6 @@ def _json_path(fields: _Fields, declared: str) -> list[str] | None:
 def _days_text(raw: Any) -> str:
     """A whole number of days, kept as the text Notifuse sends (``"30"``)."""
     return str(_whole(1, MAX_DAYS)(raw))
-
-
-def _utc_instant(moment: dt.date | dt.datetime) -> dt.datetime:
-    """A filter's date as Notifuse reads it: a date-only value is midnight UTC."""
-    if isinstance(moment, dt.datetime):
-        return moment
-    return dt.datetime.combine(moment, dt.time.min, tzinfo=dt.UTC)
 
 
 # --------------------------------------------------------------------------- contact timeline
@@ -726,12 +725,7 @@ def _validate_contact_timeline(body: dict[str, Any], path: str, errors: _Errors)
     normalised: dict[str, Any] = {"kind": kind}
     if template_id is not None:
         normalised["template_id"] = template_id
-    return normalised | {
-        "count_operator": count_operator,
-        "count_value": count_value,
-        "timeframe_operator": timeframe[0],
-        "timeframe_values": timeframe[1],
-    }
+    return normalised | _counted(count_operator, count_value, timeframe)
 
 
 def _validate_segment(body: dict[str, Any], path: str, errors: _Errors) -> dict[str, Any] | None:

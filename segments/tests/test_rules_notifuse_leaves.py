@@ -38,6 +38,7 @@ from segments.tests.test_rules_oracle import (
     segment_leaves,
     trees,
 )
+from segments.tests.trees import all_of, goal_leaf, leaf
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -227,41 +228,21 @@ def test_notifuse_leaves_beside_ours_match_oracle(
 
 # --------------------------------------------------------------------------- the contract's examples
 
-AT_RISK = {
-    "kind": "branch",
-    "branch": {
-        "operator": "and",
-        "leaves": [
-            {
-                "kind": "leaf",
-                "leaf": {
-                    "source": "custom_events_goals",
-                    "custom_events_goal": {
-                        "goal_type": "purchase",
-                        "aggregate_operator": "sum",
-                        "operator": "gte",
-                        "value": 500,
-                        "timeframe_operator": "anytime",
-                        "timeframe_values": [],
-                    },
-                },
-            },
-            {
-                "kind": "leaf",
-                "leaf": {
-                    "source": "contact_timeline",
-                    "contact_timeline": {
-                        "kind": "custom_event.order.completed",
-                        "count_operator": "exactly",
-                        "count_value": 0,
-                        "timeframe_operator": "in_the_last_days",
-                        "timeframe_values": ["90"],
-                    },
-                },
-            },
-        ],
-    },
-}
+# The contract's at-risk segment, as a Notifuse client sends it.
+AT_RISK = all_of(
+    goal_leaf("sum", "gte", 500),
+    leaf(
+        "contact_timeline",
+        "contact_timeline",
+        {
+            "kind": "custom_event.order.completed",
+            "count_operator": "exactly",
+            "count_value": 0,
+            "timeframe_operator": "in_the_last_days",
+            "timeframe_values": ["90"],
+        },
+    ),
+)
 ACME_FILTER = {
     "kind": "leaf",
     "leaf": {
@@ -351,6 +332,13 @@ def test_the_at_risk_segment_in_notifuse_form_is_built_as_the_oracle_says(
     assert member_emails("acme", "at_risk") == expected
     shown = api_client.get("/api/segments.get", {"workspace_id": "acme", "id": "at_risk"}).json()["segment"]
     assert shown["tree"]["branch"]["leaves"][1]["leaf"]["contact_timeline"]["count_value"] == 0
+    # and explain gives each condition's actual value: deleted@x.io's entries in 90 days
+    explained = api_client.get(
+        "/api/segments.explain", {"workspace_id": "acme", "segment_id": "at_risk", "email": "deleted@x.io"}
+    ).json()
+    assert [c["actual"] for c in explained["conditions"]] == ["sum = 900.00", "count = 1"]
+    assert explained["conditions"][1]["held"] is False and explained["matches"] is False
+    assert rules.has_relative_timeframe(rules.validate_tree(AT_RISK)) is True
 
 
 def test_a_contacts_leaf_in_notifuse_form_selects_by_dimension_filters(
@@ -361,14 +349,20 @@ def test_a_contacts_leaf_in_notifuse_form_selects_by_dimension_filters(
     store(
         "acme", [purchase("ann@acme.com", "1", "5"), purchase("bob@acme.com", "2", "5"), purchase("cy@x.io", "3", "5")]
     )
+    store("acme", [purchase("dee@acme.com", "4", "5", days_ago=40)])
+    Contact.objects.filter(email="dee@acme.com").update(properties={"custom_json_1": {"tags": ["vip"]}})
+    vip = {"field_name": "custom_json_1", "field_type": "json", "operator": "in_array", "string_values": ["vip"]}
+    vip_leaf = {"kind": "leaf", "leaf": {"source": "contacts", "contact": {"filters": [vip | {"json_path": ["tags"]}]}}}
     # when
     response = api_client.post(
         "/api/segments.preview", {"workspace_id": "acme", "tree": ACME_FILTER, "limit": 100}, format="json"
     )
+    vips = api_client.post("/api/segments.preview", {"workspace_id": "acme", "tree": vip_leaf}, format="json").json()
     # then
     assert response.status_code == 200, response.json()
     expected = _oracle_members("acme", ACME_FILTER, timezone.now())
-    assert expected == {"ann@acme.com", "bob@acme.com"}
+    assert expected == {"ann@acme.com", "bob@acme.com", "dee@acme.com"}
+    assert vips.get("total_count", vips.get("total")) == 1 == len(_oracle_members("acme", vip_leaf, timezone.now()))
     body = response.json()
     # "total" is ours; Notifuse's "total_count" is another helper's change (issue 11, item 4).
     assert body.get("total_count", body.get("total")) == len(expected)
@@ -505,7 +499,7 @@ def test_the_drain_re_evaluates_timeline_and_filter_leaves_as_a_full_build_does(
         "acme",
         [purchase("a@acme.com", "1", "5", days_ago=200, now=now), purchase("b@x.io", "2", "5", days_ago=2, now=now)],
     )
-    quiet = AT_RISK["branch"]["leaves"][1]  # type: ignore[index]  # a literal of known shape
+    quiet = AT_RISK["branch"]["leaves"][1]
     trees_by_slug = {
         "quiet": quiet,
         "acme_never": {
@@ -570,7 +564,7 @@ def test_explain_says_the_notifuse_leaves_in_words(db: None) -> None:
                 "operator": "and",
                 "leaves": [
                     ACME_FILTER,
-                    AT_RISK["branch"]["leaves"][1],  # type: ignore[index]
+                    AT_RISK["branch"]["leaves"][1],
                     {
                         "kind": "leaf",
                         "leaf": {
