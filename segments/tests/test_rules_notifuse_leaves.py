@@ -294,7 +294,7 @@ def test_the_at_risk_segment_in_notifuse_form_is_built_as_the_oracle_says(
     workspace: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
 ) -> None:
     """The contract's at-risk segment (spent 500, no order in 90 days), sent exactly as a
-    Notifuse client sends it, builds the oracle's members."""
+    Notifuse client sends it (colour "blue" included), builds the oracle's members."""
     # given: a big spender who stopped, one still ordering, a small spender who stopped,
     # a contact who never ordered, and a refunded order's delete entry that must not count
     now = timezone.now()
@@ -319,7 +319,7 @@ def test_the_at_risk_segment_in_notifuse_form_is_built_as_the_oracle_says(
             "workspace_id": "acme",
             "id": "at_risk",
             "name": "At risk",
-            "color": "#1677ff",
+            "color": "blue",
             "tree": AT_RISK,
             "timezone": "UTC",
         },
