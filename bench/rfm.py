@@ -125,6 +125,10 @@ def _reset(raw: Any, workspace_id: str) -> None:
     raw.execute(
         "DELETE FROM contacts_timelineentry WHERE workspace_id = %s AND kind = 'rfm.group_changed'", [workspace_id]
     )
+    # Raw SQL: the database has no ON DELETE CASCADE (Django cascades), so dependants go first.
+    models = "SELECT id FROM rfm_rfmmodel WHERE workspace_id = %s"
+    for table in ("rfm_rfmgroupchange", "rfm_rfmscore", "rfm_rfmrun"):
+        raw.execute(f"DELETE FROM {table} WHERE model_id IN ({models})", [workspace_id])
     raw.execute("DELETE FROM rfm_rfmmodel WHERE workspace_id = %s", [workspace_id])
 
 
@@ -191,6 +195,7 @@ def figure_full_run(raw: Any, workspace_id: str) -> dict[str, Any]:
         f"{'same' if equal else 'DIFFERENT'} scores, Python peak {result['python_peak_kib']} KiB"
     )
     raw.execute("DELETE FROM rfm_rfmscore WHERE model_id = %s", [raw_model.pk])
+    raw.execute("DELETE FROM rfm_rfmgroupchange WHERE model_id = %s", [raw_model.pk])
     raw.execute("DELETE FROM rfm_rfmmodel WHERE id = %s", [raw_model.pk])
     return result
 

@@ -387,50 +387,66 @@ def _apply_with_temporary_tables(diff: _Diff, select_sql: str, select_params: li
 # ---------------------------------------------------------------------------------------
 
 
+# Typed NULLs: PostgreSQL types a UNION's columns from its first branch.
+_NO_TEXT, _NO_INT = "CAST(NULL AS text)", "CAST(NULL AS bigint)"
+
+
 def _run_figures(model: RfmModel) -> dict[str, Any]:
-    """What a full run records, read back from the scores it just wrote: cut points (per score,
-    the worst value that received it; the best value overall), group sizes and R x F cells."""
-    scores = RfmScore.objects.filter(model_id=model.pk)
+    """What a full run records, read back from the scores it just wrote in ONE statement: cut
+    points (per score, the worst value that received it; the best value overall), group sizes,
+    R x F cells and the population."""
     group = q("group")
     table = q(RfmScore._meta.db_table)
-    cutpoints: dict[str, Any] = {}
+    parts = []
+    for dimension, column in scoring.RAW_COLUMNS.items():
+        score = scoring.SCORE_COLUMNS[dimension]
+        worst, best = ("MIN", "MAX") if scoring.LARGER_IS_BETTER[dimension] else ("MAX", "MIN")
+        parts.append(
+            f"SELECT '{dimension}' AS kind, {_NO_TEXT} AS grp, CAST({score} AS integer) AS a, {_NO_INT} AS b, "
+            f"CAST({worst}({column}) AS bigint) AS v1, CAST({best}({column}) AS bigint) AS v2, COUNT(*) AS n, "
+            f"{_NO_INT} AS s FROM {table} WHERE model_id = %s "
+            f"AND {score} IS NOT NULL GROUP BY {score}"
+        )
+    parts.append(
+        f"SELECT 'cell', {_NO_TEXT}, CAST(r AS integer), CAST(f AS integer), {_NO_INT}, {_NO_INT}, COUNT(*), "
+        f"CAST(SUM(monetary_cents) AS bigint) FROM {table} "
+        "WHERE model_id = %s AND r IS NOT NULL GROUP BY r, f"
+    )
+    parts.append(
+        f"SELECT 'group', CAST({group} AS text), {_NO_INT}, {_NO_INT}, {_NO_INT}, {_NO_INT}, COUNT(*), {_NO_INT} "
+        f"FROM {table} "
+        f"WHERE model_id = %s GROUP BY {group}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), [model.pk] * len(parts))
+        rows = cursor.fetchall()
     dims = {"recency": model.recency, "frequency": model.frequency, "monetary": model.monetary}
     unit = {"recency": "days", "frequency": "orders", "monetary": "cents"}
-    with connection.cursor() as cursor:
-        for dimension, setting in dims.items():
-            column = scoring.RAW_COLUMNS[dimension]
-            score = scoring.SCORE_COLUMNS[dimension]
-            worst, best = ("MIN", "MAX") if scoring.LARGER_IS_BETTER[dimension] else ("MAX", "MIN")
-            cursor.execute(
-                f"SELECT {score}, {worst}({column}) FROM {table} WHERE model_id = %s AND {score} IS NOT NULL "
-                f"GROUP BY {score}",
-                [model.pk],
-            )
-            by_score = {int(s): int(v) for s, v in cursor.fetchall()}
-            cursor.execute(
-                f"SELECT {best}({column}) FROM {table} WHERE model_id = %s AND {score} IS NOT NULL", [model.pk]
-            )
-            (best_value,) = cursor.fetchone()
-            entry: dict[str, Any] = {
-                "mode": setting["mode"],
-                "unit": unit[dimension],
-                "values": [by_score.get(s) for s in range(1, model.scale + 1)],
-                "best": int(best_value) if best_value is not None else None,
-            }
-            if setting["mode"] == rfm_config.THRESHOLDS:
-                entry["cuts"] = [scoring.money_cents(c) if dimension == "monetary" else int(c) for c in setting["cuts"]]
-            cutpoints[dimension] = entry
-        cursor.execute(f"SELECT {group}, COUNT(*) FROM {table} WHERE model_id = %s GROUP BY {group}", [model.pk])
-        group_counts = {g: int(n) for g, n in cursor.fetchall()}
-        cursor.execute(
-            f"SELECT r, f, COUNT(*), SUM(monetary_cents) FROM {table} WHERE model_id = %s AND r IS NOT NULL "
-            "GROUP BY r, f ORDER BY r, f",
-            [model.pk],
-        )
-        cells = [
-            {"r": int(r), "f": int(f), "count": int(n), "monetary_cents": int(s)} for r, f, n, s in cursor.fetchall()
-        ]
-    population = scores.filter(r__isnull=False).count()
+    cutpoints: dict[str, Any] = {}
+    for dimension, setting in dims.items():
+        mine = [row for row in rows if row[0] == dimension]
+        by_score = {int(row[2]): int(row[4]) for row in mine}
+        bests = [int(row[5]) for row in mine]
+        best_value = (max if scoring.LARGER_IS_BETTER[dimension] else min)(bests) if bests else None
+        entry: dict[str, Any] = {
+            "mode": setting["mode"],
+            "unit": unit[dimension],
+            "values": [by_score.get(score) for score in range(1, model.scale + 1)],
+            "best": best_value,
+        }
+        if setting["mode"] == rfm_config.THRESHOLDS:
+            entry["cuts"] = [scoring.money_cents(c) if dimension == "monetary" else int(c) for c in setting["cuts"]]
+        cutpoints[dimension] = entry
+    cells = sorted(
+        (
+            {"r": int(row[2]), "f": int(row[3]), "count": int(row[6]), "monetary_cents": int(row[7])}
+            for row in rows
+            if row[0] == "cell"
+        ),
+        key=lambda cell: (cell["r"], cell["f"]),
+    )
+    group_counts = {row[1]: int(row[6]) for row in rows if row[0] == "group"}
+    population = sum(int(row[6]) for row in rows if row[0] == "recency")
     return {"cutpoints": cutpoints, "group_counts": group_counts, "cells": cells, "population": population}
 
 
