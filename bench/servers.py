@@ -120,7 +120,8 @@ def _wait_http(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None
         if proc.poll() is not None:
             raise RuntimeError(f"gunicorn exited with {proc.returncode}")
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            # The schema takes seconds to generate on a busy shared machine: wait for it, don't re-ask.
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             conn.request("GET", "/api/schema/")
             conn.getresponse().read()
             conn.close()
@@ -161,7 +162,7 @@ def gunicorn(env: dict[str, str], *, workers: int, log: IO[bytes]) -> Iterator[t
     proc_env = {**env, "WEB_CONCURRENCY": str(workers), "PORT": str(port)}
     proc = subprocess.Popen(command, cwd=BASE_DIR, env=proc_env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_http(port, proc, timeout=60)
+        _wait_http(port, proc, timeout=180)
         yield port, proc
     finally:
         _stop(proc)

@@ -73,12 +73,24 @@ class ReceiverProcess:
         Path(self.log_path).unlink(missing_ok=True)
 
 
-def cleanup(raw: Any) -> None:
-    """Empty the webhooks tables: only this figure writes them in the bench database."""
-    raw.execute(
-        "TRUNCATE webhooks_webhookattempt, webhooks_webhookdelivery, webhooks_webhookoutbox, "
-        "webhooks_webhooksubscription"
-    )
+def cleanup(raw: Any, attempts: int = 5) -> None:
+    """Empty the webhooks tables: only this figure writes them in the bench database.
+
+    The worker may still be sending when deliveries did not settle in time (a busy machine): its
+    row locks and the TRUNCATE's table lock can deadlock, so a deadlock is retried."""
+    import psycopg
+
+    for attempt in range(attempts):
+        try:
+            raw.execute(
+                "TRUNCATE webhooks_webhookattempt, webhooks_webhookdelivery, webhooks_webhookoutbox, "
+                "webhooks_webhooksubscription"
+            )
+            return
+        except psycopg.errors.DeadlockDetected:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1 + attempt)
 
 
 def _settled(workspace_id: str) -> bool:
