@@ -6,13 +6,16 @@ scores later) follow contacts and their events eventually, through one queue in 
 
 The cycle
 ---------
-1. A write commits (``services.events_upsert``, ``contact_upsert``, ``contact_delete``). Once it
-   has, and inside a request once the response is sent (``events_platform/after_response.py``),
-   :func:`contacts_refresh_request` queues the changed contacts (one row per workspace and
-   contact, however often it changed) and publishes a drain of the workspace's queue
-   ``SEGMENT_REFRESH_BATCH_DELAY`` seconds later, so contacts changing close together are
-   refreshed together. At most one drain is published per half delay per workspace (a mark in
-   Redis that every web process sees): that drain claims our contacts too.
+1. A write (``services.events_upsert``, ``contact_upsert``, ``contact_delete``) queues the
+   contacts it changed INSIDE its own transaction (one row per workspace and contact, however
+   often it changed; :func:`contacts_queue_refresh_statement`, folded into one of the write's
+   statements on PostgreSQL): the change and "this contact must be refreshed" commit together,
+   so nothing that kills the process or its connection after the commit can lose a refresh.
+   After the commit (inside a request, once the response is sent:
+   ``events_platform/after_response.py``) :func:`drain_schedule` publishes a drain of the
+   workspace's queue ``SEGMENT_REFRESH_BATCH_DELAY`` seconds later, so contacts changing close
+   together are refreshed together. At most one drain is published per half delay per
+   workspace (a mark in Redis that every web process sees): that drain claims our contacts too.
 2. The drain (``tasks.contacts_refresh_pending_task`` -> :func:`contacts_refresh_pending`) first
    claims up to ``PENDING_BATCH`` queued contacts in a transaction of its own: a lease
    (``claim_token``, ``claimed_at``) committed before any work, so ingest never waits for a drain.
@@ -21,9 +24,10 @@ The cycle
    back and hands the claim back to the queue. A contact that changed again during the drain
    was re-queued (its claim cleared), so the drain's clean-up leaves it for the next drain. A
    claim older than ``CLAIM_LEASE`` (its worker died) is taken again by the next drain.
-4. ``tasks.contacts_refresh_stale_task`` (Celery beat; ``run_scheduler`` in the embedded mode)
-   publishes a drain for every queue left waiting longer than ``STALE_PENDING``: a drain whose
-   publish was lost with its broker, or an after-response call that failed.
+4. ``tasks.contacts_refresh_stale_task`` (Celery beat every ``REFRESH_SWEEP_INTERVAL`` seconds;
+   ``run_scheduler`` in the embedded mode) publishes a drain for every queue left waiting longer
+   than ``STALE_PENDING``: a drain whose publish was lost with its broker, or whose web process
+   died between the commit and the publish.
 
 Drain hooks: how layers above contacts follow a drain
 -----------------------------------------------------
@@ -51,6 +55,7 @@ against every live segment of the workspace).
 from __future__ import annotations
 
 import enum
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -58,6 +63,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
+import kombu.exceptions
 import redis
 from django.conf import settings
 from django.db import connection, transaction
@@ -66,11 +72,17 @@ from django.utils import timezone
 
 from .models import Contact, ContactTotals, CustomEvent, GoalType, PendingContactRefresh
 
+logger = logging.getLogger(__name__)
+# What a publish raises while the broker is unreachable: the work it was for stays queued in
+# the database and the sweep publishes it again.
+PUBLISH_ERRORS = (kombu.exceptions.OperationalError, redis.RedisError, OSError)
+
 PENDING_BATCH = 2000
 # A drain's claim is a lease: past it (the worker died mid-refresh) another drain takes it.
 CLAIM_LEASE = timedelta(minutes=2)
-# Queued contacts are normally drained within a second; older ones lost their drain.
-STALE_PENDING = timedelta(minutes=1)
+# Queued contacts are normally drained within a second; older ones lost their drain (the
+# sweep, every REFRESH_SWEEP_INTERVAL seconds, publishes one again).
+STALE_PENDING = timedelta(seconds=10)
 
 
 # ---------------------------------------------------------------------------------------
@@ -117,10 +129,34 @@ def drain_hooks() -> list[tuple[str, DrainHook]]:
 # ---------------------------------------------------------------------------------------
 
 
-def contacts_refresh_request(*, workspace_id: str, contact_ids: Sequence[int]) -> None:
-    """Queue these changed contacts and make sure a drain of the workspace's queue follows."""
-    contacts_queue_refresh(workspace_id=workspace_id, contact_ids=contact_ids)
-    drain_schedule(workspace_id=workspace_id)
+def contacts_queue_refresh_statement(*, workspace_id: str, contact_ids: Iterable[int]) -> tuple[str, list[Any]] | None:
+    """The statement that queues these contacts (see :func:`contacts_queue_refresh`), as
+    (sql, params), or None for no contacts.
+
+    A write runs it inside its own transaction, so "this contact changed" commits or rolls back
+    with the change: on PostgreSQL folded into one of the write's statements as a data-modifying
+    CTE (``WITH queued AS (<this>) <the write's statement>``), so it costs no statement of its
+    own. The rows go in contact id order, and it is the last thing a write locks, so two writes
+    queueing the same contacts wait for each other's commit in one order (no deadlock).
+    """
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return None
+    table = connection.ops.quote_name(PendingContactRefresh._meta.db_table)
+    now = timezone.now()
+    params: list[Any]
+    if connection.vendor == "postgresql":
+        # One array parameter, whatever the number of contacts.
+        rows, params = "SELECT %s, unnest(%s::bigint[]), %s, '', NULL", [workspace_id, ids, now]
+    else:
+        rows = "VALUES " + ", ".join(["(%s, %s, %s, '', NULL)"] * len(ids))
+        params = [value for pk in ids for value in (workspace_id, pk, now)]
+    sql = (
+        f"INSERT INTO {table} AS p (workspace_id, contact_id, queued_at, claim_token, claimed_at) {rows} "
+        "ON CONFLICT (workspace_id, contact_id) DO UPDATE SET claim_token = '', claimed_at = NULL "
+        "WHERE p.claim_token <> ''"
+    )
+    return sql, params
 
 
 def contacts_queue_refresh(*, workspace_id: str, contact_ids: Iterable[int]) -> None:
@@ -130,25 +166,10 @@ def contacts_queue_refresh(*, workspace_id: str, contact_ids: Iterable[int]) -> 
     so the drain leaves it for the next one: the change that arrived meanwhile is not in the
     drain's snapshot. Takes no lock that a drain holds, so ingest never waits for one.
     """
-    ids = sorted(set(contact_ids))
-    if not ids:
-        return
-    table = connection.ops.quote_name(PendingContactRefresh._meta.db_table)
-    now = timezone.now()
-    params: list[Any]
-    if connection.vendor == "postgresql":
-        # Runs after every ingest commit: one array parameter, rows in id order (no deadlock).
-        rows, params = "SELECT %s, unnest(%s::bigint[]), %s, '', NULL", [workspace_id, ids, now]
-    else:
-        rows = "VALUES " + ", ".join(["(%s, %s, %s, '', NULL)"] * len(ids))
-        params = [value for pk in ids for value in (workspace_id, pk, now)]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} AS p (workspace_id, contact_id, queued_at, claim_token, claimed_at) {rows} "
-            "ON CONFLICT (workspace_id, contact_id) DO UPDATE SET claim_token = '', claimed_at = NULL "
-            "WHERE p.claim_token <> ''",
-            params,
-        )
+    statement = contacts_queue_refresh_statement(workspace_id=workspace_id, contact_ids=contact_ids)
+    if statement is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(*statement)
 
 
 @cache
@@ -174,15 +195,26 @@ def _drain_already_scheduled(workspace_id: str, delay: float) -> bool:
     return not _redis().set(key, 1, nx=True, px=int(delay * 500))
 
 
-def drain_schedule(*, workspace_id: str) -> None:
+def drain_schedule(*, workspace_id: str) -> bool:
     """Publish a drain of the workspace's queue ``SEGMENT_REFRESH_BATCH_DELAY`` seconds from now,
-    unless one published less than half that delay ago will claim what is queued now."""
+    unless one published less than half that delay ago will claim what is queued now.
+
+    Runs after the commit of a write whose contacts are already queued (in its transaction), so
+    a failed publish (broker down) loses nothing: it is logged and the sweep
+    (``tasks.contacts_refresh_stale_task``) drains the queue once the broker is back. Returns
+    whether a drain was published or already scheduled.
+    """
     from .tasks import contacts_refresh_pending_task
 
     delay = settings.SEGMENT_REFRESH_BATCH_DELAY
-    if _drain_already_scheduled(workspace_id, delay):
-        return
-    contacts_refresh_pending_task.apply_async((workspace_id,), countdown=delay)
+    try:
+        if _drain_already_scheduled(workspace_id, delay):
+            return True
+        contacts_refresh_pending_task.apply_async((workspace_id,), countdown=delay)
+    except PUBLISH_ERRORS:
+        logger.warning("drain of %s not published (broker unreachable); the sweep will drain it", workspace_id)
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,9 +1,12 @@
 """Writes for contacts, custom events and their timeline.
 
 Every write that spans rows is one transaction; the timeline entry of each change is written
-in the same transaction as the change. After the commit the contacts whose data changed are
-queued for the refresh of every read model built on them (``refresh.py``: totals, and through
-its drain hooks segments), and ``signals.contacts_changed`` is sent with them.
+in the same transaction as the change, and so is "this contact changed": the contacts whose
+data changed are queued for the refresh of every read model built on them (``refresh.py``:
+totals, and through its drain hooks segments) by a statement of the write itself, so no
+committed change can miss its refresh. After the commit (inside a request, once the response
+is sent) a drain of that queue is published and ``signals.contacts_changed`` is sent; if that
+step is lost (broker down, worker killed), the refresh sweep drains the queue.
 
 Upsert rule for events (per (workspace, event_name, external_id)):
 - absent: inserted ("created").
@@ -101,6 +104,7 @@ def _insert_rows(
     *,
     conflict_fields: Sequence[str] = (),
     returning: Sequence[str] = (),
+    along: tuple[str, list[Any]] | None = None,
 ) -> list[tuple[Any, ...]]:
     """One INSERT (optionally ON CONFLICT DO NOTHING ... RETURNING) for all rows.
 
@@ -111,10 +115,20 @@ def _insert_rows(
     Elsewhere it is one multi-row VALUES list; unlike bulk_create it never splits the rows
     (Django caps SQLite at 999 parameters; the SQLite we run takes 32,766), so a batch costs
     one statement either way.
+
+    ``along`` is another write (sql, params) to run with this one: on PostgreSQL inside it, as
+    a data-modifying CTE that costs no statement of its own; elsewhere, or with no rows, just
+    before it.
     """
+    if along is not None and (not rows or connection.vendor != "postgresql"):
+        with connection.cursor() as cursor:
+            cursor.execute(*along)
+        along = None
     if not rows:
         return []
     sql, params = _insert_statement(model, rows, conflict_fields=conflict_fields, returning=returning)
+    if along is not None:
+        sql, params = f"WITH along AS ({along[0]}) {sql}", [*along[1], *params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return list(cursor.fetchall()) if returning else []
@@ -365,12 +379,13 @@ def _insertable_fields(model: type[Model]) -> tuple[str, ...]:
 TIMELINE_FIELDS = _insertable_fields(TimelineEntry)
 
 
-def _timeline_insert(rows: list[dict[str, Any]]) -> None:
-    """Insert timeline rows (field name -> database value, see ``_entry_row``) in one statement."""
+def _timeline_insert(rows: list[dict[str, Any]], *, along: tuple[str, list[Any]] | None = None) -> None:
+    """Insert timeline rows (field name -> database value, see ``_entry_row``) in one statement,
+    with ``along`` (another write) folded into it (see ``_insert_rows``)."""
     now = timezone.now()
     for row in rows:
         row["db_created_at"] = now
-    _insert_rows(TimelineEntry, rows)
+    _insert_rows(TimelineEntry, rows, along=along)
 
 
 def _entry_row(entry: TimelineEntry) -> dict[str, Any]:
@@ -444,8 +459,9 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
 
     Costs a constant number of statements: contacts insert + select, advisory locks, events
     insert, (a lock of the rows that already existed, only if any did), one bulk update, one
-    bulk timeline insert, and what the ``changes_written`` listeners add inside the transaction
-    (webhooks: one outbox insert). Results are in input order.
+    bulk timeline insert that also queues the changed contacts for their refresh (on SQLite a
+    statement of its own), and what the ``changes_written`` listeners add inside the
+    transaction (webhooks: one outbox insert). Results are in input order.
     """
     now = timezone.now()
     contacts, created_contacts = _contacts_ensure(workspace_id=workspace_id, emails=(e.email for e in events), now=now)
@@ -502,15 +518,16 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
             if step.operation != Operation.UNCHANGED:
                 entries.append(_event_entry(event, step, now))
                 changes.append(_event_change(event, step))
-    _timeline_insert(entries)
-    _announce_written(workspace_id, now, contacts_created=created_contacts, events=changes)
-
     changed = (
         {c.pk for c in created_contacts}
         | {e.contact.pk for e in to_update}
         | {folded[key][0].contact_id for key in inserted}
     )
-    _notify_contacts_changed(workspace_id, changed)
+    _timeline_insert(
+        entries, along=refresh.contacts_queue_refresh_statement(workspace_id=workspace_id, contact_ids=changed)
+    )
+    _announce_written(workspace_id, now, contacts_created=created_contacts, events=changes)
+    _changes_committed(workspace_id, changed)
     return [results_by_input[id(incoming)] for incoming in events]
 
 
@@ -569,16 +586,17 @@ def event_set_deleted(*, event: CustomEvent, deleted: bool) -> EventUpsertResult
     return event_upsert(workspace_id=event.workspace_id, event=incoming)
 
 
-def _notify_contacts_changed(workspace_id: str, contact_ids: Iterable[int]) -> None:
+def _changes_committed(workspace_id: str, contact_ids: Iterable[int]) -> None:
     """After the commit, and inside a request after the response is sent (the client need not
-    wait for it), queue the changed contacts' refresh (``refresh.py``) and tell the listeners."""
+    wait for it), publish a drain of the refresh queue the write filled (``refresh.py``) and
+    tell the listeners. Nothing is lost if this never runs: the contacts are queued already."""
     ids = sorted(contact_ids)
     if ids:
         transaction.on_commit(lambda: defer(lambda: _contacts_changed(workspace_id, ids)))
 
 
 def _contacts_changed(workspace_id: str, ids: list[int]) -> None:
-    refresh.contacts_refresh_request(workspace_id=workspace_id, contact_ids=ids)
+    refresh.drain_schedule(workspace_id=workspace_id)
     contacts_changed.send(sender=Contact, workspace_id=workspace_id, contact_ids=ids)
 
 
@@ -668,7 +686,9 @@ def contacts_upsert(*, workspace_id: str, contacts: Sequence[ContactInput]) -> l
         Contact.objects.bulk_update(list(changed.values()), [*TRACKED_CONTACT_FIELDS, "updated_at"])
     TimelineEntry.objects.bulk_create(entries)
     _announce_written(workspace_id, now, contacts_created=first_created, contacts_updated=list(updated.values()))
-    _notify_contacts_changed(workspace_id, {r.contact.pk for r in results if r.operation != Operation.UNCHANGED})
+    changed_ids = {r.contact.pk for r in results if r.operation != Operation.UNCHANGED}
+    refresh.contacts_queue_refresh(workspace_id=workspace_id, contact_ids=changed_ids)
+    _changes_committed(workspace_id, changed_ids)
     return results
 
 
@@ -681,5 +701,6 @@ def contact_delete(*, workspace_id: str, email: str) -> bool:
     contact_id = contact.pk
     _announce_written(workspace_id, timezone.now(), contacts_erased=[contact])
     contact.delete()
-    _notify_contacts_changed(workspace_id, [contact_id])
+    refresh.contacts_queue_refresh(workspace_id=workspace_id, contact_ids=[contact_id])
+    _changes_committed(workspace_id, [contact_id])
     return True
