@@ -63,19 +63,18 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-import kombu.exceptions
 import redis
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from events_platform import liveness
+from events_platform.celery import PUBLISH_ERRORS
+
 from .models import Contact, ContactTotals, CustomEvent, GoalType, PendingContactRefresh
 
 logger = logging.getLogger(__name__)
-# What a publish raises while the broker is unreachable: the work it was for stays queued in
-# the database and the sweep publishes it again.
-PUBLISH_ERRORS = (kombu.exceptions.OperationalError, redis.RedisError, OSError)
 
 PENDING_BATCH = 2000
 # A drain's claim is a lease: past it (the worker died mid-refresh) another drain takes it.
@@ -239,10 +238,31 @@ def workspaces_with_stale_pending(*, older_than: timedelta, now: datetime | None
     )
 
 
-def _claim_pending(workspace_id: str, limit: int, now: datetime) -> tuple[str, list[int]]:
-    """Claim up to ``limit`` queued contacts in a transaction of its own: (token, contact ids)."""
+def _drain_lock(token: str) -> str:
+    return f"refresh-drain:{token}"
+
+
+def release_abandoned_claims() -> int:
+    """Hand back to the queue the claims of drains whose worker died (their session lock is free,
+    ``events_platform/liveness.py``), without waiting for ``CLAIM_LEASE``. PostgreSQL only (the
+    embedded mode drains in-process); returns the contacts handed back."""
+    if connection.vendor != "postgresql":
+        return 0
     table = connection.ops.quote_name(PendingContactRefresh._meta.db_table)
-    token = uuid.uuid4().hex
+    free = liveness.sql_free("'refresh-drain:' || p.claim_token")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS p SET claim_token = '', claimed_at = NULL WHERE p.claim_token <> '' AND {free}"
+        )
+        released: int = cursor.rowcount
+        return released
+
+
+def _claim_pending(workspace_id: str, limit: int, now: datetime, token: str = "") -> tuple[str, list[int]]:
+    """Claim up to ``limit`` queued contacts in a transaction of its own, under ``token`` (a new
+    one if none is given): (token, contact ids)."""
+    table = connection.ops.quote_name(PendingContactRefresh._meta.db_table)
+    token = token or uuid.uuid4().hex
     # SKIP LOCKED: concurrent workers claim disjoint contacts instead of waiting on each other.
     lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     with transaction.atomic(), connection.cursor() as cursor:
@@ -265,6 +285,23 @@ def _release_claim(workspace_id: str, token: str, *, done: bool) -> None:
         rows.update(claim_token="", claimed_at=None)
 
 
+def _pin_contacts(contact_ids: Sequence[int]) -> None:
+    """Lock the drained contacts ``FOR KEY SHARE`` until the drain commits (PostgreSQL).
+
+    What the drain writes about them (totals, memberships) references them; an erasure
+    (``services.contact_delete`` locks ``FOR UPDATE``) waits for the drain instead of failing
+    its commit, and one that committed first leaves the contact out (the hooks see it erased).
+    Ingest takes the same shared lock, so drains and ingest never wait for each other here.
+    """
+    if connection.vendor != "postgresql":
+        return
+    table = connection.ops.quote_name(Contact._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE", [sorted(set(contact_ids))]
+        )
+
+
 def contacts_refresh_pending(
     *, workspace_id: str, now: datetime | None = None, limit: int = PENDING_BATCH
 ) -> tuple[int, bool]:
@@ -272,20 +309,25 @@ def contacts_refresh_pending(
     them, in one transaction that also removes the claim; a failure hands the claim back.
     Returns (contacts claimed, whether more are waiting)."""
     started = timezone.now()
-    token, claimed = _claim_pending(workspace_id, limit, started)
-    if claimed:
-        try:
-            with transaction.atomic():
-                contact_totals_refresh(workspace_id=workspace_id, contact_ids=claimed)
-                batch = DrainedContacts(
-                    workspace_id=workspace_id, contact_ids=tuple(sorted(claimed)), now=now or timezone.now()
-                )
-                for _name, hook in drain_hooks():
-                    hook(batch)
-                _release_claim(workspace_id, token, done=True)
-        except Exception:
-            _release_claim(workspace_id, token, done=False)
-            raise
+    token = uuid.uuid4().hex
+    # Held from before the claim until after its release: a claim whose lock is free is a dead
+    # drain's, which the sweep hands back at once (release_abandoned_claims).
+    with liveness.holding(_drain_lock(token)):
+        _, claimed = _claim_pending(workspace_id, limit, started, token)
+        if claimed:
+            try:
+                with transaction.atomic():
+                    _pin_contacts(claimed)
+                    contact_totals_refresh(workspace_id=workspace_id, contact_ids=claimed)
+                    batch = DrainedContacts(
+                        workspace_id=workspace_id, contact_ids=tuple(sorted(claimed)), now=now or timezone.now()
+                    )
+                    for _name, hook in drain_hooks():
+                        hook(batch)
+                    _release_claim(workspace_id, token, done=True)
+            except Exception:
+                _release_claim(workspace_id, token, done=False)
+                raise
     more = PendingContactRefresh.objects.filter(_claimable(timezone.now()), workspace_id=workspace_id).exists()
     return len(claimed), more
 

@@ -35,6 +35,7 @@ from django.db.models import Field, Model, Q
 from django.utils import timezone
 
 from events_platform.after_response import defer
+from events_platform.conflicts import WriteConflict
 
 from . import refresh
 from .models import Contact, CustomEvent, TimelineEntry, normalize_email
@@ -234,9 +235,37 @@ def _contact_created_entry(contact: Contact, now: datetime) -> TimelineEntry:
 def _contacts_ensure(
     *, workspace_id: str, emails: Iterable[str], now: datetime
 ) -> tuple[dict[str, Contact], list[Contact]]:
-    """Get or create the contacts of these emails: one statement on PostgreSQL, two elsewhere."""
+    """Get or create the contacts of these emails: one statement on PostgreSQL, two elsewhere.
+
+    On PostgreSQL the contacts that existed are locked ``FOR KEY SHARE`` (what the events'
+    foreign-key checks take anyway, so writers of the same contact do not wait for each other)
+    until the commit: an erasure (``contact_delete`` locks the contact ``FOR UPDATE``) waits for
+    this write, or this write waits for the erasure and then creates the contact anew. Never a
+    contact erased under a half-done write.
+    """
     wanted = sorted(set(emails))
-    rows = [
+    contacts: dict[str, Contact] = {}
+    created: list[Contact] = []
+    for _round in range(3):
+        if connection.vendor == "postgresql":
+            found, created_emails = _contacts_ensure_postgresql(workspace_id, wanted, now)
+        else:
+            found, created_emails = _contacts_ensure_sqlite(workspace_id, wanted, now)
+        contacts.update(found)
+        created += [found[email] for email in wanted if email in created_emails]
+        # Missing from both halves: committed by another writer after our snapshot (our insert
+        # waited for it and then skipped the row), or erased while we waited for its lock.
+        # The next round reads the one and creates the other.
+        wanted = [email for email in wanted if email not in found]
+        if not wanted:
+            break
+    else:
+        raise WriteConflict(f"contacts {wanted} neither created nor found after 3 rounds")
+    return contacts, sorted(created, key=lambda c: c.email)
+
+
+def _contact_rows(workspace_id: str, wanted: Sequence[str], now: datetime) -> list[dict[str, Any]]:
+    return [
         {
             "workspace": workspace_id,
             "email": email,
@@ -249,46 +278,54 @@ def _contacts_ensure(
         }
         for email in wanted
     ]
-    if connection.vendor == "postgresql":
-        # One statement: the insert's RETURNING plus the rows that existed. Both halves read
-        # one snapshot, so a contact committed concurrently between them is in neither; it
-        # is read again below.
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in Contact._meta.concrete_fields)
-        insert, params = _insert_statement(
-            Contact,
-            rows,
-            conflict_fields=["workspace", "email"],
-            returning=[f.name for f in Contact._meta.concrete_fields],
-        )
-        table = connection.ops.quote_name(Contact._meta.db_table)
-        sql = (
-            f"WITH new AS ({insert}) SELECT {columns}, true AS was_created FROM new UNION ALL "
-            f"SELECT {columns}, false FROM {table} WHERE workspace_id = %s AND email = ANY(%s)"
-        )
-        fields = Contact._meta.concrete_fields
-        names = [f.attname for f in fields]
-        # The fields' own conversions from database values (JSON text, for one).
-        convert = [(i, f.from_db_value) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, workspace_id, wanted])
-            found = cursor.fetchall()
-        contacts = {}
-        created_emails = set()
-        for *values, was_created in found:
-            for i, from_db_value in convert:
-                values[i] = from_db_value(values[i], None, connection)
-            contact = Contact.from_db(connection.alias, names, values)
-            contacts[contact.email] = contact
-            if was_created:
-                created_emails.add(contact.email)
-        late = [email for email in wanted if email not in contacts]
-        if late:
-            contacts.update({c.email: c for c in Contact.objects.filter(workspace_id=workspace_id, email__in=late)})
-    else:
-        inserted = _insert_rows(Contact, rows, conflict_fields=["workspace", "email"], returning=["id", "email"])
-        created_emails = {email for _, email in inserted}
-        contacts = {c.email: c for c in Contact.objects.filter(workspace_id=workspace_id, email__in=wanted)}
-    return contacts, [contacts[email] for email in wanted if email in created_emails]
+
+
+def _contacts_ensure_postgresql(
+    workspace_id: str, wanted: Sequence[str], now: datetime
+) -> tuple[dict[str, Contact], set[str]]:
+    # One statement: the insert's RETURNING plus the rows that existed, locked. Both halves
+    # read one snapshot, so a contact committed concurrently between them is in neither (the
+    # caller's next round reads it); so is one erased while we waited for its lock.
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in Contact._meta.concrete_fields)
+    insert, params = _insert_statement(
+        Contact,
+        _contact_rows(workspace_id, wanted, now),
+        conflict_fields=["workspace", "email"],
+        returning=[f.name for f in Contact._meta.concrete_fields],
+    )
+    table = connection.ops.quote_name(Contact._meta.db_table)
+    sql = (
+        f"WITH new AS ({insert}), "
+        f"old AS (SELECT {columns} FROM {table} WHERE workspace_id = %s AND email = ANY(%s) "
+        "ORDER BY id FOR KEY SHARE) "
+        f"SELECT {columns}, true AS was_created FROM new UNION ALL SELECT {columns}, false FROM old"
+    )
+    fields = Contact._meta.concrete_fields
+    names = [f.attname for f in fields]
+    # The fields' own conversions from database values (JSON text, for one).
+    convert = [(i, f.from_db_value) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, workspace_id, list(wanted)])
+        rows = cursor.fetchall()
+    contacts = {}
+    created_emails = set()
+    for *values, was_created in rows:
+        for i, from_db_value in convert:
+            values[i] = from_db_value(values[i], None, connection)
+        contact = Contact.from_db(connection.alias, names, values)
+        contacts[contact.email] = contact
+        if was_created:
+            created_emails.add(contact.email)
+    return contacts, created_emails
+
+
+def _contacts_ensure_sqlite(
+    workspace_id: str, wanted: Sequence[str], now: datetime
+) -> tuple[dict[str, Contact], set[str]]:
+    rows = _contact_rows(workspace_id, wanted, now)
+    inserted = _insert_rows(Contact, rows, conflict_fields=["workspace", "email"], returning=["id", "email"])
+    contacts = {c.email: c for c in Contact.objects.filter(workspace_id=workspace_id, email__in=wanted)}
+    return contacts, {email for _, email in inserted}
 
 
 # ---------------------------------------------------------------------------------------
@@ -497,7 +534,7 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
         if not pending:
             break
     else:
-        raise RuntimeError(f"events {pending} neither inserted nor found after 5 rounds")
+        raise WriteConflict(f"events {pending} neither inserted nor found after 5 rounds")
     inserted = [key for key in keys if key not in stored]
 
     to_update = [
@@ -694,8 +731,17 @@ def contacts_upsert(*, workspace_id: str, contacts: Sequence[ContactInput]) -> l
 
 @transaction.atomic
 def contact_delete(*, workspace_id: str, email: str) -> bool:
-    """Erase a contact with its events, timeline and segment memberships (cannot be undone)."""
-    contact = Contact.objects.filter(workspace_id=workspace_id, email=normalize_email(email)).first()
+    """Erase a contact with its events, timeline and segment memberships (cannot be undone).
+
+    The contact is locked ``FOR UPDATE`` first: a write still holding it (``_contacts_ensure``'s
+    lock, an event's foreign-key check) commits before the erasure collects the rows to delete,
+    and a write arriving meanwhile waits for the erasure, then creates the contact anew.
+    """
+    contact = (
+        Contact.objects.select_for_update(of=("self",))
+        .filter(workspace_id=workspace_id, email=normalize_email(email))
+        .first()
+    )
     if contact is None:
         return False
     contact_id = contact.pk

@@ -309,7 +309,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segments.tasks.segments_refresh_due_task",
         "schedule": float(SEGMENT_REFRESH_INTERVAL),
     },
-    # The safety net of the refresh queue: drains whose publish was lost.
+    # The recovery sweeps (README, Limits: "Recovery"): builds and drains whose publish was lost
+    # or whose worker died are published again.
+    "segments-resume-builds": {
+        "task": "segments.tasks.segments_resume_builds_task",
+        "schedule": REFRESH_SWEEP_INTERVAL,
+    },
     "contacts-refresh-stale": {
         "task": "contacts.tasks.contacts_refresh_stale_task",
         "schedule": REFRESH_SWEEP_INTERVAL,
