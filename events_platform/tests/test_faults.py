@@ -15,6 +15,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import kombu.pools
 import psycopg
 import pytest
 from django.db import connection, transaction
@@ -35,6 +36,7 @@ pytestmark = [pytest.mark.celery_worker, pytest.mark.postgres, pytest.mark.djang
 
 # The issue's target: pending work resumes within 30 s of the fault ending.
 RECOVERY = 30.0
+OUTAGE = 20.0  # seconds the broker stays down
 
 
 @pytest.fixture(autouse=True)
@@ -199,7 +201,9 @@ def test_a_web_process_killed_right_after_its_commit_loses_no_refresh(shop: Work
 # ---------------------------------------------------------------------------------------
 
 
-def test_a_worker_killed_mid_build_has_its_build_finished_by_another_within_30_s(shop: Workspace) -> None:
+def test_a_worker_killed_mid_build_has_its_build_finished_by_another_within_30_s(
+    shop: Workspace, record_property: Any
+) -> None:
     """Two workers; the one running the build is SIGKILLed while its build waits inside its
     statement. Its session (and with it its build lock) ends, and the other worker's beat sweep
     hands the build over: the segment is active within 30 s, with no new request."""
@@ -229,7 +233,9 @@ def test_a_worker_killed_mid_build_has_its_build_finished_by_another_within_30_s
             blocker.close()
         # then the survivor builds it, within 30 s of the kill
         wait_for(lambda: Segment.objects.get(pk=segment.pk).status == Segment.Status.ACTIVE, timeout=RECOVERY)
-        assert time.monotonic() - killed_at < RECOVERY
+        rebuilt = time.monotonic() - killed_at
+        record_property("rebuilt_after_kill_s", round(rebuilt, 1))
+        assert rebuilt < RECOVERY
         assert members("big") == {"a@x.io"}
         wait_for(lambda: survivor.succeeded("segments.tasks.segment_build_task") >= 1, timeout=5)
 
@@ -296,8 +302,10 @@ def broker() -> Iterator[RedisServer]:
 
     def switch(url: str) -> None:
         # Celery has no public way to move a running app to another broker: its connection and
-        # producer pools are dropped, so the next publish connects to the new URL.
+        # producer pools are dropped (kombu's registry too, or it hands back the closed ones when
+        # the URL comes back), so the next publish connects to the new URL.
         celery_app.pool.force_close_all()  # type: ignore[attr-defined]  # kombu's pool, untyped here
+        kombu.pools.reset()
         celery_app.conf.update(broker_url=url)
         setattr(celery_app, "_pool", None)  # noqa: B010 (a private attribute, named on purpose)
         setattr(celery_app.amqp, "_producer_pool", None)  # noqa: B010
@@ -311,7 +319,7 @@ def broker() -> Iterator[RedisServer]:
 
 
 def test_writes_succeed_while_the_broker_is_down_and_their_work_resumes_within_30_s(
-    shop: Workspace, broker: RedisServer, django_user_model: Any
+    shop: Workspace, broker: RedisServer, django_user_model: Any, record_property: Any
 ) -> None:
     """Broker stopped: segments.create answers 201 with build_phase "queued" (its page says the
     build is queued), ingest keeps storing. Broker back: with no further request, the new
@@ -325,8 +333,9 @@ def test_writes_succeed_while_the_broker_is_down_and_their_work_resumes_within_3
     workspace_member_add(workspace=shop, user=user)
     with celery_worker(beat=True, broker_url=broker.url):
         big_buyers(shop)
-        # when the broker stops
+        # when the broker stops (for 20 s, as in the issue's run)
         broker.stop()
+        stopped = time.monotonic()
         created = client.post(
             "/api/segments.create",
             {
@@ -349,12 +358,14 @@ def test_writes_succeed_while_the_broker_is_down_and_their_work_resumes_within_3
         assert "Build queued" in html
 
         # when the broker is back, with no new traffic
-        time.sleep(3)
+        time.sleep(max(0.0, OUTAGE - (time.monotonic() - stopped)))
         broker.start()
         back = time.monotonic()
         # then
         wait_for(lambda: Segment.objects.get(slug="any_buyer").status == Segment.Status.ACTIVE, timeout=RECOVERY)
         wait_for(lambda: members("big") == {"c@x.io"}, timeout=RECOVERY)
-        assert time.monotonic() - back < RECOVERY
+        resumed = time.monotonic() - back
+        record_property("resumed_after_broker_back_s", round(resumed, 1))
+        assert resumed < RECOVERY
         assert members("any_buyer") == {"c@x.io"}
         assert lifetime_value("c@x.io") == Decimal("300.00")
