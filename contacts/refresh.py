@@ -6,13 +6,16 @@ scores later) follow contacts and their events eventually, through one queue in 
 
 The cycle
 ---------
-1. A write commits (``services.events_upsert``, ``contact_upsert``, ``contact_delete``). Once it
-   has, and inside a request once the response is sent (``events_platform/after_response.py``),
-   :func:`contacts_refresh_request` queues the changed contacts (one row per workspace and
-   contact, however often it changed) and publishes a drain of the workspace's queue
-   ``SEGMENT_REFRESH_BATCH_DELAY`` seconds later, so contacts changing close together are
-   refreshed together. At most one drain is published per half delay per workspace (a mark in
-   Redis that every web process sees): that drain claims our contacts too.
+1. A write (``services.events_upsert``, ``contact_upsert``, ``contact_delete``) queues the
+   contacts it changed INSIDE its own transaction (one row per workspace and contact, however
+   often it changed; :func:`contacts_queue_refresh_statement`, folded into one of the write's
+   statements on PostgreSQL): the change and "this contact must be refreshed" commit together,
+   so nothing that kills the process or its connection after the commit can lose a refresh.
+   After the commit (inside a request, once the response is sent:
+   ``events_platform/after_response.py``) :func:`drain_schedule` publishes a drain of the
+   workspace's queue ``SEGMENT_REFRESH_BATCH_DELAY`` seconds later, so contacts changing close
+   together are refreshed together. At most one drain is published per half delay per
+   workspace (a mark in Redis that every web process sees): that drain claims our contacts too.
 2. The drain (``tasks.contacts_refresh_pending_task`` -> :func:`contacts_refresh_pending`) first
    claims up to ``PENDING_BATCH`` queued contacts in a transaction of its own: a lease
    (``claim_token``, ``claimed_at``) committed before any work, so ingest never waits for a drain.
@@ -21,9 +24,10 @@ The cycle
    back and hands the claim back to the queue. A contact that changed again during the drain
    was re-queued (its claim cleared), so the drain's clean-up leaves it for the next drain. A
    claim older than ``CLAIM_LEASE`` (its worker died) is taken again by the next drain.
-4. ``tasks.contacts_refresh_stale_task`` (Celery beat; ``run_scheduler`` in the embedded mode)
-   publishes a drain for every queue left waiting longer than ``STALE_PENDING``: a drain whose
-   publish was lost with its broker, or an after-response call that failed.
+4. ``tasks.contacts_refresh_stale_task`` (Celery beat every ``REFRESH_SWEEP_INTERVAL`` seconds;
+   ``run_scheduler`` in the embedded mode) publishes a drain for every queue left waiting longer
+   than ``STALE_PENDING``: a drain whose publish was lost with its broker, or whose web process
+   died between the commit and the publish.
 
 Drain hooks: how layers above contacts follow a drain
 -----------------------------------------------------
@@ -51,6 +55,7 @@ against every live segment of the workspace).
 from __future__ import annotations
 
 import enum
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -64,13 +69,19 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from events_platform import liveness
+from events_platform.celery import PUBLISH_ERRORS
+
 from .models import Contact, ContactTotals, CustomEvent, GoalType, PendingContactRefresh
+
+logger = logging.getLogger(__name__)
 
 PENDING_BATCH = 2000
 # A drain's claim is a lease: past it (the worker died mid-refresh) another drain takes it.
 CLAIM_LEASE = timedelta(minutes=2)
-# Queued contacts are normally drained within a second; older ones lost their drain.
-STALE_PENDING = timedelta(minutes=1)
+# Queued contacts are normally drained within a second; older ones lost their drain (the
+# sweep, every REFRESH_SWEEP_INTERVAL seconds, publishes one again).
+STALE_PENDING = timedelta(seconds=10)
 
 
 # ---------------------------------------------------------------------------------------
@@ -117,10 +128,34 @@ def drain_hooks() -> list[tuple[str, DrainHook]]:
 # ---------------------------------------------------------------------------------------
 
 
-def contacts_refresh_request(*, workspace_id: str, contact_ids: Sequence[int]) -> None:
-    """Queue these changed contacts and make sure a drain of the workspace's queue follows."""
-    contacts_queue_refresh(workspace_id=workspace_id, contact_ids=contact_ids)
-    drain_schedule(workspace_id=workspace_id)
+def contacts_queue_refresh_statement(*, workspace_id: str, contact_ids: Iterable[int]) -> tuple[str, list[Any]] | None:
+    """The statement that queues these contacts (see :func:`contacts_queue_refresh`), as
+    (sql, params), or None for no contacts.
+
+    A write runs it inside its own transaction, so "this contact changed" commits or rolls back
+    with the change: on PostgreSQL folded into one of the write's statements as a data-modifying
+    CTE (``WITH queued AS (<this>) <the write's statement>``), so it costs no statement of its
+    own. The rows go in contact id order, and it is the last thing a write locks, so two writes
+    queueing the same contacts wait for each other's commit in one order (no deadlock).
+    """
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return None
+    table = connection.ops.quote_name(PendingContactRefresh._meta.db_table)
+    now = timezone.now()
+    params: list[Any]
+    if connection.vendor == "postgresql":
+        # One array parameter, whatever the number of contacts.
+        rows, params = "SELECT %s, unnest(%s::bigint[]), %s, '', NULL", [workspace_id, ids, now]
+    else:
+        rows = "VALUES " + ", ".join(["(%s, %s, %s, '', NULL)"] * len(ids))
+        params = [value for pk in ids for value in (workspace_id, pk, now)]
+    sql = (
+        f"INSERT INTO {table} AS p (workspace_id, contact_id, queued_at, claim_token, claimed_at) {rows} "
+        "ON CONFLICT (workspace_id, contact_id) DO UPDATE SET claim_token = '', claimed_at = NULL "
+        "WHERE p.claim_token <> ''"
+    )
+    return sql, params
 
 
 def contacts_queue_refresh(*, workspace_id: str, contact_ids: Iterable[int]) -> None:
@@ -130,25 +165,10 @@ def contacts_queue_refresh(*, workspace_id: str, contact_ids: Iterable[int]) -> 
     so the drain leaves it for the next one: the change that arrived meanwhile is not in the
     drain's snapshot. Takes no lock that a drain holds, so ingest never waits for one.
     """
-    ids = sorted(set(contact_ids))
-    if not ids:
-        return
-    table = connection.ops.quote_name(PendingContactRefresh._meta.db_table)
-    now = timezone.now()
-    params: list[Any]
-    if connection.vendor == "postgresql":
-        # Runs after every ingest commit: one array parameter, rows in id order (no deadlock).
-        rows, params = "SELECT %s, unnest(%s::bigint[]), %s, '', NULL", [workspace_id, ids, now]
-    else:
-        rows = "VALUES " + ", ".join(["(%s, %s, %s, '', NULL)"] * len(ids))
-        params = [value for pk in ids for value in (workspace_id, pk, now)]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} AS p (workspace_id, contact_id, queued_at, claim_token, claimed_at) {rows} "
-            "ON CONFLICT (workspace_id, contact_id) DO UPDATE SET claim_token = '', claimed_at = NULL "
-            "WHERE p.claim_token <> ''",
-            params,
-        )
+    statement = contacts_queue_refresh_statement(workspace_id=workspace_id, contact_ids=contact_ids)
+    if statement is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(*statement)
 
 
 @cache
@@ -174,15 +194,26 @@ def _drain_already_scheduled(workspace_id: str, delay: float) -> bool:
     return not _redis().set(key, 1, nx=True, px=int(delay * 500))
 
 
-def drain_schedule(*, workspace_id: str) -> None:
+def drain_schedule(*, workspace_id: str) -> bool:
     """Publish a drain of the workspace's queue ``SEGMENT_REFRESH_BATCH_DELAY`` seconds from now,
-    unless one published less than half that delay ago will claim what is queued now."""
+    unless one published less than half that delay ago will claim what is queued now.
+
+    Runs after the commit of a write whose contacts are already queued (in its transaction), so
+    a failed publish (broker down) loses nothing: it is logged and the sweep
+    (``tasks.contacts_refresh_stale_task``) drains the queue once the broker is back. Returns
+    whether a drain was published or already scheduled.
+    """
     from .tasks import contacts_refresh_pending_task
 
     delay = settings.SEGMENT_REFRESH_BATCH_DELAY
-    if _drain_already_scheduled(workspace_id, delay):
-        return
-    contacts_refresh_pending_task.apply_async((workspace_id,), countdown=delay)
+    try:
+        if _drain_already_scheduled(workspace_id, delay):
+            return True
+        contacts_refresh_pending_task.apply_async((workspace_id,), countdown=delay)
+    except PUBLISH_ERRORS:
+        logger.warning("drain of %s not published (broker unreachable); the sweep will drain it", workspace_id)
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------
@@ -207,10 +238,31 @@ def workspaces_with_stale_pending(*, older_than: timedelta, now: datetime | None
     )
 
 
-def _claim_pending(workspace_id: str, limit: int, now: datetime) -> tuple[str, list[int]]:
-    """Claim up to ``limit`` queued contacts in a transaction of its own: (token, contact ids)."""
+def _drain_lock(token: str) -> str:
+    return f"refresh-drain:{token}"
+
+
+def release_abandoned_claims() -> int:
+    """Hand back to the queue the claims of drains whose worker died (their session lock is free,
+    ``events_platform/liveness.py``), without waiting for ``CLAIM_LEASE``. PostgreSQL only (the
+    embedded mode drains in-process); returns the contacts handed back."""
+    if connection.vendor != "postgresql":
+        return 0
     table = connection.ops.quote_name(PendingContactRefresh._meta.db_table)
-    token = uuid.uuid4().hex
+    free = liveness.sql_free("'refresh-drain:' || p.claim_token")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS p SET claim_token = '', claimed_at = NULL WHERE p.claim_token <> '' AND {free}"
+        )
+        released: int = cursor.rowcount
+        return released
+
+
+def _claim_pending(workspace_id: str, limit: int, now: datetime, token: str = "") -> tuple[str, list[int]]:
+    """Claim up to ``limit`` queued contacts in a transaction of its own, under ``token`` (a new
+    one if none is given): (token, contact ids)."""
+    table = connection.ops.quote_name(PendingContactRefresh._meta.db_table)
+    token = token or uuid.uuid4().hex
     # SKIP LOCKED: concurrent workers claim disjoint contacts instead of waiting on each other.
     lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     with transaction.atomic(), connection.cursor() as cursor:
@@ -233,6 +285,23 @@ def _release_claim(workspace_id: str, token: str, *, done: bool) -> None:
         rows.update(claim_token="", claimed_at=None)
 
 
+def _pin_contacts(contact_ids: Sequence[int]) -> None:
+    """Lock the drained contacts ``FOR KEY SHARE`` until the drain commits (PostgreSQL).
+
+    What the drain writes about them (totals, memberships) references them; an erasure
+    (``services.contact_delete`` locks ``FOR UPDATE``) waits for the drain instead of failing
+    its commit, and one that committed first leaves the contact out (the hooks see it erased).
+    Ingest takes the same shared lock, so drains and ingest never wait for each other here.
+    """
+    if connection.vendor != "postgresql":
+        return
+    table = connection.ops.quote_name(Contact._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE", [sorted(set(contact_ids))]
+        )
+
+
 def contacts_refresh_pending(
     *, workspace_id: str, now: datetime | None = None, limit: int = PENDING_BATCH
 ) -> tuple[int, bool]:
@@ -240,20 +309,25 @@ def contacts_refresh_pending(
     them, in one transaction that also removes the claim; a failure hands the claim back.
     Returns (contacts claimed, whether more are waiting)."""
     started = timezone.now()
-    token, claimed = _claim_pending(workspace_id, limit, started)
-    if claimed:
-        try:
-            with transaction.atomic():
-                contact_totals_refresh(workspace_id=workspace_id, contact_ids=claimed)
-                batch = DrainedContacts(
-                    workspace_id=workspace_id, contact_ids=tuple(sorted(claimed)), now=now or timezone.now()
-                )
-                for _name, hook in drain_hooks():
-                    hook(batch)
-                _release_claim(workspace_id, token, done=True)
-        except Exception:
-            _release_claim(workspace_id, token, done=False)
-            raise
+    token = uuid.uuid4().hex
+    # Held from before the claim until after its release: a claim whose lock is free is a dead
+    # drain's, which the sweep hands back at once (release_abandoned_claims).
+    with liveness.holding(_drain_lock(token)):
+        _, claimed = _claim_pending(workspace_id, limit, started, token)
+        if claimed:
+            try:
+                with transaction.atomic():
+                    _pin_contacts(claimed)
+                    contact_totals_refresh(workspace_id=workspace_id, contact_ids=claimed)
+                    batch = DrainedContacts(
+                        workspace_id=workspace_id, contact_ids=tuple(sorted(claimed)), now=now or timezone.now()
+                    )
+                    for _name, hook in drain_hooks():
+                        hook(batch)
+                    _release_claim(workspace_id, token, done=True)
+            except Exception:
+                _release_claim(workspace_id, token, done=False)
+                raise
     more = PendingContactRefresh.objects.filter(_claimable(timezone.now()), workspace_id=workspace_id).exists()
     return len(claimed), more
 

@@ -1,9 +1,12 @@
 """Writes for contacts, custom events and their timeline.
 
 Every write that spans rows is one transaction; the timeline entry of each change is written
-in the same transaction as the change. After the commit the contacts whose data changed are
-queued for the refresh of every read model built on them (``refresh.py``: totals, and through
-its drain hooks segments), and ``signals.contacts_changed`` is sent with them.
+in the same transaction as the change, and so is "this contact changed": the contacts whose
+data changed are queued for the refresh of every read model built on them (``refresh.py``:
+totals, and through its drain hooks segments) by a statement of the write itself, so no
+committed change can miss its refresh. After the commit (inside a request, once the response
+is sent) a drain of that queue is published and ``signals.contacts_changed`` is sent; if that
+step is lost (broker down, worker killed), the refresh sweep drains the queue.
 
 Upsert rule for events (per (workspace, event_name, external_id)):
 - absent: inserted ("created").
@@ -32,6 +35,7 @@ from django.db.models import Field, Model, Q
 from django.utils import timezone
 
 from events_platform.after_response import defer
+from events_platform.conflicts import WriteConflict
 
 from . import refresh
 from .changes import EVENT_VERSION_FIELDS, TRACKED_CONTACT_FIELDS, diff, event_snapshot
@@ -96,6 +100,7 @@ def _insert_rows(
     *,
     conflict_fields: Sequence[str] = (),
     returning: Sequence[str] = (),
+    along: tuple[str, list[Any]] | None = None,
 ) -> list[tuple[Any, ...]]:
     """One INSERT (optionally ON CONFLICT DO NOTHING ... RETURNING) for all rows.
 
@@ -106,10 +111,20 @@ def _insert_rows(
     Elsewhere it is one multi-row VALUES list; unlike bulk_create it never splits the rows
     (Django caps SQLite at 999 parameters; the SQLite we run takes 32,766), so a batch costs
     one statement either way.
+
+    ``along`` is another write (sql, params) to run with this one: on PostgreSQL inside it, as
+    a data-modifying CTE that costs no statement of its own; elsewhere, or with no rows, just
+    before it.
     """
+    if along is not None and (not rows or connection.vendor != "postgresql"):
+        with connection.cursor() as cursor:
+            cursor.execute(*along)
+        along = None
     if not rows:
         return []
     sql, params = _insert_statement(model, rows, conflict_fields=conflict_fields, returning=returning)
+    if along is not None:
+        sql, params = f"WITH along AS ({along[0]}) {sql}", [*along[1], *params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return list(cursor.fetchall()) if returning else []
@@ -215,9 +230,37 @@ def _contact_created_entry(contact: Contact, now: datetime) -> TimelineEntry:
 def _contacts_ensure(
     *, workspace_id: str, emails: Iterable[str], now: datetime
 ) -> tuple[dict[str, Contact], list[Contact]]:
-    """Get or create the contacts of these emails: one statement on PostgreSQL, two elsewhere."""
+    """Get or create the contacts of these emails: one statement on PostgreSQL, two elsewhere.
+
+    On PostgreSQL the contacts that existed are locked ``FOR KEY SHARE`` (what the events'
+    foreign-key checks take anyway, so writers of the same contact do not wait for each other)
+    until the commit: an erasure (``contact_delete`` locks the contact ``FOR UPDATE``) waits for
+    this write, or this write waits for the erasure and then creates the contact anew. Never a
+    contact erased under a half-done write.
+    """
     wanted = sorted(set(emails))
-    rows = [
+    contacts: dict[str, Contact] = {}
+    created: list[Contact] = []
+    for _round in range(3):
+        if connection.vendor == "postgresql":
+            found, created_emails = _contacts_ensure_postgresql(workspace_id, wanted, now)
+        else:
+            found, created_emails = _contacts_ensure_sqlite(workspace_id, wanted, now)
+        contacts.update(found)
+        created += [found[email] for email in wanted if email in created_emails]
+        # Missing from both halves: committed by another writer after our snapshot (our insert
+        # waited for it and then skipped the row), or erased while we waited for its lock.
+        # The next round reads the one and creates the other.
+        wanted = [email for email in wanted if email not in found]
+        if not wanted:
+            break
+    else:
+        raise WriteConflict(f"contacts {wanted} neither created nor found after 3 rounds")
+    return contacts, sorted(created, key=lambda c: c.email)
+
+
+def _contact_rows(workspace_id: str, wanted: Sequence[str], now: datetime) -> list[dict[str, Any]]:
+    return [
         {
             "workspace": workspace_id,
             "email": email,
@@ -230,46 +273,54 @@ def _contacts_ensure(
         }
         for email in wanted
     ]
-    if connection.vendor == "postgresql":
-        # One statement: the insert's RETURNING plus the rows that existed. Both halves read
-        # one snapshot, so a contact committed concurrently between them is in neither; it
-        # is read again below.
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in Contact._meta.concrete_fields)
-        insert, params = _insert_statement(
-            Contact,
-            rows,
-            conflict_fields=["workspace", "email"],
-            returning=[f.name for f in Contact._meta.concrete_fields],
-        )
-        table = connection.ops.quote_name(Contact._meta.db_table)
-        sql = (
-            f"WITH new AS ({insert}) SELECT {columns}, true AS was_created FROM new UNION ALL "
-            f"SELECT {columns}, false FROM {table} WHERE workspace_id = %s AND email = ANY(%s)"
-        )
-        fields = Contact._meta.concrete_fields
-        names = [f.attname for f in fields]
-        # The fields' own conversions from database values (JSON text, for one).
-        convert = [(i, f.from_db_value) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, workspace_id, wanted])
-            found = cursor.fetchall()
-        contacts = {}
-        created_emails = set()
-        for *values, was_created in found:
-            for i, from_db_value in convert:
-                values[i] = from_db_value(values[i], None, connection)
-            contact = Contact.from_db(connection.alias, names, values)
-            contacts[contact.email] = contact
-            if was_created:
-                created_emails.add(contact.email)
-        late = [email for email in wanted if email not in contacts]
-        if late:
-            contacts.update({c.email: c for c in Contact.objects.filter(workspace_id=workspace_id, email__in=late)})
-    else:
-        inserted = _insert_rows(Contact, rows, conflict_fields=["workspace", "email"], returning=["id", "email"])
-        created_emails = {email for _, email in inserted}
-        contacts = {c.email: c for c in Contact.objects.filter(workspace_id=workspace_id, email__in=wanted)}
-    return contacts, [contacts[email] for email in wanted if email in created_emails]
+
+
+def _contacts_ensure_postgresql(
+    workspace_id: str, wanted: Sequence[str], now: datetime
+) -> tuple[dict[str, Contact], set[str]]:
+    # One statement: the insert's RETURNING plus the rows that existed, locked. Both halves
+    # read one snapshot, so a contact committed concurrently between them is in neither (the
+    # caller's next round reads it); so is one erased while we waited for its lock.
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in Contact._meta.concrete_fields)
+    insert, params = _insert_statement(
+        Contact,
+        _contact_rows(workspace_id, wanted, now),
+        conflict_fields=["workspace", "email"],
+        returning=[f.name for f in Contact._meta.concrete_fields],
+    )
+    table = connection.ops.quote_name(Contact._meta.db_table)
+    sql = (
+        f"WITH new AS ({insert}), "
+        f"old AS (SELECT {columns} FROM {table} WHERE workspace_id = %s AND email = ANY(%s) "
+        "ORDER BY id FOR KEY SHARE) "
+        f"SELECT {columns}, true AS was_created FROM new UNION ALL SELECT {columns}, false FROM old"
+    )
+    fields = Contact._meta.concrete_fields
+    names = [f.attname for f in fields]
+    # The fields' own conversions from database values (JSON text, for one).
+    convert = [(i, f.from_db_value) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, workspace_id, list(wanted)])
+        rows = cursor.fetchall()
+    contacts = {}
+    created_emails = set()
+    for *values, was_created in rows:
+        for i, from_db_value in convert:
+            values[i] = from_db_value(values[i], None, connection)
+        contact = Contact.from_db(connection.alias, names, values)
+        contacts[contact.email] = contact
+        if was_created:
+            created_emails.add(contact.email)
+    return contacts, created_emails
+
+
+def _contacts_ensure_sqlite(
+    workspace_id: str, wanted: Sequence[str], now: datetime
+) -> tuple[dict[str, Contact], set[str]]:
+    rows = _contact_rows(workspace_id, wanted, now)
+    inserted = _insert_rows(Contact, rows, conflict_fields=["workspace", "email"], returning=["id", "email"])
+    contacts = {c.email: c for c in Contact.objects.filter(workspace_id=workspace_id, email__in=wanted)}
+    return contacts, {email for _, email in inserted}
 
 
 # ---------------------------------------------------------------------------------------
@@ -342,12 +393,13 @@ def _insertable_fields(model: type[Model]) -> tuple[str, ...]:
 TIMELINE_FIELDS = _insertable_fields(TimelineEntry)
 
 
-def _timeline_insert(rows: list[dict[str, Any]]) -> None:
-    """Insert timeline rows (field name -> database value, see ``_entry_row``) in one statement."""
+def _timeline_insert(rows: list[dict[str, Any]], *, along: tuple[str, list[Any]] | None = None) -> None:
+    """Insert timeline rows (field name -> database value, see ``_entry_row``) in one statement,
+    with ``along`` (another write) folded into it (see ``_insert_rows``)."""
     now = timezone.now()
     for row in rows:
         row["db_created_at"] = now
-    _insert_rows(TimelineEntry, rows)
+    _insert_rows(TimelineEntry, rows, along=along)
 
 
 def _entry_row(entry: TimelineEntry) -> dict[str, Any]:
@@ -427,8 +479,9 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
 
     Costs a constant number of statements: contacts insert + select, advisory locks, events
     insert, (a lock of the rows that already existed, only if any did), one bulk update, one
-    bulk timeline insert, and what the ``changes_written`` listeners add inside the transaction
-    (webhooks: one outbox insert). Results are in input order.
+    bulk timeline insert that also queues the changed contacts for their refresh (on SQLite a
+    statement of its own), and what the ``changes_written`` listeners add inside the
+    transaction (webhooks: one outbox insert). Results are in input order.
     """
     now = timezone.now()
     contacts, created_contacts = _contacts_ensure(workspace_id=workspace_id, emails=(e.email for e in events), now=now)
@@ -464,7 +517,7 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
         if not pending:
             break
     else:
-        raise RuntimeError(f"events {pending} neither inserted nor found after 5 rounds")
+        raise WriteConflict(f"events {pending} neither inserted nor found after 5 rounds")
     inserted = [key for key in keys if key not in stored]
 
     to_update = [
@@ -486,15 +539,16 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
         for step in effective:
             entries.append(_event_entry(event, step, now, last=step is effective[-1]))
             changes.append(_event_change(event, step))
-    _timeline_insert(entries)
-    _announce_written(workspace_id, now, contacts_created=created_contacts, events=changes)
-
     changed = (
         {c.pk for c in created_contacts}
         | {e.contact.pk for e in to_update}
         | {folded[key][0].contact_id for key in inserted}
     )
-    _notify_contacts_changed(workspace_id, changed)
+    _timeline_insert(
+        entries, along=refresh.contacts_queue_refresh_statement(workspace_id=workspace_id, contact_ids=changed)
+    )
+    _announce_written(workspace_id, now, contacts_created=created_contacts, events=changes)
+    _changes_committed(workspace_id, changed)
     return [results_by_input[id(incoming)] for incoming in events]
 
 
@@ -553,16 +607,17 @@ def event_set_deleted(*, event: CustomEvent, deleted: bool) -> EventUpsertResult
     return event_upsert(workspace_id=event.workspace_id, event=incoming)
 
 
-def _notify_contacts_changed(workspace_id: str, contact_ids: Iterable[int]) -> None:
+def _changes_committed(workspace_id: str, contact_ids: Iterable[int]) -> None:
     """After the commit, and inside a request after the response is sent (the client need not
-    wait for it), queue the changed contacts' refresh (``refresh.py``) and tell the listeners."""
+    wait for it), publish a drain of the refresh queue the write filled (``refresh.py``) and
+    tell the listeners. Nothing is lost if this never runs: the contacts are queued already."""
     ids = sorted(contact_ids)
     if ids:
         transaction.on_commit(lambda: defer(lambda: _contacts_changed(workspace_id, ids)))
 
 
 def _contacts_changed(workspace_id: str, ids: list[int]) -> None:
-    refresh.contacts_refresh_request(workspace_id=workspace_id, contact_ids=ids)
+    refresh.drain_schedule(workspace_id=workspace_id)
     contacts_changed.send(sender=Contact, workspace_id=workspace_id, contact_ids=ids)
 
 
@@ -652,18 +707,30 @@ def contacts_upsert(*, workspace_id: str, contacts: Sequence[ContactInput]) -> l
         Contact.objects.bulk_update(list(changed.values()), [*TRACKED_CONTACT_FIELDS, "updated_at"])
     TimelineEntry.objects.bulk_create(entries)
     _announce_written(workspace_id, now, contacts_created=first_created, contacts_updated=list(updated.values()))
-    _notify_contacts_changed(workspace_id, {r.contact.pk for r in results if r.operation != Operation.UNCHANGED})
+    changed_ids = {r.contact.pk for r in results if r.operation != Operation.UNCHANGED}
+    refresh.contacts_queue_refresh(workspace_id=workspace_id, contact_ids=changed_ids)
+    _changes_committed(workspace_id, changed_ids)
     return results
 
 
 @transaction.atomic
 def contact_delete(*, workspace_id: str, email: str) -> bool:
-    """Erase a contact with its events, timeline and segment memberships (cannot be undone)."""
-    contact = Contact.objects.filter(workspace_id=workspace_id, email=normalize_email(email)).first()
+    """Erase a contact with its events, timeline and segment memberships (cannot be undone).
+
+    The contact is locked ``FOR UPDATE`` first: a write still holding it (``_contacts_ensure``'s
+    lock, an event's foreign-key check) commits before the erasure collects the rows to delete,
+    and a write arriving meanwhile waits for the erasure, then creates the contact anew.
+    """
+    contact = (
+        Contact.objects.select_for_update(of=("self",))
+        .filter(workspace_id=workspace_id, email=normalize_email(email))
+        .first()
+    )
     if contact is None:
         return False
     contact_id = contact.pk
     _announce_written(workspace_id, timezone.now(), contacts_erased=[contact])
     contact.delete()
-    _notify_contacts_changed(workspace_id, [contact_id])
+    refresh.contacts_queue_refresh(workspace_id=workspace_id, contact_ids=[contact_id])
+    _changes_committed(workspace_id, [contact_id])
     return True

@@ -18,7 +18,9 @@ def contacts_refresh_pending_task(workspace_id: str) -> int:
 
 @shared_task(ignore_result=True)
 def contacts_refresh_stale_task() -> int:
-    """Drain the queues whose drain was lost (its publish failed after the commit)."""
+    """Drain the queues whose drain was lost (its publish failed after the commit, or its worker
+    died: its claims are handed back first)."""
+    refresh.release_abandoned_claims()
     stale = refresh.workspaces_with_stale_pending(older_than=refresh.STALE_PENDING)
     for workspace_id in stale:
         contacts_refresh_pending_task.delay(workspace_id)

@@ -1,9 +1,12 @@
 """Work that can wait until the response has been sent.
 
-After an ingest commit the changed contacts are queued for re-evaluation and a drain is
-published: work the client need not wait for. Inside a request, :func:`defer` holds such a call
-until ``request_finished``, which WSGI servers (gunicorn, runserver) send when they close the
-response, after its bytes went out; outside a request (tasks, commands, tests calling services)
+After an ingest commit a drain of the refresh queue is published (the changed contacts were
+queued inside the write's own transaction) and webhook deliveries are fanned out: work the
+client need not wait for, and nothing that must not be lost (whatever is deferred here has its
+record in the database already, and a periodic sweep re-publishes it if this never runs).
+Inside a request, :func:`defer` holds such a call until ``request_finished``, which WSGI
+servers (gunicorn, runserver) send when they close the response, after its bytes went out;
+outside a request (tasks, commands, tests calling services)
 the call runs at once. The calls are per thread and per request, never shared between workers.
 """
 
@@ -38,7 +41,7 @@ def _run_deferred() -> None:
         try:
             call()
         except Exception:
-            # The response is gone; the periodic task re-drains what a failed publish left.
+            # The response is gone; the periodic sweeps re-publish what a failed publish left.
             logger.exception("deferred call failed after the response")
 
 

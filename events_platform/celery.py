@@ -3,6 +3,8 @@
 import os
 from typing import Any
 
+import kombu.exceptions
+import redis
 from celery import Celery
 from celery.signals import worker_init
 
@@ -11,6 +13,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "events_platform.settings")
 app = Celery("events_platform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# What publishing a task raises while the broker is unreachable. A write catches these after its
+# commit: its work is recorded in the database, and a recovery sweep publishes it once the
+# broker is back (README, Limits: "Recovery").
+PUBLISH_ERRORS = (kombu.exceptions.OperationalError, redis.RedisError, OSError)
 
 
 @worker_init.connect

@@ -4,6 +4,7 @@ Field paths are flattened the way a client reads its own payload: ``events[3].go
 ``tree.branch.leaves[1].leaf.custom_events_goal.value_2``. Notifuse clients read ``error``.
 """
 
+import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -12,6 +13,10 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler
+
+from events_platform import conflicts
+
+logger = logging.getLogger(__name__)
 
 NON_FIELD_KEYS = {"non_field_errors", "__all__"}
 
@@ -52,6 +57,13 @@ def summarize(details: dict[str, list[str]]) -> str:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if conflicts.is_write_conflict(exc):
+        logger.warning("write conflict answered 409: %s", exc)
+        return Response(
+            {"error": conflicts.MESSAGE, "details": {}},
+            status=status.HTTP_409_CONFLICT,
+            headers={"Retry-After": str(conflicts.RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail=as_serializer_error(exc))
     response = exception_handler(exc, context)

@@ -275,6 +275,10 @@ SEGMENT_REFRESH_INTERVAL = env.int("SEGMENT_REFRESH_INTERVAL", default=15 * 60)
 # Seconds a changed contact waits in the refresh queue (contacts/refresh.py) so that contacts
 # changing close together are refreshed (totals, segments) together.
 SEGMENT_REFRESH_BATCH_DELAY = env.float("SEGMENT_REFRESH_BATCH_DELAY", default=0.2)
+# Seconds between two runs of the recovery sweep (beat): it re-publishes work that is recorded
+# in the database but whose publish was lost (broker down) or whose worker died (README,
+# "Recovery"). Cheap (indexed reads of small queues), so it runs often.
+REFRESH_SWEEP_INTERVAL = env.float("REFRESH_SWEEP_INTERVAL", default=5.0)
 
 # Outgoing webhooks. Networks a webhook URL may reach although they are not public (loopback,
 # private, ...): comma-separated CIDRs, empty by default; `make run` allows 127.0.0.0/8.
@@ -305,10 +309,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segments.tasks.segments_refresh_due_task",
         "schedule": float(SEGMENT_REFRESH_INTERVAL),
     },
-    # The safety net of the refresh queue: drains whose publish was lost.
+    # The recovery sweeps (README, Limits: "Recovery"): builds and drains whose publish was lost
+    # or whose worker died are published again.
+    "segments-resume-builds": {
+        "task": "segments.tasks.segments_resume_builds_task",
+        "schedule": REFRESH_SWEEP_INTERVAL,
+    },
     "contacts-refresh-stale": {
         "task": "contacts.tasks.contacts_refresh_stale_task",
-        "schedule": float(SEGMENT_REFRESH_INTERVAL),
+        "schedule": REFRESH_SWEEP_INTERVAL,
     },
     # Daily full RFM runs (00:05 in each model's timezone) are started by this check.
     "rfm-models-due": {

@@ -7,8 +7,10 @@ in-process). Needs PostgreSQL (the worker process must see the test database) an
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -52,13 +54,20 @@ class WorkerProcess:
 
 @contextmanager
 def celery_worker(
-    *, ready_timeout: float = 60.0, queue: str | None = None, env: dict[str, str] | None = None
+    *,
+    ready_timeout: float = 60.0,
+    queue: str | None = None,
+    env: dict[str, str] | None = None,
+    beat: bool = False,
+    broker_url: str | None = None,
 ) -> Iterator[WorkerProcess]:
     """Run ``celery worker`` in a subprocess on a private queue; tasks sent meanwhile go to it.
 
     Like a plain ``celery -A events_platform worker`` it consumes every queue the app uses (the
     default one and the webhooks one derived from it). Workers started with the same ``queue``
-    share their work; ``env`` adds settings for the worker process.
+    share their work; ``env`` adds settings for the worker process. ``beat`` runs Celery beat
+    inside the worker (``-B``: the periodic sweeps, as a production beat runs them);
+    ``broker_url`` puts the worker on another Redis than ``REDIS_URL`` (a broker a test stops).
     """
     queue = queue or f"test-{uuid.uuid4().hex[:12]}"
     env = {
@@ -66,7 +75,7 @@ def celery_worker(
         **(env or {}),
         "DEBUG": "1",
         "DATABASE_URL": _database_url(),
-        "REDIS_URL": settings.REDIS_URL,
+        "REDIS_URL": broker_url or settings.REDIS_URL,
         "CELERY_TASK_ALWAYS_EAGER": "0",
         "CELERY_QUEUE": queue,
         "CONN_MAX_AGE": "0",
@@ -76,6 +85,9 @@ def celery_worker(
         "--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat",
         "--loglevel=INFO",
     ]  # fmt: skip
+    schedule_dir = tempfile.mkdtemp(prefix="celerybeat-") if beat else None
+    if schedule_dir is not None:
+        command += ["-B", f"--schedule={schedule_dir}/schedule"]
     proc = subprocess.Popen(  # noqa: S603 (fixed command line)
         command, cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -102,8 +114,12 @@ def celery_worker(
         yield worker
     finally:
         celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = previous
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)
+        if schedule_dir is not None:
+            shutil.rmtree(schedule_dir, ignore_errors=True)

@@ -95,6 +95,15 @@ class Segment(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.slug})"
 
+    @property
+    def build_phase(self) -> str:
+        """Where a build in progress is: "queued" (asked for, waiting for a worker: its publish may
+        have failed, the recovery sweep publishes it again), "running" (a worker holds the
+        lease), or "" when no build is in progress."""
+        if self.status != self.Status.BUILDING:
+            return ""
+        return "running" if self.build_token else "queued"
+
 
 class SegmentMembershipQuerySet(models.QuerySet["SegmentMembership"]):
     def live(self) -> "SegmentMembershipQuerySet":

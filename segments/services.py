@@ -12,8 +12,13 @@ Business rules (unknown or cyclic references, a taken id, a segment still in use
 Contacts changed by ingest reach segments through the contacts refresh queue's drain hook
 (``receivers.py``), which calls ``segments_refresh_contacts``.
 
-Builds hold a lease (``build_token`` + ``build_lease_expires_at``). A build that crashes or
-stalls is retried once the lease expires (the periodic task does it), and a tree change bumps
+Builds hold a lease (``build_token`` + ``build_lease_expires_at``) and, on PostgreSQL, a
+session lock that dies with their worker (``events_platform/liveness.py``). A build asked for
+(status ``building``, no token: "queued") records until when its publish should have been
+taken (``BUILD_QUEUED_GRACE``); the recovery sweep (``segment_builds_to_resume``, every
+``REFRESH_SWEEP_INTERVAL`` seconds) publishes again a queued build past that time (its
+publish failed, or its message was lost with the broker) and a running build whose worker died
+(its session lock is free) or whose lease expired (a stuck worker). A tree change bumps
 ``version`` and clears the lease, so a newer build supersedes an older one still running; the
 older one finds the version moved on when it applies and gives up.
 """
@@ -29,11 +34,13 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import BooleanField, F, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from contacts.models import Contact, TimelineEntry
-from events_platform import time_limits
+from events_platform import liveness, time_limits
+from events_platform.celery import PUBLISH_ERRORS
 from rfm import selectors as rfm_selectors
 
 from . import rules
@@ -43,6 +50,8 @@ from .selectors import segment_matching_contacts, segment_pks_for_slugs
 logger = logging.getLogger(__name__)
 
 BUILD_LEASE = timedelta(minutes=10)
+# A build asked for should be taken by a worker within this; past it the sweep publishes it again.
+BUILD_QUEUED_GRACE = timedelta(seconds=15)
 
 
 class SegmentError(ValidationError):
@@ -113,6 +122,7 @@ def segment_create(
         timezone=timezone_name,
         tree=tree,
         status=Segment.Status.BUILDING,
+        build_lease_expires_at=timezone.now() + BUILD_QUEUED_GRACE,
         has_relative_timeframe=rules.has_relative_timeframe(tree),
     )
     # The unique (workspace, slug) constraint is left to the database, which also sees
@@ -157,7 +167,7 @@ def segment_update(
         segment.version += 1
         segment.status = Segment.Status.BUILDING
         segment.build_token = ""
-        segment.build_lease_expires_at = None
+        segment.build_lease_expires_at = timezone.now() + BUILD_QUEUED_GRACE
     segment.full_clean()
     segment.save()
     if rebuild:
@@ -191,7 +201,10 @@ def segment_delete(*, segment: Segment) -> None:
 def segment_rebuild(*, segment: Segment) -> Segment:
     """Ask for a full build now (any build in flight for an older request is superseded)."""
     Segment.objects.filter(pk=segment.pk).update(
-        version=segment.version + 1, status=Segment.Status.BUILDING, build_token="", build_lease_expires_at=None
+        version=segment.version + 1,
+        status=Segment.Status.BUILDING,
+        build_token="",
+        build_lease_expires_at=timezone.now() + BUILD_QUEUED_GRACE,
     )
     segment.refresh_from_db()
     _enqueue_build(segment)
@@ -217,9 +230,22 @@ def segments_from_templates_create(*, workspace_id: str) -> list[Segment]:
 
 
 def _enqueue_build(segment: Segment) -> None:
+    """After the commit, publish the build. The segment is recorded as queued already, so a
+    publish that fails (broker down) fails nothing: the write succeeded, its page and API answer
+    say the build is queued, and the sweep publishes it once the broker is back."""
+    pk, version = segment.pk, segment.version
+    transaction.on_commit(lambda: _publish_build(pk, version))
+
+
+def _publish_build(segment_pk: int, version: int) -> bool:
     from .tasks import segment_build_task
 
-    segment_build_task.delay_on_commit(segment.pk, segment.version)
+    try:
+        segment_build_task.delay(segment_pk, version)
+    except PUBLISH_ERRORS:
+        logger.warning("build of segment %s not published (broker unreachable); the sweep will", segment_pk)
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------
@@ -443,12 +469,25 @@ def _lease(segment_pk: int, version: int, now: datetime) -> str | None:
     return token if taken else None
 
 
+def _build_lock(segment_pk: int) -> str:
+    return f"segment-build:{segment_pk}"
+
+
 def segment_build(*, segment_pk: int, version: int, now: datetime | None = None) -> bool:
     """Full build of one segment version.
 
     Returns False when superseded, already running elsewhere, or failed (the failure is
     recorded on the segment: status ``failed`` and ``last_error``).
     """
+    # Taken before the lease and let go after it is cleared: a lease whose lock is free is a
+    # dead worker's (segment_builds_to_resume).
+    with liveness.holding(_build_lock(segment_pk)) as alone:
+        if not alone:
+            return False  # a live build of this segment still runs (an older version's)
+        return _segment_build(segment_pk=segment_pk, version=version, now=now)
+
+
+def _segment_build(*, segment_pk: int, version: int, now: datetime | None) -> bool:
     started = time.monotonic()
     now = now or timezone.now()
     token = _lease(segment_pk, version, now)
@@ -574,6 +613,38 @@ def _dependency_order(segments: list[Segment]) -> list[Segment]:
     for segment in segments:
         place(segment, frozenset())
     return ordered
+
+
+def segment_builds_to_resume(*, now: datetime | None = None) -> list[tuple[int, int]]:
+    """The recovery sweep: builds to publish again, as (pk, version), marked queued anew.
+
+    A queued build past ``BUILD_QUEUED_GRACE`` (its publish failed or its message was lost) and
+    a running one whose worker died (its session lock is free, PostgreSQL) or whose lease
+    expired. Each is given a fresh grace, so a build still waiting behind others in the broker
+    is published again at most once per grace. Cheap: an indexed read of building segments.
+    """
+    now = now or timezone.now()
+    overdue = Q(build_lease_expires_at__isnull=True) | Q(build_lease_expires_at__lt=now)
+    abandoned = Q(build_token="") & overdue | ~Q(build_token="") & Q(build_lease_expires_at__lt=now)
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Segment._meta.db_table)
+        holder_gone = RawSQL(  # noqa: S611 (fixed SQL: a quoted table name, no input)
+            liveness.sql_free(f"'segment-build:' || {table}.id"), [], output_field=BooleanField()
+        )
+        abandoned |= ~Q(build_token="") & Q(holder_gone)
+    with transaction.atomic():
+        # SKIP LOCKED: a segment row a live build holds is that build's, not ours to judge.
+        resumed = list(
+            Segment.objects.select_for_update(skip_locked=True)
+            .filter(abandoned, status=Segment.Status.BUILDING)
+            .order_by("pk")
+            .values_list("pk", "version")
+        )
+        if resumed:
+            Segment.objects.filter(pk__in=[pk for pk, _ in resumed]).update(
+                build_token="", build_lease_expires_at=now + BUILD_QUEUED_GRACE
+            )
+    return resumed
 
 
 def segments_due_for_refresh(*, now: datetime | None = None) -> list[tuple[int, int]]:

@@ -20,6 +20,16 @@ def segment_build_task(segment_pk: int, version: int) -> bool:
 
 
 @shared_task(ignore_result=True)
+def segments_resume_builds_task() -> int:
+    """The recovery sweep (every REFRESH_SWEEP_INTERVAL): publish again the builds whose publish
+    was lost or whose worker died."""
+    resumed = services.segment_builds_to_resume()
+    for segment_pk, version in resumed:
+        segment_build_task.delay(segment_pk, version)
+    return len(resumed)
+
+
+@shared_task(ignore_result=True)
 def segments_refresh_due_task() -> int:
     """Re-evaluate segments with rolling timeframes and restart builds whose lease expired."""
     due = services.segments_due_for_refresh()

@@ -18,6 +18,8 @@ from events_platform.pagination import Page
 from events_platform.workspaces.api import ApiRequest, WorkspaceAPIView
 
 ERROR_RESPONSES = {400: dict, 401: dict, 403: dict}
+# A write that lost a race with a concurrent one (the contact's erasure): rolled back, retry it.
+WRITE_ERROR_RESPONSES = {**ERROR_RESPONSES, 409: dict}
 
 
 def _page_args(query: dict[str, Any]) -> dict[str, Any]:
@@ -34,7 +36,7 @@ class EventUpsertView(WorkspaceAPIView):
             "deleted event (restore). The contact is created from the email if needed."
         ),
         request=s.EventUpsertInputSerializer,
-        responses={200: s.EventUpsertOutputSerializer, **ERROR_RESPONSES},
+        responses={200: s.EventUpsertOutputSerializer, **WRITE_ERROR_RESPONSES},
         tags=["custom events"],
     )
     def post(self, request: ApiRequest) -> Response:
@@ -58,7 +60,7 @@ class EventImportView(WorkspaceAPIView):
             "upserts sent one after the other."
         ),
         request=s.EventImportInputSerializer,
-        responses={201: s.EventImportOutputSerializer, **ERROR_RESPONSES},
+        responses={201: s.EventImportOutputSerializer, **WRITE_ERROR_RESPONSES},
         tags=["custom events"],
     )
     def post(self, request: ApiRequest) -> Response:
@@ -142,7 +144,7 @@ class ContactUpsertView(WorkspaceAPIView):
             serializers=[s.ContactUpsertEnvelopeInputSerializer, s.ContactUpsertInputSerializer],
             resource_type_field_name=None,
         ),
-        responses={200: s.ContactUpsertOutputSerializer, **ERROR_RESPONSES},
+        responses={200: s.ContactUpsertOutputSerializer, **WRITE_ERROR_RESPONSES},
         tags=["contacts"],
     )
     def post(self, request: ApiRequest) -> Response:
@@ -322,7 +324,7 @@ class ContactDeleteView(WorkspaceAPIView):
             "app's `deleted`."
         ),
         request=s.ContactDeleteInputSerializer,
-        responses={200: s.ContactDeleteOutputSerializer, 404: dict, **ERROR_RESPONSES},
+        responses={200: s.ContactDeleteOutputSerializer, 404: dict, **WRITE_ERROR_RESPONSES},
         tags=["contacts"],
     )
     def post(self, request: ApiRequest) -> Response:

@@ -188,7 +188,9 @@ def test_import_of_50_new_events_costs_the_same_queries_as_5(api_client: APIClie
     fifty = import_queries(api_client, 50, 100)
     # then
     assert fifty == five
-    assert fifty <= 9
+    # SQLite has no data-modifying CTEs: there the refresh queue's insert, which PostgreSQL folds
+    # into the timeline insert, is a statement of its own.
+    assert fifty <= (9 if connection.vendor == "postgresql" else 10)
     assert CustomEvent.objects.count() == 55
 
 
@@ -204,5 +206,6 @@ def test_import_updating_stored_events_costs_a_constant_number_of_queries(api_cl
         body = import_events(api_client, newer)
     # then
     assert {r["operation"] for r in body["results"]} == {"updated"}
-    # New rows are inserted first, so stored ones pay one no-op insert before their lock.
-    assert len(ctx.captured_queries) <= 11
+    # New rows are inserted first, so stored ones pay one no-op insert before their lock. On
+    # SQLite the refresh queue's insert is a statement of its own (see above).
+    assert len(ctx.captured_queries) <= (11 if connection.vendor == "postgresql" else 12)

@@ -127,6 +127,14 @@ class SegmentOutputSerializer(serializers.ModelSerializer):
     users_count = serializers.IntegerField(source="member_count", help_text="Notifuse's name for member_count.")
     db_created_at = serializers.DateTimeField(source="created_at")
     db_updated_at = serializers.DateTimeField(source="updated_at")
+    build_phase = serializers.ChoiceField(
+        choices=["queued", "running", ""],
+        read_only=True,
+        help_text=(
+            "While building: queued (waiting for a worker; also what a write whose background publish "
+            "failed answers, the build starting once the broker is back) or running. Empty otherwise."
+        ),
+    )
 
     class Meta:
         model = Segment
@@ -140,6 +148,7 @@ class SegmentOutputSerializer(serializers.ModelSerializer):
             "version",
             "status",
             "build_state",
+            "build_phase",
             "users_count",
             "member_count",
             "last_built_at",

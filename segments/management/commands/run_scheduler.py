@@ -1,8 +1,8 @@
 """The embedded mode's stand-in for Celery beat: runs every CELERY_BEAT_SCHEDULE entry in-process.
 
-Each entry runs at its own interval (rolling segments and the refresh queues' safety net every
-SEGMENT_REFRESH_INTERVAL, the webhooks sweep every few seconds), by task name, so this command
-needs no knowledge of the apps whose tasks it runs.
+Each entry runs at its own interval (rolling segments every SEGMENT_REFRESH_INTERVAL, the
+refresh queues' safety net every REFRESH_SWEEP_INTERVAL, the webhooks sweep every few seconds),
+by task name, so this command needs no knowledge of the apps whose tasks it runs.
 """
 
 import time
@@ -26,7 +26,7 @@ class Command(BaseCommand):
             "--interval",
             type=int,
             default=settings.SEGMENT_REFRESH_INTERVAL,
-            help="Seconds between the tasks scheduled every SEGMENT_REFRESH_INTERVAL (rolling segments, stale queues).",
+            help="Seconds between the tasks scheduled every SEGMENT_REFRESH_INTERVAL (rolling segments).",
         )
         parser.add_argument("--once", action="store_true", help="Run every entry once and exit.")
 
@@ -45,7 +45,7 @@ class Command(BaseCommand):
                     continue
                 next_run[name] = time.monotonic() + every
                 result = app.tasks[task_name].apply().get()
-                if name in ("segments-refresh-due", "contacts-refresh-stale"):
+                if name in ("segments-refresh-due", "contacts-refresh-stale") and result:
                     self.stderr.write(f"scheduler: {name}: {result}")
             if once:
                 return
