@@ -63,6 +63,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: oversized, undecodable or NUL-carrying requests are refused before anything reads them.
+    "events_platform.middleware.RequestBoundaryMiddleware",
     "events_platform.after_response.AfterResponseMiddleware",
     "events_platform.time_limits.TimeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
