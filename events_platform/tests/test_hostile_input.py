@@ -337,7 +337,7 @@ BASE_NOT_FOUND = {"webhooks-attempts", "contacts-get-by-external-id"}
 def refused_item_by_item(response: Any) -> bool:
     """contacts.import answers per contact, as Notifuse does: a batch whose every contact was
     refused (each with its error) is a 200 that wrote nothing."""
-    operations = response.json().get("operations") if response.status_code == 200 else None
+    operations: list[dict[str, Any]] = response.json().get("operations") or [] if response.status_code == 200 else []
     return bool(operations) and all(op.get("action") == "error" and op.get("error") for op in operations)
 
 
