@@ -7,6 +7,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 
 from events_platform.workspaces.models import Workspace
 
@@ -21,9 +22,25 @@ def _day_start(day: date | None, workspace: Workspace) -> datetime | None:
     return datetime.combine(day, time.min, tzinfo=zoneinfo.ZoneInfo(workspace.timezone))
 
 
+# Dates a filter can take: the range is read as [since, until + 1 day) in the workspace's
+# timezone, which must stay inside what Python and the database represent.
+DATE_BOUNDS = (date(1, 1, 2), date(9998, 12, 31))
+_DATE_BOUNDS_ATTRS = {"type": "date", "min": DATE_BOUNDS[0].isoformat(), "max": DATE_BOUNDS[1].isoformat()}
+
+
 class DateRangeForm(forms.Form):
-    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    since = forms.DateField(
+        required=False,
+        label="From",
+        widget=forms.DateInput(attrs=_DATE_BOUNDS_ATTRS),
+        validators=[MinValueValidator(DATE_BOUNDS[0]), MaxValueValidator(DATE_BOUNDS[1])],
+    )
+    until = forms.DateField(
+        required=False,
+        label="To",
+        widget=forms.DateInput(attrs=_DATE_BOUNDS_ATTRS),
+        validators=[MinValueValidator(DATE_BOUNDS[0]), MaxValueValidator(DATE_BOUNDS[1])],
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

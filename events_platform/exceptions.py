@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
@@ -78,8 +79,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return response
 
 
+@csrf_exempt  # whatever the method: a POST to a path that does not exist is a 404, not a CSRF 403
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-    """JSON 404 for unknown /api/ paths (clients parse JSON, not an HTML page)."""
+    """JSON 404 for unknown /api/ paths, for any method (clients parse JSON, not an HTML page)."""
     return JsonResponse(
         {"error": f"No API endpoint at {request.path}. See /api/docs/.", "details": {}},
         status=status.HTTP_404_NOT_FOUND,

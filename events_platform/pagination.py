@@ -17,7 +17,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
@@ -33,6 +33,9 @@ MAX_LIMIT = 100
 # also keeps any JSON nesting in it far below the parser's recursion limit).
 MAX_CURSOR_LENGTH = 512
 _BIGINT = 2**63
+# Decimal keys are money (14 digits, 2 places); a cursor's decimal beyond 10^±30 was not made by
+# us and would overflow the database's numeric (``1e999999``, ``1e-999999``).
+_DECIMAL_MAGNITUDE = 30
 
 _TIME_TAG, _DECIMAL_TAG, _INT_TAG = "t", "d", "i"
 _CURSOR_TYPES: dict[str, type] = {"DateTimeField": datetime, "DecimalField": Decimal}
@@ -84,12 +87,17 @@ def decode_cursor(cursor: str) -> tuple[object, int]:
         if tag is None and text is None:
             value = None
         elif tag == _TIME_TAG and isinstance(text, str):
-            value = parse_datetime(text)
-            if value is None:
+            instant = parse_datetime(text)
+            if instant is None or instant.tzinfo is None:
                 raise ValueError
+            value = instant.astimezone(UTC)  # OverflowError (an ArithmeticError) at year 1 or 9999
         elif tag == _DECIMAL_TAG and isinstance(text, str):
             value = Decimal(text)
             if not value.is_finite():
+                raise ValueError
+            if value.is_zero():
+                value = Decimal(0)
+            elif not -_DECIMAL_MAGNITUDE < value.adjusted() < _DECIMAL_MAGNITUDE:
                 raise ValueError
         elif tag == _INT_TAG and type(text) is int and -_BIGINT <= text < _BIGINT:
             value = text

@@ -63,6 +63,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: oversized, undecodable or NUL-carrying requests are refused before anything reads them.
+    "events_platform.middleware.RequestBoundaryMiddleware",
     "events_platform.after_response.AfterResponseMiddleware",
     "events_platform.time_limits.TimeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -248,6 +250,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "events_platform.workspaces.schema.state_request_rules",
+    ],
 }
 
 # Celery: without REDIS_URL tasks run in-process, right after the commit that queued them.

@@ -23,3 +23,9 @@ urlpatterns = [
     path("", include("rfm.urls")),
     path("", include("webhooks.urls")),
 ]
+
+# Django's own error answers: JSON in the API's format under /api/, the pages' templates elsewhere.
+handler400 = "events_platform.middleware.bad_request"
+handler403 = "events_platform.middleware.permission_denied"
+handler404 = "events_platform.middleware.page_not_found"
+handler500 = "events_platform.middleware.server_error"

@@ -101,6 +101,10 @@ def _split(name: str) -> tuple[str, str] | None:
     if not name.startswith(ROOT + ".") and name != ROOT:
         return None
     path, _, control = name.rpartition(".")
+    # Deeper than any tree may be (the validator stops at rules.MAX_DEPTH): not read, so a
+    # hostile form cannot make the tree's recursion run out of stack.
+    if path.count(".") > 2 * rules.MAX_DEPTH:
+        return None
     if not path or not re.fullmatch(r"n(\.\d+)*", path) or not re.fullmatch(r"[a-z_0-9]+", control):
         return None
     if control.isdigit():

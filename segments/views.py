@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from contacts.selectors import contact_get
+from events_platform import parsers
 from events_platform.charts import DailyBars
 from events_platform.pages import page_or_first, query_with
 from events_platform.workspaces.models import Workspace
@@ -140,8 +141,9 @@ def _posted_tree(request: WorkspaceRequest) -> dict[str, Any]:
     """The tree the form describes; the JSON box wins when its own button was pressed."""
     if request.POST.get("op") == "load_json":
         try:
-            loaded = json.loads(request.POST.get("tree", ""))
-        except json.JSONDecodeError:
+            # Nesting past the parser's bound is malformed too (json.loads would recurse past the stack).
+            loaded = parsers.loads_bounded(request.POST.get("tree", ""))
+        except ValueError:
             loaded = None
         if isinstance(loaded, dict):
             return builder.as_group(loaded)

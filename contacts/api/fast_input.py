@@ -90,7 +90,7 @@ def _text(value: Any, *, max_length: int, blank: bool = False) -> str:
 def _datetime(value: Any) -> datetime | None:
     if value is None:
         return None
-    if type(value) is not str:
+    if type(value) is not str or not _PLAIN.fullmatch(value):
         raise _Refused
     try:
         parsed = parse_datetime(value)

@@ -30,6 +30,7 @@ from contacts.models import (
     normalize_email,
 )
 from contacts.services import GOAL_FIELDS, ContactInput, EventInput
+from events_platform import parsers
 from events_platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 EVENT_NAME_MESSAGE = (
@@ -41,40 +42,57 @@ CONTACTS_IMPORT_MAX = 1000
 SOURCE_VALIDATOR = RegexValidator(r"^[a-z0-9_.-]+\Z", "Use lowercase letters, digits, dot, underscore or hyphen.")
 
 
-def _contains_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_contains_nul(item) for item in value)
-    return False
-
-
 @extend_schema_field(OpenApiTypes.OBJECT)
 class JsonObjectField(serializers.Field):
-    """A JSON object (not an array or scalar), at most 64 KiB once serialised."""
+    """A JSON object (not an array or scalar), at most 64 KiB once serialised, holding nothing
+    PostgreSQL's jsonb refuses: no NUL character, no lone surrogate, no non-finite number (the
+    API's parser refuses the last two already; files read by ``import_events`` meet them here)."""
 
     default_error_messages = {
         "not_object": "Must be a JSON object, not {kind}.",
         "too_large": "Must be at most {limit} bytes serialised (got {size}).",
-        "null_character": "Must not contain the NUL character (\\u0000) in any key or string.",
+        "nul": parsers.MESSAGES["nul"] + " (at {path})",
+        "surrogate": parsers.MESSAGES["surrogate"] + " (at {path})",
+        "non_finite": parsers.MESSAGES["non_finite"] + " (at {path})",
     }
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
             kind = "null" if data is None else "an array" if isinstance(data, list) else f"a {type(data).__name__}"
             self.fail("not_object", kind=kind)
-        serialised = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-        size = len(serialised.encode())
+        # One serialisation measures the size and, at C speed, tells whether anything jsonb
+        # refuses may be inside; only then is the object walked to name where it is.
+        try:
+            serialised = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            size = len(serialised.encode())
+        except ValueError:  # a non-finite number, or a lone surrogate (UnicodeEncodeError)
+            serialised, size = "", 0
+        if not serialised or "\\u0000" in serialised:
+            unsafe = parsers.unsafe_value(data)
+            if unsafe is not None:
+                path, problem = unsafe
+                self.fail(problem, path=path)
         if size > PROPERTIES_MAX_BYTES:
             self.fail("too_large", limit=PROPERTIES_MAX_BYTES, size=size)
-        if _contains_nul(data):  # PostgreSQL's jsonb refuses it
-            self.fail("null_character")
         return data
 
     def to_representation(self, value: Any) -> Any:
         return value
+
+
+class ExactDateTimeField(serializers.DateTimeField):
+    """A date-time that is exactly one: Python 3.11's ``datetime.fromisoformat`` (which Django's
+    parsing tries first) stops reading at a NUL after the offset, so
+    ``"2026-01-01T00:00:00Z\\u0000garbage"`` would pass with the rest dropped. Text with a control
+    character (NUL, a newline, ...) is refused before it is parsed."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        if isinstance(value, str) and not value.isprintable():
+            raise serializers.ValidationError(
+                "Must be exactly an ISO 8601 date-time such as 2026-01-01T12:00:00Z, with no control "
+                "character (NUL, newline) in it."
+            )
+        return super().to_internal_value(value)
 
 
 class StrictCharField(serializers.CharField):
@@ -136,7 +154,7 @@ class EventInputSerializer(serializers.Serializer):
     )
     external_id = serializers.CharField(max_length=EXTERNAL_ID_MAX_LENGTH)
     properties = JsonObjectField(required=False, default=dict)
-    occurred_at = serializers.DateTimeField(required=False, allow_null=True)
+    occurred_at = ExactDateTimeField(required=False, allow_null=True)
     # DRF's metaclass moves declared fields off the class, so this API field does not replace
     # Field.source; the stubs cannot tell (typeddjango/djangorestframework-stubs#158).
     source = StrictCharField(required=False, max_length=32, validators=[SOURCE_VALIDATOR])  # type: ignore[assignment]
@@ -156,7 +174,7 @@ class EventInputSerializer(serializers.Serializer):
             "numeric string with at most 2 decimals. At most 999999999999.99 in magnitude."
         ),
     )
-    deleted_at = serializers.DateTimeField(required=False, allow_null=True)
+    deleted_at = ExactDateTimeField(required=False, allow_null=True)
 
     default_error_messages = {"invalid": "Each event must be a JSON object."}
 

@@ -186,7 +186,8 @@ class ContactImportView(WorkspaceAPIView):
                 email = item.get("email") if isinstance(item, dict) else None
                 error = summarize(flatten_errors(serializer.errors))
                 operations.append({"email": email if isinstance(email, str) else "", "action": "error", "error": error})
-        results = services.contacts_upsert(workspace_id=workspace_id, contacts=[c for _, c in valid])
+        # Every contact refused: nothing to write (the service takes at least one).
+        results = services.contacts_upsert(workspace_id=workspace_id, contacts=[c for _, c in valid]) if valid else []
         for (index, _), result in zip(valid, results, strict=True):
             action = "create" if result.operation == services.Operation.CREATED else "update"
             operations[index] = {"email": result.contact.email, "action": action}

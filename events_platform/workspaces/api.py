@@ -93,6 +93,8 @@ class WorkspaceAPIView(APIView):
             raise exceptions.ValidationError({"workspace_id": ["This field is required."]})
         if not isinstance(workspace_id, str):
             raise exceptions.ValidationError({"workspace_id": ["Must be a string."]})
+        if not workspace_id.isprintable():  # NUL and other control characters reach no query
+            raise exceptions.ValidationError({"workspace_id": ["Must not contain control characters (such as NUL)."]})
         workspace_access_check(user=request.user, workspace_id=workspace_id)
         return workspace_id
 

@@ -22,6 +22,7 @@ from contacts.models import (
     GOAL_NAME_MAX_LENGTH,
     normalize_email,
 )
+from events_platform import parsers
 from segments.models import SEGMENT_SLUG_MAX_LENGTH
 
 from .vocabulary import (
@@ -62,6 +63,8 @@ MAX_PROPERTY_FILTERS = 20
 MAX_TEXT_VALUE_LENGTH = 255
 # Goal values are Decimal(14, 2); rule values must fit the same range to compare in cents.
 MAX_ABS_AMOUNT = Decimal("1e15")
+# More digits than any bound here has: such a string is out of range without being read.
+WHOLE_MAX_DIGITS = 20
 
 EVENT_NAME_RE = re.compile(EVENT_NAME_PATTERN)
 SEGMENT_SLUG_RE = re.compile(r"^[a-z0-9_]+$")
@@ -94,7 +97,14 @@ class _Invalid(Exception):
 
 
 def validate_tree(tree: Any) -> dict[str, Any]:
-    """Return the normalised tree, or raise ``TreeValidationError`` listing every problem found."""
+    """Return the normalised tree, or raise ``TreeValidationError`` listing every problem found.
+
+    A key or string that no query or jsonb column can carry (NUL, a lone surrogate) or a
+    non-finite number, anywhere in the tree, is refused first, at its path."""
+    unsafe = parsers.unsafe_value(tree, path="tree")
+    if unsafe is not None:
+        path, problem = unsafe
+        raise TreeValidationError({path: [parsers.MESSAGES[problem]]})
     errors = _Errors()
     counter = {"leaves": 0}
     normalised = _validate_node(tree, "tree", 1, errors, counter)
@@ -289,6 +299,8 @@ def _whole(minimum: int, maximum: int) -> Callable[[Any], int]:
         if isinstance(raw, bool):
             raise _Invalid("Must be a whole number.")
         if isinstance(raw, str) and re.fullmatch(r"\s*-?\d+\s*", raw):
+            if len(raw.strip().lstrip("-").lstrip("0")) > WHOLE_MAX_DIGITS:  # int() of 5,000 digits raises
+                raise _Invalid(f"Must be between {minimum} and {maximum}.")
             raw = int(raw)
         if isinstance(raw, float) and raw.is_integer():
             raw = int(raw)

@@ -9,7 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from contacts.api.serializers import StrictCharField
+from contacts.api.serializers import ExactDateTimeField, StrictCharField
 
 from .. import selectors
 from ..events import EVENT_TYPE_NAMES
@@ -114,7 +114,7 @@ class ReplayInputSerializer(serializers.Serializer):
     workspace_id = serializers.CharField(max_length=32)
     delivery_id = serializers.CharField(required=False, allow_null=True, max_length=64)
     subscription_id = serializers.CharField(required=False, allow_null=True, max_length=64)
-    since = serializers.DateTimeField(required=False, allow_null=True)
+    since = ExactDateTimeField(required=False, allow_null=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("delivery_id"):
