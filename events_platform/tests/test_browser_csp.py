@@ -69,7 +69,17 @@ class Visits:
         return response
 
     def collect(self, where: str) -> None:
-        self.violations += [f"{where}: {v}" for v in self.page.evaluate("window.__csp || []")]
+        for attempt in (1, 2):
+            try:
+                found = self.page.evaluate("window.__csp || []")
+                break
+            except Exception as exc:  # playwright's Error
+                # A page that reloads itself (a build finishing) replaced the document during the
+                # read: the console listener saw the old one's violations; read the new one.
+                if attempt == 2 or "Execution context was destroyed" not in str(exc):
+                    raise
+                self.page.wait_for_load_state("networkidle")
+        self.violations += [f"{where}: {v}" for v in found]
         self.seen.append(where)
 
 
