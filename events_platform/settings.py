@@ -250,6 +250,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two leaves take a timeframe_operator with different operator sets: name each enum.
+    "ENUM_NAME_OVERRIDES": {
+        "TimeframeOperatorEnum": "segments.rules.vocabulary.TIMEFRAME_OPERATORS",
+        "TimelineTimeframeOperatorEnum": "segments.rules.vocabulary.TIMELINE_TIMEFRAME_OPERATORS",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "events_platform.workspaces.schema.state_request_rules",
