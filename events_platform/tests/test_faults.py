@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,13 +23,14 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from contacts.models import Contact, ContactTotals, CustomEvent
-from contacts.services import EventInput, events_upsert
+from contacts.services import events_upsert
 from contacts.signals import changes_written
 from events_platform.testing import BASE_DIR, _database_url, celery_worker, worker_unavailable_reason
 from events_platform.workspaces.models import Workspace
 from events_platform.workspaces.services import api_key_create, workspace_create
 from segments import services as segment_services
 from segments.models import Segment, SegmentMembership
+from segments.tests.test_worker import purchase, wait_for
 from segments.tests.trees import all_of, goal_leaf
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -46,25 +47,6 @@ def _needs_services() -> None:
         if os.environ.get("REQUIRE_SERVICES"):
             pytest.fail(f"REQUIRE_SERVICES is set but the fault tests cannot run: {reason}")
         pytest.skip(reason)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.1)
-    return time.monotonic() - started
-
-
-def purchase(email: str, external_id: str, value: str) -> EventInput:
-    return EventInput(
-        email=email,
-        event_name="order.completed",
-        external_id=external_id,
-        occurred_at=timezone.now() - timedelta(hours=1),
-        goal={"goal_type": "purchase", "goal_value": Decimal(value)},
-    )
 
 
 def members(slug: str) -> set[str]:
