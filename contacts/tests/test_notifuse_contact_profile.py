@@ -137,6 +137,7 @@ def test_a_profile_change_is_on_the_timeline_under_its_name(api_client: APIClien
         ("2026-03-01T10:00:00.123Z", "2026-03-01T10:00:00.123000Z"),  # JavaScript's toISOString
         ("2026-03-01T10:00:00+00:00", "2026-03-01T10:00:00Z"),  # Python, PHP
         ("2026-03-01t10:00:00z", "2026-03-01T10:00:00Z"),  # RFC 3339 allows lower case
+        ("2026-03-01T10:00:00.5-01:30", "2026-03-01T11:30:00.500000Z"),
     ],
 )
 def test_a_custom_datetime_is_stored_in_utc(api_client: APIClient, value: str, stored: str) -> None:
