@@ -52,7 +52,7 @@ class EventUpsertView(WorkspaceAPIView):
         # Notifuse's upsert ignores the source sent (NOTIFUSE-API.md §1.2): what it stores is "api".
         event = dataclasses.replace(event, source=CustomEvent.Source.API)
         result = services.event_upsert(workspace_id=workspace_id, event=event)
-        return Response(s.EventUpsertOutputSerializer(result).data)
+        return Response(s.event_upsert_output(result))
 
 
 class EventImportView(WorkspaceAPIView):
