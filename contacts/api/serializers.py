@@ -138,7 +138,8 @@ class ProfileNumberField(serializers.Field):
                 self.fail("invalid")
         except OverflowError:  # an integer beyond a double's range
             self.fail("invalid")
-        return data
+        number: int | float = data
+        return number
 
     def to_representation(self, value: Any) -> Any:
         return value
@@ -182,11 +183,12 @@ class _ProfileOutput(serializers.Field):
     answer when it is not set (NOTIFUSE-API.md §4.1: present only when set) or holds another type."""
 
     def get_attribute(self, contact: Contact | Mapping[str, Any]) -> Any:
+        name = str(self.field_name)
         if isinstance(contact, Mapping):  # a contact rendered already (segments.contacts' members)
-            value = contact.get(self.field_name)
+            value = contact.get(name)
         else:
-            value = contact.properties.get(self.field_name) if isinstance(contact.properties, dict) else None
-        if value is None or not profile_value_is_typed(self.field_name, value):
+            value = contact.properties.get(name) if isinstance(contact.properties, dict) else None
+        if value is None or not profile_value_is_typed(name, value):
             raise SkipField
         return value
 
@@ -366,7 +368,7 @@ class EventInputSerializer(serializers.Serializer):
 
 class EventUpsertInputSerializer(EventInputSerializer):
     workspace_id = serializers.CharField(max_length=32)
-    source = StrictCharField(  # type: ignore[assignment]
+    source = StrictCharField(
         required=False,
         max_length=32,
         validators=[SOURCE_VALIDATOR],
