@@ -57,21 +57,10 @@ def assert_custom_event(event: Any) -> None:
     _optional(event, "deleted_at", is_timestamp)
 
 
-# §4.1: the Contact object's optional profile fields by JSON type.
+# §4.1: the Contact object's optional fields by JSON type, as the contract lists them.
 CONTACT_STRING_FIELDS = (
-    "external_id",
-    "timezone",
-    "language",
-    "first_name",
-    "last_name",
-    "full_name",
-    "phone",
-    "address_line_1",
-    "address_line_2",
-    "country",
-    "postcode",
-    "state",
-    "job_title",
+    *"external_id timezone language first_name last_name full_name phone address_line_1 address_line_2".split(),
+    *"country postcode state job_title".split(),
     *(f"custom_string_{n}" for n in range(1, 6)),
 )
 CONTACT_NUMBER_FIELDS = tuple(f"custom_number_{n}" for n in range(1, 6))
