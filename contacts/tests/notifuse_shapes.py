@@ -58,11 +58,9 @@ def assert_custom_event(event: Any) -> None:
 
 
 # §4.1: the Contact object's optional fields by JSON type, as the contract lists them.
-CONTACT_STRING_FIELDS = (
-    *"external_id timezone language first_name last_name full_name phone address_line_1 address_line_2".split(),
-    *"country postcode state job_title".split(),
-    *(f"custom_string_{n}" for n in range(1, 6)),
-)
+_NAME_FIELDS = ("external_id", "timezone", "language", "first_name", "last_name", "full_name", "phone")
+_ADDRESS_FIELDS = ("address_line_1", "address_line_2", "country", "postcode", "state", "job_title")
+CONTACT_STRING_FIELDS = (*_NAME_FIELDS, *_ADDRESS_FIELDS, *(f"custom_string_{n}" for n in range(1, 6)))
 CONTACT_NUMBER_FIELDS = tuple(f"custom_number_{n}" for n in range(1, 6))
 CONTACT_DATETIME_FIELDS = tuple(f"custom_datetime_{n}" for n in range(1, 6))
 CONTACT_JSON_FIELDS = tuple(f"custom_json_{n}" for n in range(1, 6))
