@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
-from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -18,15 +17,6 @@ from ..models import WebhookDelivery, WebhookSubscription
 from . import serializers as s
 
 operation = partial(api_operation, tag="webhooks")
-
-
-_SerializerT = TypeVar("_SerializerT", bound=serializers.Serializer)
-
-
-def _validated(serializer_class: type[_SerializerT], data: Any) -> _SerializerT:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer
 
 
 def _subscription(workspace_id: str, public_id: str) -> WebhookSubscription:
@@ -52,9 +42,10 @@ class SubscriptionCreateView(WorkspaceAPIView):
         The URL must be https (plain http only for hosts inside WEBHOOK_ALLOWED_NETWORKS) and resolve to public
         addresses. The secret (whsec_...) signs every delivery (Standard Webhooks).
         """
-        workspace_id = self.get_workspace_id(request)
-        data = _validated(s.SubscriptionCreateInputSerializer, request.data)
-        subscription = services.subscription_create(workspace_id=workspace_id, **data.service_kwargs())
+        workspace_id, data = self.parse(request, s.SubscriptionCreateInputSerializer)
+        subscription = services.subscription_create(
+            workspace_id=workspace_id, **s.SubscriptionWriteInputSerializer.settings(data)
+        )
         return _envelope.answer(subscription, 201)
 
 
@@ -87,11 +78,11 @@ class SubscriptionUpdateView(WorkspaceAPIView):
 
         A full replacement: filters left out are cleared. An omitted `enabled` keeps the current state.
         """
-        workspace_id = self.get_workspace_id(request)
-        data = _validated(s.SubscriptionUpdateInputSerializer, request.data)
-        subscription = _subscription(workspace_id, data.validated_data["id"])
+        workspace_id, data = self.parse(request, s.SubscriptionUpdateInputSerializer)
         subscription = services.subscription_update(
-            subscription=subscription, enabled=data.validated_data.get("enabled"), **data.service_kwargs()
+            subscription=_subscription(workspace_id, data["id"]),
+            enabled=data.get("enabled"),
+            **s.SubscriptionWriteInputSerializer.settings(data),
         )
         return _envelope.answer(subscription)
 
