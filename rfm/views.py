@@ -14,13 +14,14 @@ import zoneinfo
 from typing import Any
 
 from django.contrib import messages
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from contacts.models import Contact
+from events_platform.pages import found
 from events_platform.workspaces.web import WorkspaceRequest, workspace_required
 
 from . import presenters, reports, services
@@ -34,10 +35,9 @@ FRAGMENTS = {"rfm-status": "status", "heatmap": "heatmap", "cell": "cell", "tran
 
 
 def _model_or_404(request: WorkspaceRequest, slug: str) -> RfmModel:
-    model = reports.model_get(workspace_id=request.workspace.id, slug=slug)
-    if model is None:
-        raise Http404("No such RFM model in this workspace.")
-    return model
+    return found(
+        reports.model_get(workspace_id=request.workspace.id, slug=slug), "No such RFM model in this workspace."
+    )
 
 
 @require_GET

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from contacts.selectors import contact_get
 from events_platform import parsers
 from events_platform.charts import DailyBars
-from events_platform.pages import page_or_first, query_with
+from events_platform.pages import found, page_or_first, query_with
 from events_platform.workspaces.models import Workspace
 from events_platform.workspaces.web import WorkspaceRequest, workspace_required
 from rfm import presenters as rfm_presenters
@@ -47,10 +47,9 @@ def _workspace(request: WorkspaceRequest) -> Workspace:
 
 def _segment_or_404(request: WorkspaceRequest, slug: str) -> Segment:
     """The current workspace's segment: another workspace's slug is simply not found."""
-    segment = selectors.segment_get(workspace_id=_workspace(request).id, slug=slug)
-    if segment is None:
-        raise Http404("No such segment in this workspace.")
-    return segment
+    return found(
+        selectors.segment_get(workspace_id=_workspace(request).id, slug=slug), "No such segment in this workspace."
+    )
 
 
 # ---------------------------------------------------------------------------------------
