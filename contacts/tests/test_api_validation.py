@@ -11,21 +11,15 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from contacts.tests.api_helpers import event_body as seed_body
+
 UPSERT = "/api/customEvents.upsert"
 IMPORT = "/api/customEvents.import"
 
 
 def event_body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "workspace_id": "acme",
-        "email": "customer@example.com",
-        "event_name": "order.completed",
-        "external_id": "order_12345",
-        "properties": {"currency": "USD"},
-        "goal_type": "purchase",
-        "goal_value": 149.99,
-    }
-    body.update(overrides)
+    """A valid upsert body with a purchase goal; an override of ``...`` leaves its field out."""
+    body = seed_body(properties={"currency": "USD"}, goal_type="purchase", goal_value=149.99) | overrides
     return {k: v for k, v in body.items() if v is not ...}
 
 
