@@ -10,8 +10,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from contacts.models import Contact, CustomEvent
+from contacts.services import events_upsert
+from contacts.tests.factories import EventInputFactory
 from events_platform.workspaces.models import Workspace
 from events_platform.workspaces.services import workspace_create
 from rfm.tests.oracle import Event
@@ -49,6 +52,20 @@ def store_events(workspace: Workspace, events: Iterable[Event]) -> None:
             )
             for index, event in enumerate(events)
         ]
+    )
+
+
+def buy(workspace: Workspace, email: str, value: str, *, days_ago: float) -> None:
+    """A purchase of ``value`` by ``email`` ``days_ago`` days ago, through the ingest service."""
+    events_upsert(
+        workspace_id=workspace.id,
+        events=[
+            EventInputFactory.build(
+                email=email,
+                occurred_at=timezone.now() - dt.timedelta(days=days_ago),
+                goal={"goal_type": "purchase", "goal_value": Decimal(value)},
+            )
+        ],
     )
 
 

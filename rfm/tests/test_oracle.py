@@ -142,13 +142,8 @@ def test_full_runs_equal_the_oracle(
     contact; the second records exactly the oracle's group changes (previous group, log)."""
     try:
         with transaction.atomic():
-            # given
-            ids = store_contacts(rfm_workspace, data.draw(st.integers(0, 9)))
-            events = _draw(data, ids, now, tz_name, config["window_days"])
-            store_events(rfm_workspace, events)
-            model = _create(rfm_workspace, tz_name, config)
-            # when
-            services.rfm_model_compute(model_pk=model.pk, now=now)
+            # given / when
+            ids, events, model = _first_run(rfm_workspace, data, 9, config, tz_name, now)
             # then
             first = oracle.full_run(config, tz_name, ids, events, now)
             assert _stored(model) == first, connection.vendor
@@ -187,6 +182,18 @@ def _draw(
     return data.draw(event_lists(ids, now, tz_name, window))
 
 
+def _first_run(
+    workspace: Workspace, data: st.DataObject, most: int, config: dict[str, Any], tz_name: str, now: dt.datetime
+) -> tuple[list[int], list[oracle.Event], RfmModel]:
+    """Up to ``most`` drawn contacts with drawn events, and a model of ``config`` computed at ``now``."""
+    ids = store_contacts(workspace, data.draw(st.integers(0, most)))
+    events = _draw(data, ids, now, tz_name, config["window_days"])
+    store_events(workspace, events)
+    model = _create(workspace, tz_name, config)
+    services.rfm_model_compute(model_pk=model.pk, now=now)
+    return ids, events, model
+
+
 @EXAMPLES
 @given(data=st.data(), config=configs(), tz_name=st.sampled_from(TIMEZONES), now=st.sampled_from(NOWS))
 def test_incremental_rescores_equal_the_oracle(
@@ -198,11 +205,7 @@ def test_incremental_rescores_equal_the_oracle(
     try:
         with transaction.atomic():
             # given
-            ids = store_contacts(rfm_workspace, data.draw(st.integers(0, 8)))
-            events = _draw(data, ids, now, tz_name, config["window_days"])
-            store_events(rfm_workspace, events)
-            model = _create(rfm_workspace, tz_name, config)
-            services.rfm_model_compute(model_pk=model.pk, now=now)
+            ids, events, model = _first_run(rfm_workspace, data, 8, config, tz_name, now)
             before = _stored(model)
             cuts = oracle.cut_points(config, before)
             new_ids = store_contacts(rfm_workspace, data.draw(st.integers(0, 2)))
