@@ -40,6 +40,7 @@ from .changes import event_insert_changes
 from .models import (
     GOAL_VALUE_DECIMAL_PLACES,
     GOAL_VALUE_MAX_DIGITS,
+    PROFILE_FIELD_TYPES,
     Contact,
     CustomEvent,
     CustomEventQuerySet,
@@ -126,8 +127,9 @@ def contact_list(
     cursor: str | None = None,
 ) -> Page[Contact]:
     """Contacts newest first. ``search`` is a substring of the email; ``containing`` maps
-    ``external_id``, ``first_name``, ``last_name`` or ``full_name`` to a case-insensitive substring
-    (all must hold); ``segment_slugs`` keeps members of any of those segments."""
+    ``external_id``, ``first_name``, ``last_name``, ``full_name`` or a profile field (``phone``,
+    ``country``, ... stored in ``properties``) to a case-insensitive substring (all must hold);
+    ``segment_slugs`` keeps members of any of those segments."""
     contacts = Contact.objects.filter(workspace_id=workspace_id)
     if search:
         contacts = contacts.filter(email__contains=normalize_email(search))
@@ -135,6 +137,8 @@ def contact_list(
         if field == "full_name":  # the model's property, "first last": compared as SQL sees it
             contacts = contacts.alias(whole_name=Concat("first_name", Value(" "), "last_name"))
             field = "whole_name"
+        elif field in PROFILE_FIELD_TYPES:
+            field = f"properties__{field}"
         contacts = contacts.filter(**{f"{field}__icontains": value})
     slugs = sorted(set(segment_slugs))
     if slugs:
