@@ -104,6 +104,7 @@ class GroupTile:
     median_frequency: float | None
     median_money: str
     scored: bool
+    segment_template: str  # the builder's template of this group ("Save as segment")
 
     @property
     def change_label(self) -> str:
@@ -145,6 +146,7 @@ def group_tiles(
                 median_frequency=fig.median_frequency,
                 median_money=money(fig.median_monetary_cents),
                 scored=scored,
+                segment_template=groups.segment_template_key(model.slug, group),
             )
         )
     return tiles

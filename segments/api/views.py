@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from contacts import selectors as contact_selectors
 from events_platform.workspaces.api import ApiRequest, WorkspaceAPIView
-from segments import presenters, rules, selectors, services
+from segments import presenters, selectors, services
 from segments.api import serializers as s
 from segments.models import DEFAULT_COLOR, Segment
 
@@ -39,7 +39,8 @@ class SegmentCreateView(WorkspaceAPIView):
     )
     def post(self, request: ApiRequest) -> Response:
         workspace_id = self.get_workspace_id(request)
-        data = self.validated(s.SegmentCreateInputSerializer, request.data)
+        templates = selectors.segment_templates(workspace_id=workspace_id)
+        data = self.validated(s.SegmentCreateInputSerializer, request.data, context={"templates": templates})
         segment = services.segment_create(
             workspace_id=workspace_id,
             slug=data["id"],
@@ -252,11 +253,14 @@ class SegmentExplainView(WorkspaceAPIView):
 class SegmentTemplatesView(WorkspaceAPIView):
     @extend_schema(
         operation_id="segments.templates",
-        summary="Built-in RFM templates (create one with segments.create and template=<id>)",
+        summary="Segment templates: the three built-in ones and one per group of each RFM model "
+        "(create one with segments.create and template=<id>)",
         responses={200: dict, **ERRORS},
         tags=["segments"],
     )
     def get(self, request: ApiRequest) -> Response:
-        self.get_workspace_id(request)
-        templates = [{"id": key, **value} for key, value in rules.TEMPLATES.items()]
+        workspace_id = self.get_workspace_id(request)
+        templates = [
+            {"id": key, **value} for key, value in selectors.segment_templates(workspace_id=workspace_id).items()
+        ]
         return Response({"templates": s.TemplateOutputSerializer(templates, many=True).data})
