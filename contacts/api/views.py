@@ -284,7 +284,7 @@ class ContactListView(WorkspaceAPIView):
             "Text filters are case-insensitive substrings, ANDed; `segments[]` (or `segments`, repeatable) keeps "
             "members of any of the given segments. Notifuse's filters on fields this app does not store (phone, "
             "country, language) and on lists match no contact. Each contact carries `contact_lists: []` and its "
-            "`contact_segments`."
+            "`contact_segments`, and, like contacts.get, its `rfm` scores under each RFM model."
         ),
         parameters=[
             s.ContactListQuerySerializer(),
@@ -310,7 +310,11 @@ class ContactListView(WorkspaceAPIView):
                 **_page_args(query),
             )
         memberships = selectors.contacts_segment_memberships(contacts=page.items)
-        contacts = s.ContactWithSegmentsOutputSerializer(page.items, many=True, context={"memberships": memberships})
+        # Each contact's RFM scores, as contacts.get carries them: one read for the whole page.
+        rfm = selectors.contacts_rfm_scores(workspace_id=workspace_id, contacts=page.items)
+        contacts = s.ContactWithSegmentsOutputSerializer(
+            page.items, many=True, context={"memberships": memberships, "rfm": rfm}
+        )
         return Response({"contacts": contacts.data, "next_cursor": page.next_cursor})
 
 

@@ -21,6 +21,9 @@ from rfm.tests.conftest import AfterCommit, purchase, store_contacts, store_even
 
 pytestmark = pytest.mark.django_db
 
+# contacts.list: API key (+ its rate window), the page, memberships, RFM models, their scores.
+LIST_QUERIES = 6
+
 
 @pytest.fixture
 def buyers(workspace: Workspace) -> list[int]:
@@ -272,6 +275,38 @@ def test_contacts_get_carries_each_models_scores(
     assert got["rfm"]["default"]["group"] == score.group
     assert (got["rfm"]["default"]["r"], got["rfm"]["default"]["frequency"]) == (score.r, score.frequency)
     assert other["rfm"]["default"]["group"] == "prospect" and other["rfm"]["default"]["r"] is None
+
+
+@pytest.mark.parametrize("limit", [3, 12])
+def test_contacts_list_carries_each_models_scores_in_a_fixed_number_of_queries(
+    api_client: APIClient, after_commit: AfterCommit, buyers: list[int], django_assert_num_queries: Any, limit: int
+) -> None:
+    """contacts.list gives each contact of the page its scores under every live model, exactly as
+    contacts.get does (prospect when it has no row), reading them once per page: the same number
+    of queries for a page of 3 or of 12."""
+    # given two models, one deleted, and a contact created after their runs (no score row)
+    _create(api_client, after_commit, id="default")
+    _create(api_client, after_commit, id="k", preset="klaviyo")
+    _create(api_client, after_commit, id="gone")
+    api_client.post("/api/rfmModels.delete", {"workspace_id": "acme", "id": "gone"}, format="json")
+    late = Contact.objects.get(pk=store_contacts(Contact.objects.get(pk=buyers[0]).workspace, 1)[0])
+
+    # when
+    with django_assert_num_queries(LIST_QUERIES):
+        listed = api_client.get("/api/contacts.list", {"workspace_id": "acme", "limit": limit})
+
+    # then
+    contacts = listed.json()["contacts"]
+    assert len(contacts) == limit and contacts[0]["email"] == late.email
+    for contact in contacts:
+        got = api_client.get("/api/contacts.get", {"workspace_id": "acme", "email": contact["email"]}).json()
+        assert contact["rfm"] == got["contact"]["rfm"]
+        assert set(contact["rfm"]) == {"default", "k"}
+    assert contacts[0]["rfm"]["k"]["group"] == "prospect" and contacts[0]["rfm"]["k"]["r"] is None
+    scores = dict(RfmScore.objects.filter(model__slug="default").values_list("contact__email", "group"))
+    assert {c["email"]: c["rfm"]["default"]["group"] for c in contacts[1:]} == {
+        c["email"]: scores[c["email"]] for c in contacts[1:]
+    }
 
 
 def test_the_openapi_schema_lists_every_rfm_endpoint(api_client: APIClient) -> None:
