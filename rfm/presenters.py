@@ -1,5 +1,5 @@
 """How an RFM model reads on its page: the R x F heatmap, the group tiles, the transition matrix,
-the medians, the cut points and the warnings. Shaped from what ``reports`` returns; no query here.
+the medians, the cut points and the warnings. Shaped from what ``selectors`` return; no query here.
 
 Colours are classes (``heat-0`` .. ``heat-8``), never inline styles: the Content-Security-Policy
 forbids those.
@@ -16,7 +16,7 @@ from typing import Any
 
 from . import groups
 from .models import RfmModel
-from .reports import Cell, GroupFigures
+from .selectors import Cell, GroupFigures
 
 HEAT_LEVELS = 8
 SMALL_POPULATION = 200

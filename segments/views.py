@@ -27,7 +27,7 @@ from events_platform.pages import page_or_first, query_with
 from events_platform.workspaces.models import Workspace
 from events_platform.workspaces.web import WorkspaceRequest, workspace_required
 from rfm import presenters as rfm_presenters
-from rfm import reports as rfm_reports
+from rfm import selectors as rfm_selectors
 
 from . import builder, presenters, rules, selectors, services
 from .forms import SegmentMetaForm
@@ -75,7 +75,7 @@ def dashboard(request: WorkspaceRequest) -> HttpResponse:
         "revenue_chart": DailyBars.of([(point.day, point.revenue) for point in figures.days]),
         "rfm_models": [
             (entry.model, rfm_presenters.size_bars(entry.model, entry.sizes))
-            for entry in rfm_reports.group_sizes(workspace_id=workspace.id)
+            for entry in rfm_selectors.group_sizes(workspace_id=workspace.id)
         ],
     }
     return render(request, "segments/dashboard.html", context)
