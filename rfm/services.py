@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
 from contacts.models import TimelineEntry
-from events_platform import time_limits
+from events_platform import conflicts, time_limits
 
 from . import config as rfm_config
 from . import groups, scoring
@@ -125,11 +125,9 @@ def rfm_model_create(
         model.full_clean(validate_constraints=False)
     except ValidationError as exc:
         raise RfmError(*_first_error(exc, {"slug": "id"})) from exc
-    try:
-        with transaction.atomic():
-            model.save()
-    except IntegrityError as exc:
-        raise RfmError("id", f"An RFM model with id '{slug}' already exists in this workspace.") from exc
+    conflicts.insert_unique(
+        model, taken=RfmError("id", f"An RFM model with id '{slug}' already exists in this workspace.")
+    )
     _enqueue_run(model)
     return model
 
@@ -163,14 +161,9 @@ def rfm_model_update(
         if canonical != model.config:
             _apply_config(model, canonical)
             recompute = True
-    if recompute:
-        model.version += 1
-        model.status = RfmModel.Status.COMPUTING
     model.full_clean(validate_constraints=False)
     model.save()
-    if recompute:
-        _enqueue_run(model)
-    return model
+    return rfm_model_recompute(model=model) if recompute else model
 
 
 @transaction.atomic
@@ -512,20 +505,15 @@ def rfm_models_due(*, now: dt.datetime | None = None) -> list[tuple[int, int]]:
 def rfm_rescore_contacts(*, workspace_id: str, contact_ids: Iterable[int], now: dt.datetime | None = None) -> int:
     """Re-score these contacts under every computed model of the workspace against its stored
     cut points (no re-ranking). One statement per model; returns the number of group changes."""
-    now = now or timezone.now()
     ids = sorted(set(contact_ids))
     if not ids:
         return 0
-    changed = 0
+    at = now or timezone.now()
+    computed = RfmModel.objects.live().filter(workspace_id=workspace_id, last_computed_at__isnull=False)
     with transaction.atomic():
-        models = list(
-            RfmModel.objects.select_for_update()
-            .filter(workspace_id=workspace_id, last_computed_at__isnull=False)
-            .exclude(status=RfmModel.Status.DELETED)
-            .order_by("pk")
+        # Every model's row locked first (in pk order, as full runs lock them), then scored.
+        locked = list(computed.select_for_update().order_by("pk"))
+        return sum(
+            _apply_scores(model=model, now=at, contact_ids=ids, cutpoints=model.cutpoints, first=False, run=None)
+            for model in locked
         )
-        for model in models:
-            changed += _apply_scores(
-                model=model, now=now, contact_ids=ids, cutpoints=model.cutpoints, first=False, run=None
-            )
-    return changed
