@@ -340,45 +340,24 @@ def rfm_preview(
         group_map=canonical["group_map"],
     )
     select_sql, params = scoring.scores_sql(spec, now=now)
-    cut_selects = []
-    for dimension, column in scoring.RAW_COLUMNS.items():
-        score = scoring.SCORE_COLUMNS[dimension]
-        worst = "MIN" if scoring.LARGER_IS_BETTER[dimension] else "MAX"
-        cut_selects.append(
-            f"SELECT '{dimension}' AS dim, {score} AS score, {worst}({column}) AS v FROM scored_all "
-            f"WHERE {score} IS NOT NULL GROUP BY {score}"
-        )
+    base = f"WITH scored_all AS ({select_sql}) "
+    contacts = q(Contact._meta.db_table)
     with connection.cursor() as cursor:
-        base = f"WITH scored_all AS ({select_sql}) "
-        cursor.execute(base + "SELECT group_id, COUNT(*) FROM scored_all GROUP BY group_id", params)
-        group_counts = {g: int(n) for g, n in cursor.fetchall()}
+        cursor.execute(base + scoring.figures_sql("scored_all"), params)
+        figures = scoring.figures_of(cursor.fetchall(), spec)
         cursor.execute(
-            base + "SELECT r, f, COUNT(*), SUM(monetary_cents) FROM scored_all WHERE r IS NOT NULL "
-            "GROUP BY r, f ORDER BY r, f",
-            params,
-        )
-        cells = [
-            {"r": int(r), "f": int(f), "count": int(n), "monetary_cents": int(c)} for r, f, n, c in cursor.fetchall()
-        ]
-        cursor.execute(base + " UNION ALL ".join(cut_selects), params)
-        cut_rows = cursor.fetchall()
-        cursor.execute(
-            base + "SELECT contact_id, recency_days, frequency, monetary_cents, r, f, m, group_id FROM scored_all "
-            f"WHERE r IS NOT NULL ORDER BY monetary_cents DESC, contact_id LIMIT {PREVIEW_SAMPLE}",
+            base + "SELECT s.contact_id, s.recency_days, s.frequency, s.monetary_cents, s.r, s.f, s.m, s.group_id, "
+            f"c.email FROM scored_all s JOIN {contacts} c ON c.id = s.contact_id WHERE s.r IS NOT NULL "
+            f"ORDER BY s.monetary_cents DESC, s.contact_id LIMIT {PREVIEW_SAMPLE}",
             params,
         )
         sample_rows = cursor.fetchall()
-    cutpoints: dict[str, Any] = {d: {"values": [None] * spec.scale} for d in scoring.RAW_COLUMNS}
-    for dim, score, value in cut_rows:
-        cutpoints[dim]["values"][int(score) - 1] = int(value)
-    emails = dict(Contact.objects.filter(pk__in=[row[0] for row in sample_rows]).values_list("pk", "email"))
-    keys = ("contact_id", "recency_days", "frequency", "monetary_cents", "r", "f", "m", "group")
-    sample = [{**dict(zip(keys, row, strict=True)), "email": emails.get(row[0], "")} for row in sample_rows]
+    keys = ("contact_id", "recency_days", "frequency", "monetary_cents", "r", "f", "m", "group", "email")
     return Preview(
-        population=sum(c["count"] for c in cells),
-        contacts=sum(group_counts.values()),
-        group_counts=group_counts,
-        cells=cells,
-        cutpoints=cutpoints,
-        sample=sample,
+        population=figures["population"],
+        contacts=sum(figures["group_counts"].values()),
+        group_counts=figures["group_counts"],
+        cells=figures["cells"],
+        cutpoints=figures["cutpoints"],
+        sample=[dict(zip(keys, row, strict=True)) for row in sample_rows],
     )
