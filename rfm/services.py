@@ -219,9 +219,17 @@ def _timeline_changes_json(from_sql: str, to_sql: str) -> str:
 class _Diff:
     model: RfmModel
     now: dt.datetime
-    first: bool
     run: RfmRun | None
     statements: list[Any] = field(default_factory=list)
+
+    def recorded_before(self) -> tuple[str, list[Any]]:
+        """A condition true unless this is the model's first full run (which records no
+        transitions): a re-score always follows a run; a full run asks for another run than its
+        own, in the statement itself."""
+        if self.run is None:
+            return "1 = 1", []
+        runs = q(RfmRun._meta.db_table)
+        return f"EXISTS (SELECT 1 FROM {runs} WHERE model_id = %s AND id <> %s)", [self.model.pk, self.run.pk]
 
     def upsert_sql(self, new: str) -> tuple[str, list[Any]]:
         """Make the stored rows equal ``new``. A row inserted is a contact without a row yet:
@@ -233,7 +241,8 @@ class _Diff:
         at = scoring.dt_param(self.now)
         changed = _distinct(f"s.{group}", f"excluded.{group}")
         values_changed = " OR ".join(_distinct(f"s.{c}", f"excluded.{c}") for c in (*_SCORE_VALUES, group))
-        moved_from_prospect = "1 = 0" if self.first else "n.group_id <> %s"
+        before, before_params = self.recorded_before()
+        moved_from_prospect = f"{before} AND n.group_id <> %s"
         sql = (
             f"INSERT INTO {scores} AS s (model_id, contact_id, recency_days, frequency, monetary_cents, r, f, m, "
             f"{group}, previous_group, group_changed_at, computed_at) "
@@ -248,22 +257,22 @@ class _Diff:
             f"group_changed_at = CASE WHEN {changed} THEN excluded.computed_at ELSE s.group_changed_at END, "
             f"computed_at = excluded.computed_at WHERE {values_changed}"
         )
-        prospect = [] if self.first else [groups.PROSPECT]
-        return sql, [self.model.pk, *prospect, groups.PROSPECT, *prospect, at, at]
+        moved = [*before_params, groups.PROSPECT]
+        return sql, [self.model.pk, *moved, groups.PROSPECT, *moved, at, at]
 
     def changes_select(self, new: str) -> tuple[str, list[Any]]:
         """The group changes: a stored row whose group differs, or (after the first run) a
         contact without a row yet (implicitly prospect) that is no longer prospect."""
         scores = q(RfmScore._meta.db_table)
         group = q("group")
-        missing = "1 = 0" if self.first else "n.group_id <> %s"
+        before, before_params = self.recorded_before()
         sql = (
             "SELECT n.contact_id, COALESCE(o.group_id, %s) AS from_group, n.group_id AS to_group, n.r, n.f, n.m "
             f"FROM {new} n LEFT JOIN (SELECT contact_id, {group} AS group_id FROM {scores} WHERE model_id = %s) o "
-            f"ON o.contact_id = n.contact_id WHERE (o.contact_id IS NULL AND {missing}) "
+            f"ON o.contact_id = n.contact_id WHERE (o.contact_id IS NULL AND {before} AND n.group_id <> %s) "
             "OR (o.contact_id IS NOT NULL AND o.group_id <> n.group_id)"
         )
-        return sql, [groups.PROSPECT, self.model.pk, *([] if self.first else [groups.PROSPECT])]
+        return sql, [groups.PROSPECT, self.model.pk, *before_params, groups.PROSPECT]
 
     def log_sql(self, changes: str) -> tuple[str, list[Any]]:
         log = q(RfmGroupChange._meta.db_table)
@@ -300,7 +309,6 @@ def _apply_scores(
     now: dt.datetime,
     contact_ids: list[int] | None,
     cutpoints: dict[str, Any] | None,
-    first: bool,
     run: RfmRun | None,
 ) -> tuple[int, list[tuple[Any, ...]]]:
     """Score the contacts in scope (all of the workspace, or ``contact_ids``) and make the stored
@@ -310,7 +318,7 @@ def _apply_scores(
     stored scores afterwards: the run scored every contact of the workspace)."""
     spec = ModelSpec.of(model)
     select_sql, select_params = scoring.scores_sql(spec, now=now, contact_ids=contact_ids, cutpoints=cutpoints)
-    diff = _Diff(model=model, now=now, first=first, run=run)
+    diff = _Diff(model=model, now=now, run=run)
     if connection.vendor == "postgresql":
         changed, figures = _apply_in_one_statement(diff, select_sql, select_params, figures=run is not None)
     else:
@@ -420,9 +428,8 @@ def rfm_model_compute(*, model_pk: int, version: int | None = None, now: dt.date
             model = RfmModel.objects.live().select_for_update().filter(pk=model_pk).first()
             if model is None or (version is not None and model.version != version):
                 return None
-            first = not RfmRun.objects.filter(model_id=model.pk).exists()
             run = RfmRun.objects.create(model=model, as_of=now, population=0)
-            changed, rows = _apply_scores(model=model, now=now, contact_ids=None, cutpoints=None, first=first, run=run)
+            changed, rows = _apply_scores(model=model, now=now, contact_ids=None, cutpoints=None, run=run)
             figures = scoring.figures_of(rows, ModelSpec.of(model))
             duration_ms = int((time.monotonic() - started) * 1000)
             RfmRun.objects.filter(pk=run.pk).update(changed=changed, duration_ms=duration_ms, **figures)
@@ -478,6 +485,6 @@ def rfm_rescore_contacts(*, workspace_id: str, contact_ids: Iterable[int], now: 
         # Every model's row locked first (in pk order, as full runs lock them), then scored.
         locked = list(computed.select_for_update().order_by("pk"))
         return sum(
-            _apply_scores(model=model, now=at, contact_ids=ids, cutpoints=model.cutpoints, first=False, run=None)[0]
+            _apply_scores(model=model, now=at, contact_ids=ids, cutpoints=model.cutpoints, run=None)[0]
             for model in locked
         )
