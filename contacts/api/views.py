@@ -274,7 +274,8 @@ class ContactListView(WorkspaceAPIView):
         Text filters (email, external_id, first_name, last_name, full_name, phone, country, language) are
         case-insensitive substrings, ANDed; `segments[]` (or `segments`, repeatable) keeps members of any of the given
         segments. Filters on lists (list_id, contact_list_status) match no contact: this app has no lists. Each
-        contact carries `contact_lists: []` and its `contact_segments`.
+        contact carries `contact_lists: []` and its `contact_segments`, and, like contacts.get, its `rfm` scores
+        under each RFM model.
         """
         workspace_id = self.get_workspace_id(request)
         params = request.query_params
@@ -292,7 +293,11 @@ class ContactListView(WorkspaceAPIView):
                 **_page_args(query),
             )
         memberships = selectors.contacts_segment_memberships(contacts=page.items)
-        contacts = s.ContactWithSegmentsOutputSerializer(page.items, many=True, context={"memberships": memberships})
+        # Each contact's RFM scores, as contacts.get carries them: one read for the whole page.
+        rfm = selectors.contacts_rfm_scores(workspace_id=workspace_id, contacts=page.items)
+        contacts = s.ContactWithSegmentsOutputSerializer(
+            page.items, many=True, context={"memberships": memberships, "rfm": rfm}
+        )
         return Response({"contacts": contacts.data, "next_cursor": page.next_cursor})
 
 
