@@ -29,6 +29,7 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
+    prefetch_related_objects,
 )
 from django.db.models.functions import Coalesce, Concat
 
@@ -385,20 +386,28 @@ def contact_segment_memberships(*, contact: Contact) -> list[Any]:
     return list(contact.segment_memberships.live().select_related("segment").order_by("segment__name"))
 
 
-def contact_rfm_scores(*, contact: Contact) -> list[tuple[str, Any]]:
-    """(model id, the contact's score row or None) for each live RFM model of its workspace.
+def contacts_rfm_scores(*, workspace_id: str, contacts: Sequence[Contact]) -> dict[int, list[tuple[str, Any]]]:
+    """By contact pk: (model id, the contact's score row or None) for each live RFM model of the
+    workspace, for a whole page of its contacts in two queries (the models, their scores).
 
     Read through the reverse relations rfm defines on workspaces and contacts
     (``workspace.rfm_models``, ``contact.rfm_scores``), so this layer never imports rfm. No row
     yet (a contact created since the model's last run, not yet re-scored) is ``None``: prospect.
     """
     # The workspace by its key alone: its reverse relation needs no read of the workspace row.
-    workspace = Workspace(pk=contact.workspace_id)
-    models = list(workspace.rfm_models.exclude(status="deleted").order_by("slug").values_list("pk", "slug"))
-    if not models:
-        return []
-    scores = {score.model_id: score for score in contact.rfm_scores.filter(model_id__in=[pk for pk, _ in models])}
-    return [(slug, scores.get(pk)) for pk, slug in models]
+    workspace = Workspace(pk=workspace_id)
+    slugs = dict(workspace.rfm_models.exclude(status="deleted").order_by("slug").values_list("pk", "slug"))
+    if not slugs or not contacts:
+        return {contact.pk: [] for contact in contacts}
+    # One query for the page's score rows (a deleted model's rows are deleted with it).
+    prefetch_related_objects(list(contacts), "rfm_scores")
+    scores = {(score.contact_id, score.model_id): score for c in contacts for score in c.rfm_scores.all()}
+    return {contact.pk: [(slug, scores.get((contact.pk, pk))) for pk, slug in slugs.items()] for contact in contacts}
+
+
+def contact_rfm_scores(*, contact: Contact) -> list[tuple[str, Any]]:
+    """(model id, the contact's score row or None) for each live RFM model of its workspace."""
+    return contacts_rfm_scores(workspace_id=contact.workspace_id, contacts=[contact])[contact.pk]
 
 
 def timeline_kinds(*, contact: Contact) -> list[str]:

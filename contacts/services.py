@@ -703,7 +703,8 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
     if to_update:
         CustomEvent.objects.bulk_update(to_update, UPDATABLE_EVENT_FIELDS)
 
-    entries, _ = entries_and_changes(key for key in keys if key not in set(written))
+    done = set(written)
+    entries, _ = entries_and_changes(key for key in keys if key not in done)
     _, changes = entries_and_changes(keys)
     changed = changed_contacts(to_update, inserted)
     entries = contact_entries + entries

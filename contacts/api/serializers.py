@@ -6,7 +6,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
@@ -724,9 +724,9 @@ class ContactSegmentMembershipOutputSerializer(serializers.Serializer):
         return field.to_representation(membership.segment.last_built_at or membership.entered_at)
 
 
-class ContactRfmOutputSerializer(serializers.Serializer):
-    """The contact's scores under one RFM model (all null and group prospect before its first score)."""
-
+class RfmScoreFieldsSerializer(serializers.Serializer):
+    # What a contact's scores under one RFM model show, in the contact API and the RFM API (rfm
+    # imports it: contacts never imports rfm). No docstring: each output serializer words its own.
     r = serializers.IntegerField(allow_null=True)
     f = serializers.IntegerField(allow_null=True)
     m = serializers.IntegerField(allow_null=True)
@@ -738,17 +738,23 @@ class ContactRfmOutputSerializer(serializers.Serializer):
     group_changed_at = serializers.DateTimeField(allow_null=True)
 
 
-def _rfm_values(score: Any) -> dict[str, Any]:
+class ContactRfmOutputSerializer(RfmScoreFieldsSerializer):
+    """The contact's scores under one RFM model (all null and group prospect before its first score)."""
+
+
+def rfm_score_values(score: Any, money: Callable[[int], Any] = lambda cents: Decimal(cents) / 100) -> dict[str, Any]:
+    """The ``RfmScoreFieldsSerializer`` values of an RFM score row (``money`` shows its cents); no
+    row yet is a prospect without scores."""
     if score is None:
-        empty = dict.fromkeys(("r", "f", "m", "recency_days", "frequency", "monetary", "group_changed_at"))
-        return {**empty, "group": "prospect", "previous_group": None}
+        empty = dict.fromkeys(("r", "f", "m", "recency_days", "frequency", "monetary"))
+        return {**empty, "group": "prospect", "previous_group": None, "group_changed_at": None}
     return {
         "r": score.r,
         "f": score.f,
         "m": score.m,
         "recency_days": score.recency_days,
         "frequency": score.frequency,
-        "monetary": None if score.monetary_cents is None else Decimal(score.monetary_cents) / 100,
+        "monetary": None if score.monetary_cents is None else money(score.monetary_cents),
         "group": score.group,
         "previous_group": score.previous_group or None,
         "group_changed_at": score.group_changed_at,
@@ -781,7 +787,7 @@ class ContactWithSegmentsOutputSerializer(ContactOutputSerializer):
     @extend_schema_field(serializers.DictField(child=ContactRfmOutputSerializer()))
     def get_rfm(self, contact: Contact) -> Any:
         return {
-            slug: ContactRfmOutputSerializer(_rfm_values(score)).data
+            slug: ContactRfmOutputSerializer(rfm_score_values(score)).data
             for slug, score in self.context.get("rfm", {}).get(contact.pk, [])
         }
 

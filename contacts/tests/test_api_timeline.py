@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from contacts.models import CustomEvent, TimelineEntry
+from contacts.tests.api_helpers import event_body, upsert_ok
 
 UPSERT = "/api/customEvents.upsert"
 TIMELINE = "/api/timeline.list"
@@ -22,16 +23,7 @@ def iso(moment: datetime) -> str:
 
 
 def upsert(client: APIClient, **fields: Any) -> dict[str, Any]:
-    body = {
-        "workspace_id": "acme",
-        "email": "ann@example.com",
-        "event_name": "order.completed",
-        "external_id": "order_1",
-        **fields,
-    }
-    response = client.post(UPSERT, body, format="json")
-    assert response.status_code == 200, response.content
-    return response.json()
+    return upsert_ok(client, event_body(**{"email": "ann@example.com", "external_id": "order_1", **fields}))
 
 
 def import_one(client: APIClient, **fields: Any) -> None:

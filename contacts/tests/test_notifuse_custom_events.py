@@ -14,6 +14,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from contacts.models import CustomEvent
+from contacts.tests.api_helpers import event_body
 from contacts.tests.notifuse_shapes import assert_custom_event, assert_error
 
 UPSERT = "/api/customEvents.upsert"
@@ -24,16 +25,8 @@ LIST = "/api/customEvents.list"
 
 def docs_upsert(**overrides: Any) -> dict[str, Any]:
     """The request example of D:features/custom-events.mdx (workspace renamed to the test's)."""
-    body: dict[str, Any] = {
-        "workspace_id": "acme",
-        "email": "customer@example.com",
-        "event_name": "order.completed",
-        "external_id": "order_12345",
-        "properties": {"items": ["Product A", "Product B"], "currency": "USD"},
-        "goal_type": "purchase",
-        "goal_value": 149.99,
-    }
-    return body | overrides
+    properties = {"items": ["Product A", "Product B"], "currency": "USD"}
+    return event_body(properties=properties, goal_type="purchase", goal_value=149.99) | overrides
 
 
 def post_text(client: APIClient, path: str, text: str) -> Any:

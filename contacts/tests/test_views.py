@@ -87,7 +87,7 @@ def test_user_without_workspace_gets_a_clear_403(client: Client, django_user_mod
 
 
 def test_contact_and_event_pages_of_another_workspace_are_404(
-    member_client: Client, workspace: Workspace, other_workspace: Workspace
+    member_client: Client, other_workspace: Workspace
 ) -> None:
     """A member of one workspace can neither open a contact of another nor see its contacts or events listed."""
     # given
@@ -103,9 +103,7 @@ def test_contact_and_event_pages_of_another_workspace_are_404(
     assert b"secret@globex.com" not in events.content and b"globex.order" not in events.content
 
 
-def test_workspace_in_session_that_user_left_is_not_shown(
-    member_client: Client, workspace: Workspace, other_workspace: Workspace
-) -> None:
+def test_workspace_in_session_that_user_left_is_not_shown(member_client: Client, other_workspace: Workspace) -> None:
     """Putting another workspace's id in the session does not open it: membership is checked per request."""
     # given
     events_create(other_workspace, [purchase("secret@globex.com", "99")])
@@ -205,19 +203,17 @@ def test_contact_list_sorts_by_computed_columns(
 ) -> None:
     """Sorting by lifetime value, orders and last event; a contact without events sorts as the smallest."""
     # given
+    events = [
+        purchase("big@x.io", "500", days_ago=2),
+        purchase("mid@x.io", "100", days_ago=1),
+        purchase("mid@x.io", "100", days_ago=1.5),
+        purchase("refunded@x.io", "80", days_ago=5),
+        purchase("refunded@x.io", "80", days_ago=4),
+        purchase("refunded@x.io", "80", days_ago=3.5),
+        purchase("refunded@x.io", "-200", days_ago=3, name="order.refunded"),
+    ]
     with after_commit():
-        events_create(
-            workspace,
-            [
-                purchase("big@x.io", "500", days_ago=2),
-                purchase("mid@x.io", "100", days_ago=1),
-                purchase("mid@x.io", "100", days_ago=1.5),
-                purchase("refunded@x.io", "80", days_ago=5),
-                purchase("refunded@x.io", "80", days_ago=4),
-                purchase("refunded@x.io", "80", days_ago=3.5),
-                purchase("refunded@x.io", "-200", days_ago=3, name="order.refunded"),
-            ],
-        )
+        events_create(workspace, events)
         contact_upsert(workspace_id=workspace.id, email="none@x.io", fields={})
     # when
     response = member_client.get(f"/contacts/?sort={sort}")

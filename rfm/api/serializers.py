@@ -11,7 +11,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from contacts.api.serializers import PageOutputSerializer, PageQuerySerializer, StrictCharField
+from contacts.api.serializers import (
+    PageOutputSerializer,
+    PageQuerySerializer,
+    RfmScoreFieldsSerializer,
+    StrictCharField,
+)
 from events_platform.workspaces.models import SLUG_VALIDATOR
 from rfm import groups
 from rfm.config import PRESETS, WINDOW_DAYS_MAX
@@ -44,8 +49,10 @@ class RfmConfigInputSerializer(serializers.Serializer):
     group_map = GroupMapField(required=False)
     timezone = StrictCharField(max_length=64, required=False, help_text="IANA; default the workspace's.")
 
-    def settings(self) -> dict[str, Any]:
-        return {k: v for k, v in self.validated_data.items() if k not in ("workspace_id", "id", "name", "timezone")}
+    @staticmethod
+    def settings(data: dict[str, Any]) -> dict[str, Any]:
+        """What is scored, out of the validated ``data``: all but which model it is and its timezone."""
+        return {k: v for k, v in data.items() if k not in ("workspace_id", "id", "name", "timezone")}
 
 
 class RfmModelCreateInputSerializer(RfmConfigInputSerializer):
@@ -100,16 +107,7 @@ class RfmModelOutputSerializer(serializers.ModelSerializer):
             "monetary",
             "group_map",
             "groups",
-            "version",
-            "status",
-            "last_computed_at",
-            "last_duration_ms",
-            "last_error",
-            "population",
-            "cutpoints",
-            "next_run_at",
-            "created_at",
-            "updated_at",
+            *RfmModel.RUN_FIELDS,
         ]
 
     @extend_schema_field(RfmGroupOutputSerializer(many=True))
@@ -173,20 +171,9 @@ class RfmContactsQuerySerializer(PageQuerySerializer):
         return attrs
 
 
-class RfmScoreOutputSerializer(serializers.Serializer):
-    r = serializers.IntegerField(allow_null=True)
-    f = serializers.IntegerField(allow_null=True)
-    m = serializers.IntegerField(allow_null=True)
-    recency_days = serializers.IntegerField(allow_null=True)
-    frequency = serializers.IntegerField(allow_null=True)
-    # The RFM API writes money as decimal strings (presentation.money): the schema says so.
+class RfmContactOutputSerializer(RfmScoreFieldsSerializer):
+    # The RFM API writes money as decimal text (presentation.money, "310.14"): the schema says so.
     monetary = serializers.DecimalField(max_digits=20, decimal_places=2, allow_null=True, coerce_to_string=True)
-    group = serializers.CharField()
-    previous_group = serializers.CharField(allow_null=True)
-    group_changed_at = serializers.DateTimeField(allow_null=True)
-
-
-class RfmContactOutputSerializer(RfmScoreOutputSerializer):
     contact_id = serializers.IntegerField()
     email = serializers.CharField()
 
