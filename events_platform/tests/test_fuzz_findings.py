@@ -5,6 +5,7 @@ accepted. Each case as a test, so it stays fixed without a fuzz run."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any
 
 import pytest
@@ -180,3 +181,23 @@ def test_contacts_import_states_its_minimum_in_the_schema(schema: dict[str, Any]
     contacts = schema["components"]["schemas"]["ContactImportInputRequest"]["properties"]["contacts"]
     # then
     assert contacts["minItems"] == 1
+
+
+def test_the_schema_states_the_rules_the_fuzz_met(schema: dict[str, Any]) -> None:  # noqa: F811
+    """Rules the fuzz's 400s named are in the schema, so schema-valid requests meet them: an RFM scale
+    is 3 or 5 and its name lists are non-empty, a subscription has a name and at least one event type,
+    a segment colour is a hex or one of the console's names (any case)."""
+    # given
+    components = schema["components"]["schemas"]
+    rfm = components["RfmModelCreateInputRequest"]["properties"]
+    subscription = components["SubscriptionCreateInputRequest"]["properties"]
+    color = components["SegmentUpdateInputRequest"]["properties"]["color"]
+    # then
+    scale = rfm["scale"]["allOf"][0]["$ref"].rsplit("/", 1)[1] if "allOf" in rfm["scale"] else None
+    assert (components[scale]["enum"] if scale else rfm["scale"]["enum"]) == [3, 5]
+    assert rfm["goal_types"]["minItems"] == 1 and rfm["event_names"]["minItems"] == 1
+    assert subscription["name"]["minLength"] == 1
+    assert subscription["event_types"]["minItems"] == 1
+    pattern = re.compile(color["pattern"])
+    assert all(pattern.search(value) for value in ("#1677ff", "blue", " Blue ", "GEEKBLUE"))
+    assert not any(pattern.search(value) for value in ("bleu", "#12345", "blue;"))

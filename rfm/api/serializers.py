@@ -35,14 +35,24 @@ class GroupMapField(serializers.JSONField):
     """klaviyo6 (scale 3), classic11 (scale 5) or [{"name", "r": [lo, hi], "f": [...], "m": [...]}]."""
 
 
+@extend_schema_field({"type": "integer", "enum": [3, 5]})
+class ScaleField(serializers.IntegerField):
+    """A model's scale: 3 or 5 (the service words the error)."""
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 100}, "minItems": 1})
+class NamesField(serializers.ListField):
+    """A non-empty list of names (goal types, event names): the service refuses an empty one."""
+
+
 class RfmConfigInputSerializer(serializers.Serializer):
     """The configuration keys of a model; any left out keep their default (or stored) value."""
 
     preset = serializers.ChoiceField(choices=sorted(PRESETS), required=False)
-    goal_types = serializers.ListField(child=StrictCharField(max_length=16), required=False)
-    event_names = serializers.ListField(child=StrictCharField(max_length=100), required=False, allow_null=True)
+    goal_types = NamesField(child=StrictCharField(max_length=16), required=False)
+    event_names = NamesField(child=StrictCharField(max_length=100), required=False, allow_null=True)
     window_days = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=WINDOW_DAYS_MAX)
-    scale = serializers.IntegerField(required=False, help_text="3 or 5.")
+    scale = ScaleField(required=False, help_text="3 or 5.")
     recency = DimensionField(required=False, help_text=DIMENSION_HELP + " Days.")
     frequency = DimensionField(required=False, help_text=DIMENSION_HELP + " Orders.")
     monetary = DimensionField(required=False, help_text=DIMENSION_HELP + " Money.")

@@ -26,6 +26,15 @@ COLOR_HELP = (
 )
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{char.upper()}{char.lower()}]" if char.isalpha() else re.escape(char) for char in word)
+
+
+# What ColorField takes, as a schema pattern (case-insensitive names; surrounding blanks are trimmed).
+COLOR_SCHEMA_PATTERN = r"^\s*(#[0-9a-fA-F]{6}|" + "|".join(_any_case(name) for name in NAMED_COLORS) + r")\s*$"
+
+
+@extend_schema_field({"type": "string", "maxLength": 50, "pattern": COLOR_SCHEMA_PATTERN})
 class ColorField(serializers.CharField):
     """A hex colour, or one of the console's colour names stored as its hex."""
 

@@ -31,7 +31,9 @@ class StringListField(serializers.ListField):
         super().__init__(**kwargs)
 
 
-@extend_schema_field({"type": "array", "items": {"type": "string", "enum": list(EVENT_TYPE_NAMES)}, "maxItems": 100})
+@extend_schema_field(
+    {"type": "array", "items": {"type": "string", "enum": list(EVENT_TYPE_NAMES)}, "minItems": 1, "maxItems": 100}
+)
 class EventTypesField(StringListField):
     """Event type names (unknown ones are a 400 naming them): the schema lists them."""
 
@@ -43,9 +45,19 @@ class CustomEventFiltersSerializer(serializers.Serializer):
     event_names = StringListField(help_text="Only events with one of these names (none: any).")
 
 
+class SubscriptionNameField(StrictCharField):
+    """A subscription's name: not blank, as the schema says; a blank one goes on to the service, whose
+    400 says what to do ("Give the subscription a name.")."""
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        if isinstance(data, str) and not data.strip():
+            return ""
+        return super().run_validation(data)
+
+
 class SubscriptionWriteInputSerializer(serializers.Serializer):
     workspace_id = StrictCharField(max_length=32)
-    name = StrictCharField(max_length=255, allow_blank=True)
+    name = SubscriptionNameField(max_length=255)
     url = StrictCharField(max_length=URL_MAX_LENGTH, allow_blank=True)
     event_types = EventTypesField(required=True, allow_null=False, help_text=", ".join(EVENT_TYPE_NAMES))
     custom_event_filters = CustomEventFiltersSerializer(required=False, allow_null=True)
