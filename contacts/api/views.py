@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 from typing import Any
 
@@ -13,7 +14,7 @@ from rest_framework.response import Response
 from contacts import selectors, services
 from contacts.api import fast_input
 from contacts.api import serializers as s
-from contacts.models import Contact
+from contacts.models import Contact, CustomEvent
 from events_platform.exceptions import flatten_errors, summarize
 from events_platform.pages import found
 from events_platform.pagination import Page
@@ -38,7 +39,8 @@ class EventUpsertView(WorkspaceAPIView):
 
         Identity is (workspace, event_name, external_id). An existing event changes only when the incoming
         occurred_at is newer, or when deleted_at is set (soft delete) or omitted on a deleted event (restore). The
-        contact is created from the email if needed.
+        contact is created from the email if needed. A `source` in the body is checked and then ignored: an upserted
+        event's source is always `api`, as in Notifuse (customEvents.import keeps the source sent).
         """
         workspace_id = self.get_workspace_id(request)
         event = fast_input.upsert_input(request.data)
@@ -46,6 +48,8 @@ class EventUpsertView(WorkspaceAPIView):
             serializer = s.EventUpsertInputSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             event = serializer.to_event_input(serializer.validated_data)
+        # Notifuse's upsert ignores the source sent (NOTIFUSE-API.md §1.2): what it stores is "api".
+        event = dataclasses.replace(event, source=CustomEvent.Source.API)
         result = services.event_upsert(workspace_id=workspace_id, event=event)
         return Response(s.event_upsert_output(result))
 
@@ -131,8 +135,11 @@ class ContactUpsertView(WorkspaceAPIView):
 
         Two spellings of one request: Notifuse's envelope `{"workspace_id", "contact": {"email", ...}}` and this
         app's flat body (the contact's fields beside workspace_id). Only the fields sent change; an explicit null
-        clears one; properties, when sent, replace the stored object whole. The answer carries Notifuse's `email` and
-        `action` (create | update) beside this app's `contact` and `operation`.
+        clears one. Notifuse's profile fields (timezone, language, phone, address_line_1/2, country, postcode, state,
+        job_title, custom_string_1..5, custom_number_1..5, custom_datetime_1..5, custom_json_1..5) are type-checked
+        and stored; a wrong type is a 400 naming it (`contact.custom_number_1`). `properties`, when sent, replaces
+        this app's free-form keys whole and leaves the profile fields as they are. The answer carries Notifuse's
+        `email` and `action` (create | update) beside this app's `contact` and `operation`.
         """
         workspace_id = self.get_workspace_id(request)
         if "contact" in request.data:  # Notifuse's envelope
@@ -264,9 +271,11 @@ class ContactListView(WorkspaceAPIView):
     def get(self, request: ApiRequest) -> Response:
         """List contacts newest first, filtered as Notifuse filters them
 
-        Text filters are case-insensitive substrings, ANDed; `segments[]` (or `segments`, repeatable) keeps members
-        of any of the given segments. Notifuse's filters on fields this app does not store (phone, country, language)
-        and on lists match no contact. Each contact carries `contact_lists: []` and its `contact_segments`.
+        Text filters (email, external_id, first_name, last_name, full_name, phone, country, language) are
+        case-insensitive substrings, ANDed; `segments[]` (or `segments`, repeatable) keeps members of any of the given
+        segments. Filters on lists (list_id, contact_list_status) match no contact: this app has no lists. Each
+        contact carries `contact_lists: []` and its `contact_segments`, and, like contacts.get, its `rfm` scores
+        under each RFM model.
         """
         workspace_id = self.get_workspace_id(request)
         params = request.query_params
@@ -284,7 +293,11 @@ class ContactListView(WorkspaceAPIView):
                 **_page_args(query),
             )
         memberships = selectors.contacts_segment_memberships(contacts=page.items)
-        contacts = s.ContactWithSegmentsOutputSerializer(page.items, many=True, context={"memberships": memberships})
+        # Each contact's RFM scores, as contacts.get carries them: one read for the whole page.
+        rfm = selectors.contacts_rfm_scores(workspace_id=workspace_id, contacts=page.items)
+        contacts = s.ContactWithSegmentsOutputSerializer(
+            page.items, many=True, context={"memberships": memberships, "rfm": rfm}
+        )
         return Response({"contacts": contacts.data, "next_cursor": page.next_cursor})
 
 

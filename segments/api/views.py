@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from contacts import selectors as contact_selectors
 from events_platform.pages import found
 from events_platform.workspaces.api import ApiRequest, Envelope, WorkspaceAPIView, api_operation
-from segments import presenters, rules, selectors, services
+from segments import presenters, selectors, services
 from segments.api import serializers as s
 from segments.models import DEFAULT_COLOR, Segment
 
@@ -28,8 +28,10 @@ _envelope = Envelope[Segment]("segment", "segments", s.SegmentOutputSerializer)
 class SegmentCreateView(WorkspaceAPIView):
     @operation("segments.create", s.SegmentCreateInputSerializer, ok={201: s.SegmentEnvelopeSerializer})
     def post(self, request: ApiRequest) -> Response:
-        """Create a segment from a rule tree or a built-in template; a build starts in the background"""
-        workspace_id, data = self.parse(request, s.SegmentCreateInputSerializer)
+        """Create a segment from a rule tree or a template (built-in or an RFM group's); it builds in the background"""
+        workspace_id = self.get_workspace_id(request)
+        templates = selectors.segment_templates(workspace_id=workspace_id)
+        data = self.validated(s.SegmentCreateInputSerializer, request.data, context={"templates": templates})
         segment = services.segment_create(
             workspace_id=workspace_id,
             slug=data["id"],
@@ -193,7 +195,12 @@ class SegmentExplainView(WorkspaceAPIView):
 class SegmentTemplatesView(WorkspaceAPIView):
     @operation("segments.templates", ok=dict)
     def get(self, request: ApiRequest) -> Response:
-        """Built-in RFM templates (create one with segments.create and template=<id>)"""
-        self.get_workspace_id(request)
-        templates = [{"id": key, **value} for key, value in rules.TEMPLATES.items()]
+        """Segment templates: the three built-in ones and one per group of each RFM model
+
+        Create one with segments.create and template=<id>.
+        """
+        workspace_id = self.get_workspace_id(request)
+        templates = [
+            {"id": key, **value} for key, value in selectors.segment_templates(workspace_id=workspace_id).items()
+        ]
         return Response({"templates": s.TemplateOutputSerializer(templates, many=True).data})
