@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -128,7 +129,9 @@ def drain_hooks() -> list[tuple[str, DrainHook]]:
 # ---------------------------------------------------------------------------------------
 
 
-def contacts_queue_refresh_statement(*, workspace_id: str, contact_ids: Iterable[int]) -> tuple[str, list[Any]] | None:
+def contacts_queue_refresh_statement(
+    *, workspace_id: str, contact_ids: Iterable[int], when: str = ""
+) -> tuple[str, list[Any]] | None:
     """The statement that queues these contacts (see :func:`contacts_queue_refresh`), as
     (sql, params), or None for no contacts.
 
@@ -137,6 +140,8 @@ def contacts_queue_refresh_statement(*, workspace_id: str, contact_ids: Iterable
     CTE (``WITH queued AS (<this>) <the write's statement>``), so it costs no statement of its
     own. The rows go in contact id order, and it is the last thing a write locks, so two writes
     queueing the same contacts wait for each other's commit in one order (no deadlock).
+    ``when`` (PostgreSQL): an SQL condition on the rest of that statement; the contacts are
+    queued only if it holds.
     """
     ids = sorted(set(contact_ids))
     if not ids:
@@ -147,7 +152,10 @@ def contacts_queue_refresh_statement(*, workspace_id: str, contact_ids: Iterable
     if connection.vendor == "postgresql":
         # One array parameter, whatever the number of contacts.
         rows, params = "SELECT %s, unnest(%s::bigint[]), %s, '', NULL", [workspace_id, ids, now]
+        if when:
+            rows += f" WHERE {when}"
     else:
+        assert not when, "a conditional queueing is PostgreSQL's"
         rows = "VALUES " + ", ".join(["(%s, %s, %s, '', NULL)"] * len(ids))
         params = [value for pk in ids for value in (workspace_id, pk, now)]
     sql = (
@@ -177,7 +185,18 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
 
 
-def _drain_already_scheduled(workspace_id: str, delay: float) -> bool:
+def _mark_key(workspace_id: str, delay: float) -> str | None:
+    """The Redis key of the workspace's "drain published" mark, or None when drains are not
+    published through a broker (eager tasks, no Redis) or not delayed."""
+    from .tasks import contacts_refresh_pending_task
+
+    conf = contacts_refresh_pending_task.app.conf
+    if conf.task_always_eager or not settings.REDIS_URL or delay < 0.02:
+        return None
+    return f"contacts:drain-scheduled:{conf.task_default_queue}:{workspace_id}"
+
+
+def _drain_already_scheduled(key: str | None, delay: float) -> bool:
     """Whether a drain of this workspace's queue was published less than half a delay ago.
 
     Such a drain starts at least half a delay from now, after this commit, so it claims our
@@ -185,13 +204,33 @@ def _drain_already_scheduled(workspace_id: str, delay: float) -> bool:
     mark lives in Redis, so every web process sees the same one; the periodic task re-drains
     anything a lost publish left behind.
     """
-    from .tasks import contacts_refresh_pending_task
-
-    conf = contacts_refresh_pending_task.app.conf
-    if conf.task_always_eager or not settings.REDIS_URL or delay < 0.02:
+    if key is None:
         return False
-    key = f"contacts:drain-scheduled:{conf.task_default_queue}:{workspace_id}"
+    if _covered_until.get(key, 0.0) > time.monotonic():
+        return True
     return not _redis().set(key, 1, nx=True, px=int(delay * 500))
+
+
+def _remember_covered(key: str | None, delay: float, since: float) -> None:
+    """A drain is published or found scheduled (at monotonic time ``since``): until half a delay
+    after ``since`` this process need not ask Redis again (no round trip, no publish).
+
+    That drain starts at least half a delay after ``since``: the one just published (``delay``
+    after it), or the one whose mark we found (published less than half a delay before
+    ``since``, so due more than half a delay after it). A contact queued before then is claimed
+    by it. A process remembers only what it saw itself: one that saw nothing asks Redis as
+    before, so processes never need to agree on it, and it only ever skips a publish that
+    would be redundant.
+    """
+    if key is not None:
+        _covered_until[key] = since + delay * COVERED_SHARE
+
+
+# What this process saw of published drains: mark key -> monotonic time until which a drain
+# already published (by any process) claims a contact queued now (see _remember_covered).
+_covered_until: dict[str, float] = {}
+# A safety margin on "half a delay" (clock steps, Redis' expiry rounding).
+COVERED_SHARE = 0.4
 
 
 def drain_schedule(*, workspace_id: str) -> bool:
@@ -206,13 +245,15 @@ def drain_schedule(*, workspace_id: str) -> bool:
     from .tasks import contacts_refresh_pending_task
 
     delay = settings.SEGMENT_REFRESH_BATCH_DELAY
+    key = _mark_key(workspace_id, delay)
+    since = time.monotonic()
     try:
-        if _drain_already_scheduled(workspace_id, delay):
-            return True
-        contacts_refresh_pending_task.apply_async((workspace_id,), countdown=delay)
+        if not _drain_already_scheduled(key, delay):
+            contacts_refresh_pending_task.apply_async((workspace_id,), countdown=delay)
     except PUBLISH_ERRORS:
         logger.warning("drain of %s not published (broker unreachable); the sweep will drain it", workspace_id)
         return False
+    _remember_covered(key, delay, since)
     return True
 
 

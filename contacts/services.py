@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -136,7 +136,10 @@ def _insert_statement(
     *,
     conflict_fields: Sequence[str] = (),
     returning: Sequence[str] = (),
+    where: str = "",
 ) -> tuple[str, list[Any]]:
+    """The INSERT of ``_insert_rows``; ``where`` (PostgreSQL only) filters the rows, read as
+    ``r.<column>``."""
     meta = model._meta
     fields = [_stored_field(model, name) for name in rows[0]]
     quote = connection.ops.quote_name
@@ -149,7 +152,10 @@ def _insert_statement(
             f"SELECT {columns} FROM json_to_recordset(%s::json) AS r({record})"
         )
         params = [json.dumps([{f.column: row[f.name] for f in fields} for row in rows], default=_json_default)]
+        if where:
+            sql += f" WHERE {where}"
     else:
+        assert not where, "a filtered insert is PostgreSQL's"
         placeholder = "(" + ", ".join(["%s"] * len(fields)) + ")"
         params = [f.get_db_prep_save(row[f.name], connection) for row in rows for f in fields]
         sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {', '.join([placeholder] * len(rows))}"
@@ -185,15 +191,14 @@ def _json_default(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _lock_keys(workspace_id: str, keys: Sequence[tuple[str, str]]) -> None:
-    """Serialise writers of the same events: transaction advisory locks in one global order.
+def _lock_ids(workspace_id: str, keys: Sequence[tuple[str, str]]) -> list[int]:
+    """The transaction advisory locks that serialise writers of the same events, sorted (the
+    one global order they are taken in, by ``_contacts_ensure_postgresql``'s statement).
 
-    Without it two overlapping batches can deadlock (one holds a row it just inserted and
+    Without them two overlapping batches can deadlock (one holds a row it just inserted and
     waits for a row the other locked). PostgreSQL only; SQLite runs one writer at a time.
     """
-    if connection.vendor != "postgresql" or not keys:
-        return
-    ids = sorted(
+    return sorted(
         {
             int.from_bytes(
                 hashlib.blake2b(f"{workspace_id}\x1f{name}\x1f{ext}".encode(), digest_size=8).digest(),
@@ -203,9 +208,6 @@ def _lock_keys(workspace_id: str, keys: Sequence[tuple[str, str]]) -> None:
             for name, ext in keys
         }
     )
-    with connection.cursor() as cursor:
-        # Volatile target-list functions run after the sort, so the locks are taken in order.
-        cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k", [ids])
 
 
 # ---------------------------------------------------------------------------------------
@@ -227,9 +229,23 @@ def _contact_created_entry(contact: Contact, now: datetime) -> TimelineEntry:
     )
 
 
+@dataclass
+class _Ensured:
+    """What ``_contacts_ensure`` read and wrote."""
+
+    contacts: dict[str, Contact]  # by email
+    created: list[Contact]  # by email
+    event_ids: list[int]  # the ids reserved for new events (PostgreSQL; see _contacts_ensure)
+
+
 def _contacts_ensure(
-    *, workspace_id: str, emails: Iterable[str], now: datetime
-) -> tuple[dict[str, Contact], list[Contact]]:
+    *,
+    workspace_id: str,
+    emails: Iterable[str],
+    now: datetime,
+    lock_ids: Sequence[int] = (),
+    event_ids: int = 0,
+) -> _Ensured:
     """Get or create the contacts of these emails: one statement on PostgreSQL, two elsewhere.
 
     On PostgreSQL the contacts that existed are locked ``FOR KEY SHARE`` (what the events'
@@ -237,13 +253,23 @@ def _contacts_ensure(
     until the commit: an erasure (``contact_delete`` locks the contact ``FOR UPDATE``) waits for
     this write, or this write waits for the erasure and then creates the contact anew. Never a
     contact erased under a half-done write.
+
+    The same statement takes the events' advisory locks (``lock_ids``, from ``_lock_ids``), once
+    the contacts are inserted and locked (the order every writer takes them in), and reserves
+    ``event_ids`` ids of the events' sequence, so the events' statement can carry their timeline
+    entries and everything else that names them (an id reserved for an event that turns out to
+    exist is simply never used).
     """
     wanted = sorted(set(emails))
     contacts: dict[str, Contact] = {}
     created: list[Contact] = []
+    ids: list[int] = []
     for _round in range(3):
         if connection.vendor == "postgresql":
-            found, created_emails = _contacts_ensure_postgresql(workspace_id, wanted, now)
+            found, created_emails, round_ids = _contacts_ensure_postgresql(
+                workspace_id, wanted, now, lock_ids, event_ids
+            )
+            ids = round_ids or ids
         else:
             found, created_emails = _contacts_ensure_sqlite(workspace_id, wanted, now)
         contacts.update(found)
@@ -256,7 +282,7 @@ def _contacts_ensure(
             break
     else:
         raise WriteConflict(f"contacts {wanted} neither created nor found after 3 rounds")
-    return contacts, sorted(created, key=lambda c: c.email)
+    return _Ensured(contacts=contacts, created=sorted(created, key=lambda c: c.email), event_ids=ids)
 
 
 def _contact_rows(workspace_id: str, wanted: Sequence[str], now: datetime) -> list[dict[str, Any]]:
@@ -276,8 +302,8 @@ def _contact_rows(workspace_id: str, wanted: Sequence[str], now: datetime) -> li
 
 
 def _contacts_ensure_postgresql(
-    workspace_id: str, wanted: Sequence[str], now: datetime
-) -> tuple[dict[str, Contact], set[str]]:
+    workspace_id: str, wanted: Sequence[str], now: datetime, lock_ids: Sequence[int], event_ids: int
+) -> tuple[dict[str, Contact], set[str], list[int]]:
     # One statement: the insert's RETURNING plus the rows that existed, locked. Both halves
     # read one snapshot, so a contact committed concurrently between them is in neither (the
     # caller's next round reads it); so is one erased while we waited for its lock.
@@ -289,29 +315,40 @@ def _contacts_ensure_postgresql(
         returning=[f.name for f in Contact._meta.concrete_fields],
     )
     table = connection.ops.quote_name(Contact._meta.db_table)
+    events = connection.ops.quote_name(CustomEvent._meta.db_table)
     sql = (
         f"WITH new AS ({insert}), "
         f"old AS (SELECT {columns} FROM {table} WHERE workspace_id = %s AND email = ANY(%s) "
-        "ORDER BY id FOR KEY SHARE) "
-        f"SELECT {columns}, true AS was_created FROM new UNION ALL SELECT {columns}, false FROM old"
+        "ORDER BY id FOR KEY SHARE), "
+        f"got AS (SELECT {columns}, true AS was_created FROM new UNION ALL SELECT {columns}, false FROM old), "
+        # The advisory locks once the contacts are in hand (the count reads all of ``got``); a
+        # volatile target-list function runs after the sort, so they are taken in order.
+        "locked AS (SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k "
+        "WHERE (SELECT count(*) FROM got) >= 0 ORDER BY k) AS l), "
+        # A CTE runs once: one nextval per reserved id, however many rows read it.
+        f"ids AS (SELECT array_agg(nextval(pg_get_serial_sequence('{events}', 'id'))) AS ids "
+        "FROM generate_series(1, %s)) "
+        "SELECT got.*, ids.ids FROM got, ids, locked"
     )
     fields = Contact._meta.concrete_fields
     names = [f.attname for f in fields]
     # The fields' own conversions from database values (JSON text, for one).
     convert = [(i, f.from_db_value) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, workspace_id, list(wanted)])
+        cursor.execute(sql, [*params, workspace_id, list(wanted), list(lock_ids), event_ids])
         rows = cursor.fetchall()
     contacts = {}
     created_emails = set()
-    for *values, was_created in rows:
+    reserved: list[int] = []
+    for *values, was_created, ids in rows:
+        reserved = ids or []
         for i, from_db_value in convert:
             values[i] = from_db_value(values[i], None, connection)
         contact = Contact.from_db(connection.alias, names, values)
         contacts[contact.email] = contact
         if was_created:
             created_emails.add(contact.email)
-    return contacts, created_emails
+    return contacts, created_emails, reserved
 
 
 def _contacts_ensure_sqlite(
@@ -393,13 +430,13 @@ def _insertable_fields(model: type[Model]) -> tuple[str, ...]:
 TIMELINE_FIELDS = _insertable_fields(TimelineEntry)
 
 
-def _timeline_insert(rows: list[dict[str, Any]], *, along: tuple[str, list[Any]] | None = None) -> None:
-    """Insert timeline rows (field name -> database value, see ``_entry_row``) in one statement,
-    with ``along`` (another write) folded into it (see ``_insert_rows``)."""
+def _timeline_statement(rows: list[dict[str, Any]], *, where: str = "") -> tuple[str, list[Any]]:
+    """The INSERT of these timeline rows (field name -> database value, see ``_entry_row``), one
+    statement whatever their number (``where``: see ``_insert_statement``)."""
     now = timezone.now()
     for row in rows:
         row["db_created_at"] = now
-    _insert_rows(TimelineEntry, rows, along=along)
+    return _insert_statement(TimelineEntry, rows, where=where)
 
 
 def _entry_row(entry: TimelineEntry) -> dict[str, Any]:
@@ -470,6 +507,93 @@ def _insert_events(events: Sequence[CustomEvent]) -> dict[tuple[str, str], int]:
     return {(name, ext): pk for pk, name, ext in inserted}
 
 
+@dataclass(frozen=True)
+class _Write:
+    """One write of a batch besides its rows (``after_commit``: called inside the transaction
+    when it wrote rows; see ``RecordStatement``)."""
+
+    sql: str
+    params: list[Any]
+    after_commit: Callable[[], None] | None = None
+
+    def cte(self, name: str) -> str:
+        return f"{name} AS ({self.sql}{' RETURNING 1' if self.after_commit else ''})"
+
+
+def _after_written(writes: Sequence[_Write], counts: Sequence[int]) -> None:
+    """Call the ``after_commit`` of each counted write (in order) that wrote rows."""
+    counted = [w for w in writes if w.after_commit is not None]
+    for write, count in zip(counted, counts, strict=True):
+        if count and write.after_commit is not None:
+            write.after_commit()
+
+
+def _counts_sql(writes: Sequence[_Write]) -> list[str]:
+    return [f"(SELECT count(*) FROM w{i})" for i, w in enumerate(writes) if w.after_commit is not None]
+
+
+def _run_writes(writes: Sequence[_Write]) -> None:
+    """Run these writes in the caller's transaction: ONE statement of data-modifying CTEs on
+    PostgreSQL, one statement each elsewhere."""
+    if not writes:
+        return
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            ctes = ", ".join(w.cte(f"w{i}") for i, w in enumerate(writes))
+            cursor.execute(
+                f"WITH {ctes} SELECT {', '.join(_counts_sql(writes)) or '1'}", [p for w in writes for p in w.params]
+            )
+            row = cursor.fetchone()
+            counts = list(row) if _counts_sql(writes) else []
+        else:
+            counts = []
+            for write in writes:
+                cursor.execute(write.sql, write.params)
+                if write.after_commit is not None:
+                    counts.append(cursor.rowcount)
+    _after_written(writes, counts)
+
+
+def _insert_new_events(
+    events: Sequence[CustomEvent], *, entries: list[dict[str, Any]], if_all_new: Callable[[str], list[_Write]]
+) -> dict[tuple[str, str], int]:
+    """PostgreSQL, the common case in ONE statement: insert these events (their ids reserved by
+    ``_contacts_ensure``) as if every one were new, with the timeline ``entries`` of those that
+    were (entries without an event, the contacts', always), and, when every event was new, the
+    writes ``if_all_new(condition)`` builds (they AND ``condition`` into their WHERE clause).
+
+    Returns the (event_name, external_id) -> id of the events inserted; when some already
+    existed, the conditional writes wrote nothing and the caller writes them (and the timeline
+    of the other events) once it has folded the stored rows.
+    """
+    names = ("id", *_insertable_fields(CustomEvent))
+    rows = [{name: getattr(e, _stored_field(CustomEvent, name).attname) for name in names} for e in events]
+    insert, params = _insert_statement(
+        CustomEvent,
+        rows,
+        conflict_fields=["workspace", "event_name", "external_id"],
+        returning=["id", "event_name", "external_id"],
+    )
+    ctes = [f"ins AS ({insert})"]
+    if entries:
+        timeline, timeline_params = _timeline_statement(
+            entries, where="r.custom_event_id IS NULL OR r.custom_event_id IN (SELECT id FROM ins)"
+        )
+        ctes.append(f"tl AS ({timeline})")
+        params += timeline_params
+    # Every conditional write reads all of ``ins`` first: the events are in before their queue.
+    writes = if_all_new(f"(SELECT count(*) FROM ins) = {len(events)}")
+    ctes += [w.cte(f"w{i}") for i, w in enumerate(writes)]
+    params += [p for w in writes for p in w.params]
+    counts = "".join(f", {c}" for c in _counts_sql(writes))
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(ctes)} SELECT id, event_name, external_id{counts} FROM ins", params)
+        inserted = cursor.fetchall()
+    if len(inserted) == len(events):
+        _after_written(writes, inserted[0][3:])
+    return {(name, ext): pk for pk, name, ext, *_ in inserted}
+
+
 UPDATABLE_EVENT_FIELDS = [*EVENT_VERSION_FIELDS, "updated_at"]
 
 
@@ -477,19 +601,28 @@ UPDATABLE_EVENT_FIELDS = [*EVENT_VERSION_FIELDS, "updated_at"]
 def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[EventUpsertResult]:
     """Upsert a batch of events (1 to 50 from the API) in one transaction.
 
-    Costs a constant number of statements: contacts insert + select, advisory locks, events
-    insert, (a lock of the rows that already existed, only if any did), one bulk update, one
-    bulk timeline insert that also queues the changed contacts for their refresh (on SQLite a
-    statement of its own), and what the ``changes_written`` listeners add inside the
-    transaction (webhooks: one outbox insert). Results are in input order.
+    Costs a constant number of statements. On PostgreSQL, when every event is new (the common
+    case), two: the contacts' (insert, lock, the events' advisory locks and their reserved
+    ids), then the events' (insert, timeline entries, refresh queue and what the change
+    recorders write, webhooks' outbox). When some existed: those are then locked, folded, and
+    updated in one statement, and their timeline, the queue and the recorders' rows are one
+    more statement. Elsewhere each of those writes is a statement of its own. Results are in
+    input order.
     """
     now = timezone.now()
-    contacts, created_contacts = _contacts_ensure(workspace_id=workspace_id, emails=(e.email for e in events), now=now)
-
     by_key: dict[tuple[str, str], list[EventInput]] = {}
     for incoming in events:
         by_key.setdefault(incoming.key, []).append(incoming)
     keys = sorted(by_key)
+    postgresql = connection.vendor == "postgresql"
+    ensured = _contacts_ensure(
+        workspace_id=workspace_id,
+        emails=(e.email for e in events),
+        now=now,
+        lock_ids=_lock_ids(workspace_id, keys) if postgresql else (),
+        event_ids=len(keys) if postgresql else 0,
+    )
+    contacts, created_contacts = ensured.contacts, ensured.created
 
     def fold(key: tuple[str, str], stored: CustomEvent | None) -> tuple[CustomEvent, list[_Step]]:
         # An event keeps the contact it was created for; the identity is the event's key.
@@ -497,18 +630,60 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
         contact = stored.contact if stored is not None else contacts[incomings[0].email]
         return _fold(stored, incomings, workspace_id=workspace_id, contact=contact, now=now)
 
+    def entries_and_changes(of: Iterable[tuple[str, str]]) -> tuple[list[dict[str, Any]], list[EventChange]]:
+        entries, changes = [], []
+        for key in of:
+            event, steps = folded[key]
+            effective = [step for step in steps if step.operation != Operation.UNCHANGED]
+            for step in effective:
+                entries.append(_event_entry(event, step, now, last=step is effective[-1]))
+                changes.append(_event_change(event, step))
+        return entries, changes
+
+    def changed_contacts(updated: Iterable[CustomEvent], inserted: Iterable[tuple[str, str]]) -> set[int]:
+        return (
+            {c.pk for c in created_contacts}
+            | {e.contact.pk for e in updated}
+            | {folded[k][0].contact_id for k in inserted}
+        )
+
     # Insert first, as if every key were new (the common case costs no lookup); the keys that
     # already existed conflict, are locked and folded again against the stored row. The
     # advisory locks keep other writers of these keys out meanwhile; a row that vanishes
     # between the two (its contact erased) is inserted on the next round.
-    _lock_keys(workspace_id, keys)
     folded = {key: fold(key, None) for key in keys}
-    stored: dict[tuple[str, str], CustomEvent] = {}
-    pending = keys
-    for _round in range(5):
-        inserted_ids = _insert_events([folded[key][0] for key in pending])
-        for key, pk in inserted_ids.items():
+    contact_entries = [_entry_row(_contact_created_entry(c, now)) for c in created_contacts]
+    inserted_ids: dict[tuple[str, str], int] = {}
+    written: list[tuple[str, str]] = []  # keys whose timeline entries are written already
+    if ensured.event_ids:
+        for key, pk in zip(keys, ensured.event_ids, strict=True):
             folded[key][0].pk = pk
+        entries, changes = entries_and_changes(keys)
+
+        def if_all_new(condition: str) -> list[_Write]:
+            changed = changed_contacts((), keys)
+            return [
+                *_queue_writes(workspace_id, changed, when=condition),
+                *_record_writes(workspace_id, now, _Changes(created_contacts, events=changes), when=condition),
+            ]
+
+        inserted_ids = _insert_new_events(
+            [folded[key][0] for key in keys], entries=contact_entries + entries, if_all_new=if_all_new
+        )
+        written = list(inserted_ids)
+        contact_entries = []
+        if len(inserted_ids) == len(keys):
+            _changes_written(workspace_id, now, _Changes(created_contacts, events=changes))
+            _changes_committed(workspace_id, changed_contacts((), keys))
+            return _results(events, folded)
+    stored: dict[tuple[str, str], CustomEvent] = {}
+    pending = [key for key in keys if key not in inserted_ids]
+    for _round in range(5):
+        if _round or not ensured.event_ids:
+            new_ids = _insert_events([folded[key][0] for key in pending])
+            for key, pk in new_ids.items():
+                folded[key][0].pk = pk
+            inserted_ids.update(new_ids)
         existing = _lock_events(workspace_id, [key for key in pending if key not in inserted_ids])
         for key, event in existing.items():
             stored[key] = event
@@ -528,28 +703,37 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
     if to_update:
         CustomEvent.objects.bulk_update(to_update, UPDATABLE_EVENT_FIELDS)
 
-    entries = [_entry_row(_contact_created_entry(c, now)) for c in created_contacts]
-    results_by_input: dict[int, EventUpsertResult] = {}
-    changes: list[EventChange] = []
-    for key in keys:
-        event, steps = folded[key]
-        effective = [step for step in steps if step.operation != Operation.UNCHANGED]
-        for step in steps:
-            results_by_input[id(step.incoming)] = EventUpsertResult(event=event, operation=step.operation)
-        for step in effective:
-            entries.append(_event_entry(event, step, now, last=step is effective[-1]))
-            changes.append(_event_change(event, step))
-    changed = (
-        {c.pk for c in created_contacts}
-        | {e.contact.pk for e in to_update}
-        | {folded[key][0].contact_id for key in inserted}
+    done = set(written)
+    entries, _ = entries_and_changes(key for key in keys if key not in done)
+    _, changes = entries_and_changes(keys)
+    changed = changed_contacts(to_update, inserted)
+    entries = contact_entries + entries
+    _run_writes(
+        [
+            *([_Write(*_timeline_statement(entries))] if entries else []),
+            *_queue_writes(workspace_id, changed),
+            *_record_writes(workspace_id, now, _Changes(created_contacts, events=changes)),
+        ]
     )
-    _timeline_insert(
-        entries, along=refresh.contacts_queue_refresh_statement(workspace_id=workspace_id, contact_ids=changed)
-    )
-    _announce_written(workspace_id, now, contacts_created=created_contacts, events=changes)
+    _changes_written(workspace_id, now, _Changes(created_contacts, events=changes))
     _changes_committed(workspace_id, changed)
-    return [results_by_input[id(incoming)] for incoming in events]
+    return _results(events, folded)
+
+
+def _results(
+    events: Sequence[EventInput], folded: dict[tuple[str, str], tuple[CustomEvent, list[_Step]]]
+) -> list[EventUpsertResult]:
+    """Each input's result, in input order."""
+    by_input: dict[int, EventUpsertResult] = {}
+    for event, steps in folded.values():
+        for step in steps:
+            by_input[id(step.incoming)] = EventUpsertResult(event=event, operation=step.operation)
+    return [by_input[id(incoming)] for incoming in events]
+
+
+def _queue_writes(workspace_id: str, contact_ids: Iterable[int], *, when: str = "") -> list[_Write]:
+    statement = refresh.contacts_queue_refresh_statement(workspace_id=workspace_id, contact_ids=contact_ids, when=when)
+    return [] if statement is None else [_Write(*statement)]
 
 
 def _event_change(event: CustomEvent, step: _Step) -> EventChange:
@@ -565,26 +749,93 @@ def _event_change(event: CustomEvent, step: _Step) -> EventChange:
     return EventChange(operation=step.operation, values=values)
 
 
-def _announce_written(
-    workspace_id: str,
-    now: datetime,
-    *,
-    contacts_created: Sequence[Contact] = (),
-    contacts_updated: Sequence[Contact] = (),
-    contacts_erased: Sequence[Contact] = (),
-    events: Sequence[EventChange] = (),
-) -> None:
-    """Inside the write's transaction: tell listeners (webhooks' outbox) what was written."""
-    if contacts_created or contacts_updated or contacts_erased or events:
-        changes_written.send(
-            sender=Contact,
-            workspace_id=workspace_id,
-            now=now,
-            contacts_created=list(contacts_created),
-            contacts_updated=list(contacts_updated),
-            contacts_erased=list(contacts_erased),
-            events=list(events),
-        )
+# ---------------------------------------------------------------------------------------
+# Change recorders: what layers above contacts write together with each change
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordStatement:
+    """What a change recorder writes with a change: one ``INSERT ... SELECT ... WHERE ...`` in
+    the write's transaction, on PostgreSQL folded into one of the write's own statements (a
+    data-modifying CTE: it costs no round trip), elsewhere a statement of its own.
+
+    ``after_commit`` is called inside the write's transaction when the statement wrote rows (to
+    register, through ``transaction.on_commit``, what follows once they are committed).
+    """
+
+    sql: str
+    params: list[Any]
+    after_commit: Callable[[], None]
+
+
+ChangeRecorder = Callable[..., "RecordStatement | None"]
+_recorders: dict[str, ChangeRecorder] = {}
+
+
+def register_change_recorder(name: str, recorder: ChangeRecorder) -> None:
+    """Record every change contacts writes, from now on (registering a name again replaces it).
+
+    Called as ``recorder(workspace_id=, now=, contacts_created=, contacts_updated=,
+    contacts_erased=, events=, when=)`` (the arguments of ``signals.changes_written``, plus
+    ``when``: "" or an SQL condition the statement must AND into its WHERE clause, so that a
+    write can make it depend on the rest of its statement); returns the ``RecordStatement``, or
+    None when there is nothing to record. A recorder must be set-based (one statement whatever
+    the batch) and must not read the database itself: it is called before the write's rows
+    exist, with their ids already known.
+    """
+    _recorders[name] = recorder
+
+
+def unregister_change_recorder(name: str) -> None:
+    _recorders.pop(name, None)
+
+
+@dataclass(frozen=True)
+class _Changes:
+    """What one write changed, as recorders and ``changes_written`` listeners are told."""
+
+    contacts_created: Sequence[Contact] = ()
+    contacts_updated: Sequence[Contact] = ()
+    contacts_erased: Sequence[Contact] = ()
+    events: Sequence[EventChange] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.contacts_created or self.contacts_updated or self.contacts_erased or self.events)
+
+    def arguments(self) -> dict[str, list[Any]]:
+        return {
+            "contacts_created": list(self.contacts_created),
+            "contacts_updated": list(self.contacts_updated),
+            "contacts_erased": list(self.contacts_erased),
+            "events": list(self.events),
+        }
+
+
+def _record_writes(workspace_id: str, now: datetime, changes: _Changes, *, when: str = "") -> list[_Write]:
+    """The recorders' writes for these changes (none when nothing changed), by recorder name."""
+    if not changes:
+        return []
+    writes = []
+    for _name, recorder in sorted(_recorders.items()):
+        statement = recorder(workspace_id=workspace_id, now=now, when=when, **changes.arguments())
+        if statement is not None:
+            writes.append(_Write(statement.sql, statement.params, statement.after_commit))
+    return writes
+
+
+def _changes_written(workspace_id: str, now: datetime, changes: _Changes) -> None:
+    """Inside the write's transaction, once its rows and the recorders' are written: tell the
+    ``changes_written`` listeners what was written."""
+    if changes:
+        changes_written.send(sender=Contact, workspace_id=workspace_id, now=now, **changes.arguments())
+
+
+def _announce_written(workspace_id: str, now: datetime, changes: _Changes) -> None:
+    """Inside the write's transaction: the recorders' rows (one statement on PostgreSQL), then
+    the ``changes_written`` listeners."""
+    _run_writes(_record_writes(workspace_id, now, changes))
+    _changes_written(workspace_id, now, changes)
 
 
 def event_upsert(*, workspace_id: str, event: EventInput) -> EventUpsertResult:
@@ -655,12 +906,13 @@ def contacts_upsert(*, workspace_id: str, contacts: Sequence[ContactInput]) -> l
     """
     now = timezone.now()
     emails = [normalize_email(item.email) for item in contacts]
-    ensured, created = _contacts_ensure(workspace_id=workspace_id, emails=emails, now=now)
+    ensured = _contacts_ensure(workspace_id=workspace_id, emails=emails, now=now)
+    created = ensured.created
     # NO KEY UPDATE: event writers' foreign-key checks (KEY SHARE) need not wait for us.
     locked = {
         c.email: c
         for c in Contact.objects.select_for_update(no_key=True)
-        .filter(pk__in=[c.pk for c in ensured.values()])
+        .filter(pk__in=[c.pk for c in ensured.contacts.values()])
         .order_by("pk")
     }
     new_emails = {c.email for c in created}
@@ -706,7 +958,7 @@ def contacts_upsert(*, workspace_id: str, contacts: Sequence[ContactInput]) -> l
             contact.updated_at = now
         Contact.objects.bulk_update(list(changed.values()), [*TRACKED_CONTACT_FIELDS, "updated_at"])
     TimelineEntry.objects.bulk_create(entries)
-    _announce_written(workspace_id, now, contacts_created=first_created, contacts_updated=list(updated.values()))
+    _announce_written(workspace_id, now, _Changes(first_created, list(updated.values())))
     changed_ids = {r.contact.pk for r in results if r.operation != Operation.UNCHANGED}
     refresh.contacts_queue_refresh(workspace_id=workspace_id, contact_ids=changed_ids)
     _changes_committed(workspace_id, changed_ids)
@@ -729,7 +981,7 @@ def contact_delete(*, workspace_id: str, email: str) -> bool:
     if contact is None:
         return False
     contact_id = contact.pk
-    _announce_written(workspace_id, timezone.now(), contacts_erased=[contact])
+    _announce_written(workspace_id, timezone.now(), _Changes(contacts_erased=[contact]))
     contact.delete()
     refresh.contacts_queue_refresh(workspace_id=workspace_id, contact_ids=[contact_id])
     _changes_committed(workspace_id, [contact_id])

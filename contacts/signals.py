@@ -7,8 +7,11 @@ list of ints). It is for listeners that only need to hear of a change; receivers
 models, in the refresh drain's transaction, registers a drain hook instead (``refresh.py``).
 
 ``changes_written`` is sent INSIDE the transaction of every such write, after its rows are
-written and before the commit, so a listener can record what must leave the system (the
-webhooks outbox) in that same transaction: it commits or rolls back with the change. Arguments:
+written and before the commit, so a listener can record what must leave the system in that same
+transaction: it commits or rolls back with the change. (A layer that records every change, as
+the webhooks outbox does, registers a change recorder instead,
+``services.register_change_recorder``: its INSERT then rides in one of the write's own
+statements and costs no round trip.) Arguments:
 ``workspace_id``, ``now`` (the write's time), ``contacts_created``, ``contacts_updated`` and
 ``contacts_erased`` (lists of ``Contact``; erased ones are sent just before their rows go) and
 ``events`` (a list of ``services.EventChange``). A receiver must cost a constant number of

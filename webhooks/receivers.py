@@ -1,8 +1,9 @@
 """Where changes below us enter the outbox, inside their own transactions.
 
-Contacts and events arrive through ``contacts.signals.changes_written`` (sent inside the
-write's transaction); segment membership changes through the segment diff's hook, and RFM group
-changes through the scoring diff's hook, each running our INSERT inside the diff's own statement.
+Contacts and events arrive through the change recorder registered here
+(``contacts.services.register_change_recorder``), segment membership changes through the
+segment diff's hook, and RFM group changes through the scoring diff's hook: each runs our
+INSERT inside the write's own statement.
 No lower layer imports webhooks.
 """
 
@@ -11,11 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.dispatch import receiver
-
 from contacts.models import Contact
-from contacts.services import EventChange, Operation
-from contacts.signals import changes_written
+from contacts.services import EventChange, Operation, RecordStatement, register_change_recorder
 from rfm.services import register_group_change_hook
 from segments.services import register_membership_change_hook
 
@@ -41,9 +39,7 @@ def event_type_of(change: EventChange) -> str | None:
     return _EVENT_TYPE_OF_OPERATION.get(change.operation)
 
 
-@receiver(changes_written, dispatch_uid="webhooks.record_changes")
 def record_changes(
-    sender: Any,
     *,
     workspace_id: str,
     now: datetime,
@@ -51,8 +47,10 @@ def record_changes(
     contacts_updated: list[Contact],
     contacts_erased: list[Contact],
     events: list[EventChange],
+    when: str = "",
     **kwargs: Any,
-) -> None:
+) -> RecordStatement | None:
+    """The outbox rows of a contacts write, as the statement the write folds into its own."""
     outbox = [
         services.OutboxEvent(f"contact.{kind}", now, payloads.contact_values(contact))
         for kind, contacts in (
@@ -66,8 +64,9 @@ def record_changes(
         event_type = event_type_of(change)
         if event_type is not None:
             outbox.append(services.OutboxEvent(event_type, now, payloads.event_values(change.values)))
-    services.outbox_record(workspace_id=workspace_id, events=outbox, now=now)
+    return services.outbox_statement(workspace_id=workspace_id, events=outbox, now=now, when=when)
 
 
+register_change_recorder("webhooks.outbox", record_changes)
 register_membership_change_hook(services.segment_changes_outbox_sql)
 register_group_change_hook(services.rfm_changes_outbox_sql)

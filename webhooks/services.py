@@ -36,6 +36,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from contacts.models import EVENT_NAME_MAX_LENGTH, EVENT_NAME_PATTERN, Contact, GoalType
+from contacts.services import RecordStatement
 from events_platform.after_response import defer
 from segments.models import Segment
 
@@ -348,8 +349,26 @@ def outbox_record(*, workspace_id: str, events: Sequence[OutboxEvent], now: date
     """Record changes in the outbox, in the caller's transaction: ONE statement whatever the batch
     (none for an empty one), writing only the types an enabled subscription wants. The fan-out
     is published after the commit. Returns the rows written."""
-    if not events:
+    statement = outbox_statement(workspace_id=workspace_id, events=events, now=now)
+    if statement is None:
         return 0
+    with connection.cursor() as cursor:
+        cursor.execute(statement.sql, statement.params)
+        written: int = cursor.rowcount
+    if written:
+        statement.after_commit()
+    return written
+
+
+def outbox_statement(
+    *, workspace_id: str, events: Sequence[OutboxEvent], now: datetime | None = None, when: str = ""
+) -> RecordStatement | None:
+    """The outbox INSERT of ``outbox_record`` (None for no events), for a write to run in its own
+    transaction, folded into one of its statements (``contacts.services.RecordStatement``):
+    ``when`` is the write's own condition, ANDed into the WHERE clause. Its ``after_commit``
+    publishes the fan-out once the write commits (inside a request, after the response)."""
+    if not events:
+        return None
     now = now or timezone.now()
     outbox = _q(WebhookOutbox._meta.db_table)
     rows = [{"event_type": e.event_type, "occurred_at": _dt(e.occurred_at), "data": e.data} for e in events]
@@ -370,12 +389,10 @@ def outbox_record(*, workspace_id: str, events: Sequence[OutboxEvent], now: date
         f"INSERT INTO {outbox} (workspace_id, event_type, occurred_at, data_json, created_at) "
         f"SELECT %s, r.event_type, r.occurred_at, r.data, %s FROM ({source}) r WHERE {wanted}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [workspace_id, _dt(now), json.dumps(rows, default=str), *wanted_params])
-        written: int = cursor.rowcount
-    if written:
-        _fan_out_on_commit()
-    return written
+    if when:
+        sql += f" AND {when}"
+    params = [workspace_id, _dt(now), json.dumps(rows, default=str), *wanted_params]
+    return RecordStatement(sql=sql, params=params, after_commit=_fan_out_on_commit)
 
 
 def _fan_out_on_commit() -> None:

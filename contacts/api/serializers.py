@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from datetime import timedelta
@@ -29,7 +30,7 @@ from contacts.models import (
     TimelineEntry,
     normalize_email,
 )
-from contacts.services import GOAL_FIELDS, ContactInput, EventInput
+from contacts.services import GOAL_FIELDS, ContactInput, EventInput, EventUpsertResult
 from events_platform import parsers
 from events_platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -250,6 +251,18 @@ class EventOutputSerializer(serializers.ModelSerializer):
 class EventUpsertOutputSerializer(serializers.Serializer):
     event = EventOutputSerializer()
     operation = serializers.ChoiceField(choices=["created", "updated", "unchanged", "deleted", "restored"])
+
+
+@functools.cache
+def _event_output() -> EventOutputSerializer:
+    return EventOutputSerializer()
+
+
+def event_upsert_output(result: EventUpsertResult) -> dict[str, Any]:
+    """What ``EventUpsertOutputSerializer(result).data`` holds, from one serializer whose fields
+    are built once per process: a ModelSerializer introspects the model again on every
+    instantiation (about 2 ms of a single upsert). The fields hold no request state."""
+    return {"event": _event_output().to_representation(result.event), "operation": result.operation}
 
 
 class ImportResultSerializer(serializers.Serializer):

@@ -47,7 +47,7 @@ class EventUpsertView(WorkspaceAPIView):
             serializer.is_valid(raise_exception=True)
             event = serializer.to_event_input(serializer.validated_data)
         result = services.event_upsert(workspace_id=workspace_id, event=event)
-        return Response(s.EventUpsertOutputSerializer(result).data)
+        return Response(s.event_upsert_output(result))
 
 
 class EventImportView(WorkspaceAPIView):

@@ -24,6 +24,7 @@ from contacts import selectors
 from contacts.models import Contact, CustomEvent, TimelineEntry
 from contacts.services import EventInput, events_upsert
 from events_platform.workspaces.models import Workspace
+from segments.selectors import dashboard_figures
 
 
 @pytest.fixture(autouse=True)
@@ -166,6 +167,27 @@ def test_events_page_uses_the_workspace_newest_first_index(stored: None) -> None
     _uses(
         "event_ws_occurred_idx", _plans(lambda: selectors.event_page(workspace_id="acme").items, "contacts_customevent")
     )
+
+
+def test_dashboard_activity_is_an_index_only_scan_of_the_workspace_newest_first_index(
+    transactional_db: None, stored: None
+) -> None:
+    """The dashboard's events and revenue per day of the last 90 days read the window's range of
+    event_ws_occurred_idx alone (its included columns hold the live filter and the purchase
+    sums), not every event of the table."""
+    # given: as many events before the window as in it, the table vacuumed (as autovacuum keeps it)
+    old = timezone.now() - timedelta(days=200)
+    events = [
+        EventInput(email=f"o{n % 20}@example.com", event_name="order.completed", external_id=f"o{n}", occurred_at=old)
+        for n in range(400)
+    ]
+    for start in range(0, len(events), 50):
+        events_upsert(workspace_id="acme", events=events[start : start + 50])
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE contacts_customevent")
+    # when, then
+    plans = _plans(lambda: dashboard_figures(workspace_id="acme"), "contacts_customevent", ("seqscan", "bitmapscan"))
+    _uses("Index Only Scan using event_ws_occurred_idx", plans)
 
 
 def test_contact_page_timeline_kinds_use_the_kind_index(stored: None) -> None:

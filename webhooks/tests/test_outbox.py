@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from contacts import services as contacts
+from contacts.models import CustomEvent
 from contacts.services import EventInput
 from webhooks import services
 from webhooks.models import WebhookDelivery, WebhookOutbox
@@ -143,6 +144,24 @@ def test_contact_writes_and_erasure_are_recorded(workspace: Any) -> None:
     assert _types() == ["contact.created", "contact.updated", "contact.deleted"]
     erased = WebhookOutbox.objects.get(event_type="contact.deleted").data
     assert (erased["email"], erased["first_name"], erased["last_name"]) == ("ada@example.com", "Ada", "L")
+
+
+def test_a_batch_of_new_and_stored_events_records_each_change_once(workspace: Any) -> None:
+    """A batch whose events are not all new: the common-case statement (every event new) records
+    nothing, the batch's second statement records every change, the new ones' included."""
+    # given
+    subscribe(workspace, URL, event_types=["custom_event.created", "custom_event.updated", "contact.created"])
+    contacts.events_upsert(workspace_id=workspace.id, events=[_event(1, email="old@example.com")])
+    WebhookOutbox.objects.all().delete()
+    # when: event 1 newer, event 2 new (a new contact)
+    contacts.events_upsert(
+        workspace_id=workspace.id,
+        events=[_event(1, email="old@example.com", occurred_at=timezone.now()), _event(2, email="new@example.com")],
+    )
+    # then
+    assert sorted(_types()) == ["contact.created", "custom_event.created", "custom_event.updated"]
+    created = WebhookOutbox.objects.get(event_type="custom_event.created").data
+    assert created["id"] == CustomEvent.objects.get(external_id="order_2").pk
 
 
 def test_a_rolled_back_change_records_nothing(workspace: Any) -> None:
