@@ -375,6 +375,44 @@ def test_contact_page_shows_profile_rfm_summary_and_segment_chips(member_client:
     assert "VIP" in chips and "GONE" not in chips  # a deleted segment's join stays in the timeline only
 
 
+def test_contact_page_lists_the_profile_fields_that_are_set(member_client: Client, workspace: Workspace) -> None:
+    """The profile card lists the Notifuse profile fields the contact has, labelled, times in UTC; its
+    free-form properties stay listed apart; fields not set are not shown."""
+    # given
+    fields = {
+        "phone": "+33 1 23",
+        "custom_number_1": 12.5,
+        "custom_datetime_1": "2026-03-01T10:00:00Z",
+        "custom_json_1": {"plan": "pro"},
+        "properties": {"source_site": "shop"},
+    }
+    contact = contact_upsert(workspace_id=workspace.id, email="ann@x.io", fields=fields).contact
+    # when
+    response = member_client.get(f"/contacts/{contact.pk}/")
+    # then
+    assert response.context["profile_fields"] == [
+        ("Phone", "+33 1 23"),
+        ("Custom number 1", "12.5"),
+        ("Custom datetime 1", "2026-03-01 10:00 UTC"),
+        ("Custom json 1", "plan: pro"),
+    ]
+    assert response.context["properties"] == [("source_site", "shop")]
+    html = response.content.decode()
+    listed = html[html.index('<dl class="facts profile-fields"') : html.index("</dl>", html.index("profile-fields"))]
+    assert "<dt>Phone</dt><dd>+33 1 23</dd>" in listed
+    assert "Country" not in listed
+
+
+def test_contact_page_without_profile_fields_has_no_such_list(member_client: Client, workspace: Workspace) -> None:
+    """No profile field set: no empty list."""
+    # given
+    contact = contact_upsert(workspace_id=workspace.id, email="ann@x.io", fields={}).contact
+    # when
+    response = member_client.get(f"/contacts/{contact.pk}/")
+    # then
+    assert b"profile-fields" not in response.content
+
+
 def test_contact_page_summary_without_purchases(member_client: Client, workspace: Workspace) -> None:
     """A contact who never bought shows zeros and no average rather than an error."""
     # given

@@ -73,6 +73,21 @@ def purchase(contact_id: int, at: dt.datetime, value: str, *, name: str = "order
     return Event(contact_id, "purchase", name, Decimal(value), at)
 
 
+def store_small_shop(workspace: Workspace, now: dt.datetime) -> list[int]:
+    """26 contacts: 24 customers with 1 to 4 orders from 2 to 500 days before ``now``, then two
+    who never bought. Their ids."""
+    ids = store_contacts(workspace, 26)
+    store_events(
+        workspace,
+        [
+            purchase(ids[i], now - dt.timedelta(days=[2, 20, 90, 200, 500][i % 5] + n), f"{10 + 37 * i}.00")
+            for i in range(24)
+            for n in range(1 + i % 4)
+        ],
+    )
+    return ids
+
+
 @pytest.fixture
 def after_commit(django_capture_on_commit_callbacks: Any) -> AfterCommit:
     """``with after_commit(): <writes>`` runs, on leaving, what the writes queued for after their

@@ -28,7 +28,7 @@ from segments.tests.trees import all_of, any_of, contact_leaf, event_leaf, goal_
 # session, user, workspaces, contacts count, 30 and 90 days by day, stored totals, segments, RFM models, their groups
 DASHBOARD_MAX_QUERIES = 9
 LIST_MAX_QUERIES = 4  # session, user, workspaces, segments
-BUILDER_MAX_QUERIES = 5  # session, user, workspaces, (segment), segment choices
+BUILDER_MAX_QUERIES = 6  # session, user, workspaces, (segment), segment choices, RFM models (templates)
 PREVIEW_MAX_QUERIES = 6  # session, user, workspaces, segment choices, counts aggregate, sample
 DETAIL_MAX_QUERIES = 7  # session, user, workspaces, segment, members, changes, size by day
 EXPLAIN_MAX_QUERIES = 7  # session, user, workspaces, segment, contact, explain statement, membership
