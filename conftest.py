@@ -146,3 +146,36 @@ def member_client(client: Any, member: Any) -> Any:
     """Django's test client logged in as ``member``."""
     client.force_login(member)
     return client
+
+
+# =======================================================================================
+# Admin pages: a query count that must not grow with the number of rows.
+# =======================================================================================
+
+from collections.abc import Callable  # noqa: E402
+
+from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+
+def page_queries(client: Any, url: str) -> int:
+    """The queries of one GET of ``url`` (a 200), after a first GET that warms per-process
+    caches (content types), which are not per-row costs."""
+    client.get(url)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(queries)
+
+
+def queries_with_5_and_30_rows(
+    client: Any, url: str, make_rows: Callable[[int], None], assert_max_queries: Callable, max_queries: int
+) -> tuple[int, int]:
+    """``url``'s query counts once ``make_rows`` has topped its table up to 5 rows, then to 30
+    (the latter within ``assert_max_queries(max_queries)``, pytest-django's fixture)."""
+    make_rows(5)
+    with_5 = page_queries(client, url)
+    make_rows(30)
+    with assert_max_queries(max_queries):
+        with_30 = page_queries(client, url)
+    return with_5, with_30

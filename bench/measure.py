@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import statistics
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -155,4 +156,30 @@ def p50_p99_ms(latencies: Sequence[float]) -> dict[str, float]:
         "p50_ms": round(percentile(latencies, 50) * 1000, 2),
         "p99_ms": round(percentile(latencies, 99) * 1000, 2),
         "n": len(latencies),
+    }
+
+
+def seconds_until(check: Callable[..., Any], *args: Any, timeout: float = 30.0) -> tuple[float, Any]:
+    """Seconds from now until ``check(*args)`` answers something true (polled every 5 ms), and
+    that answer; ``(timeout, None)`` when it never does within ``timeout`` seconds."""
+    began = time.perf_counter()
+    deadline = began + timeout
+    while True:
+        answer = check(*args)
+        if answer:
+            return time.perf_counter() - began, answer
+        if time.perf_counter() > deadline:
+            return timeout, None
+        time.sleep(0.005)
+
+
+def app_vs_raw(app_times: Sequence[float], raw_times: Sequence[float]) -> dict[str, Any]:
+    """Each side's runs, their medians and the app / raw ratio, rounded as the results print them."""
+    app_s, raw_s = statistics.median(app_times), statistics.median(raw_times)
+    return {
+        "app_runs_s": [round(t, 3) for t in app_times],
+        "raw_runs_s": [round(t, 3) for t in raw_times],
+        "app_s": round(app_s, 3),
+        "raw_s": round(raw_s, 3),
+        "ratio": round(app_s / raw_s, 2) if raw_s else None,
     }

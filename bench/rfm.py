@@ -4,7 +4,9 @@
   hand-written ``RANK()`` statement applying the same diff (scores upsert, change log, timeline)
   for a second model, each from empty, alternating, median of 3; the stored scores must be equal;
   target app <= 1.3x raw. The Python memory a run allocates (tracemalloc peak) is reported at
-  both sizes: one statement, so it stays flat however many contacts;
+  both sizes: one statement, so it stays flat however many contacts. It is measured in one more
+  app run after the timed ones: tracing every allocation slows Python down (about 10 ms a run
+  at the small size), a cost the raw statement, timed without it, would not share;
 - purchase -> new group: a first purchase through ``customEvents.upsert`` (gunicorn, the Celery
   worker draining the refresh queue) until the buyer's score row shows a scored group; p50 < 1 s.
 """
@@ -135,59 +137,58 @@ def _reset(raw: Any, workspace_id: str) -> None:
 def figure_full_run(raw: Any, workspace_id: str) -> dict[str, Any]:
     from django.utils import timezone
 
+    from bench.measure import app_vs_raw
     from rfm.models import RfmModel
     from rfm.services import rfm_model_compute
 
     _reset(raw, workspace_id)
-    config = {
-        "goal_types": ["purchase"],
-        "window_days": 365,
-        "scale": 5,
-        "recency": {"mode": "quantile"},
-        "frequency": {"mode": "quantile"},
-        "monetary": {"mode": "quantile"},
-        "group_map": "classic11",
-    }
+    config: dict[str, Any] = {"goal_types": ["purchase"], "window_days": 365, "scale": 5, "group_map": "classic11"}
+    config |= {dimension: {"mode": "quantile"} for dimension in ("recency", "frequency", "monetary")}
     app_model = RfmModel.objects.create(
         workspace_id=workspace_id, slug=APP_SLUG, name="bench", timezone="UTC", **config
     )
     raw_model = RfmModel.objects.create(
         workspace_id=workspace_id, slug=RAW_SLUG, name="raw", timezone="UTC", status="failed", **config
     )
-    app_times, raw_times, peaks = [], [], []
-    population = 0
-    for repetition in tqdm(range(REPETITIONS), desc="rfm full runs", file=sys.stderr):
-        # From empty on both sides each time: every contact inserted, as a model's first run.
+
+    def from_empty() -> None:
+        # Each run starts from empty on both sides: every contact inserted, as a model's first run.
         raw.execute("DELETE FROM rfm_rfmscore WHERE model_id = ANY(%s)", [[app_model.pk, raw_model.pk]])
         raw.execute("DELETE FROM rfm_rfmrun WHERE model_id = %s", [app_model.pk])
-        now = timezone.now()
-        tracemalloc.start()
-        began = time.perf_counter()
+
+    def app_run(now: Any) -> Any:
         run = rfm_model_compute(model_pk=app_model.pk, now=now)
-        app_times.append(time.perf_counter() - began)
-        peaks.append(tracemalloc.get_traced_memory()[1])
-        tracemalloc.stop()
         if run is None:
             raise RuntimeError(f"rfm_model_compute failed: {RfmModel.objects.get(pk=app_model.pk).last_error}")
-        population = run.population
+        return run
+
+    app_times, raw_times = [], []
+    population = 0
+    for repetition in tqdm(range(REPETITIONS), desc="rfm full runs", file=sys.stderr):
+        from_empty()
+        now = timezone.now()
+        began = time.perf_counter()
+        population = app_run(now).population
+        app_times.append(time.perf_counter() - began)
         began = time.perf_counter()
         raw_full_run(raw, model_pk=raw_model.pk, workspace_id=workspace_id, now=now, first=True)
         raw_times.append(time.perf_counter() - began)
         _log(f"rfm full run {repetition + 1}: app {app_times[-1]:.2f} s, raw {raw_times[-1]:.2f} s")
     app_scores, raw_scores = _scores(raw, app_model.pk), _scores(raw, raw_model.pk)
+    from_empty()  # the memory run (untimed), from empty like the others
+    tracemalloc.start()
+    app_run(timezone.now())
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
     equal = app_scores == raw_scores
     app_s, raw_s = statistics.median(app_times), statistics.median(raw_times)
     result = {
         "contacts": len(app_scores),
         "customers": population,
-        "app_runs_s": [round(t, 3) for t in app_times],
-        "raw_runs_s": [round(t, 3) for t in raw_times],
-        "app_s": round(app_s, 3),
-        "raw_s": round(raw_s, 3),
-        "ratio": round(app_s / raw_s, 2) if raw_s else None,
+        **app_vs_raw(app_times, raw_times),
         "met": app_s <= FULL_RUN_TARGET * raw_s,
         "equal": equal,
-        "python_peak_kib": round(max(peaks) / 1024, 1),
+        "python_peak_kib": round(peak / 1024, 1),
         "diff": "" if equal else f"{sum(1 for k in app_scores if app_scores[k] != raw_scores.get(k))} rows differ",
     }
     _log(
@@ -200,10 +201,19 @@ def figure_full_run(raw: Any, workspace_id: str) -> dict[str, Any]:
     return result
 
 
+def _scored_group(raw: Any, model_pk: int, workspace_id: str, email: str) -> Any:
+    """The score row (its group) of ``email`` under the model once it has a scored group, else None."""
+    return raw.execute(
+        'SELECT s."group" FROM rfm_rfmscore s JOIN contacts_contact c ON c.id = s.contact_id '
+        "WHERE s.model_id = %s AND c.workspace_id = %s AND c.email = %s AND s.r IS NOT NULL",
+        [model_pk, workspace_id, email],
+    ).fetchone()
+
+
 def figure_latency(raw: Any, port: int, api_key: str, workspace_id: str, run_id: str, count: int) -> dict[str, Any]:
     """First purchases of new contacts, each timed from the upsert response until its score row
     under the computed model shows a scored group (new_customers for a first order today)."""
-    from bench.measure import Client, p50_p99_ms
+    from bench.measure import Client, p50_p99_ms, seconds_until
 
     (model_pk,) = raw.execute(
         "SELECT id FROM rfm_rfmmodel WHERE workspace_id = %s AND slug = %s", [workspace_id, APP_SLUG]
@@ -225,23 +235,12 @@ def figure_latency(raw: Any, port: int, api_key: str, workspace_id: str, run_id:
             "goal_value": 42.0,
         }
         client.post_json("/api/customEvents.upsert", json.dumps(body).encode())
-        answered = time.perf_counter()
-        deadline = answered + 30
-        while True:
-            row = raw.execute(
-                'SELECT s."group" FROM rfm_rfmscore s JOIN contacts_contact c ON c.id = s.contact_id '
-                "WHERE s.model_id = %s AND c.workspace_id = %s AND c.email = %s AND s.r IS NOT NULL",
-                [model_pk, workspace_id, email],
-            ).fetchone()
-            if row is not None:
-                latencies.append(time.perf_counter() - answered)
-                groups[row[0]] = groups.get(row[0], 0) + 1
-                break
-            if time.perf_counter() > deadline:
-                timeouts += 1
-                latencies.append(30.0)
-                break
-            time.sleep(0.005)
+        seconds, row = seconds_until(_scored_group, raw, model_pk, workspace_id, email)
+        latencies.append(seconds)
+        if row is None:
+            timeouts += 1
+        else:
+            groups[row[0]] = groups.get(row[0], 0) + 1
     client.close()
     result: dict[str, Any] = {**p50_p99_ms(latencies), "timeouts": timeouts, "groups": groups}
     result["met"] = result["p50_ms"] < LATENCY_TARGET_MS and not timeouts

@@ -289,6 +289,7 @@ def figure_builds(env: bench_env.BenchEnv, raw: Any, limit: float) -> tuple[dict
     from django.utils import timezone
 
     from bench import baseline
+    from bench.measure import app_vs_raw
     from segments.models import Segment, SegmentMembership
     from segments.rules import TEMPLATES
     from segments.selectors import segment_matching_contacts
@@ -347,13 +348,9 @@ def figure_builds(env: bench_env.BenchEnv, raw: Any, limit: float) -> tuple[dict
         results[slug] = {
             "members": len(app_members),
             "repetitions": BUILD_REPETITIONS,
-            "app_runs_s": [round(t, 3) for t in app_times],
-            "raw_runs_s": [round(t, 3) for t in raw_times],
-            "app_s": round(app_s, 3),
-            "raw_s": round(raw_s, 3),
+            **app_vs_raw(app_times, raw_times),
             "app_query_s": round(app_query_s, 3),
             "raw_query_s": round(raw_query_s, 3),
-            "ratio": round(app_s / raw_s, 2) if raw_s else None,
             "limit": limit,
             "met": app_s <= limit * raw_s,
             "equal": equal,
@@ -513,13 +510,30 @@ def _wait_queue_empty(env: bench_env.BenchEnv, timeout: float = 120) -> None:
         client.close()
 
 
+def _membership_shows(raw: Any, pks: dict[str, int], contact_id: int | None, email: str) -> bool:
+    """Whether the purchase's effect is in SegmentMembership: the at-risk member ``contact_id``
+    has left at_risk_high_value, or (no ``contact_id``) ``email`` has entered new_high_potential."""
+    if contact_id is not None:
+        row = raw.execute(
+            "SELECT 1 FROM segments_segmentmembership WHERE segment_id = %s AND contact_id = %s",
+            [pks["at_risk_high_value"], contact_id],
+        ).fetchone()
+        return row is None
+    row = raw.execute(
+        "SELECT 1 FROM segments_segmentmembership m JOIN contacts_contact c ON c.id = m.contact_id "
+        "WHERE m.segment_id = %s AND c.workspace_id = %s AND c.email = %s",
+        [pks["new_high_potential"], WORKSPACE, email],
+    ).fetchone()
+    return row is not None
+
+
 def figure_freshness(
     env: bench_env.BenchEnv, raw: Any, port: int, api_key: str, pks: dict[str, int], count: int
 ) -> dict[str, Any]:
     """Half the events move an at-risk member out (a purchase now), half bring a new contact into
     new_high_potential (a first purchase of 250); each is timed from the upsert response until the
     change shows in SegmentMembership."""
-    from bench.measure import Client, p50_p99_ms
+    from bench.measure import Client, p50_p99_ms, seconds_until
 
     _wait_queue_empty(env)
     at_risk = [
@@ -552,30 +566,10 @@ def figure_freshness(
             "properties": {"currency": "EUR"},
         }
         client.post_json("/api/customEvents.upsert", json.dumps(body).encode())
-        answered = time.perf_counter()
-        deadline = answered + 30
-        while True:
-            if contact_id is not None:
-                row = raw.execute(
-                    "SELECT 1 FROM segments_segmentmembership WHERE segment_id = %s AND contact_id = %s",
-                    [pks["at_risk_high_value"], contact_id],
-                ).fetchone()
-                visible = row is None
-            else:
-                row = raw.execute(
-                    "SELECT 1 FROM segments_segmentmembership m JOIN contacts_contact c ON c.id = m.contact_id "
-                    "WHERE m.segment_id = %s AND c.workspace_id = %s AND c.email = %s",
-                    [pks["new_high_potential"], WORKSPACE, email],
-                ).fetchone()
-                visible = row is not None
-            if visible:
-                latencies.append(time.perf_counter() - answered)
-                break
-            if time.perf_counter() > deadline:
-                timeouts += 1
-                latencies.append(30.0)
-                break
-            time.sleep(0.005)
+        seconds, visible = seconds_until(_membership_shows, raw, pks, contact_id, email)
+        latencies.append(seconds)
+        if not visible:
+            timeouts += 1
     client.close()
     result = {**p50_p99_ms(latencies), "timeouts": timeouts, "exits": len(at_risk), "entries": count - len(at_risk)}
     result["met"] = result["p50_ms"] < 2000 and not timeouts

@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from .models import CustomEvent
+from .models import PROFILE_FIELD_TYPES, Contact, CustomEvent, split_properties
 
 GOAL_FIELDS = ("goal_type", "goal_name", "goal_value")
 # What a newer version of an event may change; its identity (event_name, external_id) never does.
@@ -41,6 +41,15 @@ def diff(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
     if old is None:
         return {k: {"new": json_value(v)} for k, v in new.items() if v not in EMPTY_VALUES}
     return {k: {"old": json_value(old[k]), "new": json_value(new[k])} for k in new if old[k] != new[k]}
+
+
+def contact_snapshot(contact: Contact) -> dict[str, Any]:
+    """What a contact's timeline entries record: its columns, its free-form properties and each of
+    Notifuse's profile fields under its own name (None when not set), as Notifuse's
+    ``contact.updated`` names each column that changed."""
+    profile, free = split_properties(contact.properties)
+    columns = {name: getattr(contact, name) for name in TRACKED_CONTACT_FIELDS if name != "properties"}
+    return {**columns, "properties": free, **{name: profile.get(name) for name in PROFILE_FIELD_TYPES}}
 
 
 def event_snapshot(event: CustomEvent) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Who, and what they did: contacts, their custom events and their timeline."""
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +37,84 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+# Notifuse's contact profile fields that are not columns here (NOTIFUSE-API.md §4.1), by type. They
+# are kept as keys of the contact's ``properties`` under their own names, the one place the segment
+# engine's DimensionFilter reads them (``phone`` is ``properties.phone``). Strings are limited to
+# Notifuse's column lengths; times are stored as UTC RFC 3339 text (what ``PropertyInstant`` reads);
+# json fields hold an object or an array.
+PROFILE_STRING_MAX_LENGTHS: dict[str, int] = {
+    "timezone": 50,
+    "language": 50,
+    "phone": 50,
+    "address_line_1": 255,
+    "address_line_2": 255,
+    "country": 100,
+    "postcode": 20,
+    "state": 100,
+    "job_title": 255,
+    **{f"custom_string_{n}": 255 for n in range(1, 6)},
+}
+PROFILE_FIELD_TYPES: dict[str, str] = {
+    **dict.fromkeys(PROFILE_STRING_MAX_LENGTHS, "string"),
+    **{f"custom_number_{n}": "number" for n in range(1, 6)},
+    **{f"custom_datetime_{n}": "datetime" for n in range(1, 6)},
+    **{f"custom_json_{n}": "json" for n in range(1, 6)},
+}
+# A stored profile time: UTC RFC 3339 as the API writes it (``profile_datetime_text``).
+_PROFILE_INSTANT = re.compile(r"\A\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z\Z")
+
+
+def profile_value_is_typed(name: str, value: Any) -> bool:
+    """Whether a stored ``properties[name]`` holds a value of the profile field's type (rows written
+    before these fields were typed, or through the admin's raw JSON, may hold anything)."""
+    kind = PROFILE_FIELD_TYPES[name]
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "datetime":
+        return isinstance(value, str) and _PROFILE_INSTANT.match(value) is not None
+    return isinstance(value, dict | list)
+
+
+def split_properties(properties: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A contact's stored ``properties`` as (profile fields, the rest): a profile key holding a
+    value of its type is a profile field; anything else stays a free-form property, so nothing
+    stored is hidden."""
+    if not isinstance(properties, dict):
+        return {}, {}
+    profile: dict[str, Any] = {}
+    free: dict[str, Any] = {}
+    for key, value in properties.items():
+        if key in PROFILE_FIELD_TYPES and profile_value_is_typed(key, value):
+            profile[key] = value
+        else:
+            free[key] = value
+    return profile, free
+
+
+def merged_properties(stored: Any, fields: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``properties`` after a write of ``fields`` (a contacts upsert's fields), or None when
+    they do not change it. A ``properties`` object replaces the free-form keys whole and keeps the
+    profile fields; a profile field sent (by name, or as a key of that object) is set, or removed
+    when None."""
+    sent = fields.get("properties")
+    profile = {name: fields[name] for name in PROFILE_FIELD_TYPES if name in fields}
+    if sent is None and not profile:
+        return None
+    current = stored if isinstance(stored, dict) else {}
+    if sent is None:
+        merged = dict(current)
+    else:
+        merged = {key: value for key, value in current.items() if key in PROFILE_FIELD_TYPES} | sent
+    for name, value in profile.items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    return merged
+
+
 class Contact(models.Model):
     # No index of its own (nor a pattern one for its text key): the unique (workspace, email) and
     # contact_ws_created_idx lead with it.
@@ -66,6 +145,16 @@ class Contact(models.Model):
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
+
+    @property
+    def profile(self) -> dict[str, Any]:
+        """The Notifuse profile fields that are set (``PROFILE_FIELD_TYPES``), read from ``properties``."""
+        return split_properties(self.properties)[0]
+
+    @property
+    def free_properties(self) -> dict[str, Any]:
+        """``properties`` without the profile fields: this app's own free-form object."""
+        return split_properties(self.properties)[1]
 
 
 class CustomEventQuerySet(models.QuerySet["CustomEvent"]):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +18,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Field, Model
 from django.utils.text import capfirst
 
-from .models import Contact, CustomEvent, TimelineEntry
+from .models import PROFILE_FIELD_TYPES, Contact, CustomEvent, TimelineEntry
 
 INLINE_PROPERTIES = 3
 ALL_EVENTS_KIND = "custom_event.*"
@@ -69,6 +70,23 @@ def property_items(properties: Any) -> list[tuple[str, str]]:
     if not isinstance(properties, Mapping):
         return []
     return [(str(key), json_text(value)) for key, value in properties.items()]
+
+
+def profile_items(contact: Contact) -> list[tuple[str, str]]:
+    """The Notifuse profile fields the contact has set, in Notifuse's order, as (label, readable
+    value): ``Phone``, ``Custom number 1``; a time in UTC as ``2026-03-01 10:00 UTC``."""
+    profile = contact.profile
+    items = []
+    for name, kind in PROFILE_FIELD_TYPES.items():
+        if name not in profile:
+            continue
+        value = profile[name]
+        if kind == "datetime":
+            text = datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
+        else:
+            text = json_text(value)
+        items.append((field_label(Contact, name), text))
+    return items
 
 
 def field_label(model: type[Model], name: str) -> str:

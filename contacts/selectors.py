@@ -29,6 +29,7 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
+    prefetch_related_objects,
 )
 from django.db.models.functions import Coalesce, Concat
 
@@ -40,6 +41,7 @@ from .changes import event_insert_changes
 from .models import (
     GOAL_VALUE_DECIMAL_PLACES,
     GOAL_VALUE_MAX_DIGITS,
+    PROFILE_FIELD_TYPES,
     Contact,
     CustomEvent,
     CustomEventQuerySet,
@@ -126,8 +128,9 @@ def contact_list(
     cursor: str | None = None,
 ) -> Page[Contact]:
     """Contacts newest first. ``search`` is a substring of the email; ``containing`` maps
-    ``external_id``, ``first_name``, ``last_name`` or ``full_name`` to a case-insensitive substring
-    (all must hold); ``segment_slugs`` keeps members of any of those segments."""
+    ``external_id``, ``first_name``, ``last_name``, ``full_name`` or a profile field (``phone``,
+    ``country``, ... stored in ``properties``) to a case-insensitive substring (all must hold);
+    ``segment_slugs`` keeps members of any of those segments."""
     contacts = Contact.objects.filter(workspace_id=workspace_id)
     if search:
         contacts = contacts.filter(email__contains=normalize_email(search))
@@ -135,6 +138,8 @@ def contact_list(
         if field == "full_name":  # the model's property, "first last": compared as SQL sees it
             contacts = contacts.alias(whole_name=Concat("first_name", Value(" "), "last_name"))
             field = "whole_name"
+        elif field in PROFILE_FIELD_TYPES:
+            field = f"properties__{field}"
         contacts = contacts.filter(**{f"{field}__icontains": value})
     slugs = sorted(set(segment_slugs))
     if slugs:
@@ -381,20 +386,28 @@ def contact_segment_memberships(*, contact: Contact) -> list[Any]:
     return list(contact.segment_memberships.live().select_related("segment").order_by("segment__name"))
 
 
-def contact_rfm_scores(*, contact: Contact) -> list[tuple[str, Any]]:
-    """(model id, the contact's score row or None) for each live RFM model of its workspace.
+def contacts_rfm_scores(*, workspace_id: str, contacts: Sequence[Contact]) -> dict[int, list[tuple[str, Any]]]:
+    """By contact pk: (model id, the contact's score row or None) for each live RFM model of the
+    workspace, for a whole page of its contacts in two queries (the models, their scores).
 
     Read through the reverse relations rfm defines on workspaces and contacts
     (``workspace.rfm_models``, ``contact.rfm_scores``), so this layer never imports rfm. No row
     yet (a contact created since the model's last run, not yet re-scored) is ``None``: prospect.
     """
     # The workspace by its key alone: its reverse relation needs no read of the workspace row.
-    workspace = Workspace(pk=contact.workspace_id)
-    models = list(workspace.rfm_models.exclude(status="deleted").order_by("slug").values_list("pk", "slug"))
-    if not models:
-        return []
-    scores = {score.model_id: score for score in contact.rfm_scores.filter(model_id__in=[pk for pk, _ in models])}
-    return [(slug, scores.get(pk)) for pk, slug in models]
+    workspace = Workspace(pk=workspace_id)
+    slugs = dict(workspace.rfm_models.exclude(status="deleted").order_by("slug").values_list("pk", "slug"))
+    if not slugs or not contacts:
+        return {contact.pk: [] for contact in contacts}
+    # One query for the page's score rows (a deleted model's rows are deleted with it).
+    prefetch_related_objects(list(contacts), "rfm_scores")
+    scores = {(score.contact_id, score.model_id): score for c in contacts for score in c.rfm_scores.all()}
+    return {contact.pk: [(slug, scores.get((contact.pk, pk))) for pk, slug in slugs.items()] for contact in contacts}
+
+
+def contact_rfm_scores(*, contact: Contact) -> list[tuple[str, Any]]:
+    """(model id, the contact's score row or None) for each live RFM model of its workspace."""
+    return contacts_rfm_scores(workspace_id=contact.workspace_id, contacts=[contact])[contact.pk]
 
 
 def timeline_kinds(*, contact: Contact) -> list[str]:

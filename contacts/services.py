@@ -38,9 +38,9 @@ from events_platform.after_response import defer
 from events_platform.conflicts import WriteConflict
 
 from . import refresh
-from .changes import EVENT_VERSION_FIELDS, TRACKED_CONTACT_FIELDS, diff, event_snapshot
+from .changes import EVENT_VERSION_FIELDS, TRACKED_CONTACT_FIELDS, contact_snapshot, diff, event_snapshot
 from .changes import GOAL_FIELDS as GOAL_FIELDS  # the API's serializers read it here
-from .models import Contact, CustomEvent, TimelineEntry, normalize_email
+from .models import PROFILE_FIELD_TYPES, Contact, CustomEvent, TimelineEntry, merged_properties, normalize_email
 from .signals import changes_written, contacts_changed
 
 
@@ -885,7 +885,9 @@ class ContactUpsertResult:
 
 @dataclass(frozen=True)
 class ContactInput:
-    """One contact to write: its email and only the fields that were sent."""
+    """One contact to write: its email and only the fields that were sent: columns, ``properties``
+    (the free-form keys, replaced whole) and Notifuse's profile fields by name (None clears one;
+    ``models.merged_properties``)."""
 
     email: str
     fields: dict[str, Any]
@@ -923,15 +925,21 @@ def contacts_upsert(*, workspace_id: str, contacts: Sequence[ContactInput]) -> l
     updated: dict[int, Contact] = {}
     for email, item in zip(emails, contacts, strict=True):
         contact = locked[email]
-        before = {name: getattr(contact, name) for name in TRACKED_CONTACT_FIELDS}
+        before = contact_snapshot(contact)
         for name, value in item.fields.items():
-            setattr(contact, name, value)
-        after = {name: getattr(contact, name) for name in TRACKED_CONTACT_FIELDS}
+            if name != "properties" and name not in PROFILE_FIELD_TYPES:
+                setattr(contact, name, value)
+        properties = merged_properties(contact.properties, item.fields)
+        if properties is not None:
+            contact.properties = properties
+        after = contact_snapshot(contact)
         if email in new_emails:
             new_emails.discard(email)  # a later item for the same email updates it
             if item.fields:
                 changed[contact.pk] = contact
-            entries.append(_contact_created_entry(contact, now))
+            created_entry = _contact_created_entry(contact, now)
+            created_entry.changes = diff(None, after)  # each profile field under its own name
+            entries.append(created_entry)
             first_created.append(contact)
             operation = Operation.CREATED
         elif before != after:

@@ -101,7 +101,8 @@ def contact_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
         return render(request, "contacts/contact_detail.html#timeline-page", context)
     context.update(
         form=form,
-        properties=presenters.property_items(contact.properties),
+        properties=presenters.property_items(contact.free_properties),
+        profile_fields=presenters.profile_items(contact),
         summary=selectors.contact_summary(contact=contact),
         memberships=selectors.contact_segment_memberships(contact=contact),
         panels=contact_panels(contact),

@@ -1,6 +1,7 @@
 """Celery application: broker from REDIS_URL, tasks discovered in each app's tasks.py."""
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import kombu.exceptions
@@ -18,6 +19,14 @@ app.autodiscover_tasks()
 # commit: its work is recorded in the database, and a recovery sweep publishes it once the
 # broker is back (README, Limits: "Recovery").
 PUBLISH_ERRORS = (kombu.exceptions.OperationalError, redis.RedisError, OSError)
+
+
+def delay_each(task: Any, due: Sequence[tuple[Any, ...]]) -> int:
+    """Publish ``task`` once per argument tuple of ``due`` (a sweep starting what a service found
+    due, e.g. (pk, version) pairs); how many were published."""
+    for arguments in due:
+        task.delay(*arguments)
+    return len(due)
 
 
 @worker_init.connect

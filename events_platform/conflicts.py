@@ -10,7 +10,8 @@ again, lands after the other write (a contact erased meanwhile is created anew).
 
 from __future__ import annotations
 
-from django.db import DatabaseError, IntegrityError, OperationalError
+from django.db import DatabaseError, IntegrityError, OperationalError, transaction
+from django.db.models import Model
 
 # SQLSTATEs of a write that lost a race: serialization_failure, deadlock_detected,
 # lock_not_available, foreign_key_violation (the referenced row was erased concurrently).
@@ -42,3 +43,14 @@ def is_write_conflict(exc: BaseException) -> bool:
     if isinstance(exc, IntegrityError):
         return state == FOREIGN_KEY_VIOLATION
     return False
+
+
+def insert_unique(instance: Model, *, taken: Exception) -> None:
+    """Insert ``instance``, a new row under a unique constraint (a workspace's ids): the database
+    checks it, seeing concurrent inserts too, where a read-side check would race them; a row that
+    holds the id already (committed meanwhile) raises ``taken`` and nothing is written."""
+    try:
+        with transaction.atomic():
+            instance.save()
+    except IntegrityError as exc:
+        raise taken from exc

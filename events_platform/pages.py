@@ -1,5 +1,5 @@
 """What every server-rendered page shares: links that keep the current filters, pages that survive a
-stale cursor, streamed CSV, the icon.
+stale cursor, streamed CSV, the icon, the 404 of a lookup that found nothing.
 
 Used by the page views of every app (and by the API's CSV export); it knows nothing of contacts
 or segments.
@@ -12,12 +12,20 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponseRedirect, StreamingHttpResponse
 from django.templatetags.static import static
 
 from events_platform.pagination import InvalidCursor
 
 P = TypeVar("P")
+Found = TypeVar("Found")
+
+
+def found(value: Found | None, message: str) -> Found:
+    """``value``, or the 404 (a page, or the API's JSON answer) saying ``message`` when a lookup found nothing."""
+    if value is None:
+        raise Http404(message)
+    return value
 
 
 def query_with(request: HttpRequest, **changes: str | None) -> str:

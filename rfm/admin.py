@@ -15,18 +15,7 @@ class RfmModelAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "workspace", "scale", "status", "population", "last_computed_at")
     list_filter = ("status", "scale")
     search_fields = ("slug", "name", "workspace__id")
-    readonly_fields = (
-        "version",
-        "status",
-        "last_computed_at",
-        "last_duration_ms",
-        "last_error",
-        "population",
-        "cutpoints",
-        "next_run_at",
-        "created_at",
-        "updated_at",
-    )
+    readonly_fields = RfmModel.RUN_FIELDS
     actions = ["recompute"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

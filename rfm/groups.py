@@ -173,3 +173,9 @@ def groups_of(group_map: str | list[dict[str, Any]], scale: int) -> list[str]:
         assert isinstance(group_map, list)
         scored = list(dict.fromkeys(rule["name"] for rule in group_map))
     return [*scored, *UNSCORED_GROUPS]
+
+
+def segment_template_key(model_slug: str, group: str) -> str:
+    """The id of the segment template of one group of a model (``segments.templates``, the
+    builder's list, the RFM page's group tiles): ``rfm:<model>:<group>``."""
+    return f"rfm:{model_slug}:{group}"

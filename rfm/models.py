@@ -59,6 +59,21 @@ class RfmModel(models.Model):
 
     objects = RfmModelQuerySet.as_manager()
 
+    # Written by the runs (and the timestamps by the database), never by a person: the API shows
+    # them, the admin cannot change them.
+    RUN_FIELDS = (
+        "version",
+        "status",
+        "last_computed_at",
+        "last_duration_ms",
+        "last_error",
+        "population",
+        "cutpoints",
+        "next_run_at",
+        "created_at",
+        "updated_at",
+    )
+
     class Meta:
         ordering = ["workspace", "slug"]
         verbose_name = "RFM model"

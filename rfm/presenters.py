@@ -1,5 +1,5 @@
 """How an RFM model reads on its page: the R x F heatmap, the group tiles, the transition matrix,
-the medians, the cut points and the warnings. Shaped from what ``reports`` returns; no query here.
+the medians, the cut points and the warnings. Shaped from what ``selectors`` return; no query here.
 
 Colours are classes (``heat-0`` .. ``heat-8``), never inline styles: the Content-Security-Policy
 forbids those.
@@ -16,7 +16,7 @@ from typing import Any
 
 from . import groups
 from .models import RfmModel
-from .reports import Cell, GroupFigures
+from .selectors import Cell, GroupFigures
 
 HEAT_LEVELS = 8
 SMALL_POPULATION = 200
@@ -104,6 +104,7 @@ class GroupTile:
     median_frequency: float | None
     median_money: str
     scored: bool
+    segment_template: str  # the builder's template of this group ("Save as segment")
 
     @property
     def change_label(self) -> str:
@@ -145,6 +146,7 @@ def group_tiles(
                 median_frequency=fig.median_frequency,
                 median_money=money(fig.median_monetary_cents),
                 scored=scored,
+                segment_template=groups.segment_template_key(model.slug, group),
             )
         )
     return tiles

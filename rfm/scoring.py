@@ -26,7 +26,7 @@ from django.db import connection
 from contacts.models import Contact, CustomEvent
 
 from . import groups
-from .config import QUANTILE
+from .config import QUANTILE, THRESHOLDS
 
 # Per dimension: its raw column, and whether a larger raw value is better.
 RAW_COLUMNS = {"recency": "recency_days", "frequency": "frequency", "monetary": "monetary_cents"}
@@ -113,10 +113,16 @@ def aggregates_sql(spec: ModelSpec, *, now: dt.datetime, contact_ids: list[int] 
         window, window_params = "1 = 1", []
     else:
         window, window_params = "e.occurred_at > %s", [dt_param(now - dt.timedelta(days=spec.window_days))]
+    if connection.vendor == "postgresql":
+        # Exact: numeric with 2 decimals summed, then in cents once per contact.
+        money = f"CAST(SUM(CASE WHEN {window} THEN e.goal_value ELSE 0 END) * 100 AS BIGINT)"
+    else:
+        # SQLite stores decimals as floating point: each value in whole cents first, summed exactly.
+        money = f"SUM(CASE WHEN {window} THEN CAST(ROUND(e.goal_value * 100) AS BIGINT) ELSE 0 END)"
     inner = (
         "SELECT e.contact_id, "
         f"SUM(CASE WHEN e.goal_value > 0 AND {window} THEN 1 ELSE 0 END) AS frequency, "
-        f"SUM(CASE WHEN {window} THEN CAST(ROUND(e.goal_value * 100) AS BIGINT) ELSE 0 END) AS monetary_cents, "
+        f"{money} AS monetary_cents, "
         f"MAX(CASE WHEN e.goal_value > 0 AND {window} THEN e.occurred_at END) AS last_order_at, "
         "MAX(CASE WHEN e.goal_value > 0 THEN 1 ELSE 0 END) AS ever_ordered "
         f"FROM {events} e WHERE {' AND '.join(where)}{scope_sql} GROUP BY e.contact_id"
@@ -223,3 +229,72 @@ def scores_sql(
         *contact_scope_params,
     ]
     return sql, params
+
+
+# ---------------------------------------------------------------------------------------
+# What a full run records (and a preview shows), from the scored rows themselves
+# ---------------------------------------------------------------------------------------
+
+# Typed NULLs: PostgreSQL types a UNION's columns from its first branch.
+_NO_TEXT, _NO_INT = "CAST(NULL AS text)", "CAST(NULL AS bigint)"
+UNITS = {"recency": "days", "frequency": "orders", "monetary": "cents"}
+
+
+def figures_sql(source: str) -> str:
+    """One SELECT of a scoring result's figures, read from ``source`` (a relation with the
+    columns of ``scores_sql``: the scoring statement's own CTE, or a temporary table holding it):
+    per dimension and score the worst and the best raw value and the count, the R x F cells with
+    their customers and net money, and the contacts per group. Rows ``(kind, group, a, b, v1,
+    v2, n, s)``, read by ``figures_of``."""
+    parts = []
+    for dimension, column in RAW_COLUMNS.items():
+        score = SCORE_COLUMNS[dimension]
+        worst, best = ("MIN", "MAX") if LARGER_IS_BETTER[dimension] else ("MAX", "MIN")
+        parts.append(
+            f"SELECT '{dimension}' AS kind, {_NO_TEXT} AS grp, CAST({score} AS integer) AS a, {_NO_INT} AS b, "
+            f"CAST({worst}({column}) AS bigint) AS v1, CAST({best}({column}) AS bigint) AS v2, COUNT(*) AS n, "
+            f"{_NO_INT} AS s FROM {source} WHERE {score} IS NOT NULL GROUP BY {score}"
+        )
+    parts.append(
+        f"SELECT 'cell', {_NO_TEXT}, CAST(r AS integer), CAST(f AS integer), {_NO_INT}, {_NO_INT}, COUNT(*), "
+        f"CAST(SUM(monetary_cents) AS bigint) FROM {source} WHERE r IS NOT NULL GROUP BY r, f"
+    )
+    parts.append(
+        f"SELECT 'group', CAST(group_id AS text), {_NO_INT}, {_NO_INT}, {_NO_INT}, {_NO_INT}, COUNT(*), {_NO_INT} "
+        f"FROM {source} GROUP BY group_id"
+    )
+    return " UNION ALL ".join(parts)
+
+
+def figures_of(rows: list[tuple[Any, ...]], spec: ModelSpec) -> dict[str, Any]:
+    """``figures_sql``'s rows as a run records them: cut points (per dimension, for each score
+    the worst value that received it, and the best value overall; the cuts of a thresholds
+    dimension), group sizes, R x F cells and the population (customers scored)."""
+    cutpoints: dict[str, Any] = {}
+    for dimension, setting in spec.dimensions.items():
+        mine = [row for row in rows if row[0] == dimension]
+        by_score = {int(row[2]): int(row[4]) for row in mine}
+        bests = [int(row[5]) for row in mine]
+        entry: dict[str, Any] = {
+            "mode": setting["mode"],
+            "unit": UNITS[dimension],
+            "values": [by_score.get(score) for score in range(1, spec.scale + 1)],
+            "best": (max if LARGER_IS_BETTER[dimension] else min)(bests) if bests else None,
+        }
+        if setting["mode"] == THRESHOLDS:
+            entry["cuts"] = [money_cents(c) if dimension == "monetary" else int(c) for c in setting["cuts"]]
+        cutpoints[dimension] = entry
+    cells = sorted(
+        (
+            {"r": int(row[2]), "f": int(row[3]), "count": int(row[6]), "monetary_cents": int(row[7])}
+            for row in rows
+            if row[0] == "cell"
+        ),
+        key=lambda cell: (cell["r"], cell["f"]),
+    )
+    return {
+        "cutpoints": cutpoints,
+        "group_counts": {row[1]: int(row[6]) for row in rows if row[0] == "group"},
+        "cells": cells,
+        "population": sum(int(row[6]) for row in rows if row[0] == "recency"),
+    }

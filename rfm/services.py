@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
 from contacts.models import TimelineEntry
-from events_platform import time_limits
+from events_platform import conflicts, time_limits
 
 from . import config as rfm_config
 from . import groups, scoring
@@ -125,11 +125,9 @@ def rfm_model_create(
         model.full_clean(validate_constraints=False)
     except ValidationError as exc:
         raise RfmError(*_first_error(exc, {"slug": "id"})) from exc
-    try:
-        with transaction.atomic():
-            model.save()
-    except IntegrityError as exc:
-        raise RfmError("id", f"An RFM model with id '{slug}' already exists in this workspace.") from exc
+    conflicts.insert_unique(
+        model, taken=RfmError("id", f"An RFM model with id '{slug}' already exists in this workspace.")
+    )
     _enqueue_run(model)
     return model
 
@@ -163,14 +161,9 @@ def rfm_model_update(
         if canonical != model.config:
             _apply_config(model, canonical)
             recompute = True
-    if recompute:
-        model.version += 1
-        model.status = RfmModel.Status.COMPUTING
     model.full_clean(validate_constraints=False)
     model.save()
-    if recompute:
-        _enqueue_run(model)
-    return model
+    return rfm_model_recompute(model=model) if recompute else model
 
 
 @transaction.atomic
@@ -226,22 +219,37 @@ def _timeline_changes_json(from_sql: str, to_sql: str) -> str:
 class _Diff:
     model: RfmModel
     now: dt.datetime
-    first: bool
     run: RfmRun | None
     statements: list[Any] = field(default_factory=list)
 
-    def upsert_sql(self, new: str, changes: str) -> tuple[str, list[Any]]:
+    def recorded_before(self) -> tuple[str, list[Any]]:
+        """A condition true unless this is the model's first full run (which records no
+        transitions): a re-score always follows a run; a full run asks for another run than its
+        own, in the statement itself."""
+        if self.run is None:
+            return "1 = 1", []
+        runs = q(RfmRun._meta.db_table)
+        return f"EXISTS (SELECT 1 FROM {runs} WHERE model_id = %s AND id <> %s)", [self.model.pk, self.run.pk]
+
+    def upsert_sql(self, new: str) -> tuple[str, list[Any]]:
+        """Make the stored rows equal ``new``. A row inserted is a contact without a row yet:
+        implicitly prospect, so (after the first run) a change from prospect when its group is
+        another, exactly as ``changes_select`` counts it; a row updated keeps or moves its
+        previous group by comparing the stored group with the new one."""
         scores = q(RfmScore._meta.db_table)
         group = q("group")
         at = scoring.dt_param(self.now)
         changed = _distinct(f"s.{group}", f"excluded.{group}")
         values_changed = " OR ".join(_distinct(f"s.{c}", f"excluded.{c}") for c in (*_SCORE_VALUES, group))
+        before, before_params = self.recorded_before()
+        moved_from_prospect = f"{before} AND n.group_id <> %s"
         sql = (
             f"INSERT INTO {scores} AS s (model_id, contact_id, recency_days, frequency, monetary_cents, r, f, m, "
             f"{group}, previous_group, group_changed_at, computed_at) "
             "SELECT %s, n.contact_id, n.recency_days, n.frequency, n.monetary_cents, n.r, n.f, n.m, n.group_id, "
-            "COALESCE(ch.from_group, ''), CASE WHEN ch.contact_id IS NULL THEN NULL ELSE %s END, %s "
-            f"FROM {new} n LEFT JOIN {changes} ch ON ch.contact_id = n.contact_id WHERE 1 = 1 "
+            f"CASE WHEN {moved_from_prospect} THEN %s ELSE '' END, "
+            f"CASE WHEN {moved_from_prospect} THEN %s END, %s "
+            f"FROM {new} n WHERE 1 = 1 "
             f"ON CONFLICT (model_id, contact_id) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in _SCORE_VALUES)
             + f", {group} = excluded.{group}, "
@@ -249,21 +257,22 @@ class _Diff:
             f"group_changed_at = CASE WHEN {changed} THEN excluded.computed_at ELSE s.group_changed_at END, "
             f"computed_at = excluded.computed_at WHERE {values_changed}"
         )
-        return sql, [self.model.pk, at, at]
+        moved = [*before_params, groups.PROSPECT]
+        return sql, [self.model.pk, *moved, groups.PROSPECT, *moved, at, at]
 
     def changes_select(self, new: str) -> tuple[str, list[Any]]:
         """The group changes: a stored row whose group differs, or (after the first run) a
         contact without a row yet (implicitly prospect) that is no longer prospect."""
         scores = q(RfmScore._meta.db_table)
         group = q("group")
-        missing = "1 = 0" if self.first else "n.group_id <> %s"
+        before, before_params = self.recorded_before()
         sql = (
             "SELECT n.contact_id, COALESCE(o.group_id, %s) AS from_group, n.group_id AS to_group, n.r, n.f, n.m "
             f"FROM {new} n LEFT JOIN (SELECT contact_id, {group} AS group_id FROM {scores} WHERE model_id = %s) o "
-            f"ON o.contact_id = n.contact_id WHERE (o.contact_id IS NULL AND {missing}) "
+            f"ON o.contact_id = n.contact_id WHERE (o.contact_id IS NULL AND {before} AND n.group_id <> %s) "
             "OR (o.contact_id IS NOT NULL AND o.group_id <> n.group_id)"
         )
-        return sql, [groups.PROSPECT, self.model.pk, *([] if self.first else [groups.PROSPECT])]
+        return sql, [groups.PROSPECT, self.model.pk, *before_params, groups.PROSPECT]
 
     def log_sql(self, changes: str) -> tuple[str, list[Any]]:
         log = q(RfmGroupChange._meta.db_table)
@@ -300,35 +309,46 @@ def _apply_scores(
     now: dt.datetime,
     contact_ids: list[int] | None,
     cutpoints: dict[str, Any] | None,
-    first: bool,
     run: RfmRun | None,
-) -> int:
+) -> tuple[int, list[tuple[Any, ...]]]:
     """Score the contacts in scope (all of the workspace, or ``contact_ids``) and make the stored
     scores equal the result. Must run inside a transaction holding the model's row lock.
-    Returns the number of group changes."""
-    select_sql, select_params = scoring.scores_sql(
-        ModelSpec.of(model), now=now, contact_ids=contact_ids, cutpoints=cutpoints
-    )
-    diff = _Diff(model=model, now=now, first=first, run=run)
+    Returns the number of group changes and, for a full run (``run`` given), the rows of
+    ``scoring.figures_sql`` read from the scored rows in the same statement (they equal the
+    stored scores afterwards: the run scored every contact of the workspace)."""
+    spec = ModelSpec.of(model)
+    select_sql, select_params = scoring.scores_sql(spec, now=now, contact_ids=contact_ids, cutpoints=cutpoints)
+    diff = _Diff(model=model, now=now, run=run)
     if connection.vendor == "postgresql":
-        changed = _apply_in_one_statement(diff, select_sql, select_params)
+        changed, figures = _apply_in_one_statement(diff, select_sql, select_params, figures=run is not None)
     else:
-        changed = _apply_with_temporary_tables(diff, select_sql, select_params)
+        changed, figures = _apply_with_temporary_tables(diff, select_sql, select_params, figures=run is not None)
     _after_changes(diff.statements, changed)
-    return changed
+    return changed, figures
 
 
-def _apply_in_one_statement(diff: _Diff, select_sql: str, select_params: list[Any]) -> int:
+_CHANGED = "changed"  # the kind of the result row that carries the number of group changes
+
+
+def _apply_in_one_statement(
+    diff: _Diff, select_sql: str, select_params: list[Any], *, figures: bool
+) -> tuple[int, list[tuple[Any, ...]]]:
     changes_sql, changes_params = diff.changes_select("new")
-    upsert_sql, upsert_params = diff.upsert_sql("new", "changes")
+    upsert_sql, upsert_params = diff.upsert_sql("new")
     log_sql, log_params = diff.log_sql("changes")
     timeline_sql, timeline_params = diff.timeline_sql("changes")
     diff.statements = _hook_statements(diff.model, diff.now, "changes")
     hooks_sql = "".join(f", hook_{i} AS ({statement.sql})" for i, statement in enumerate(diff.statements))
+    # The result: the number of changes, then (a full run) the run's figures from the same rows.
+    result = (
+        f"SELECT '{_CHANGED}' AS kind, CAST(NULL AS text), CAST(NULL AS integer), CAST(NULL AS bigint), "
+        "CAST(NULL AS bigint), CAST(NULL AS bigint), (SELECT count(*) FROM changes), CAST(NULL AS bigint)"
+    )
+    if figures:
+        result += " UNION ALL " + scoring.figures_sql("new")
     sql = (
         f"WITH new AS MATERIALIZED ({select_sql}), changes AS MATERIALIZED ({changes_sql}), "
-        f"written AS ({upsert_sql} RETURNING 1), log AS ({log_sql}), entries AS ({timeline_sql}){hooks_sql} "
-        "SELECT (SELECT count(*) FROM changes)"
+        f"written AS ({upsert_sql}), log AS ({log_sql}), entries AS ({timeline_sql}){hooks_sql} {result}"
     )
     params = [
         *select_params,
@@ -340,14 +360,18 @@ def _apply_in_one_statement(diff: _Diff, select_sql: str, select_params: list[An
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        (changed,) = cursor.fetchone()
-    return int(changed)
+        rows = cursor.fetchall()
+    changed = next(int(row[6]) for row in rows if row[0] == _CHANGED)
+    return changed, [row for row in rows if row[0] != _CHANGED]
 
 
-def _apply_with_temporary_tables(diff: _Diff, select_sql: str, select_params: list[Any]) -> int:
+def _apply_with_temporary_tables(
+    diff: _Diff, select_sql: str, select_params: list[Any], *, figures: bool
+) -> tuple[int, list[tuple[Any, ...]]]:
     """SQLite has no data-modifying CTEs: the scored rows and the changes go into temporary
     tables, each read by the statements that follow."""
     new, changes = f"rfm_new_{uuid.uuid4().hex[:12]}", f"rfm_changes_{uuid.uuid4().hex[:12]}"
+    figure_rows: list[tuple[Any, ...]] = []
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE TEMPORARY TABLE {new} (contact_id bigint PRIMARY KEY, recency_days integer, frequency integer, "
@@ -375,79 +399,19 @@ def _apply_with_temporary_tables(diff: _Diff, select_sql: str, select_params: li
                     cursor.execute(statement.sql, statement.params)
                 cursor.execute(*diff.log_sql(changes))
                 cursor.execute(*diff.timeline_sql(changes))
-            cursor.execute(*diff.upsert_sql(new, changes))
+            cursor.execute(*diff.upsert_sql(new))
+            if figures:
+                cursor.execute(scoring.figures_sql(new))
+                figure_rows = cursor.fetchall()
         finally:
             for name in (new, changes):
                 cursor.execute(f"DROP TABLE IF EXISTS {name}")
-    return max(int(changed), 0)
+    return max(int(changed), 0), figure_rows
 
 
 # ---------------------------------------------------------------------------------------
 # Full runs
 # ---------------------------------------------------------------------------------------
-
-
-# Typed NULLs: PostgreSQL types a UNION's columns from its first branch.
-_NO_TEXT, _NO_INT = "CAST(NULL AS text)", "CAST(NULL AS bigint)"
-
-
-def _run_figures(model: RfmModel) -> dict[str, Any]:
-    """What a full run records, read back from the scores it just wrote in ONE statement: cut
-    points (per score, the worst value that received it; the best value overall), group sizes,
-    R x F cells and the population."""
-    group = q("group")
-    table = q(RfmScore._meta.db_table)
-    parts = []
-    for dimension, column in scoring.RAW_COLUMNS.items():
-        score = scoring.SCORE_COLUMNS[dimension]
-        worst, best = ("MIN", "MAX") if scoring.LARGER_IS_BETTER[dimension] else ("MAX", "MIN")
-        parts.append(
-            f"SELECT '{dimension}' AS kind, {_NO_TEXT} AS grp, CAST({score} AS integer) AS a, {_NO_INT} AS b, "
-            f"CAST({worst}({column}) AS bigint) AS v1, CAST({best}({column}) AS bigint) AS v2, COUNT(*) AS n, "
-            f"{_NO_INT} AS s FROM {table} WHERE model_id = %s "
-            f"AND {score} IS NOT NULL GROUP BY {score}"
-        )
-    parts.append(
-        f"SELECT 'cell', {_NO_TEXT}, CAST(r AS integer), CAST(f AS integer), {_NO_INT}, {_NO_INT}, COUNT(*), "
-        f"CAST(SUM(monetary_cents) AS bigint) FROM {table} "
-        "WHERE model_id = %s AND r IS NOT NULL GROUP BY r, f"
-    )
-    parts.append(
-        f"SELECT 'group', CAST({group} AS text), {_NO_INT}, {_NO_INT}, {_NO_INT}, {_NO_INT}, COUNT(*), {_NO_INT} "
-        f"FROM {table} "
-        f"WHERE model_id = %s GROUP BY {group}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(parts), [model.pk] * len(parts))
-        rows = cursor.fetchall()
-    dims = {"recency": model.recency, "frequency": model.frequency, "monetary": model.monetary}
-    unit = {"recency": "days", "frequency": "orders", "monetary": "cents"}
-    cutpoints: dict[str, Any] = {}
-    for dimension, setting in dims.items():
-        mine = [row for row in rows if row[0] == dimension]
-        by_score = {int(row[2]): int(row[4]) for row in mine}
-        bests = [int(row[5]) for row in mine]
-        best_value = (max if scoring.LARGER_IS_BETTER[dimension] else min)(bests) if bests else None
-        entry: dict[str, Any] = {
-            "mode": setting["mode"],
-            "unit": unit[dimension],
-            "values": [by_score.get(score) for score in range(1, model.scale + 1)],
-            "best": best_value,
-        }
-        if setting["mode"] == rfm_config.THRESHOLDS:
-            entry["cuts"] = [scoring.money_cents(c) if dimension == "monetary" else int(c) for c in setting["cuts"]]
-        cutpoints[dimension] = entry
-    cells = sorted(
-        (
-            {"r": int(row[2]), "f": int(row[3]), "count": int(row[6]), "monetary_cents": int(row[7])}
-            for row in rows
-            if row[0] == "cell"
-        ),
-        key=lambda cell: (cell["r"], cell["f"]),
-    )
-    group_counts = {row[1]: int(row[6]) for row in rows if row[0] == "group"}
-    population = sum(int(row[6]) for row in rows if row[0] == "recency")
-    return {"cutpoints": cutpoints, "group_counts": group_counts, "cells": cells, "population": population}
 
 
 def rfm_model_compute(*, model_pk: int, version: int | None = None, now: dt.datetime | None = None) -> RfmRun | None:
@@ -464,12 +428,13 @@ def rfm_model_compute(*, model_pk: int, version: int | None = None, now: dt.date
             model = RfmModel.objects.live().select_for_update().filter(pk=model_pk).first()
             if model is None or (version is not None and model.version != version):
                 return None
-            first = not RfmRun.objects.filter(model_id=model.pk).exists()
             run = RfmRun.objects.create(model=model, as_of=now, population=0)
-            changed = _apply_scores(model=model, now=now, contact_ids=None, cutpoints=None, first=first, run=run)
-            figures = _run_figures(model)
+            changed, rows = _apply_scores(model=model, now=now, contact_ids=None, cutpoints=None, run=run)
+            figures = scoring.figures_of(rows, ModelSpec.of(model))
             duration_ms = int((time.monotonic() - started) * 1000)
             RfmRun.objects.filter(pk=run.pk).update(changed=changed, duration_ms=duration_ms, **figures)
+            for key, value in {"changed": changed, "duration_ms": duration_ms, **figures}.items():
+                setattr(run, key, value)  # the row as just written, without reading it back
             RfmModel.objects.filter(pk=model.pk).update(
                 status=RfmModel.Status.ACTIVE,
                 last_computed_at=now,
@@ -488,7 +453,6 @@ def rfm_model_compute(*, model_pk: int, version: int | None = None, now: dt.date
             last_duration_ms=int((time.monotonic() - started) * 1000),
         )
         return None
-    run.refresh_from_db()
     logger.info("rfm model %s computed: %s customers, %s group changes", model_pk, run.population, changed)
     return run
 
@@ -512,20 +476,15 @@ def rfm_models_due(*, now: dt.datetime | None = None) -> list[tuple[int, int]]:
 def rfm_rescore_contacts(*, workspace_id: str, contact_ids: Iterable[int], now: dt.datetime | None = None) -> int:
     """Re-score these contacts under every computed model of the workspace against its stored
     cut points (no re-ranking). One statement per model; returns the number of group changes."""
-    now = now or timezone.now()
     ids = sorted(set(contact_ids))
     if not ids:
         return 0
-    changed = 0
+    at = now or timezone.now()
+    computed = RfmModel.objects.live().filter(workspace_id=workspace_id, last_computed_at__isnull=False)
     with transaction.atomic():
-        models = list(
-            RfmModel.objects.select_for_update()
-            .filter(workspace_id=workspace_id, last_computed_at__isnull=False)
-            .exclude(status=RfmModel.Status.DELETED)
-            .order_by("pk")
+        # Every model's row locked first (in pk order, as full runs lock them), then scored.
+        locked = list(computed.select_for_update().order_by("pk"))
+        return sum(
+            _apply_scores(model=model, now=at, contact_ids=ids, cutpoints=model.cutpoints, run=None)[0]
+            for model in locked
         )
-        for model in models:
-            changed += _apply_scores(
-                model=model, now=now, contact_ids=ids, cutpoints=model.cutpoints, first=False, run=None
-            )
-    return changed

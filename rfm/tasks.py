@@ -7,6 +7,8 @@ in ``receivers.py``."""
 from celery import shared_task
 from celery.contrib.django.task import DjangoTask
 
+from events_platform.celery import delay_each
+
 from . import services
 from .models import RfmModel
 
@@ -21,7 +23,4 @@ def rfm_model_compute_task(model_pk: int, version: int) -> bool:
 @shared_task(ignore_result=True)
 def rfm_models_due_task() -> int:
     """Start the daily full runs that are due (00:05 model time) and runs whose task was lost."""
-    due = services.rfm_models_due()
-    for model_pk, version in due:
-        rfm_model_compute_task.delay(model_pk, version)
-    return len(due)
+    return delay_each(rfm_model_compute_task, services.rfm_models_due())

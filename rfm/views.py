@@ -14,16 +14,17 @@ import zoneinfo
 from typing import Any
 
 from django.contrib import messages
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from contacts.models import Contact
+from events_platform.pages import found
 from events_platform.workspaces.web import WorkspaceRequest, workspace_required
 
-from . import presenters, reports, services
+from . import presenters, selectors, services
 from .forms import CellForm, TransitionForm
 from .models import RfmModel
 
@@ -34,16 +35,19 @@ FRAGMENTS = {"rfm-status": "status", "heatmap": "heatmap", "cell": "cell", "tran
 
 
 def _model_or_404(request: WorkspaceRequest, slug: str) -> RfmModel:
-    model = reports.model_get(workspace_id=request.workspace.id, slug=slug)
-    if model is None:
-        raise Http404("No such RFM model in this workspace.")
-    return model
+    return found(
+        selectors.rfm_model_get(workspace_id=request.workspace.id, slug=slug), "No such RFM model in this workspace."
+    )
 
 
 @require_GET
 @workspace_required
 def rfm_list(request: WorkspaceRequest) -> HttpResponse:
-    return render(request, "rfm/rfm_list.html", {"models": reports.model_list(workspace_id=request.workspace.id)})
+    return render(
+        request,
+        "rfm/rfm_list.html",
+        {"models": selectors.rfm_model_list(workspace_id=request.workspace.id).order_by("name", "slug")},
+    )
 
 
 @require_POST
@@ -67,10 +71,6 @@ def rfm_recompute(request: WorkspaceRequest, slug: str) -> HttpResponse:
     model = services.rfm_model_recompute(model=_model_or_404(request, slug))
     messages.success(request, f"A full run of “{model.name}” started.")
     return redirect("rfm-detail", slug=model.slug)
-
-
-def _end_of_day(day: dt.date, zone: zoneinfo.ZoneInfo) -> dt.datetime:
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=zone) - dt.timedelta(microseconds=1)
 
 
 @require_GET
@@ -100,38 +100,38 @@ def rfm_detail(request: WorkspaceRequest, slug: str) -> HttpResponse:
         if selected is not None:
             r, f = selected
             context.update(
-                cell_contacts=list(reports.cell_contacts(model=model, r=r, f=f, limit=CELL_CONTACTS)),
+                cell_contacts=list(selectors.cell_contacts(model=model, r=r, f=f, limit=CELL_CONTACTS)),
                 cell_tree=presenters.cell_segment_tree(model, r, f),
                 cell_segment_name=f"{model.name}: R{r} F{f}",
             )
         if part == "cell":
             return render(request, MODEL_PAGE + "#cell", context)
         context["heatmap"] = presenters.Heatmap.of(
-            model, reports.cells(model=model), color_by=color_by, selected=selected
+            model, selectors.cells(model=model), color_by=color_by, selected=selected
         )
         if part == "heatmap":
             return render(request, MODEL_PAGE + "#heatmap", context)
 
-    dates = reports.run_dates(model=model)
+    dates = selectors.run_dates(model=model)
     first = dates.first or model.last_computed_at
     today = now.astimezone(zone).date()
     form = TransitionForm(request.GET, first=first.astimezone(zone).date(), today=today)
     since_day, until_day = form.days()
     context.update(transition_form=form, since_day=since_day, until_day=until_day, today=today)
-    until = None if until_day >= today else _end_of_day(until_day, zone)
+    until = None if until_day >= today else selectors.end_of_day(until_day, model.timezone)
     context["matrix"] = presenters.transition_matrix(
-        model, reports.transitions(model=model, since=_end_of_day(since_day, zone), until=until)
+        model, selectors.transitions(model=model, since=selectors.end_of_day(since_day, model.timezone), until=until)
     )
     if part == "transitions":
         return render(request, MODEL_PAGE + "#transitions", context)
 
     month_ago = now - dt.timedelta(days=30)
-    month = reports.transitions(model=model, since=month_ago, until=None) if first <= month_ago else None
-    unscored = reports.unscored_contacts(model=model)
+    month = selectors.transitions(model=model, since=month_ago, until=None) if first <= month_ago else None
+    unscored = selectors.unscored_contacts(model=model)
     context.update(
-        tiles=presenters.group_tiles(model, reports.group_figures(model=model), unscored=unscored, month=month),
+        tiles=presenters.group_tiles(model, selectors.group_figures(model=model), unscored=unscored, month=month),
         cut_rows=presenters.cut_rows(model),
-        warnings=presenters.warnings(model.population, reports.most_common_frequency(model=model)),
+        warnings=presenters.warnings(model.population, selectors.most_common_frequency(model=model)),
         runs=dates,
         segment_create_url=reverse("segment-create"),
     )
@@ -142,8 +142,8 @@ def contact_card(contact: Contact) -> dict[str, Any] | None:
     """The contact page's RFM card: current and previous group under each model, and the history
     (registered as a contact-page panel in ``RfmConfig.ready()``); two queries, none shown when
     the workspace has no computed model."""
-    scores = reports.contact_scores(contact=contact)
+    scores = selectors.contact_scores(contact=contact)
     if not scores:
         return None
-    changes = reports.contact_changes(contact=contact, limit=CONTACT_CHANGES)
+    changes = selectors.contact_changes(contact=contact, limit=CONTACT_CHANGES)
     return presenters.contact_card(scores, changes)

@@ -305,12 +305,15 @@ def _locate(tree: dict[str, Any], path: str) -> dict[str, Any] | None:
     return node
 
 
-def apply_edit(tree: dict[str, Any], edit: str) -> dict[str, Any]:
-    """Apply one structural edit named by a button (``add_leaf:n.0``, ``remove:n.0.1`` ...)."""
+def apply_edit(
+    tree: dict[str, Any], edit: str, *, templates: Mapping[str, dict[str, Any]] = rules.TEMPLATES
+) -> dict[str, Any]:
+    """Apply one structural edit named by a button (``add_leaf:n.0``, ``remove:n.0.1`` ...);
+    ``template:<id>`` replaces the tree with one of ``templates`` (the workspace's)."""
     tree = copy.deepcopy(tree)
     action, _, target = edit.partition(":")
     if action == "template":
-        template = rules.TEMPLATES.get(target)
+        template = templates.get(target)
         return as_group(copy.deepcopy(template["tree"])) if template else tree
     path, _, extra = target.partition(":")
     if not re.fullmatch(r"n(\.\d+)*", path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Mapping
 from typing import Any
 
 from django import forms
@@ -53,15 +54,23 @@ class SegmentMetaForm(forms.Form):
         return cls(initial=initial, editing=True)
 
     @classmethod
-    def as_typed(cls, data: QueryDict, *, segment: Segment | None, template: str = "") -> SegmentMetaForm:
+    def as_typed(
+        cls,
+        data: QueryDict,
+        *,
+        segment: Segment | None,
+        template_key: str = "",
+        templates: Mapping[str, dict[str, Any]] = rules.TEMPLATES,
+    ) -> SegmentMetaForm:
         """An unbound form that keeps what was typed (no errors yet for fields not filled in), after
         a structural edit; a template button fills an empty name with the template's name and colour
-        (and, for a new segment, an empty id with the template's)."""
+        (and, for a new segment, an empty id with the template's: its ``slug``, else its key)."""
         initial = data.dict()
-        if template in rules.TEMPLATES and not initial.get("name"):
+        template = templates.get(template_key)
+        if template is not None and not initial.get("name"):
             initial |= rules.template_defaults(template)
             if segment is None and not initial.get("slug"):
-                initial["slug"] = template
+                initial["slug"] = template.get("slug", template_key)
         if segment is not None:
             initial["slug"] = segment.slug
         return cls(initial=initial, editing=segment is not None)

@@ -15,9 +15,10 @@ from django.utils import timezone
 
 from contacts.models import Contact, ContactTotals, CustomEvent, GoalType, normalize_email
 from events_platform.pagination import Page, paginate
+from rfm import selectors as rfm_selectors
 from segments import explain
 from segments.models import Segment, SegmentMembership, SegmentMembershipChange
-from segments.rules import compile_tree, referenced_segments, validate_tree
+from segments.rules import TEMPLATES, compile_tree, referenced_segments, rfm_group_templates, validate_tree
 from segments.rules.preview import compile_preview
 
 
@@ -317,3 +318,9 @@ def segment_changes(*, segment: Segment, limit: int, cursor: str | None = None) 
 def segment_choices(*, workspace_id: str) -> list[tuple[str, str]]:
     """(slug, name) of the workspace's segments, by name: the builder's "in segment" choices."""
     return list(Segment.objects.live().filter(workspace_id=workspace_id).order_by("name").values_list("slug", "name"))
+
+
+def segment_templates(*, workspace_id: str) -> dict[str, dict[str, Any]]:
+    """The templates a segment of the workspace can start from, keyed by id: the seed's three,
+    then one per group of each of its RFM models (one statement)."""
+    return TEMPLATES | rfm_group_templates(rfm_selectors.rfm_model_list(workspace_id=workspace_id))

@@ -33,13 +33,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import BooleanField, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from contacts.models import Contact, TimelineEntry
-from events_platform import liveness, time_limits
+from events_platform import conflicts, liveness, time_limits
 from events_platform.celery import PUBLISH_ERRORS
 from rfm import selectors as rfm_selectors
 
@@ -128,12 +128,9 @@ def segment_create(
     # The unique (workspace, slug) constraint is left to the database, which also sees
     # concurrent creates; a read-side check here would race them.
     segment.full_clean(validate_constraints=False)
-    try:
-        with transaction.atomic():
-            segment.save()
-    except IntegrityError as exc:
-        # A concurrent create of the same id committed between our check and our insert.
-        raise SegmentError("id", f"A segment with id '{slug}' already exists in this workspace.") from exc
+    conflicts.insert_unique(
+        segment, taken=SegmentError("id", f"A segment with id '{slug}' already exists in this workspace.")
+    )
     _enqueue_build(segment)
     return segment
 

@@ -7,6 +7,8 @@ Contacts changed by ingest are re-evaluated by the contacts refresh queue's drai
 from celery import shared_task
 from celery.contrib.django.task import DjangoTask
 
+from events_platform.celery import delay_each
+
 from . import services
 from .models import Segment
 
@@ -23,16 +25,10 @@ def segment_build_task(segment_pk: int, version: int) -> bool:
 def segments_resume_builds_task() -> int:
     """The recovery sweep (every REFRESH_SWEEP_INTERVAL): publish again the builds whose publish
     was lost or whose worker died."""
-    resumed = services.segment_builds_to_resume()
-    for segment_pk, version in resumed:
-        segment_build_task.delay(segment_pk, version)
-    return len(resumed)
+    return delay_each(segment_build_task, services.segment_builds_to_resume())
 
 
 @shared_task(ignore_result=True)
 def segments_refresh_due_task() -> int:
     """Re-evaluate segments with rolling timeframes and restart builds whose lease expired."""
-    due = services.segments_due_for_refresh()
-    for segment_pk, version in due:
-        segment_build_task.delay(segment_pk, version)
-    return len(due)
+    return delay_each(segment_build_task, services.segments_due_for_refresh())

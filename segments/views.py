@@ -14,7 +14,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -23,11 +23,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from contacts.selectors import contact_get
 from events_platform import parsers
 from events_platform.charts import DailyBars
-from events_platform.pages import page_or_first, query_with
+from events_platform.pages import found, page_or_first, query_with
 from events_platform.workspaces.models import Workspace
 from events_platform.workspaces.web import WorkspaceRequest, workspace_required
 from rfm import presenters as rfm_presenters
-from rfm import reports as rfm_reports
+from rfm import selectors as rfm_selectors
 
 from . import builder, presenters, rules, selectors, services
 from .forms import SegmentMetaForm
@@ -47,10 +47,9 @@ def _workspace(request: WorkspaceRequest) -> Workspace:
 
 def _segment_or_404(request: WorkspaceRequest, slug: str) -> Segment:
     """The current workspace's segment: another workspace's slug is simply not found."""
-    segment = selectors.segment_get(workspace_id=_workspace(request).id, slug=slug)
-    if segment is None:
-        raise Http404("No such segment in this workspace.")
-    return segment
+    return found(
+        selectors.segment_get(workspace_id=_workspace(request).id, slug=slug), "No such segment in this workspace."
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -75,7 +74,7 @@ def dashboard(request: WorkspaceRequest) -> HttpResponse:
         "revenue_chart": DailyBars.of([(point.day, point.revenue) for point in figures.days]),
         "rfm_models": [
             (entry.model, rfm_presenters.size_bars(entry.model, entry.sizes))
-            for entry in rfm_reports.group_sizes(workspace_id=workspace.id)
+            for entry in rfm_selectors.group_sizes(workspace_id=workspace.id)
         ],
     }
     return render(request, "segments/dashboard.html", context)
@@ -158,16 +157,19 @@ def _builder_context(
     segment: Segment | None,
     errors: dict[str, list[str]] | None = None,
     tree_error: str = "",
+    templates: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     workspace = _workspace(request)
     names = _segment_names(workspace, exclude=segment.slug if segment else "")
+    if templates is None:
+        templates = selectors.segment_templates(workspace_id=workspace.id)
     return {
         "form": form,
         "segment": segment,
         "root": builder.build_view(tree, errors=errors, segment_names=names),
         "tree_json": json.dumps(tree, indent=2),
         "segment_names": sorted(names.items(), key=lambda item: item[1].lower()),
-        "templates": [(key, t["name"], t["description"]) for key, t in rules.TEMPLATES.items()],
+        "templates": [(key, t["name"], t["description"]) for key, t in templates.items()],
         "choices": BUILDER_CHOICES,
         "errors": bool(errors) or bool(tree_error) or bool(form.errors),
         "tree_error": tree_error,
@@ -218,12 +220,14 @@ def _builder(request: WorkspaceRequest, *, segment: Segment | None) -> HttpRespo
     if op == "save":
         return _builder_save(request, segment=segment)
     tree = _posted_tree(request)
+    templates = selectors.segment_templates(workspace_id=_workspace(request).id)
     if op not in ("load_json", "refresh"):
-        tree = builder.apply_edit(tree, op)
+        tree = builder.apply_edit(tree, op, templates=templates)
     template_key = op.removeprefix("template:") if op.startswith("template:") else ""
-    form = SegmentMetaForm.as_typed(request.POST, segment=segment, template=template_key)
-    template = BUILDER_PAGE + "#builder-form" if request.htmx else BUILDER_PAGE
-    return render(request, template, _builder_context(request, form=form, tree=tree, segment=segment))
+    form = SegmentMetaForm.as_typed(request.POST, segment=segment, template_key=template_key, templates=templates)
+    page = BUILDER_PAGE + "#builder-form" if request.htmx else BUILDER_PAGE
+    context = _builder_context(request, form=form, tree=tree, segment=segment, templates=templates)
+    return render(request, page, context)
 
 
 def _builder_save(request: WorkspaceRequest, *, segment: Segment | None) -> HttpResponse:

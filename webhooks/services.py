@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -128,15 +128,27 @@ def _string_list(field: str, values: Any, *, check: Callable[[str], str | None])
     return out
 
 
+class SubscriptionSettings(TypedDict):
+    """What a person sets on a subscription (create, and update: a full replacement); filters left
+    out are empty, which lets everything through."""
+
+    name: str
+    url: str
+    event_types: Sequence[str]
+    goal_types: NotRequired[Sequence[str]]
+    event_names: NotRequired[Sequence[str]]
+    segment_ids: NotRequired[Sequence[str]]
+
+
 def subscription_settings_validate(
     *,
     workspace_id: str,
     name: str,
     url: str,
     event_types: Any,
-    goal_types: Any,
-    event_names: Any,
-    segment_ids: Any,
+    goal_types: Any = (),
+    event_names: Any = (),
+    segment_ids: Any = (),
 ) -> dict[str, Any]:
     """The settings a subscription may be saved with, cleaned; a ValidationError naming each bad field."""
     errors: dict[str, list[str]] = {}
@@ -196,20 +208,8 @@ def subscription_settings_validate(
 
 
 @transaction.atomic
-def subscription_create(
-    *,
-    workspace_id: str,
-    name: str,
-    url: str,
-    event_types: Sequence[str],
-    goal_types: Sequence[str] = (),
-    event_names: Sequence[str] = (),
-    segment_ids: Sequence[str] = (),
-) -> WebhookSubscription:
-    cleaned = subscription_settings_validate(
-        workspace_id=workspace_id, name=name, url=url, event_types=event_types,
-        goal_types=goal_types, event_names=event_names, segment_ids=segment_ids,
-    )  # fmt: skip
+def subscription_create(*, workspace_id: str, **settings: Unpack[SubscriptionSettings]) -> WebhookSubscription:
+    cleaned = subscription_settings_validate(workspace_id=workspace_id, **settings)
     if WebhookSubscription.objects.filter(workspace_id=workspace_id).count() >= MAX_SUBSCRIPTIONS_PER_WORKSPACE:
         raise ValidationError(
             {"non_field_errors": [f"A workspace has at most {MAX_SUBSCRIPTIONS_PER_WORKSPACE} subscriptions."]}
@@ -223,21 +223,10 @@ def _locked(subscription: WebhookSubscription) -> WebhookSubscription:
 
 @transaction.atomic
 def subscription_update(
-    *,
-    subscription: WebhookSubscription,
-    name: str,
-    url: str,
-    event_types: Sequence[str],
-    goal_types: Sequence[str] = (),
-    event_names: Sequence[str] = (),
-    segment_ids: Sequence[str] = (),
-    enabled: bool | None = None,
+    *, subscription: WebhookSubscription, enabled: bool | None = None, **settings: Unpack[SubscriptionSettings]
 ) -> WebhookSubscription:
     """Full replacement (Notifuse's update): filters left out are cleared; ``enabled`` None keeps it."""
-    cleaned = subscription_settings_validate(
-        workspace_id=subscription.workspace_id, name=name, url=url, event_types=event_types,
-        goal_types=goal_types, event_names=event_names, segment_ids=segment_ids,
-    )  # fmt: skip
+    cleaned = subscription_settings_validate(workspace_id=subscription.workspace_id, **settings)
     subscription = _locked(subscription)
     for key, value in cleaned.items():
         setattr(subscription, key, value)

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from contacts.models import GoalType
+from events_platform.pages import found
 from events_platform.workspaces.models import Workspace
 from events_platform.workspaces.web import WorkspaceRequest, workspace_required
 from segments.models import Segment
@@ -40,9 +41,7 @@ def _workspace(request: WorkspaceRequest) -> Workspace:
 
 def _subscription_or_404(request: WorkspaceRequest, public_id: str) -> WebhookSubscription:
     subscription = selectors.subscription_get(workspace_id=_workspace(request).id, public_id=public_id)
-    if subscription is None:
-        raise Http404("No such webhook subscription in this workspace.")
-    return subscription
+    return found(subscription, "No such webhook subscription in this workspace.")
 
 
 class SubscriptionForm(forms.Form):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import math
-from datetime import timedelta
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
@@ -14,6 +16,7 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import SkipField
 
 from contacts.models import (
     EVENT_NAME_MAX_LENGTH,
@@ -23,12 +26,15 @@ from contacts.models import (
     GOAL_TYPES_REQUIRING_VALUE,
     GOAL_VALUE_DECIMAL_PLACES,
     GOAL_VALUE_MAX_DIGITS,
+    PROFILE_FIELD_TYPES,
+    PROFILE_STRING_MAX_LENGTHS,
     PROPERTIES_MAX_BYTES,
     Contact,
     CustomEvent,
     GoalType,
     TimelineEntry,
     normalize_email,
+    profile_value_is_typed,
 )
 from contacts.services import GOAL_FIELDS, ContactInput, EventInput, EventUpsertResult
 from events_platform import parsers
@@ -49,18 +55,22 @@ class JsonObjectField(serializers.Field):
     PostgreSQL's jsonb refuses: no NUL character, no lone surrogate, no non-finite number (the
     API's parser refuses the last two already; files read by ``import_events`` meet them here)."""
 
+    # What the value may be; custom_json_* profile fields take an array too.
+    accepted: tuple[type, ...] = (dict,)
+    accepted_text = "a JSON object"
+
     default_error_messages = {
-        "not_object": "Must be a JSON object, not {kind}.",
+        "not_object": "Must be {accepted}, not {kind}.",
         "too_large": "Must be at most {limit} bytes serialised (got {size}).",
         "nul": parsers.MESSAGES["nul"] + " (at {path})",
         "surrogate": parsers.MESSAGES["surrogate"] + " (at {path})",
         "non_finite": parsers.MESSAGES["non_finite"] + " (at {path})",
     }
 
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if not isinstance(data, dict):
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, self.accepted):
             kind = "null" if data is None else "an array" if isinstance(data, list) else f"a {type(data).__name__}"
-            self.fail("not_object", kind=kind)
+            self.fail("not_object", accepted=self.accepted_text, kind=kind)
         # One serialisation measures the size and, at C speed, tells whether anything jsonb
         # refuses may be inside; only then is the object walked to name where it is.
         try:
@@ -103,6 +113,151 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+@extend_schema_field({"oneOf": [{"type": "object", "additionalProperties": True}, {"type": "array", "items": {}}]})
+class JsonObjectOrArrayField(JsonObjectField):
+    """A custom_json_* profile field: a JSON object or array, with JsonObjectField's rules."""
+
+    accepted = (dict, list)
+    accepted_text = "a JSON object or array"
+
+
+@extend_schema_field(OpenApiTypes.NUMBER)
+class ProfileNumberField(serializers.Field):
+    """A custom_number_* profile field: a JSON number, kept as sent (Notifuse decodes it as a
+    double: a string, a boolean or a number beyond a double's range is refused)."""
+
+    default_error_messages = {"invalid": "Must be a number (a JSON number, not a string), within a double's range."}
+
+    def to_internal_value(self, data: Any) -> int | float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        try:
+            if not math.isfinite(float(data)):
+                self.fail("invalid")
+        except OverflowError:  # an integer beyond a double's range
+            self.fail("invalid")
+        number: int | float = data
+        return number
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+# RFC 3339 as Go's time.Time decodes it: a date, a time, a fraction of 1-9 digits and a zone.
+_RFC3339 = re.compile(r"\A\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d{1,9})?([Zz]|[+-]\d\d:\d\d)\Z")
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class ProfileDateTimeField(serializers.Field):
+    """A custom_datetime_* profile field: an RFC 3339 date-time with a zone, stored as UTC text
+    ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` (microseconds, as PostgreSQL keeps them), which the segment
+    engine's time filters read."""
+
+    default_error_messages = {
+        "invalid": "Must be an RFC 3339 date-time with a zone, such as 2026-03-01T10:00:00Z or "
+        "2026-03-01T12:00:00.123+02:00."
+    }
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str) or not _RFC3339.match(data):
+            self.fail("invalid")
+        try:
+            moment = datetime.fromisoformat(data.upper().replace("Z", "+00:00"))
+            return profile_datetime_text(moment)
+        except (ValueError, OverflowError):  # no such day or time, or beyond year 1-9999 in UTC
+            self.fail("invalid")
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+def profile_datetime_text(moment: datetime) -> str:
+    """An aware datetime as a profile time is stored: UTC RFC 3339 with ``Z``."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class _ProfileOutput(serializers.Field):
+    """A profile field read from the contact's ``properties`` under its own name; left out of the
+    answer when it is not set (NOTIFUSE-API.md §4.1: present only when set) or holds another type."""
+
+    def get_attribute(self, contact: Contact | Mapping[str, Any]) -> Any:
+        name = str(self.field_name)
+        if isinstance(contact, Mapping):  # a contact rendered already (segments.contacts' members)
+            value = contact.get(name)
+        else:
+            value = contact.properties.get(name) if isinstance(contact.properties, dict) else None
+        if value is None or not profile_value_is_typed(name, value):
+            raise SkipField
+        return value
+
+
+class FreePropertiesField(JsonObjectField):
+    """A contact's ``properties`` without the profile fields (``Contact.free_properties``)."""
+
+    def get_attribute(self, contact: Contact | Mapping[str, Any]) -> Any:
+        if isinstance(contact, Mapping):  # rendered already: its properties are the free ones
+            return contact["properties"]
+        return contact.free_properties
+
+
+class ProfileStringOutputField(_ProfileOutput, serializers.CharField):
+    pass
+
+
+class ProfileNumberOutputField(_ProfileOutput, ProfileNumberField):
+    pass
+
+
+class ProfileDateTimeOutputField(_ProfileOutput, ProfileDateTimeField):
+    pass
+
+
+class ProfileJsonOutputField(_ProfileOutput, JsonObjectOrArrayField):
+    pass
+
+
+PROFILE_OUTPUT_FIELDS: dict[str, type[serializers.Field]] = {
+    "string": ProfileStringOutputField,
+    "number": ProfileNumberOutputField,
+    "datetime": ProfileDateTimeOutputField,
+    "json": ProfileJsonOutputField,
+}
+
+
+def profile_output_fields() -> dict[str, serializers.Field]:
+    """The Contact object's profile fields, top-level, each present only when set."""
+    return {
+        name: PROFILE_OUTPUT_FIELDS[kind](required=False, help_text="Notifuse's profile field; absent when not set.")
+        for name, kind in PROFILE_FIELD_TYPES.items()
+    }
+
+
+def _profile_help(name: str, kind: str) -> str:
+    what = {
+        "string": f"A string of at most {PROFILE_STRING_MAX_LENGTHS.get(name)} characters",
+        "number": "A JSON number",
+        "datetime": "An RFC 3339 date-time with a zone (stored in UTC)",
+        "json": "A JSON object or array",
+    }[kind]
+    return f"Notifuse's profile field, stored as properties.{name}. {what}; null clears it; omitted, it is kept."
+
+
+def profile_input_fields() -> dict[str, serializers.Field]:
+    """The input fields of Notifuse's contact profile fields (``PROFILE_FIELD_TYPES``); each takes null."""
+    fields: dict[str, serializers.Field] = {}
+    for name, kind in PROFILE_FIELD_TYPES.items():
+        options: dict[str, Any] = {"required": False, "allow_null": True, "help_text": _profile_help(name, kind)}
+        if kind == "string":
+            fields[name] = StrictCharField(allow_blank=True, max_length=PROFILE_STRING_MAX_LENGTHS[name], **options)
+        elif kind == "number":
+            fields[name] = ProfileNumberField(**options)
+        elif kind == "datetime":
+            fields[name] = ProfileDateTimeField(**options)
+        else:
+            fields[name] = JsonObjectOrArrayField(**options)
+    return fields
 
 
 GOAL_VALUE_QUANTUM = Decimal(1).scaleb(-GOAL_VALUE_DECIMAL_PLACES)  # 0.01
@@ -213,6 +368,13 @@ class EventInputSerializer(serializers.Serializer):
 
 class EventUpsertInputSerializer(EventInputSerializer):
     workspace_id = serializers.CharField(max_length=32)
+    source = StrictCharField(
+        required=False,
+        max_length=32,
+        validators=[SOURCE_VALIDATOR],
+        help_text="Checked, then ignored: an upserted event's source is always api, as in Notifuse (the import "
+        "keeps it).",
+    )
 
 
 class EventImportInputSerializer(serializers.Serializer):
@@ -358,27 +520,68 @@ class EventListOutputSerializer(PageOutputSerializer):
 # --- contacts ---------------------------------------------------------------------------
 
 
-class ContactFieldsInputSerializer(serializers.Serializer):
+PROPERTIES_HELP = (
+    "This app's own free-form object: when sent, it replaces the free-form keys whole. Notifuse's profile "
+    "fields (phone, country, custom_string_1, ...) are not touched by it: they change only when sent, top-level "
+    "or as keys of this object (read as the field of that name, with its type; the same field sent both ways "
+    "with different values is a 400). Answers show them top-level only, never inside properties."
+)
+
+
+class ProfileFieldsInputSerializer(serializers.Serializer):
+    """Notifuse's contact profile fields alone, each optional and nullable."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields: dict[str, serializers.Field] = super().get_fields()
+        return {**fields, **profile_input_fields()}
+
+
+class ContactFieldsInputSerializer(ProfileFieldsInputSerializer):
     """A contact's fields as they are sent: Notifuse's ``contact`` object (contacts.upsert, contacts.import).
 
-    Only the keys sent change; an explicit null clears a field. Notifuse's other profile fields
-    (phone, country, custom_*, ...) are not stored here and, like any unknown key, are ignored.
+    Only the keys sent change; an explicit null clears a field. Notifuse's profile fields (phone,
+    country, custom_*, ...: ``PROFILE_FIELD_TYPES``) are type-checked and stored as keys of
+    ``properties`` (``models.merged_properties``); other unknown keys are ignored.
     """
 
     email = serializers.EmailField(max_length=254)
     external_id = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=255)
     first_name = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=150)
     last_name = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=150)
-    properties = JsonObjectField(required=False, help_text="This app's own free-form object (replaced whole).")
+    properties = JsonObjectField(required=False, help_text=PROPERTIES_HELP)
 
     default_error_messages = {"invalid": "Must be a JSON object with an email."}
 
     def validate_email(self, value: str) -> str:
         return normalize_email(value)
 
+    def validate_properties(self, value: dict[str, Any]) -> dict[str, Any]:
+        """Profile fields sent inside properties are checked as those fields (``properties.phone``)."""
+        sent = {name: value[name] for name in PROFILE_FIELD_TYPES if name in value}
+        if not sent:
+            return value
+        checked = ProfileFieldsInputSerializer(data=sent)
+        if not checked.is_valid():
+            raise serializers.ValidationError(checked.errors)
+        return {**value, **checked.validated_data}
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        # The columns are blank, never NULL: null (Notifuse's "clear it") is the empty string.
-        return {key: "" if value is None else value for key, value in attrs.items()}
+        # A profile field inside properties is that field: moved beside the others, unless it was
+        # also sent top-level with another value.
+        properties = attrs.get("properties")
+        if properties is not None:
+            inside = {name: properties[name] for name in PROFILE_FIELD_TYPES if name in properties}
+            clashes = {
+                name: [f"Also sent as {name} with another value: send it once."]
+                for name, value in inside.items()
+                if name in attrs and attrs[name] != value
+            }
+            if clashes:
+                raise serializers.ValidationError({"properties": clashes})
+            attrs = {**inside, **attrs, "properties": {k: v for k, v in properties.items() if k not in inside}}
+        # The columns are blank, never NULL: null (Notifuse's "clear it") is the empty string. A
+        # profile field's null removes it (``models.merged_properties``).
+        return {key: "" if value is None and key not in PROFILE_FIELD_TYPES else value for key, value in attrs.items()}
 
     def to_contact_input(self, attrs: dict[str, Any]) -> ContactInput:
         fields = {k: v for k, v in attrs.items() if k not in ("workspace_id", "email")}
@@ -425,8 +628,13 @@ class ContactImportOutputSerializer(serializers.Serializer):
 
 
 class ContactOutputSerializer(serializers.ModelSerializer):
+    """A contact as Notifuse's Contact object (§4.1), with this app's keys. Notifuse's profile fields
+    (phone, country, custom_*, ...) are top-level, each present only when set, and never repeated
+    inside ``properties``."""
+
     workspace_id = serializers.CharField()
     full_name = serializers.CharField(read_only=True)
+    properties = FreePropertiesField(help_text="This app's own free-form object, without Notifuse's profile fields.")
     contact_lists = serializers.SerializerMethodField(help_text="Always []: this app has no lists.")
 
     class Meta:
@@ -444,6 +652,14 @@ class ContactOutputSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields: dict[str, serializers.Field] = super().get_fields()
+        # The profile fields follow the names, as in Notifuse's object.
+        names = list(fields)
+        at = max((names.index(n) + 1 for n in ("last_name", "full_name") if n in names), default=len(names))
+        before, after = names[:at], names[at:]
+        return {**{n: fields[n] for n in before}, **profile_output_fields(), **{n: fields[n] for n in after}}
 
     @extend_schema_field(serializers.ListField(child=serializers.DictField()))
     def get_contact_lists(self, contact: Contact) -> list[Any]:
@@ -492,9 +708,9 @@ class ContactSegmentMembershipOutputSerializer(serializers.Serializer):
         return field.to_representation(membership.segment.last_built_at or membership.entered_at)
 
 
-class ContactRfmOutputSerializer(serializers.Serializer):
-    """The contact's scores under one RFM model (all null and group prospect before its first score)."""
-
+class RfmScoreFieldsSerializer(serializers.Serializer):
+    # What a contact's scores under one RFM model show, in the contact API and the RFM API (rfm
+    # imports it: contacts never imports rfm). No docstring: each output serializer words its own.
     r = serializers.IntegerField(allow_null=True)
     f = serializers.IntegerField(allow_null=True)
     m = serializers.IntegerField(allow_null=True)
@@ -506,17 +722,23 @@ class ContactRfmOutputSerializer(serializers.Serializer):
     group_changed_at = serializers.DateTimeField(allow_null=True)
 
 
-def _rfm_values(score: Any) -> dict[str, Any]:
+class ContactRfmOutputSerializer(RfmScoreFieldsSerializer):
+    """The contact's scores under one RFM model (all null and group prospect before its first score)."""
+
+
+def rfm_score_values(score: Any, money: Callable[[int], Any] = lambda cents: Decimal(cents) / 100) -> dict[str, Any]:
+    """The ``RfmScoreFieldsSerializer`` values of an RFM score row (``money`` shows its cents); no
+    row yet is a prospect without scores."""
     if score is None:
-        empty = dict.fromkeys(("r", "f", "m", "recency_days", "frequency", "monetary", "group_changed_at"))
-        return {**empty, "group": "prospect", "previous_group": None}
+        empty = dict.fromkeys(("r", "f", "m", "recency_days", "frequency", "monetary"))
+        return {**empty, "group": "prospect", "previous_group": None, "group_changed_at": None}
     return {
         "r": score.r,
         "f": score.f,
         "m": score.m,
         "recency_days": score.recency_days,
         "frequency": score.frequency,
-        "monetary": None if score.monetary_cents is None else Decimal(score.monetary_cents) / 100,
+        "monetary": None if score.monetary_cents is None else money(score.monetary_cents),
         "group": score.group,
         "previous_group": score.previous_group or None,
         "group_changed_at": score.group_changed_at,
@@ -549,7 +771,7 @@ class ContactWithSegmentsOutputSerializer(ContactOutputSerializer):
     @extend_schema_field(serializers.DictField(child=ContactRfmOutputSerializer()))
     def get_rfm(self, contact: Contact) -> Any:
         return {
-            slug: ContactRfmOutputSerializer(_rfm_values(score)).data
+            slug: ContactRfmOutputSerializer(rfm_score_values(score)).data
             for slug, score in self.context.get("rfm", {}).get(contact.pk, [])
         }
 
@@ -579,10 +801,10 @@ class ContactListQuerySerializer(PageQuerySerializer):
     first_name = _substring("first_name")
     last_name = _substring("last_name")
     full_name = _substring("first and last name")
-    # Notifuse fields this app does not store: a non-empty filter on them matches no contact.
-    phone = _substring("phone (not stored here: matches none)")
-    country = _substring("country (not stored here: matches none)")
-    language = _substring("language (not stored here: matches none)")
+    phone = _substring("phone")
+    country = _substring("country")
+    language = _substring("language")
+    # This app has no lists: a non-empty filter on them matches no contact.
     list_id = _substring("a list id (this app has no lists: matches none)")
     contact_list_status = _substring("a list status (this app has no lists: matches none)")
     segments = serializers.ListField(
@@ -593,8 +815,8 @@ class ContactListQuerySerializer(PageQuerySerializer):
     with_contact_lists = serializers.BooleanField(required=False, help_text="Accepted; contact_lists is always [].")
 
 
-UNSTORED_CONTACT_FILTERS = ("phone", "country", "language", "list_id", "contact_list_status")
-CONTACT_TEXT_FILTERS = ("external_id", "first_name", "last_name", "full_name")
+UNSTORED_CONTACT_FILTERS = ("list_id", "contact_list_status")
+CONTACT_TEXT_FILTERS = ("external_id", "first_name", "last_name", "full_name", "phone", "country", "language")
 
 
 class ContactListOutputSerializer(PageOutputSerializer):
@@ -614,9 +836,25 @@ class ContactDeleteOutputSerializer(serializers.Serializer):
 # --- timeline ---------------------------------------------------------------------------
 
 
+class TimelineLimitField(serializers.IntegerField):
+    """timeline.list's ``limit`` as Notifuse reads it (NOTIFUSE-API.md §2.1): 0 or absent is the
+    default, 1 to 100 is served, negative or above 100 is a 400."""
+
+    def to_internal_value(self, data: Any) -> int:
+        number: int = super().to_internal_value(data)
+        return number or DEFAULT_LIMIT
+
+
 class TimelineQuerySerializer(PageQuerySerializer):
     email = serializers.CharField(max_length=254)
     kind = serializers.CharField(required=False, max_length=200)
+    limit = TimelineLimitField(
+        required=False,
+        min_value=0,
+        max_value=MAX_LIMIT,
+        default=DEFAULT_LIMIT,
+        help_text=f"Default {DEFAULT_LIMIT}, also for 0 (Notifuse's rule); negative or above {MAX_LIMIT} is a 400.",
+    )
 
 
 class TimelineEntryOutputSerializer(serializers.ModelSerializer):

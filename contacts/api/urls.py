@@ -1,19 +1,22 @@
-from django.urls import path
+from events_platform.workspaces.api import api_paths
 
 from . import views
 
-urlpatterns = [
-    path("customEvents.upsert", views.EventUpsertView.as_view(), name="custom-events-upsert"),
-    path("customEvents.import", views.EventImportView.as_view(), name="custom-events-import"),
-    path("customEvents.get", views.EventGetView.as_view(), name="custom-events-get"),
-    path("customEvents.list", views.EventListView.as_view(), name="custom-events-list"),
-    path("contacts.upsert", views.ContactUpsertView.as_view(), name="contacts-upsert"),
-    path("contacts.get", views.ContactGetView.as_view(), name="contacts-get"),
-    path("contacts.getByEmail", views.ContactGetByEmailView.as_view(), name="contacts-get-by-email"),
-    path("contacts.getByExternalID", views.ContactGetByExternalIdView.as_view(), name="contacts-get-by-external-id"),
-    path("contacts.count", views.ContactCountView.as_view(), name="contacts-count"),
-    path("contacts.import", views.ContactImportView.as_view(), name="contacts-import"),
-    path("contacts.list", views.ContactListView.as_view(), name="contacts-list"),
-    path("contacts.delete", views.ContactDeleteView.as_view(), name="contacts-delete"),
-    path("timeline.list", views.TimelineListView.as_view(), name="timeline-list"),
-]
+# Each view at its operation id (/api/segments.get), under its URL name.
+urlpatterns = api_paths(
+    {
+        views.EventUpsertView: "custom-events-upsert",
+        views.EventImportView: "custom-events-import",
+        views.EventGetView: "custom-events-get",
+        views.EventListView: "custom-events-list",
+        views.ContactUpsertView: "contacts-upsert",
+        views.ContactGetView: "contacts-get",
+        views.ContactGetByEmailView: "contacts-get-by-email",
+        views.ContactGetByExternalIdView: "contacts-get-by-external-id",
+        views.ContactCountView: "contacts-count",
+        views.ContactImportView: "contacts-import",
+        views.ContactListView: "contacts-list",
+        views.ContactDeleteView: "contacts-delete",
+        views.TimelineListView: "timeline-list",
+    }
+)

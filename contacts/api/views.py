@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+from functools import partial
 from typing import Any
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from contacts import selectors, services
 from contacts.api import fast_input
 from contacts.api import serializers as s
-from contacts.models import Contact
+from contacts.models import Contact, CustomEvent
 from events_platform.exceptions import flatten_errors, summarize
+from events_platform.pages import found
 from events_platform.pagination import Page
-from events_platform.workspaces.api import ApiRequest, WorkspaceAPIView
+from events_platform.workspaces.api import ApiRequest, WorkspaceAPIView, api_operation
 
-ERROR_RESPONSES = {400: dict, 401: dict, 403: dict}
-# A write that lost a race with a concurrent one (the contact's erasure): rolled back, retry it.
-WRITE_ERROR_RESPONSES = {**ERROR_RESPONSES, 409: dict}
+# conflict=True: a write that lost a race with a concurrent one (the contact's erasure) is rolled
+# back and answered 409: retry it.
+operation = partial(api_operation, tag="contacts")
+event_operation = partial(api_operation, tag="custom events")
 
 
 def _page_args(query: dict[str, Any]) -> dict[str, Any]:
@@ -27,43 +31,40 @@ def _page_args(query: dict[str, Any]) -> dict[str, Any]:
 
 
 class EventUpsertView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="customEvents.upsert",
-        summary="Create or update one custom event",
-        description=(
-            "Identity is (workspace, event_name, external_id). An existing event changes only when the "
-            "incoming occurred_at is newer, or when deleted_at is set (soft delete) or omitted on a "
-            "deleted event (restore). The contact is created from the email if needed."
-        ),
-        request=s.EventUpsertInputSerializer,
-        responses={200: s.EventUpsertOutputSerializer, **WRITE_ERROR_RESPONSES},
-        tags=["custom events"],
+    @event_operation(
+        "customEvents.upsert", s.EventUpsertInputSerializer, ok=s.EventUpsertOutputSerializer, conflict=True
     )
     def post(self, request: ApiRequest) -> Response:
+        """Create or update one custom event
+
+        Identity is (workspace, event_name, external_id). An existing event changes only when the incoming
+        occurred_at is newer, or when deleted_at is set (soft delete) or omitted on a deleted event (restore). The
+        contact is created from the email if needed. A `source` in the body is checked and then ignored: an upserted
+        event's source is always `api`, as in Notifuse (customEvents.import keeps the source sent).
+        """
         workspace_id = self.get_workspace_id(request)
         event = fast_input.upsert_input(request.data)
         if event is None:  # not plainly valid: the serializer decides, and words any error
             serializer = s.EventUpsertInputSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             event = serializer.to_event_input(serializer.validated_data)
+        # Notifuse's upsert ignores the source sent (NOTIFUSE-API.md §1.2): what it stores is "api".
+        event = dataclasses.replace(event, source=CustomEvent.Source.API)
         result = services.event_upsert(workspace_id=workspace_id, event=event)
         return Response(s.event_upsert_output(result))
 
 
 class EventImportView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="customEvents.import",
-        summary="Import 1 to 50 events in one transaction",
-        description=(
-            "All or nothing: if any event is invalid, nothing is written and the error names its index "
-            "(events[3].goal_value). The same (event_name, external_id) twice in a batch behaves as two "
-            "upserts sent one after the other."
-        ),
-        request=s.EventImportInputSerializer,
-        responses={201: s.EventImportOutputSerializer, **WRITE_ERROR_RESPONSES},
-        tags=["custom events"],
+    @event_operation(
+        "customEvents.import", s.EventImportInputSerializer, ok={201: s.EventImportOutputSerializer}, conflict=True
     )
     def post(self, request: ApiRequest) -> Response:
+        """Import 1 to 50 events in one transaction
+
+        All or nothing: if any event is invalid, nothing is written and the error names its index
+        (events[3].goal_value). The same (event_name, external_id) twice in a batch behaves as two upserts sent one
+        after the other.
+        """
         workspace_id = self.get_workspace_id(request)
         inputs = fast_input.import_inputs(request.data)
         if inputs is None:  # not plainly valid: the serializer decides, and words any error
@@ -83,35 +84,24 @@ class EventImportView(WorkspaceAPIView):
 
 
 class EventGetView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="customEvents.get",
-        summary="Get one live event by its identity",
-        parameters=[s.EventGetQuerySerializer],
-        responses={200: s.EventGetOutputSerializer, 404: dict, **ERROR_RESPONSES},
-        tags=["custom events"],
-    )
+    @event_operation("customEvents.get", s.EventGetQuerySerializer, ok=s.EventGetOutputSerializer, missing=True)
     def get(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        query = self.validated(s.EventGetQuerySerializer, request.query_params)
-        event = selectors.event_get(
-            workspace_id=workspace_id, event_name=query["event_name"], external_id=query["external_id"]
+        """Get one live event by its identity"""
+        workspace_id, query = self.parse(request, s.EventGetQuerySerializer)
+        event = found(
+            selectors.event_get(
+                workspace_id=workspace_id, event_name=query["event_name"], external_id=query["external_id"]
+            ),
+            "No live event with that event_name and external_id.",
         )
-        if event is None:
-            raise Http404("No live event with that event_name and external_id.")
         return Response({"event": s.EventOutputSerializer(event).data})
 
 
 class EventListView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="customEvents.list",
-        summary="List live events of a contact or of an event name, newest first",
-        parameters=[s.EventListQuerySerializer],
-        responses={200: s.EventListOutputSerializer, **ERROR_RESPONSES},
-        tags=["custom events"],
-    )
+    @event_operation("customEvents.list", s.EventListQuerySerializer, ok=s.EventListOutputSerializer)
     def get(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        query = self.validated(s.EventListQuerySerializer, request.query_params)
+        """List live events of a contact or of an event name, newest first"""
+        workspace_id, query = self.parse(request, s.EventListQuerySerializer)
         page = selectors.event_list(
             workspace_id=workspace_id,
             email=query.get("email"),
@@ -130,24 +120,27 @@ class EventListView(WorkspaceAPIView):
 
 
 class ContactUpsertView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="contacts.upsert",
-        summary="Create or update a contact by email",
-        description=(
-            'Two spellings of one request: Notifuse\'s envelope `{"workspace_id", "contact": {"email", ...}}` '
-            "and this app's flat body (the contact's fields beside workspace_id). Only the fields sent change; an "
-            "explicit null clears one; properties, when sent, replace the stored object whole. The answer carries "
-            "Notifuse's `email` and `action` (create | update) beside this app's `contact` and `operation`."
-        ),
-        request=PolymorphicProxySerializer(
+    @operation(
+        "contacts.upsert",
+        PolymorphicProxySerializer(
             component_name="ContactUpsertRequest",
             serializers=[s.ContactUpsertEnvelopeInputSerializer, s.ContactUpsertInputSerializer],
             resource_type_field_name=None,
         ),
-        responses={200: s.ContactUpsertOutputSerializer, **WRITE_ERROR_RESPONSES},
-        tags=["contacts"],
+        ok=s.ContactUpsertOutputSerializer,
+        conflict=True,
     )
     def post(self, request: ApiRequest) -> Response:
+        """Create or update a contact by email
+
+        Two spellings of one request: Notifuse's envelope `{"workspace_id", "contact": {"email", ...}}` and this
+        app's flat body (the contact's fields beside workspace_id). Only the fields sent change; an explicit null
+        clears one. Notifuse's profile fields (timezone, language, phone, address_line_1/2, country, postcode, state,
+        job_title, custom_string_1..5, custom_number_1..5, custom_datetime_1..5, custom_json_1..5) are type-checked
+        and stored; a wrong type is a 400 naming it (`contact.custom_number_1`). `properties`, when sent, replaces
+        this app's free-form keys whole and leaves the profile fields as they are. The answer carries Notifuse's
+        `email` and `action` (create | update) beside this app's `contact` and `operation`.
+        """
         workspace_id = self.get_workspace_id(request)
         if "contact" in request.data:  # Notifuse's envelope
             attrs = self.validated(s.ContactUpsertEnvelopeInputSerializer, request.data)["contact"]
@@ -159,8 +152,10 @@ class ContactUpsertView(WorkspaceAPIView):
 
 
 class ContactImportView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="contacts.import",
+    @operation(
+        "contacts.import",
+        s.ContactImportInputSerializer,
+        ok=s.ContactImportOutputSerializer,
         summary=f"Create or update 1 to {s.CONTACTS_IMPORT_MAX} contacts in one transaction",
         description=(
             "Each item is a contacts.upsert `contact`. An invalid item does not stop the others: it is answered "
@@ -168,13 +163,9 @@ class ContactImportView(WorkspaceAPIView):
             "transaction, in order (an email twice is two upserts one after the other). `operations` keeps the "
             "input order (Notifuse dedupes by email and lists errors first)."
         ),
-        request=s.ContactImportInputSerializer,
-        responses={200: s.ContactImportOutputSerializer, **ERROR_RESPONSES},
-        tags=["contacts"],
     )
     def post(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        data = self.validated(s.ContactImportInputSerializer, request.data)
+        workspace_id, data = self.parse(request, s.ContactImportInputSerializer)
         operations: list[dict[str, Any]] = []
         valid: list[tuple[int, services.ContactInput]] = []
         for index, item in enumerate(data["contacts"]):
@@ -204,23 +195,21 @@ def _contact_body(contact: Contact) -> dict[str, Any]:
 
 
 def _found(contact: Contact | None, what: str) -> Contact:
-    if contact is None:
-        raise Http404(f"No contact with that {what} in this workspace.")
-    return contact
+    return found(contact, f"No contact with that {what} in this workspace.")
 
 
 def _contact_get_schema(operation_id: str, summary: str, query: type[serializers.Serializer]) -> Any:
     """The OpenAPI description shared by the three reads of one contact."""
-    return extend_schema(
-        operation_id=operation_id,
+    return operation(
+        operation_id,
+        query,
+        ok=s.ContactGetOutputSerializer,
+        missing=True,
         summary=summary,
         description=(
             "The contact with the segments it belongs to (`segments`: id, name, color, entered_at; and "
             "Notifuse's `contact_segments`). `contact_lists` is always [] (this app has no lists)."
         ),
-        parameters=[query],
-        responses={200: s.ContactGetOutputSerializer, 404: dict, **ERROR_RESPONSES},
-        tags=["contacts"],
     )
 
 
@@ -231,8 +220,7 @@ class ContactGetView(WorkspaceAPIView):
         "contacts.get", "Get a contact by email, with the segments it belongs to", s.ContactGetQuerySerializer
     )
     def get(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        query = self.validated(s.ContactGetQuerySerializer, request.query_params)
+        workspace_id, query = self.parse(request, s.ContactGetQuerySerializer)
         return Response(
             _contact_body(_found(selectors.contact_get(workspace_id=workspace_id, email=query["email"]), "email"))
         )
@@ -258,42 +246,37 @@ class ContactGetByExternalIdView(WorkspaceAPIView):
         s.ContactGetByExternalIdQuerySerializer,
     )
     def get(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        query = self.validated(s.ContactGetByExternalIdQuerySerializer, request.query_params)
+        workspace_id, query = self.parse(request, s.ContactGetByExternalIdQuerySerializer)
         contact = selectors.contact_get_by_external_id(workspace_id=workspace_id, external_id=query["external_id"])
         return Response(_contact_body(_found(contact, "external_id")))
 
 
 class ContactCountView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="contacts.count",
-        summary="How many contacts the workspace has",
-        responses={200: s.ContactCountOutputSerializer, **ERROR_RESPONSES},
-        tags=["contacts"],
-    )
+    @operation("contacts.count", ok=s.ContactCountOutputSerializer)
     def get(self, request: ApiRequest) -> Response:
+        """How many contacts the workspace has"""
         workspace_id = self.get_workspace_id(request)
         return Response({"total_contacts": selectors.contact_count(workspace_id=workspace_id)})
 
 
 class ContactListView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="contacts.list",
-        summary="List contacts newest first, filtered as Notifuse filters them",
-        description=(
-            "Text filters are case-insensitive substrings, ANDed; `segments[]` (or `segments`, repeatable) keeps "
-            "members of any of the given segments. Notifuse's filters on fields this app does not store (phone, "
-            "country, language) and on lists match no contact. Each contact carries `contact_lists: []` and its "
-            "`contact_segments`."
-        ),
-        parameters=[
+    @operation(
+        "contacts.list",
+        [
             s.ContactListQuerySerializer(),
             OpenApiParameter("segments[]", str, many=True, description="Notifuse's spelling of segments."),
         ],
-        responses={200: s.ContactListOutputSerializer, **ERROR_RESPONSES},
-        tags=["contacts"],
+        ok=s.ContactListOutputSerializer,
     )
     def get(self, request: ApiRequest) -> Response:
+        """List contacts newest first, filtered as Notifuse filters them
+
+        Text filters (email, external_id, first_name, last_name, full_name, phone, country, language) are
+        case-insensitive substrings, ANDed; `segments[]` (or `segments`, repeatable) keeps members of any of the given
+        segments. Filters on lists (list_id, contact_list_status) match no contact: this app has no lists. Each
+        contact carries `contact_lists: []` and its `contact_segments`, and, like contacts.get, its `rfm` scores
+        under each RFM model.
+        """
         workspace_id = self.get_workspace_id(request)
         params = request.query_params
         data: dict[str, Any] = {key: params.get(key) for key in params if key not in ("segments", "segments[]")}
@@ -310,50 +293,51 @@ class ContactListView(WorkspaceAPIView):
                 **_page_args(query),
             )
         memberships = selectors.contacts_segment_memberships(contacts=page.items)
-        contacts = s.ContactWithSegmentsOutputSerializer(page.items, many=True, context={"memberships": memberships})
+        # Each contact's RFM scores, as contacts.get carries them: one read for the whole page.
+        rfm = selectors.contacts_rfm_scores(workspace_id=workspace_id, contacts=page.items)
+        contacts = s.ContactWithSegmentsOutputSerializer(
+            page.items, many=True, context={"memberships": memberships, "rfm": rfm}
+        )
         return Response({"contacts": contacts.data, "next_cursor": page.next_cursor})
 
 
 class ContactDeleteView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="contacts.delete",
-        summary="Erase a contact",
-        description=(
-            "Permanently erases the contact with all its custom events, its timeline and its segment "
-            "memberships (for erasure requests; Notifuse keeps the events and segment rows). This cannot be "
-            "undone; to hide a single event, soft-delete it instead. Answers Notifuse's `success` beside this "
-            "app's `deleted`."
-        ),
-        request=s.ContactDeleteInputSerializer,
-        responses={200: s.ContactDeleteOutputSerializer, 404: dict, **WRITE_ERROR_RESPONSES},
-        tags=["contacts"],
+    @operation(
+        "contacts.delete",
+        s.ContactDeleteInputSerializer,
+        ok=s.ContactDeleteOutputSerializer,
+        missing=True,
+        conflict=True,
     )
     def post(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        data = self.validated(s.ContactDeleteInputSerializer, request.data)
+        """Erase a contact
+
+        Permanently erases the contact with all its custom events, its timeline and its segment memberships (for
+        erasure requests; Notifuse keeps the events and segment rows). This cannot be undone; to hide a single event,
+        soft-delete it instead. Answers Notifuse's `success` beside this app's `deleted`.
+        """
+        workspace_id, data = self.parse(request, s.ContactDeleteInputSerializer)
         if not services.contact_delete(workspace_id=workspace_id, email=data["email"]):
             raise Http404("No contact with that email in this workspace.")
         return Response({"success": True, "deleted": True})
 
 
 class TimelineListView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="timeline.list",
-        summary="A contact's timeline, newest first",
-        description=(
-            "Custom-event entries carry the event's current row under `event` (properties, goal, source). "
-            "`kind` filters exactly, or by prefix when it ends with `*` (`custom_event.*`)."
-        ),
-        parameters=[s.TimelineQuerySerializer, OpenApiParameter("kind", str, description="e.g. custom_event.*")],
-        responses={200: s.TimelineListOutputSerializer, 404: dict, **ERROR_RESPONSES},
-        tags=["timeline"],
+    @operation(
+        "timeline.list",
+        [s.TimelineQuerySerializer, OpenApiParameter("kind", str, description="e.g. custom_event.*")],
+        ok=s.TimelineListOutputSerializer,
+        missing=True,
+        tag="timeline",
     )
     def get(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        query = self.validated(s.TimelineQuerySerializer, request.query_params)
-        contact = selectors.contact_get(workspace_id=workspace_id, email=query["email"])
-        if contact is None:
-            raise Http404("No contact with that email in this workspace.")
+        """A contact's timeline, newest first
+
+        Custom-event entries carry the event's current row under `event` (properties, goal, source). `kind` filters
+        exactly, or by prefix when it ends with `*` (`custom_event.*`).
+        """
+        workspace_id, query = self.parse(request, s.TimelineQuerySerializer)
+        contact = _found(selectors.contact_get(workspace_id=workspace_id, email=query["email"]), "email")
         page = selectors.timeline_list(contact=contact, kind=query.get("kind"), **_page_args(query))
         return Response(
             {

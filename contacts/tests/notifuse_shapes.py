@@ -57,14 +57,29 @@ def assert_custom_event(event: Any) -> None:
     _optional(event, "deleted_at", is_timestamp)
 
 
+# §4.1: the Contact object's optional fields by JSON type, as the contract lists them.
+_NAME_FIELDS = ("external_id", "timezone", "language", "first_name", "last_name", "full_name", "phone")
+_ADDRESS_FIELDS = ("address_line_1", "address_line_2", "country", "postcode", "state", "job_title")
+CONTACT_STRING_FIELDS = (*_NAME_FIELDS, *_ADDRESS_FIELDS, *(f"custom_string_{n}" for n in range(1, 6)))
+CONTACT_NUMBER_FIELDS = tuple(f"custom_number_{n}" for n in range(1, 6))
+CONTACT_DATETIME_FIELDS = tuple(f"custom_datetime_{n}" for n in range(1, 6))
+CONTACT_JSON_FIELDS = tuple(f"custom_json_{n}" for n in range(1, 6))
+
+
 def assert_contact(contact: Any) -> None:
     """§4.1 The Contact object; ``contact_lists`` and ``contact_segments`` are arrays."""
     assert isinstance(contact, dict)
     assert isinstance(contact["email"], str)
     assert_timestamp(contact["created_at"])
     assert_timestamp(contact["updated_at"])
-    for key in ("external_id", "first_name", "last_name", "full_name"):
+    for key in CONTACT_STRING_FIELDS:
         _optional(contact, key, lambda v: isinstance(v, str))
+    for key in CONTACT_NUMBER_FIELDS:
+        _optional(contact, key, _number)
+    for key in CONTACT_DATETIME_FIELDS:
+        _optional(contact, key, is_timestamp)
+    for key in CONTACT_JSON_FIELDS:
+        _optional(contact, key, lambda v: isinstance(v, dict | list))
     assert isinstance(contact["contact_lists"], list)
     assert isinstance(contact["contact_segments"], list)
     for membership in contact["contact_segments"]:

@@ -7,13 +7,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.db.models import Model
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from conftest import page_queries, queries_with_5_and_30_rows
 from contacts.models import Contact, CustomEvent, TimelineEntry
 from contacts.tests.factories import EventInputFactory, WorkspaceFactory, events_create
 from events_platform.workspaces.models import Workspace
@@ -21,14 +20,6 @@ from events_platform.workspaces.models import Workspace
 # Generous but fixed: what matters is that it does not grow with the number of rows.
 CHANGELIST_MAX_QUERIES = 15
 CHANGE_PAGE_MAX_QUERIES = 15
-
-
-def page_queries(client: Client, url: str) -> int:
-    client.get(url)  # warm per-process caches (content types), which are not per-row costs
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(url)
-    assert response.status_code == 200
-    return len(queries)
 
 
 def add_events(count: int, *, email: str | None = None) -> None:
@@ -74,14 +65,10 @@ def test_changelists_query_count_does_not_grow_with_rows(
     admin_client: Client, django_assert_max_num_queries: Callable, url_name: str
 ) -> None:
     """Contacts, events and timeline changelists cost the same number of queries for 5 rows as for 30."""
-    # given
-    url = reverse(url_name)
-    add_events(5)
-    with_5 = page_queries(admin_client, url)
-    add_events(30)
-    # when
-    with django_assert_max_num_queries(CHANGELIST_MAX_QUERIES):
-        with_30 = page_queries(admin_client, url)
+    # given / when
+    with_5, with_30 = queries_with_5_and_30_rows(
+        admin_client, reverse(url_name), add_events, django_assert_max_num_queries, CHANGELIST_MAX_QUERIES
+    )
     # then
     assert with_30 == with_5
 

@@ -23,7 +23,8 @@ SEED_BODY = {
 }
 
 # (method, path, payload without workspace_id) of every endpoint.
-ENDPOINTS: list[tuple[str, str, dict[str, Any]]] = [
+Endpoint = tuple[str, str, dict[str, Any]]
+ENDPOINTS: list[Endpoint] = [
     ("post", "/api/customEvents.upsert", {k: v for k, v in SEED_BODY.items() if k != "workspace_id"}),
     ("post", "/api/customEvents.import", {"events": [{k: v for k, v in SEED_BODY.items() if k != "workspace_id"}]}),
     ("get", "/api/customEvents.get", {"event_name": "order.completed", "external_id": "order_12345"}),
@@ -52,16 +53,16 @@ def stored_data(workspace: Workspace) -> None:
     )
 
 
-@pytest.mark.parametrize(("method", "path", "payload"), ENDPOINTS, ids=ENDPOINT_IDS)
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=ENDPOINT_IDS)
 def test_request_without_a_key_is_a_401(
-    stored_data: None, row_counts: Callable[[], dict[str, int]], method: str, path: str, payload: dict[str, Any]
+    stored_data: None, row_counts: Callable[[], dict[str, int]], endpoint: Endpoint
 ) -> None:
     """No Authorization header: 401 in the error format, with a Bearer challenge; nothing written."""
     # given
     client = APIClient()
     before = row_counts()
     # when
-    response = call(client, method, path, payload, "acme")
+    response = call(client, *endpoint, "acme")
     # then
     assert response.status_code == 401, response.content
     assert set(response.json()) == {"error", "details"}
@@ -73,14 +74,12 @@ def test_request_without_a_key_is_a_401(
     "header",
     ["Bearer ep_not_a_real_key", "Bearer", "Token ep_x", "Basic dXNlcjpwYXNz", "Bearer a b", "ep_x"],
 )
-@pytest.mark.parametrize(("method", "path", "payload"), ENDPOINTS[:3], ids=ENDPOINT_IDS[:3])
+@pytest.mark.parametrize("endpoint", ENDPOINTS[:3], ids=ENDPOINT_IDS[:3])
 def test_request_with_a_bad_key_is_a_401(
     stored_data: None,
     row_counts: Callable[[], dict[str, int]],
     header: str,
-    method: str,
-    path: str,
-    payload: dict[str, Any],
+    endpoint: Endpoint,
 ) -> None:
     """An unknown key or a malformed Authorization header is a 401; nothing written."""
     # given
@@ -88,29 +87,27 @@ def test_request_with_a_bad_key_is_a_401(
     client.credentials(HTTP_AUTHORIZATION=header)
     before = row_counts()
     # when
-    response = call(client, method, path, payload, "acme")
+    response = call(client, *endpoint, "acme")
     # then
     assert response.status_code == 401, response.content
     assert response.json()["error"]
     assert row_counts() == before
 
 
-@pytest.mark.parametrize(("method", "path", "payload"), ENDPOINTS, ids=ENDPOINT_IDS)
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=ENDPOINT_IDS)
 def test_request_with_a_revoked_key_is_a_401(
     stored_data: None,
     api_key: IssuedApiKey,
     api_client: APIClient,
     row_counts: Callable[[], dict[str, int]],
-    method: str,
-    path: str,
-    payload: dict[str, Any],
+    endpoint: Endpoint,
 ) -> None:
     """Once revoked, a key opens nothing."""
     # given
     api_key_revoke(api_key=api_key.api_key)
     before = row_counts()
     # when
-    response = call(api_client, method, path, payload, "acme")
+    response = call(api_client, *endpoint, "acme")
     # then
     assert response.status_code == 401, response.content
     assert row_counts() == before
@@ -126,23 +123,21 @@ def test_a_valid_key_records_when_it_was_last_used(api_key: IssuedApiKey, api_cl
     assert ApiKey.objects.get(pk=api_key.api_key.pk).last_used_at is not None
 
 
-@pytest.mark.parametrize(("method", "path", "payload"), ENDPOINTS, ids=ENDPOINT_IDS)
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=ENDPOINT_IDS)
 def test_key_used_with_another_workspace_is_a_403_whether_it_exists_or_not(
     stored_data: None,
     other_workspace: Workspace,
     api_client: APIClient,
     other_api_client: APIClient,
     row_counts: Callable[[], dict[str, int]],
-    method: str,
-    path: str,
-    payload: dict[str, Any],
+    endpoint: Endpoint,
 ) -> None:
     """A key of globex used on acme, and on a workspace that does not exist, gets the same 403; nothing happens."""
     # given: acme holds the customer and the order; globex's key asks for them
     before = row_counts()
     # when
-    existing = call(other_api_client, method, path, payload, "acme")
-    missing = call(other_api_client, method, path, payload, "nowhere")
+    existing = call(other_api_client, *endpoint, "acme")
+    missing = call(other_api_client, *endpoint, "nowhere")
     # then
     assert existing.status_code == 403, existing.content
     assert missing.status_code == 403, missing.content
@@ -157,17 +152,16 @@ def test_key_used_with_another_workspace_is_a_403_whether_it_exists_or_not(
     assert call(api_client, "get", "/api/contacts.get", {"email": "customer@example.com"}, "acme").status_code == 200
 
 
-@pytest.mark.parametrize(("method", "path", "payload"), ENDPOINTS, ids=ENDPOINT_IDS)
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=ENDPOINT_IDS)
 def test_access_is_checked_before_the_payload_is_validated(
     other_workspace: Workspace,
     other_api_client: APIClient,
     row_counts: Callable[[], dict[str, int]],
-    method: str,
-    path: str,
-    payload: dict[str, Any],
+    endpoint: Endpoint,
 ) -> None:
     """An invalid payload sent to a foreign workspace is a 403, not a 400 that would describe the payload."""
     # given
+    method, path, payload = endpoint
     invalid = {key: "INVALID value" for key in payload} | {"limit": "many"}
     before = row_counts()
     # when
@@ -177,15 +171,15 @@ def test_access_is_checked_before_the_payload_is_validated(
     assert row_counts() == before
 
 
-@pytest.mark.parametrize(("method", "path", "payload"), ENDPOINTS, ids=ENDPOINT_IDS)
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=ENDPOINT_IDS)
 def test_missing_workspace_id_is_a_400_on_every_endpoint(
-    api_client: APIClient, row_counts: Callable[[], dict[str, int]], method: str, path: str, payload: dict[str, Any]
+    api_client: APIClient, row_counts: Callable[[], dict[str, int]], endpoint: Endpoint
 ) -> None:
     """workspace_id is required in the body of POSTs and the query of GETs."""
     # given
     before = row_counts()
     # when
-    response = call(api_client, method, path, payload, None)
+    response = call(api_client, *endpoint, None)
     # then
     assert response.status_code == 400, response.content
     assert "workspace_id" in response.json()["details"]

@@ -155,18 +155,22 @@ def test_list_searches_by_email_substring(api_client: APIClient, contacts: list[
     assert [c["email"] for c in body["contacts"]] == [e for e in contacts if "@shop." in e]
 
 
-def test_list_cursor_pages_through_every_contact_once(api_client: APIClient, contacts: list[str]) -> None:
-    """next_cursor walks every contact once, in order."""
-    # given
+def every_page(client: APIClient, limit: str) -> list[str]:
+    """The emails of contacts.list, page after page of ``limit`` following next_cursor, in order."""
     seen: list[str] = []
     cursor = ""
-    # when
     while True:
-        body = api_client.get("/api/contacts.list", {"workspace_id": "acme", "limit": "4", "cursor": cursor}).json()
+        body = client.get("/api/contacts.list", {"workspace_id": "acme", "limit": limit, "cursor": cursor}).json()
         seen.extend(c["email"] for c in body["contacts"])
         cursor = body["next_cursor"]
         if not cursor:
-            break
+            return seen
+
+
+def test_list_cursor_pages_through_every_contact_once(api_client: APIClient, contacts: list[str]) -> None:
+    """next_cursor walks every contact once, in order."""
+    # when
+    seen = every_page(api_client, "4")
     # then
     assert seen == contacts
 
@@ -175,15 +179,8 @@ def test_list_cursor_pages_contacts_created_in_one_batch(api_client: APIClient, 
     """Contacts created by one import share created_at; paging still yields each once."""
     # given
     events_create(workspace, [EventInputFactory.build(email=f"b{i}@example.com") for i in range(10)])
-    seen: list[str] = []
-    cursor = ""
     # when
-    while True:
-        body = api_client.get("/api/contacts.list", {"workspace_id": "acme", "limit": "3", "cursor": cursor}).json()
-        seen.extend(c["email"] for c in body["contacts"])
-        cursor = body["next_cursor"]
-        if not cursor:
-            break
+    seen = every_page(api_client, "3")
     # then
     assert sorted(seen) == sorted(f"b{i}@example.com" for i in range(10))
 

@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from contacts.models import Contact, CustomEvent, TimelineEntry
+from contacts.tests.api_helpers import event_body, upsert_ok
 from contacts.tests.factories import EventInputFactory, events_create
 from events_platform.workspaces.models import Workspace
 
@@ -42,16 +43,7 @@ def iso(moment: datetime) -> str:
 
 
 def upsert(client: APIClient, **fields: Any) -> dict[str, Any]:
-    body = {
-        "workspace_id": "acme",
-        "email": "customer@example.com",
-        "event_name": "order.completed",
-        "external_id": "order_12345",
-        **fields,
-    }
-    response = client.post(UPSERT, body, format="json")
-    assert response.status_code == 200, response.content
-    return response.json()
+    return upsert_ok(client, event_body(**fields))
 
 
 def get_event(client: APIClient, external_id: str = "order_12345", event_name: str = "order.completed") -> Any:

@@ -43,6 +43,11 @@ class Outcome:
     bodies: list[Any] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
+    def assert_every_call_answered(self, status: int, calls: int) -> None:
+        """No call raised, and each of the ``calls`` answered ``status``."""
+        assert self.errors == []
+        assert self.statuses == [status] * calls, self.bodies
+
 
 def run_in_parallel(secret: str, calls: list[Callable[[APIClient], Any]]) -> Outcome:
     """Run each call in its own thread and connection, all released at once; collect every answer."""
@@ -76,6 +81,16 @@ def run_in_parallel(secret: str, calls: list[Callable[[APIClient], Any]]) -> Out
     return outcome
 
 
+def purchase_at(minutes: int, key: str) -> dict[str, Any]:
+    """Fields stamped with ``minutes``: occurred at T0 + minutes, properties {key: minutes}, a purchase worth it."""
+    return {
+        "occurred_at": (T0 + timedelta(minutes=minutes)).isoformat(),
+        "properties": {key: minutes},
+        "goal_type": "purchase",
+        "goal_value": minutes,
+    }
+
+
 def upsert_call(body: dict[str, Any]) -> Callable[[APIClient], Any]:
     return lambda client: client.post("/api/customEvents.upsert", body, format="json")
 
@@ -98,18 +113,14 @@ def test_concurrent_upserts_of_one_event_make_one_row_and_the_newest_wins(api_ke
             "email": f"Race{round_}@Example.com",
             "event_name": "order.completed",
             "external_id": f"order_{round_}",
-            "occurred_at": (T0 + timedelta(minutes=offset)).isoformat(),
-            "properties": {"offset": offset},
-            "goal_type": "purchase",
-            "goal_value": offset,
+            **purchase_at(offset, "offset"),
         }
         for offset in offsets
     ]
     # when
     outcome = run_in_parallel(api_key.secret, [upsert_call(body) for body in bodies])
     # then
-    assert outcome.errors == []
-    assert outcome.statuses == [200] * THREADS, outcome.bodies
+    outcome.assert_every_call_answered(200, THREADS)
     event = CustomEvent.objects.get()
     assert Contact.objects.filter(email=f"race{round_}@example.com").count() == 1
     assert Contact.objects.count() == 1
@@ -142,10 +153,7 @@ def test_concurrent_imports_of_overlapping_batches_with_a_shared_new_email(api_k
                     "email": "  Shared@Example.com" if k % 2 else "shared@example.com",
                     "event_name": "order.completed" if k % 3 else "subscription/started",
                     "external_id": f"e{k:02d}",
-                    "occurred_at": (T0 + timedelta(minutes=i)).isoformat(),
-                    "properties": {"import": i},
-                    "goal_type": "purchase",
-                    "goal_value": i,
+                    **purchase_at(i, "import"),
                 }
                 for k in window
             ]
@@ -153,8 +161,7 @@ def test_concurrent_imports_of_overlapping_batches_with_a_shared_new_email(api_k
     # when
     outcome = run_in_parallel(api_key.secret, [import_call(batch) for batch in batches])
     # then
-    assert outcome.errors == []
-    assert outcome.statuses == [201] * imports, outcome.bodies
+    outcome.assert_every_call_answered(201, imports)
     assert list(Contact.objects.values_list("email", flat=True)) == ["shared@example.com"]
     assert CustomEvent.objects.count() == keys
     for event in CustomEvent.objects.all():
@@ -178,8 +185,7 @@ def test_concurrent_contact_upserts_of_one_new_email_make_one_contact(api_key: I
         [partial(APIClient.post, path="/api/contacts.upsert", data=body, format="json") for body in bodies],
     )
     # then
-    assert outcome.errors == []
-    assert outcome.statuses == [200] * THREADS, outcome.bodies
+    outcome.assert_every_call_answered(200, THREADS)
     assert Contact.objects.count() == 1
     assert [b["operation"] for b in outcome.bodies].count("created") == 1
     assert TimelineEntry.objects.filter(kind="contact.created").count() == 1

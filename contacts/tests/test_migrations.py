@@ -78,31 +78,28 @@ def test_lean_insert_entries_migration_keeps_what_readers_show() -> None:
     now = timezone.now()
     fields = TRACKED_EVENT_FIELDS  # what the old code's insert entries held
 
-    def event_with_entry(external_id: str, **values: Any) -> Any:
-        event = event_model.objects.create(
-            workspace=workspace,
-            contact=contact,
-            event_name="order",
-            external_id=external_id,
-            occurred_at=now,
-            created_at=now,
-            updated_at=now,
-            **values,
-        )
-        # auto_now(_add) set them apart; the services write one moment for both
-        event_model.objects.filter(pk=event.pk).update(created_at=now, updated_at=now)
-        event.refresh_from_db()
+    def entry_of(event: Any, operation: str, changes: dict[str, Any]) -> None:
         entry_model.objects.create(
             workspace=workspace,
             contact=contact,
             kind="custom_event.order",
-            operation="insert",
             entity_type="custom_event",
             entity_id=str(event.pk),
             custom_event=event,
-            changes=diff(None, {name: getattr(event, name) for name in fields}),
+            operation=operation,
+            changes=changes,
             created_at=now,
         )
+
+    def event_with_entry(external_id: str, **values: Any) -> Any:
+        moments = {"occurred_at": now, "created_at": now, "updated_at": now}
+        event = event_model.objects.create(
+            workspace=workspace, contact=contact, event_name="order", external_id=external_id, **moments, **values
+        )
+        # auto_now(_add) set them apart; the services write one moment for both
+        event_model.objects.filter(pk=event.pk).update(created_at=now, updated_at=now)
+        event.refresh_from_db()
+        entry_of(event, "insert", diff(None, {name: getattr(event, name) for name in fields}))
         return event
 
     plain = event_with_entry(
@@ -116,17 +113,7 @@ def test_lean_insert_entries_migration_keeps_what_readers_show() -> None:
     )
     changed = event_with_entry("changed", properties={"v": 1})
     event_model.objects.filter(pk=changed.pk).update(properties={"v": 2}, updated_at=now + timedelta(seconds=1))
-    entry_model.objects.create(
-        workspace=workspace,
-        contact=contact,
-        kind="custom_event.order",
-        operation="update",
-        entity_type="custom_event",
-        entity_id=str(changed.pk),
-        custom_event=changed,
-        changes={"properties": {"old": {"v": 1}, "new": {"v": 2}}},
-        created_at=now,
-    )
+    entry_of(changed, "update", {"properties": {"old": {"v": 1}, "new": {"v": 2}}})
     odd = event_with_entry("odd", properties={"v": 1})
     entry_model.objects.filter(custom_event=odd).update(changes={"properties": {"new": {"v": "other"}}})
     stored_before = dict(entry_model.objects.filter(operation="insert").values_list("custom_event_id", "changes"))

@@ -14,6 +14,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from contacts.models import CustomEvent
+from contacts.tests.api_helpers import event_body
 from contacts.tests.notifuse_shapes import assert_custom_event, assert_error
 
 UPSERT = "/api/customEvents.upsert"
@@ -24,16 +25,8 @@ LIST = "/api/customEvents.list"
 
 def docs_upsert(**overrides: Any) -> dict[str, Any]:
     """The request example of D:features/custom-events.mdx (workspace renamed to the test's)."""
-    body: dict[str, Any] = {
-        "workspace_id": "acme",
-        "email": "customer@example.com",
-        "event_name": "order.completed",
-        "external_id": "order_12345",
-        "properties": {"items": ["Product A", "Product B"], "currency": "USD"},
-        "goal_type": "purchase",
-        "goal_value": 149.99,
-    }
-    return body | overrides
+    properties = {"items": ["Product A", "Product B"], "currency": "USD"}
+    return event_body(properties=properties, goal_type="purchase", goal_value=149.99) | overrides
 
 
 def post_text(client: APIClient, path: str, text: str) -> Any:
@@ -229,3 +222,18 @@ def test_list_without_a_filter_is_a_json_400(api_client: APIClient) -> None:
     """Neither email nor event_name: 400 {"error"}."""
     # when / then
     assert_error(api_client.get(LIST, {"workspace_id": "acme"}), 400)
+
+
+def test_upsert_ignores_the_source_sent_and_the_import_keeps_it(api_client: APIClient) -> None:
+    """customEvents.upsert stores source "api" whatever the body says (Notifuse ignores it, §1.2);
+    customEvents.import keeps a client's source."""
+    # when
+    upserted = api_client.post(UPSERT, docs_upsert(source="integration"), format="json")
+    item = {k: v for k, v in docs_upsert(external_id="order_2", source="integration").items() if k != "workspace_id"}
+    imported = api_client.post(IMPORT, {"workspace_id": "acme", "events": [item]}, format="json")
+    # then
+    assert upserted.status_code == 200, upserted.content
+    assert upserted.json()["event"]["source"] == "api"
+    assert imported.status_code == 201, imported.content
+    stored = dict(CustomEvent.objects.values_list("external_id", "source"))
+    assert stored == {"order_12345": "api", "order_2": "integration"}

@@ -86,3 +86,19 @@ def test_missing_email_and_over_100_limit_are_json_400s(api_client: APIClient) -
     assert_error(api_client.get(TIMELINE, {"workspace_id": "acme", "email": "ann@example.com", "limit": "101"}), 400)
     bad_cursor = {"workspace_id": "acme", "email": "ann@example.com", "cursor": "garbage"}
     assert_error(api_client.get(TIMELINE, bad_cursor), 400)
+
+
+def test_limit_zero_or_absent_is_a_page_of_50(api_client: APIClient) -> None:
+    """limit=0 or no limit gives the default page of 50, as Notifuse reads it (§2.1)."""
+    # given: a contact.created entry and 60 inserts
+    for i in range(60):
+        upsert(api_client, external_id=f"o{i}")
+    query = {"workspace_id": "acme", "email": "ann@example.com"}
+    # when
+    zero = api_client.get(TIMELINE, {**query, "limit": "0"})
+    absent = api_client.get(TIMELINE, query)
+    # then
+    for response in (zero, absent):
+        assert response.status_code == 200, response.content
+        assert len(response.json()["timeline"]) == 50
+        assert response.json()["next_cursor"]

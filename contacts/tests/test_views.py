@@ -87,7 +87,7 @@ def test_user_without_workspace_gets_a_clear_403(client: Client, django_user_mod
 
 
 def test_contact_and_event_pages_of_another_workspace_are_404(
-    member_client: Client, workspace: Workspace, other_workspace: Workspace
+    member_client: Client, other_workspace: Workspace
 ) -> None:
     """A member of one workspace can neither open a contact of another nor see its contacts or events listed."""
     # given
@@ -103,9 +103,7 @@ def test_contact_and_event_pages_of_another_workspace_are_404(
     assert b"secret@globex.com" not in events.content and b"globex.order" not in events.content
 
 
-def test_workspace_in_session_that_user_left_is_not_shown(
-    member_client: Client, workspace: Workspace, other_workspace: Workspace
-) -> None:
+def test_workspace_in_session_that_user_left_is_not_shown(member_client: Client, other_workspace: Workspace) -> None:
     """Putting another workspace's id in the session does not open it: membership is checked per request."""
     # given
     events_create(other_workspace, [purchase("secret@globex.com", "99")])
@@ -205,19 +203,17 @@ def test_contact_list_sorts_by_computed_columns(
 ) -> None:
     """Sorting by lifetime value, orders and last event; a contact without events sorts as the smallest."""
     # given
+    events = [
+        purchase("big@x.io", "500", days_ago=2),
+        purchase("mid@x.io", "100", days_ago=1),
+        purchase("mid@x.io", "100", days_ago=1.5),
+        purchase("refunded@x.io", "80", days_ago=5),
+        purchase("refunded@x.io", "80", days_ago=4),
+        purchase("refunded@x.io", "80", days_ago=3.5),
+        purchase("refunded@x.io", "-200", days_ago=3, name="order.refunded"),
+    ]
     with after_commit():
-        events_create(
-            workspace,
-            [
-                purchase("big@x.io", "500", days_ago=2),
-                purchase("mid@x.io", "100", days_ago=1),
-                purchase("mid@x.io", "100", days_ago=1.5),
-                purchase("refunded@x.io", "80", days_ago=5),
-                purchase("refunded@x.io", "80", days_ago=4),
-                purchase("refunded@x.io", "80", days_ago=3.5),
-                purchase("refunded@x.io", "-200", days_ago=3, name="order.refunded"),
-            ],
-        )
+        events_create(workspace, events)
         contact_upsert(workspace_id=workspace.id, email="none@x.io", fields={})
     # when
     response = member_client.get(f"/contacts/?sort={sort}")
@@ -377,6 +373,44 @@ def test_contact_page_shows_profile_rfm_summary_and_segment_chips(member_client:
     assert [m.segment.slug for m in response.context["memberships"]] == ["vip"]
     chips = html[html.index('<ul class="chips"') : html.index("</ul>", html.index('<ul class="chips"'))]
     assert "VIP" in chips and "GONE" not in chips  # a deleted segment's join stays in the timeline only
+
+
+def test_contact_page_lists_the_profile_fields_that_are_set(member_client: Client, workspace: Workspace) -> None:
+    """The profile card lists the Notifuse profile fields the contact has, labelled, times in UTC; its
+    free-form properties stay listed apart; fields not set are not shown."""
+    # given
+    fields = {
+        "phone": "+33 1 23",
+        "custom_number_1": 12.5,
+        "custom_datetime_1": "2026-03-01T10:00:00Z",
+        "custom_json_1": {"plan": "pro"},
+        "properties": {"source_site": "shop"},
+    }
+    contact = contact_upsert(workspace_id=workspace.id, email="ann@x.io", fields=fields).contact
+    # when
+    response = member_client.get(f"/contacts/{contact.pk}/")
+    # then
+    assert response.context["profile_fields"] == [
+        ("Phone", "+33 1 23"),
+        ("Custom number 1", "12.5"),
+        ("Custom datetime 1", "2026-03-01 10:00 UTC"),
+        ("Custom json 1", "plan: pro"),
+    ]
+    assert response.context["properties"] == [("source_site", "shop")]
+    html = response.content.decode()
+    listed = html[html.index('<dl class="facts profile-fields"') : html.index("</dl>", html.index("profile-fields"))]
+    assert "<dt>Phone</dt><dd>+33 1 23</dd>" in listed
+    assert "Country" not in listed
+
+
+def test_contact_page_without_profile_fields_has_no_such_list(member_client: Client, workspace: Workspace) -> None:
+    """No profile field set: no empty list."""
+    # given
+    contact = contact_upsert(workspace_id=workspace.id, email="ann@x.io", fields={}).contact
+    # when
+    response = member_client.get(f"/contacts/{contact.pk}/")
+    # then
+    assert b"profile-fields" not in response.content
 
 
 def test_contact_page_summary_without_purchases(member_client: Client, workspace: Workspace) -> None:

@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from conftest import login, save_screenshot
 from contacts.models import Contact
-from contacts.services import EventInput, events_upsert
+from contacts.services import events_upsert
+from contacts.tests.factories import EventInputFactory
 from events_platform.workspaces.models import ApiKey, Workspace
 from events_platform.workspaces.services import api_key_create, workspace_create, workspace_member_add
 from rfm import services as rfm_services
@@ -116,20 +117,17 @@ def shop(django_user_model: Any, hook_receiver: Receiver) -> tuple[Workspace, An
         workspace_id=workspace.id, name="CRM", url=hook_receiver.url, event_types=["custom_event.created"]
     )
     now = timezone.now()
-    events_upsert(
-        workspace_id=workspace.id,
-        events=[
-            EventInput(
-                email=f"buyer{i}@example.com",
-                event_name="order.completed",
-                external_id=f"o{i}",
-                occurred_at=now - timedelta(days=i + 1),
-                properties={"currency": "EUR", "items": ["A", "B"]},
-                goal={"goal_type": "purchase", "goal_value": Decimal(100 * i)},
-            )
-            for i in range(6)
-        ],
-    )
+    events = [
+        EventInputFactory.build(
+            email=f"buyer{i}@example.com",
+            external_id=f"o{i}",
+            occurred_at=now - timedelta(days=i + 1),
+            properties={"currency": "EUR", "items": ["A", "B"]},
+            goal={"goal_type": "purchase", "goal_value": Decimal(100 * i)},
+        )
+        for i in range(6)
+    ]
+    events_upsert(workspace_id=workspace.id, events=events)
     services.segment_create(
         workspace_id=workspace.id, slug="big", name="Big spenders", tree=all_of(goal_leaf("sum", "gte", 200))
     )

@@ -25,12 +25,12 @@ from rest_framework.test import APIClient
 from contacts.models import Contact, ContactTotals, CustomEvent
 from contacts.services import events_upsert
 from contacts.signals import changes_written
-from events_platform.testing import BASE_DIR, _database_url, celery_worker, worker_unavailable_reason
+from events_platform.testing import BASE_DIR, _database_url, celery_worker
 from events_platform.workspaces.models import Workspace
 from events_platform.workspaces.services import api_key_create, workspace_create
 from segments import services as segment_services
 from segments.models import Segment, SegmentMembership
-from segments.tests.test_worker import purchase, wait_for
+from segments.tests.test_worker import purchase, require_worker_services, wait_for
 from segments.tests.trees import all_of, goal_leaf
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -42,11 +42,7 @@ OUTAGE = 20.0  # seconds the broker stays down
 
 @pytest.fixture(autouse=True)
 def _needs_services() -> None:
-    reason = worker_unavailable_reason()
-    if reason:
-        if os.environ.get("REQUIRE_SERVICES"):
-            pytest.fail(f"REQUIRE_SERVICES is set but the fault tests cannot run: {reason}")
-        pytest.skip(reason)
+    require_worker_services("the fault tests")
 
 
 def members(slug: str) -> set[str]:

@@ -32,6 +32,7 @@ from contacts.models import Contact
 from contacts.services import EventInput, events_upsert
 from events_platform.workspaces.models import Workspace
 from segments import services as segment_services
+from segments.tests.trees import all_of, contact_leaf, event_leaf, goal_leaf
 from webhooks import services as webhook_services
 
 # --------------------------------------------------------------------------- hostile values
@@ -110,47 +111,11 @@ class World:
     ids: dict[str, Any] = field(default_factory=dict)
 
 
-GOAL_TREE = {
-    "kind": "branch",
-    "branch": {
-        "operator": "and",
-        "leaves": [
-            {
-                "kind": "leaf",
-                "leaf": {
-                    "source": "custom_events_goals",
-                    "custom_events_goal": {
-                        "goal_type": "purchase",
-                        "goal_name": "order",
-                        "aggregate_operator": "sum",
-                        "operator": "gte",
-                        "value": 10,
-                        "timeframe_operator": "in_the_last_days",
-                        "timeframe_values": ["30"],
-                    },
-                },
-            },
-            {
-                "kind": "leaf",
-                "leaf": {
-                    "source": "custom_events",
-                    "custom_event": {
-                        "event_name": "order.completed",
-                        "properties": [{"key": "currency", "operator": "equals", "value": "EUR"}],
-                        "count_operator": "at_least",
-                        "count_value": 1,
-                        "timeframe_operator": "anytime",
-                        "timeframe_values": [],
-                    },
-                },
-            },
-            {
-                "kind": "leaf",
-                "leaf": {"source": "contacts", "contact": {"field": "email", "operator": "contains", "value": "ann"}},
-            },
-        ],
-    },
-}
+GOAL_TREE = all_of(
+    goal_leaf("sum", "gte", 10, "in_the_last_days", 30, goal_name="order"),
+    event_leaf("order.completed", properties=[{"key": "currency", "operator": "equals", "value": "EUR"}]),
+    contact_leaf("email", "contains", "ann"),
+)
 
 
 @pytest.fixture

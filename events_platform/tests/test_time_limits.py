@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,11 +16,11 @@ import pytest
 from django.db import connection
 from django.db.models import Model
 from django.test import Client
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from contacts.models import Contact
-from contacts.services import EventInput, events_upsert
+from contacts.services import events_upsert
+from contacts.tests.factories import EventInputFactory
 from events_platform import time_limits
 from events_platform.testing import celery_worker, worker_unavailable_reason
 from events_platform.workspaces.models import ApiKey, Workspace
@@ -77,19 +76,15 @@ def bound_as(settings: Any) -> Iterator[Callable[[str, float], None]]:
 
 
 def buyers(workspace: Workspace, count: int = 20) -> None:
-    events_upsert(
-        workspace_id=workspace.id,
-        events=[
-            EventInput(
-                email=f"buyer{i}@x.io",
-                event_name="order.completed",
-                external_id=f"o{i}",
-                occurred_at=timezone.now() - timedelta(days=1),
-                goal={"goal_type": "purchase", "goal_value": Decimal(10 * i)},
-            )
-            for i in range(count)
-        ],
-    )
+    events = [
+        EventInputFactory.build(email=f"buyer{i}@x.io", external_id=f"o{i}", properties={}, goal=purchase_of(10 * i))
+        for i in range(count)
+    ]
+    events_upsert(workspace_id=workspace.id, events=events)
+
+
+def purchase_of(value: int) -> dict[str, Any]:
+    return {"goal_type": "purchase", "goal_value": Decimal(value)}
 
 
 def test_a_preview_past_the_web_limit_is_a_json_503_naming_the_limit(

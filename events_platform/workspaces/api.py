@@ -5,10 +5,14 @@ A key used with another workspace gets the same 403 whether that workspace exist
 so keys cannot enumerate workspaces; nothing is read or written before this check.
 """
 
-from typing import Any, NoReturn, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 from django.contrib.auth.models import User
+from django.db import models
 from django.http import QueryDict
+from django.urls import URLPattern, path
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,6 +22,13 @@ from rest_framework.views import APIView
 from . import ratelimit
 from .authentication import ApiKeyUser
 from .models import ApiKey, WorkspaceMembership
+
+# What any workspace endpoint may answer besides its own: bad input, no credentials, no access.
+ERRORS: dict[int, Any] = {400: dict, 401: dict, 403: dict}
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
+_Row = TypeVar("_Row", bound=models.Model)
+# Each API handler's operation id (api_operation writes it, api_paths reads it).
+_OPERATION_IDS: dict[Callable[..., Any], str] = {}
 
 
 class ApiRequest(Protocol):
@@ -34,6 +45,28 @@ class ApiRequest(Protocol):
     def data(self) -> Any: ...
     @property
     def query_params(self) -> QueryDict: ...
+
+
+class Envelope(Generic[_Row]):
+    """How endpoints answer with one row, ``{key: serializer(row).data}``, or with a list of them,
+    ``{plural: [...]}``."""
+
+    def __init__(self, key: str, plural: str, serializer: type[serializers.Serializer]) -> None:
+        self.key, self.plural, self.serializer = key, plural, serializer
+
+    def body(self, row: _Row) -> dict[str, Any]:
+        return {self.key: self.serializer(row).data}
+
+    def listing(self, rows: Iterable[_Row]) -> Response:
+        return Response({self.plural: self.serializer(rows, many=True).data})
+
+    def answer(self, row: _Row, code: int = 200) -> Response:
+        return Response(self.body(row), status=code)
+
+    def written(self, row: _Row, code: int = 200) -> Response:
+        """The answer to a write: the row as stored now (the service's SQL may have moved it on)."""
+        row.refresh_from_db()
+        return self.answer(row, code)
 
 
 def workspace_access_check(*, user: ApiKeyUser | User, workspace_id: str) -> None:
@@ -98,9 +131,64 @@ class WorkspaceAPIView(APIView):
         workspace_access_check(user=request.user, workspace_id=workspace_id)
         return workspace_id
 
+    def parse(self, request: ApiRequest, serializer_class: type[serializers.Serializer]) -> tuple[str, dict[str, Any]]:
+        """The workspace (checked first, as ``get_workspace_id``) and the parameters ``serializer_class``
+        validates, read where the workspace is: the body of a POST, else the query."""
+        workspace_id = self.get_workspace_id(request)
+        source = request.data if request.method == "POST" else request.query_params
+        return workspace_id, self.validated(serializer_class, source)
+
     def validated(self, serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
         """``data`` as ``serializer_class`` validates it; an invalid request is the standard 400."""
         serializer = serializer_class(data=data, **kwargs)
         serializer.is_valid(raise_exception=True)
         validated: dict[str, Any] = serializer.validated_data
         return validated
+
+
+def api_operation(
+    operation_id: str,
+    params: Any = None,
+    *,
+    tag: str,
+    ok: Any,
+    missing: bool = False,
+    conflict: bool = False,
+    errors: dict[int, Any] = ERRORS,
+    summary: str | None = None,
+    description: str | None = None,
+) -> Callable[[_Handler], _Handler]:
+    """The OpenAPI description of one endpoint (``extend_schema``), with the answers every workspace
+    endpoint shares; ``api_paths`` serves the endpoint at ``operation_id``.
+
+    ``params``: what the handler reads, the body's serializer for a POST, the query's (one, or a
+    list of parameters) for a GET. ``ok``: the serializer of a 200, or the success answers by
+    status. ``missing``: it answers 404 for what it names; ``conflict``: a write that lost a race
+    is a 409 (retry it). The handler's docstring gives the summary (its first paragraph) and the
+    description (the rest: ``schema.DocstringAutoSchema``) unless ``summary`` / ``description`` say them.
+    """
+    responses = {**(ok if isinstance(ok, dict) else {200: ok}), **({404: dict} if missing else {}), **errors}
+    if conflict:
+        responses[409] = dict
+    said = {"summary": summary, "description": description}
+
+    def decorate(handler: _Handler) -> _Handler:
+        _OPERATION_IDS[handler] = operation_id
+        schema: dict[str, Any] = {key: value for key, value in said.items() if value is not None}
+        if params is not None and handler.__name__ == "post":
+            schema["request"] = params
+        elif params is not None:
+            schema["parameters"] = params if isinstance(params, list) else [params]
+        return extend_schema(operation_id=operation_id, responses=responses, tags=[tag], **schema)(handler)
+
+    return decorate
+
+
+def api_paths(names: dict[type[APIView], str]) -> list[URLPattern]:
+    """One URL a view, by URL name: its path is the operation id of its handler (``api_operation``),
+    as ``/api/segments.get``; the operation id is written once."""
+    patterns = []
+    for view, name in names.items():
+        operation_id = next(_OPERATION_IDS[vars(view)[method]] for method in ("post", "get") if method in vars(view))
+        patterns.append(path(operation_id, view.as_view(), name=name))
+    return patterns

@@ -1,9 +1,30 @@
-"""OpenAPI description of the API-key authentication (drf-spectacular extension)."""
+"""OpenAPI: the API-key authentication (drf-spectacular extension), operations described by their
+handlers' docstrings, and the request rules every operation shares (a post-processing hook)."""
 
+import inspect
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import get_doc
+
+
+class DocstringAutoSchema(AutoSchema):
+    """An operation's summary is the first paragraph of its handler's docstring, its description the
+    rest (without a rest, the view class's docstring, as drf-spectacular has it);
+    ``extend_schema(summary=..., description=...)`` still overrides them."""
+
+    def _docstring(self) -> tuple[str, str]:
+        handler = getattr(self.view, self.method.lower(), None)
+        summary, _, description = (inspect.getdoc(handler) or "").partition("\n\n")
+        return " ".join(summary.split()), " ".join(description.split())
+
+    def get_summary(self) -> str | None:
+        return self._docstring()[0] or None
+
+    def get_description(self, path: str = "", method: str = "") -> str:
+        # drf-spectacular calls it without arguments; DRF's inspector, which it narrows, takes these.
+        return self._docstring()[1] or get_doc(self.view.__class__)
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from contacts.api.serializers import rfm_score_values
 from rfm import groups
 from rfm.models import RfmScore
 from rfm.selectors import Preview
@@ -29,35 +30,8 @@ def money(cents: int | None) -> str | None:
     return None if cents is None else f"{(Decimal(cents) / 100).quantize(Decimal('0.01'))}"
 
 
-def score_values(score: RfmScore | None) -> dict[str, Any]:
-    """A contact's scores under one model; no row yet is prospect without scores."""
-    if score is None:
-        return {
-            "r": None,
-            "f": None,
-            "m": None,
-            "recency_days": None,
-            "frequency": None,
-            "monetary": None,
-            "group": groups.PROSPECT,
-            "previous_group": None,
-            "group_changed_at": None,
-        }
-    return {
-        "r": score.r,
-        "f": score.f,
-        "m": score.m,
-        "recency_days": score.recency_days,
-        "frequency": score.frequency,
-        "monetary": money(score.monetary_cents),
-        "group": score.group,
-        "previous_group": score.previous_group or None,
-        "group_changed_at": score.group_changed_at,
-    }
-
-
 def contact_score(score: RfmScore) -> dict[str, Any]:
-    return {"contact_id": score.contact_id, "email": score.contact.email, **score_values(score)}
+    return {"contact_id": score.contact_id, "email": score.contact.email, **rfm_score_values(score, money)}
 
 
 def csv_row(score: RfmScore) -> list[Any]:

@@ -11,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from contacts.api.serializers import PageOutputSerializer, PageQuerySerializer
+from contacts.api.serializers import PageOutputSerializer, PageQuerySerializer, RfmScoreFieldsSerializer
 from events_platform.workspaces.models import SLUG_VALIDATOR
 from rfm import groups
 from rfm.config import PRESETS, WINDOW_DAYS_MAX
@@ -44,8 +44,10 @@ class RfmConfigInputSerializer(serializers.Serializer):
     group_map = GroupMapField(required=False)
     timezone = serializers.CharField(max_length=64, required=False, help_text="IANA; default the workspace's.")
 
-    def settings(self) -> dict[str, Any]:
-        return {k: v for k, v in self.validated_data.items() if k not in ("workspace_id", "id", "name", "timezone")}
+    @staticmethod
+    def settings(data: dict[str, Any]) -> dict[str, Any]:
+        """What is scored, out of the validated ``data``: all but which model it is and its timezone."""
+        return {k: v for k, v in data.items() if k not in ("workspace_id", "id", "name", "timezone")}
 
 
 class RfmModelCreateInputSerializer(RfmConfigInputSerializer):
@@ -100,16 +102,7 @@ class RfmModelOutputSerializer(serializers.ModelSerializer):
             "monetary",
             "group_map",
             "groups",
-            "version",
-            "status",
-            "last_computed_at",
-            "last_duration_ms",
-            "last_error",
-            "population",
-            "cutpoints",
-            "next_run_at",
-            "created_at",
-            "updated_at",
+            *RfmModel.RUN_FIELDS,
         ]
 
     @extend_schema_field(RfmGroupOutputSerializer(many=True))
@@ -173,19 +166,7 @@ class RfmContactsQuerySerializer(PageQuerySerializer):
         return attrs
 
 
-class RfmScoreOutputSerializer(serializers.Serializer):
-    r = serializers.IntegerField(allow_null=True)
-    f = serializers.IntegerField(allow_null=True)
-    m = serializers.IntegerField(allow_null=True)
-    recency_days = serializers.IntegerField(allow_null=True)
-    frequency = serializers.IntegerField(allow_null=True)
-    monetary = serializers.DecimalField(max_digits=20, decimal_places=2, allow_null=True)
-    group = serializers.CharField()
-    previous_group = serializers.CharField(allow_null=True)
-    group_changed_at = serializers.DateTimeField(allow_null=True)
-
-
-class RfmContactOutputSerializer(RfmScoreOutputSerializer):
+class RfmContactOutputSerializer(RfmScoreFieldsSerializer):
     contact_id = serializers.IntegerField()
     email = serializers.CharField()
 

@@ -1,16 +1,19 @@
-from django.urls import path
+from events_platform.workspaces.api import api_paths
 
 from . import views
 
-urlpatterns = [
-    path("rfmModels.create", views.RfmModelCreateView.as_view(), name="rfm-models-create"),
-    path("rfmModels.update", views.RfmModelUpdateView.as_view(), name="rfm-models-update"),
-    path("rfmModels.delete", views.RfmModelDeleteView.as_view(), name="rfm-models-delete"),
-    path("rfmModels.get", views.RfmModelGetView.as_view(), name="rfm-models-get"),
-    path("rfmModels.list", views.RfmModelListView.as_view(), name="rfm-models-list"),
-    path("rfmModels.recompute", views.RfmModelRecomputeView.as_view(), name="rfm-models-recompute"),
-    path("rfmModels.preview", views.RfmModelPreviewView.as_view(), name="rfm-models-preview"),
-    path("rfm.distribution", views.RfmDistributionView.as_view(), name="rfm-distribution"),
-    path("rfm.transitions", views.RfmTransitionsView.as_view(), name="rfm-transitions"),
-    path("rfm.contacts", views.RfmContactsView.as_view(), name="rfm-contacts"),
-]
+# Each view at its operation id (/api/segments.get), under its URL name.
+urlpatterns = api_paths(
+    {
+        views.RfmModelCreateView: "rfm-models-create",
+        views.RfmModelUpdateView: "rfm-models-update",
+        views.RfmModelDeleteView: "rfm-models-delete",
+        views.RfmModelGetView: "rfm-models-get",
+        views.RfmModelListView: "rfm-models-list",
+        views.RfmModelRecomputeView: "rfm-models-recompute",
+        views.RfmModelPreviewView: "rfm-models-preview",
+        views.RfmDistributionView: "rfm-distribution",
+        views.RfmTransitionsView: "rfm-transitions",
+        views.RfmContactsView: "rfm-contacts",
+    }
+)

@@ -4,157 +4,106 @@ rfm.distribution, rfm.transitions, rfm.contacts (cursor pages or CSV)."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from functools import partial
 
-from django.http import Http404, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from events_platform.pages import csv_response
-from events_platform.workspaces.api import ApiRequest, WorkspaceAPIView
+from events_platform.pages import csv_response, found
+from events_platform.workspaces.api import ApiRequest, Envelope, WorkspaceAPIView, api_operation
 from rfm import config as rfm_config
 from rfm import selectors, services
 from rfm.api import presentation
 from rfm.api import serializers as s
 from rfm.models import RfmModel
 
-ERRORS = {400: dict, 401: dict, 403: dict}
-TAGS = ["rfm"]
+operation = partial(api_operation, tag="rfm")
 
 
 def _model(workspace_id: str, slug: str) -> RfmModel:
-    model = selectors.rfm_model_get(workspace_id=workspace_id, slug=slug)
-    if model is None:
-        raise Http404(f"No RFM model '{slug}' in this workspace.")
-    return model
+    return found(
+        selectors.rfm_model_get(workspace_id=workspace_id, slug=slug), f"No RFM model '{slug}' in this workspace."
+    )
 
 
-def _body(model: RfmModel) -> dict[str, Any]:
-    return {"rfm_model": s.RfmModelOutputSerializer(model).data}
+_envelope = Envelope[RfmModel]("rfm_model", "rfm_models", s.RfmModelOutputSerializer)
 
 
 class RfmModelCreateView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="rfmModels.create",
-        summary="Create an RFM model (config keys and/or preset=klaviyo); its first full run starts in the background",
-        request=s.RfmModelCreateInputSerializer,
-        responses={201: s.RfmModelEnvelopeSerializer, **ERRORS},
-        tags=TAGS,
-    )
+    @operation("rfmModels.create", s.RfmModelCreateInputSerializer, ok={201: s.RfmModelEnvelopeSerializer})
     def post(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        serializer = s.RfmModelCreateInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        """Create an RFM model (config keys and/or preset=klaviyo); its first full run starts in the background"""
+        workspace_id, data = self.parse(request, s.RfmModelCreateInputSerializer)
         model = services.rfm_model_create(
             workspace_id=workspace_id,
             slug=data["id"],
             name=data.get("name") or data["id"],
             timezone_name=data.get("timezone"),
-            settings=serializer.settings(),
+            settings=s.RfmModelCreateInputSerializer.settings(data),
         )
-        model.refresh_from_db()
-        return Response(_body(model), status=status.HTTP_201_CREATED)
+        return _envelope.written(model, status.HTTP_201_CREATED)
 
 
 class RfmModelUpdateView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="rfmModels.update",
-        summary="Change a model; a change of what is scored starts a new full run",
-        request=s.RfmModelUpdateInputSerializer,
-        responses={200: s.RfmModelEnvelopeSerializer, 404: dict, **ERRORS},
-        tags=TAGS,
-    )
+    @operation("rfmModels.update", s.RfmModelUpdateInputSerializer, ok=s.RfmModelEnvelopeSerializer, missing=True)
     def post(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        serializer = s.RfmModelUpdateInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        """Change a model; a change of what is scored starts a new full run"""
+        workspace_id, data = self.parse(request, s.RfmModelUpdateInputSerializer)
         model = services.rfm_model_update(
             model=_model(workspace_id, data["id"]),
             name=data.get("name"),
             timezone_name=data.get("timezone"),
-            settings=serializer.settings(),
+            settings=s.RfmModelUpdateInputSerializer.settings(data),
         )
-        model.refresh_from_db()
-        return Response(_body(model))
+        return _envelope.written(model)
 
 
 class RfmModelDeleteView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="rfmModels.delete",
-        summary="Delete a model and its scores (its runs and change log are kept)",
-        request=s.RfmModelRefInputSerializer,
-        responses={200: dict, 404: dict, **ERRORS},
-        tags=TAGS,
-    )
+    @operation("rfmModels.delete", s.RfmModelRefInputSerializer, ok=dict, missing=True)
     def post(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        data = self.validated(s.RfmModelRefInputSerializer, request.data)
+        """Delete a model and its scores (its runs and change log are kept)"""
+        workspace_id, data = self.parse(request, s.RfmModelRefInputSerializer)
         services.rfm_model_delete(model=_model(workspace_id, data["id"]))
         return Response({"deleted": True})
 
 
 class RfmModelRecomputeView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="rfmModels.recompute",
-        summary="Start a full run now (re-rank everyone, new cut points)",
-        request=s.RfmModelRefInputSerializer,
-        responses={202: s.RfmModelEnvelopeSerializer, 404: dict, **ERRORS},
-        tags=TAGS,
+    @operation(
+        "rfmModels.recompute", s.RfmModelRefInputSerializer, ok={202: s.RfmModelEnvelopeSerializer}, missing=True
     )
     def post(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        data = self.validated(s.RfmModelRefInputSerializer, request.data)
-        model = services.rfm_model_recompute(model=_model(workspace_id, data["id"]))
-        model.refresh_from_db()
-        return Response(_body(model), status=status.HTTP_202_ACCEPTED)
+        """Start a full run now (re-rank everyone, new cut points)"""
+        workspace_id, data = self.parse(request, s.RfmModelRefInputSerializer)
+        return _envelope.written(
+            services.rfm_model_recompute(model=_model(workspace_id, data["id"])), status.HTTP_202_ACCEPTED
+        )
 
 
 class RfmModelGetView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="rfmModels.get",
-        summary="One model: its configuration, status, last run and cut points",
-        parameters=[s.RfmModelRefInputSerializer],
-        responses={200: s.RfmModelEnvelopeSerializer, 404: dict, **ERRORS},
-        tags=TAGS,
-    )
+    @operation("rfmModels.get", s.RfmModelRefInputSerializer, ok=s.RfmModelEnvelopeSerializer, missing=True)
     def get(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        data = self.validated(s.RfmModelRefInputSerializer, request.query_params)
-        return Response(_body(_model(workspace_id, data["id"])))
+        """One model: its configuration, status, last run and cut points"""
+        workspace_id, data = self.parse(request, s.RfmModelRefInputSerializer)
+        return _envelope.answer(_model(workspace_id, data["id"]))
 
 
 class RfmModelListView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="rfmModels.list",
-        summary="All RFM models of the workspace",
-        responses={200: s.RfmModelListOutputSerializer, **ERRORS},
-        tags=TAGS,
-    )
+    @operation("rfmModels.list", ok=s.RfmModelListOutputSerializer)
     def get(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        models = selectors.rfm_model_list(workspace_id=workspace_id)
-        return Response({"rfm_models": s.RfmModelOutputSerializer(models, many=True).data})
+        """All RFM models of the workspace"""
+        return _envelope.listing(selectors.rfm_model_list(workspace_id=self.get_workspace_id(request)))
 
 
 class RfmModelPreviewView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="rfmModels.preview",
-        summary="Run a configuration without saving: cut points, group counts, R x F cells, 10 sample customers",
-        request=s.RfmModelPreviewInputSerializer,
-        responses={200: dict, **ERRORS},
-        tags=TAGS,
-    )
+    @operation("rfmModels.preview", s.RfmModelPreviewInputSerializer, ok=dict)
     def post(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        serializer = s.RfmModelPreviewInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        canonical = rfm_config.validate_config(serializer.settings())
-        tz = serializer.validated_data.get("timezone") or self.workspace_timezone(workspace_id)
+        """Run a configuration without saving: cut points, group counts, R x F cells, 10 sample customers"""
+        workspace_id, data = self.parse(request, s.RfmModelPreviewInputSerializer)
+        canonical = rfm_config.validate_config(s.RfmModelPreviewInputSerializer.settings(data))
+        tz = data.get("timezone") or self.workspace_timezone(workspace_id)
         preview = selectors.rfm_preview(
             workspace_id=workspace_id, timezone_name=rfm_config.validate_timezone_name(tz), canonical=canonical
         )
@@ -168,16 +117,10 @@ class RfmModelPreviewView(WorkspaceAPIView):
 
 
 class RfmDistributionView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="rfm.distribution",
-        summary="Groups (size, % customers, % revenue, medians) and R x F cells of a model's current scores",
-        parameters=[s.RfmModelQuerySerializer],
-        responses={200: dict, 404: dict, **ERRORS},
-        tags=TAGS,
-    )
+    @operation("rfm.distribution", s.RfmModelQuerySerializer, ok=dict, missing=True)
     def get(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        data = self.validated(s.RfmModelQuerySerializer, request.query_params)
+        """Groups (size, % customers, % revenue, medians) and R x F cells of a model's current scores"""
+        workspace_id, data = self.parse(request, s.RfmModelQuerySerializer)
         model = _model(workspace_id, data["model"])
         return Response(
             {"model": model.slug, **presentation.distribution_body(selectors.rfm_distribution(model=model))}
@@ -191,18 +134,14 @@ def _instant(value: dt.datetime | dt.date, model: RfmModel) -> dt.datetime:
 
 
 class RfmTransitionsView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="rfm.transitions",
-        summary="Contacts counted by (group as of from, group as of to), from the change log",
-        description="from and to are instants, or dates meaning the end of that day in the model's timezone. "
-        "from before the model's first run is a 400.",
-        parameters=[s.RfmTransitionsQuerySerializer],
-        responses={200: s.RfmTransitionsOutputSerializer, 404: dict, **ERRORS},
-        tags=TAGS,
-    )
+    @operation("rfm.transitions", s.RfmTransitionsQuerySerializer, ok=s.RfmTransitionsOutputSerializer, missing=True)
     def get(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        data = self.validated(s.RfmTransitionsQuerySerializer, request.query_params)
+        """Contacts counted by (group as of from, group as of to), from the change log
+
+        from and to are instants, or dates meaning the end of that day in the model's timezone. from before the
+        model's first run is a 400.
+        """
+        workspace_id, data = self.parse(request, s.RfmTransitionsQuerySerializer)
         model = _model(workspace_id, data["model"])
         start = _instant(data["from"], model)
         end = _instant(data["to"], model) if "to" in data else timezone.now()
@@ -217,16 +156,15 @@ class RfmTransitionsView(WorkspaceAPIView):
 
 
 class RfmContactsView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="rfm.contacts",
-        summary="Contacts of a group or an R x F cell with their scores: cursor pages, or output=csv for all",
-        parameters=[s.RfmContactsQuerySerializer],
-        responses={200: s.RfmContactsOutputSerializer, (200, "text/csv"): OpenApiTypes.STR, 404: dict, **ERRORS},
-        tags=TAGS,
+    @operation(
+        "rfm.contacts",
+        s.RfmContactsQuerySerializer,
+        ok={200: s.RfmContactsOutputSerializer, (200, "text/csv"): OpenApiTypes.STR},
+        missing=True,
     )
     def get(self, request: ApiRequest) -> Response | StreamingHttpResponse:
-        workspace_id = self.get_workspace_id(request)
-        data = self.validated(s.RfmContactsQuerySerializer, request.query_params)
+        """Contacts of a group or an R x F cell with their scores: cursor pages, or output=csv for all"""
+        workspace_id, data = self.parse(request, s.RfmContactsQuerySerializer)
         model = _model(workspace_id, data["model"])
         where = {"group": data.get("group"), "r": data.get("r"), "f": data.get("f")}
         if data["output"] == "csv":

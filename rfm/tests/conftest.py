@@ -10,8 +10,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from contacts.models import Contact, CustomEvent
+from contacts.services import events_upsert
+from contacts.tests.factories import EventInputFactory
 from events_platform.workspaces.models import Workspace
 from events_platform.workspaces.services import workspace_create
 from rfm.tests.oracle import Event
@@ -52,8 +55,37 @@ def store_events(workspace: Workspace, events: Iterable[Event]) -> None:
     )
 
 
+def buy(workspace: Workspace, email: str, value: str, *, days_ago: float) -> None:
+    """A purchase of ``value`` by ``email`` ``days_ago`` days ago, through the ingest service."""
+    events_upsert(
+        workspace_id=workspace.id,
+        events=[
+            EventInputFactory.build(
+                email=email,
+                occurred_at=timezone.now() - dt.timedelta(days=days_ago),
+                goal={"goal_type": "purchase", "goal_value": Decimal(value)},
+            )
+        ],
+    )
+
+
 def purchase(contact_id: int, at: dt.datetime, value: str, *, name: str = "order.completed") -> Event:
     return Event(contact_id, "purchase", name, Decimal(value), at)
+
+
+def store_small_shop(workspace: Workspace, now: dt.datetime) -> list[int]:
+    """26 contacts: 24 customers with 1 to 4 orders from 2 to 500 days before ``now``, then two
+    who never bought. Their ids."""
+    ids = store_contacts(workspace, 26)
+    store_events(
+        workspace,
+        [
+            purchase(ids[i], now - dt.timedelta(days=[2, 20, 90, 200, 500][i % 5] + n), f"{10 + 37 * i}.00")
+            for i in range(24)
+            for n in range(1 + i % 4)
+        ],
+    )
+    return ids
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -120,12 +121,16 @@ def _cuts(config: dict[str, Any], name: str) -> list[int]:
 NAMES = ("recency", "frequency", "monetary")
 
 
-def full_run(
-    config: dict[str, Any], timezone_name: str, contact_ids: list[int], events: list[Event], now: dt.datetime
+def _scored(
+    config: dict[str, Any],
+    contact_ids: list[int],
+    raw: dict[int, tuple[int, int, int]],
+    ever: set[int],
+    quantile: Callable[[int, str, int], int],
 ) -> dict[int, Result]:
-    """Every contact's result of a full run at ``now``."""
-    raw, ever = raw_values(config, timezone_name, contact_ids, events, now)
-    scale, n_customers = config["scale"], len(raw)
+    """Each contact's result: without raw values lapsed (it ever bought) or prospect; otherwise a
+    score per dimension, from the config's cuts (thresholds) or ``quantile(dimension, name,
+    value)``, and the group of the three scores."""
     results: dict[int, Result] = {}
     for contact in contact_ids:
         if contact not in raw:
@@ -135,13 +140,26 @@ def full_run(
         for dimension, name in enumerate(NAMES):
             value = raw[contact][dimension]
             if config[name]["mode"] == "quantile":
-                worse = sum(1 for other in raw.values() if _better(dimension, value, other[dimension]))
-                scores.append(1 + (scale * worse) // n_customers)
+                scores.append(quantile(dimension, name, value))
             else:
-                scores.append(_threshold(dimension, value, _cuts(config, name), scale))
+                scores.append(_threshold(dimension, value, _cuts(config, name), config["scale"]))
         r, f, m = scores
         results[contact] = Result(*raw[contact], r, f, m, oracle_group(config["group_map"], r, f, m))
     return results
+
+
+def full_run(
+    config: dict[str, Any], timezone_name: str, contact_ids: list[int], events: list[Event], now: dt.datetime
+) -> dict[int, Result]:
+    """Every contact's result of a full run at ``now``."""
+    raw, ever = raw_values(config, timezone_name, contact_ids, events, now)
+    scale, n_customers = config["scale"], len(raw)
+
+    def quantile(dimension: int, name: str, value: int) -> int:
+        worse = sum(1 for other in raw.values() if _better(dimension, value, other[dimension]))
+        return 1 + (scale * worse) // n_customers
+
+    return _scored(config, contact_ids, raw, ever, quantile)
 
 
 def cut_points(config: dict[str, Any], results: dict[int, Result]) -> dict[str, dict[str, Any]]:
@@ -176,23 +194,12 @@ def rescore(
     """The issue's re-score of ``contact_ids`` at ``now`` against a full run's cut points."""
     raw, ever = raw_values(config, timezone_name, contact_ids, events, now)
     scale = config["scale"]
-    results: dict[int, Result] = {}
-    for contact in contact_ids:
-        if contact not in raw:
-            results[contact] = Result(None, None, None, None, None, None, "lapsed" if contact in ever else "prospect")
-            continue
-        scores = []
-        for dimension, name in enumerate(NAMES):
-            value = raw[contact][dimension]
-            if config[name]["mode"] != "quantile":
-                scores.append(_threshold(dimension, value, _cuts(config, name), scale))
-                continue
-            best, worst = cuts[name]["best"], cuts[name]["worst"]
-            if best is None or _better(dimension, value, best):
-                scores.append(scale)
-                continue
-            reached = [s for s, cut in worst.items() if not _better(dimension, cut, value)]
-            scores.append(max(reached) if reached else 1)
-        r, f, m = scores
-        results[contact] = Result(*raw[contact], r, f, m, oracle_group(config["group_map"], r, f, m))
-    return results
+
+    def quantile(dimension: int, name: str, value: int) -> int:
+        best, worst = cuts[name]["best"], cuts[name]["worst"]
+        if best is None or _better(dimension, value, best):
+            return scale
+        reached = [s for s, cut in worst.items() if not _better(dimension, cut, value)]
+        return max(reached) if reached else 1
+
+    return _scored(config, contact_ids, raw, ever, quantile)

@@ -10,6 +10,8 @@ import io
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -20,6 +22,10 @@ from rfm.models import RfmModel, RfmRun, RfmScore
 from rfm.tests.conftest import AfterCommit, purchase, store_contacts, store_events
 
 pytestmark = pytest.mark.django_db
+
+# contacts.list: API key (and its rate window where the database keeps it), the page, memberships,
+# RFM models, their scores.
+LIST_MAX_QUERIES = 6
 
 
 @pytest.fixture
@@ -272,6 +278,40 @@ def test_contacts_get_carries_each_models_scores(
     assert got["rfm"]["default"]["group"] == score.group
     assert (got["rfm"]["default"]["r"], got["rfm"]["default"]["frequency"]) == (score.r, score.frequency)
     assert other["rfm"]["default"]["group"] == "prospect" and other["rfm"]["default"]["r"] is None
+
+
+def test_contacts_list_carries_each_models_scores_in_a_fixed_number_of_queries(
+    api_client: APIClient, after_commit: AfterCommit, buyers: list[int], django_assert_max_num_queries: Any
+) -> None:
+    """contacts.list gives each contact of the page its scores under every live model, exactly as
+    contacts.get does (prospect when it has no row), reading them once per page: a page of 13
+    costs the queries of a page of 3, within the pinned budget."""
+    # given two models, one deleted, and a contact created after their runs (no score row)
+    _create(api_client, after_commit, id="default")
+    _create(api_client, after_commit, id="k", preset="klaviyo")
+    _create(api_client, after_commit, id="gone")
+    api_client.post("/api/rfmModels.delete", {"workspace_id": "acme", "id": "gone"}, format="json")
+    late = Contact.objects.get(pk=store_contacts(Contact.objects.get(pk=buyers[0]).workspace, 1)[0])
+
+    # when
+    with CaptureQueriesContext(connection) as small:
+        api_client.get("/api/contacts.list", {"workspace_id": "acme", "limit": "3"})
+    with django_assert_max_num_queries(LIST_MAX_QUERIES), CaptureQueriesContext(connection) as full:
+        listed = api_client.get("/api/contacts.list", {"workspace_id": "acme", "limit": "13"})
+
+    # then
+    assert len(full.captured_queries) == len(small.captured_queries)
+    contacts = listed.json()["contacts"]
+    assert len(contacts) == 13 and contacts[0]["email"] == late.email
+    for contact in contacts:
+        got = api_client.get("/api/contacts.get", {"workspace_id": "acme", "email": contact["email"]}).json()
+        assert contact["rfm"] == got["contact"]["rfm"]
+        assert set(contact["rfm"]) == {"default", "k"}
+    assert contacts[0]["rfm"]["k"]["group"] == "prospect" and contacts[0]["rfm"]["k"]["r"] is None
+    scores = dict(RfmScore.objects.filter(model__slug="default").values_list("contact__email", "group"))
+    assert {c["email"]: c["rfm"]["default"]["group"] for c in contacts[1:]} == {
+        c["email"]: scores[c["email"]] for c in contacts[1:]
+    }
 
 
 def test_the_openapi_schema_lists_every_rfm_endpoint(api_client: APIClient) -> None:

@@ -3,7 +3,6 @@ heatmap and the group tiles, open a cell's customers, switch the colour, all on 
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from typing import Any
 
@@ -14,7 +13,8 @@ from conftest import login, save_screenshot, workspace_with_marketer
 from events_platform.workspaces.models import Workspace
 from rfm import groups, services
 from rfm.models import RfmModel, RfmScore
-from rfm.tests.conftest import purchase, store_contacts, store_events
+from rfm.tests.conftest import store_small_shop
+from segments.models import Segment
 from segments.tests.test_browser_layout import PHONE, assert_fits
 from segments.tests.test_browser_segments import queued_builds  # noqa: F401 (a fixture: the tasks stay queued)
 
@@ -25,16 +25,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def shop(django_user_model: Any) -> tuple[Workspace, Any]:
     """24 customers with 1 to 4 orders from 2 to 500 days ago, and two contacts who never bought."""
     workspace, user = workspace_with_marketer(django_user_model, workspace_id="shop", name="Shop")
-    ids = store_contacts(workspace, 26)
-    now = timezone.now()
-    store_events(
-        workspace,
-        [
-            purchase(ids[i], now - dt.timedelta(days=[2, 20, 90, 200, 500][i % 5] + n), f"{10 + 37 * i}.00")
-            for i in range(24)
-            for n in range(1 + i % 4)
-        ],
-    )
+    store_small_shop(workspace, timezone.now())
     return workspace, user
 
 
@@ -44,7 +35,8 @@ def test_score_customers_and_explore_the_rfm_page(
 ) -> None:
     """From "Score my customers" to the heatmap: the page says the run is in progress, reloads
     itself when the worker is done, shows each group's size as stored, lists a cell's customers
-    without a reload, switches to average money, and fits a 390 px phone."""
+    without a reload, switches to average money, fits a 390 px phone, and saves a group tile as
+    a segment through the builder."""
     page = browser_page
     workspace, user = shop
 
@@ -105,3 +97,22 @@ def test_score_customers_and_explore_the_rfm_page(
     box = page.locator("[data-testid=heatmap]").bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
     save_screenshot(page, "rfm_page_390")
+
+    # when the biggest group's tile is saved as a segment
+    group = max(groups.groups_of("klaviyo6", 3), key=lambda g: sizes.get(g, 0))
+    page.locator(f"[data-testid=tile-segment-{group}]").click()
+    page.wait_for_url(f"{live_server.url}/segments/new-segment/")
+
+    # then the builder holds the group's name and its condition, and saving makes the segment
+    assert page.locator("input[name=name]").input_value() == groups.display_name(group)
+    assert page.locator("input[name='n.0.values']").input_value() == group
+    page.get_by_role("button", name="Save segment").click()
+    page.wait_for_url(f"{live_server.url}/segments/default_{group}/")
+    segment = Segment.objects.get(workspace=workspace, slug=f"default_{group}")
+    assert segment.name == groups.display_name(group)
+    assert segment.tree["branch"]["leaves"][0]["leaf"]["rfm"] == {
+        "model": "default",
+        "field": "group",
+        "operator": "in",
+        "values": [group],
+    }

@@ -4,33 +4,17 @@ re-score of a contact within its event's drain (a first purchase makes a new cus
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
 from contacts.models import Contact, TimelineEntry
-from contacts.services import events_upsert
-from contacts.tests.factories import EventInputFactory
 from events_platform.workspaces.models import Workspace
 from rfm import services
 from rfm.models import RfmGroupChange, RfmModel, RfmRun, RfmScore
-from rfm.tests.conftest import AfterCommit
+from rfm.tests.conftest import AfterCommit, buy
 
 pytestmark = pytest.mark.django_db
-
-
-def _buy(workspace: Workspace, email: str, value: str, *, days_ago: float) -> None:
-    events_upsert(
-        workspace_id=workspace.id,
-        events=[
-            EventInputFactory.build(
-                email=email,
-                occurred_at=timezone.now() - dt.timedelta(days=days_ago),
-                goal={"goal_type": "purchase", "goal_value": Decimal(value)},
-            )
-        ],
-    )
 
 
 def test_creating_a_model_runs_it_and_an_update_of_what_is_scored_runs_it_again(
@@ -41,7 +25,7 @@ def test_creating_a_model_runs_it_and_an_update_of_what_is_scored_runs_it_again(
     # given
     with after_commit():
         for i in range(4):
-            _buy(rfm_workspace, f"b{i}@x.io", "20.00", days_ago=i * 30 + 1)
+            buy(rfm_workspace, f"b{i}@x.io", "20.00", days_ago=i * 30 + 1)
     # when
     with after_commit():
         model = services.rfm_model_create(workspace_id=rfm_workspace.id, slug="default", name="RFM")
@@ -87,11 +71,11 @@ def test_a_first_purchase_makes_a_new_customer_in_the_events_own_drain(
     with after_commit():
         for i in range(10):
             for k in range(i % 4 + 1):
-                _buy(rfm_workspace, f"old{i}@x.io", "30.00", days_ago=5 + i * 20 + k)
+                buy(rfm_workspace, f"old{i}@x.io", "30.00", days_ago=5 + i * 20 + k)
         model = services.rfm_model_create(workspace_id=rfm_workspace.id, slug="default", name="RFM")
     # when
     with after_commit():
-        _buy(rfm_workspace, "new@x.io", "15.00", days_ago=0)
+        buy(rfm_workspace, "new@x.io", "15.00", days_ago=0)
     # then
     contact = Contact.objects.get(email="new@x.io")
     score = RfmScore.objects.get(model=model, contact=contact)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections import Counter
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 from events_platform.workspaces.models import Workspace
 from rfm import groups, services
-from rfm.models import RfmGroupChange, RfmModel, RfmScore
+from rfm.models import RfmGroupChange, RfmModel, RfmRun, RfmScore
 from rfm.tests import oracle
 from rfm.tests.conftest import store_contacts, store_events
 
@@ -127,6 +128,36 @@ def _stored(model: RfmModel) -> dict[int, oracle.Result]:
     }
 
 
+def _recorded(run: RfmRun | None) -> dict[str, Any]:
+    """What a run recorded: cut points (worst value per score, best value), sizes, cells."""
+    assert run is not None
+    model = RfmModel.objects.get(pk=run.model_id)
+    assert model.cutpoints == run.cutpoints and model.population == run.population
+    return {
+        "cuts": {
+            name: ({s: v for s, v in enumerate(cut["values"], 1) if v is not None}, cut["best"])
+            for name, cut in run.cutpoints.items()
+        },
+        "groups": run.group_counts,
+        "cells": {(c["r"], c["f"]): (c["count"], c["monetary_cents"]) for c in run.cells},
+        "population": run.population,
+    }
+
+
+def _expected_record(config: dict[str, Any], results: dict[int, oracle.Result]) -> dict[str, Any]:
+    scored = [x for x in results.values() if x.r is not None]
+    cells: dict[tuple[int, int], tuple[int, int]] = {}
+    for x in scored:
+        count, money = cells.get((int(x.r or 0), int(x.f or 0)), (0, 0))
+        cells[(int(x.r or 0), int(x.f or 0))] = (count + 1, money + int(x.monetary_cents or 0))
+    return {
+        "cuts": {name: (cut["worst"], cut["best"]) for name, cut in oracle.cut_points(config, results).items()},
+        "groups": dict(Counter(x.group for x in results.values())),
+        "cells": cells,
+        "population": len(scored),
+    }
+
+
 def _create(workspace: Workspace, tz_name: str, config: dict[str, Any]) -> RfmModel:
     return services.rfm_model_create(
         workspace_id=workspace.id, slug="m", name="M", timezone_name=tz_name, settings=config
@@ -139,19 +170,16 @@ def test_full_runs_equal_the_oracle(
     rfm_workspace: Workspace, data: st.DataObject, config: dict[str, Any], tz_name: str, now: dt.datetime
 ) -> None:
     """Two full runs: each stores exactly the oracle's raw values, scores and groups for every
-    contact; the second records exactly the oracle's group changes (previous group, log)."""
+    contact and records the oracle's cut points, group sizes and cells; the second records
+    exactly the oracle's group changes (previous group, log)."""
     try:
         with transaction.atomic():
-            # given
-            ids = store_contacts(rfm_workspace, data.draw(st.integers(0, 9)))
-            events = _draw(data, ids, now, tz_name, config["window_days"])
-            store_events(rfm_workspace, events)
-            model = _create(rfm_workspace, tz_name, config)
-            # when
-            services.rfm_model_compute(model_pk=model.pk, now=now)
+            # given / when
+            ids, events, model, run = _first_run(rfm_workspace, data, 9, config, tz_name, now)
             # then
             first = oracle.full_run(config, tz_name, ids, events, now)
             assert _stored(model) == first, connection.vendor
+            assert _recorded(run) == _expected_record(config, first), connection.vendor
             assert not RfmGroupChange.objects.filter(model_id=model.pk).exists()
 
             # given: more events, later
@@ -159,10 +187,11 @@ def test_full_runs_equal_the_oracle(
             more = _draw(data, ids, later, tz_name, config["window_days"])
             store_events(rfm_workspace, more)
             # when
-            services.rfm_model_compute(model_pk=model.pk, now=later)
+            run = services.rfm_model_compute(model_pk=model.pk, now=later)
             # then
             second = oracle.full_run(config, tz_name, ids, events + more, later)
             assert _stored(model) == second, connection.vendor
+            assert _recorded(run) == _expected_record(config, second), connection.vendor
             moved = {c: (first[c].group, second[c].group) for c in ids if first[c].group != second[c].group}
             logged = {
                 c: (old, new)
@@ -187,6 +216,18 @@ def _draw(
     return data.draw(event_lists(ids, now, tz_name, window))
 
 
+def _first_run(
+    workspace: Workspace, data: st.DataObject, most: int, config: dict[str, Any], tz_name: str, now: dt.datetime
+) -> tuple[list[int], list[oracle.Event], RfmModel, RfmRun | None]:
+    """Up to ``most`` drawn contacts with drawn events, and a model of ``config`` computed at ``now`` (and its run)."""
+    ids = store_contacts(workspace, data.draw(st.integers(0, most)))
+    events = _draw(data, ids, now, tz_name, config["window_days"])
+    store_events(workspace, events)
+    model = _create(workspace, tz_name, config)
+    run = services.rfm_model_compute(model_pk=model.pk, now=now)
+    return ids, events, model, run
+
+
 @EXAMPLES
 @given(data=st.data(), config=configs(), tz_name=st.sampled_from(TIMEZONES), now=st.sampled_from(NOWS))
 def test_incremental_rescores_equal_the_oracle(
@@ -198,11 +239,7 @@ def test_incremental_rescores_equal_the_oracle(
     try:
         with transaction.atomic():
             # given
-            ids = store_contacts(rfm_workspace, data.draw(st.integers(0, 8)))
-            events = _draw(data, ids, now, tz_name, config["window_days"])
-            store_events(rfm_workspace, events)
-            model = _create(rfm_workspace, tz_name, config)
-            services.rfm_model_compute(model_pk=model.pk, now=now)
+            ids, events, model, _ = _first_run(rfm_workspace, data, 8, config, tz_name, now)
             before = _stored(model)
             cuts = oracle.cut_points(config, before)
             new_ids = store_contacts(rfm_workspace, data.draw(st.integers(0, 2)))

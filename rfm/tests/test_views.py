@@ -181,6 +181,28 @@ def test_a_cell_lists_its_customers_and_offers_a_segment(
     assert builder.status_code == 200, builder.content.decode()[:2000]
 
 
+def test_each_group_tile_offers_its_group_as_a_segment(member_client: Client, workspace: Workspace) -> None:
+    """Every group tile (the map's groups, prospect, lapsed) has a "Save as segment" button that
+    opens the builder on that group's template: its name and the condition group in [g]."""
+    # given
+    model, _ = shop(workspace, 30)
+
+    # when
+    page = member_client.get(f"/rfm/{model.slug}/").content.decode()
+
+    # then
+    for group in groups.groups_of(model.group_map, model.scale):
+        tile = re.search(rf'data-testid="tile-{group}".*?</li>', page, re.S)
+        assert tile is not None, group
+        assert 'action="/segments/new-segment/"' in tile.group(0)
+        assert f'name="op" value="template:rfm:default:{group}"' in tile.group(0)
+    # and the button opens the builder on that group
+    builder = member_client.post("/segments/new-segment/", {"op": "template:rfm:default:at_risk"})
+    opened = builder.content.decode()
+    assert builder.status_code == 200
+    assert 'value="At risk"' in opened and 'name="n.0.values" value="at_risk"' in opened
+
+
 def test_status_while_a_run_is_in_progress(member_client: Client, workspace: Workspace) -> None:
     """A model being computed says so and polls its status; once done the poll asks for a reload."""
     # given

@@ -54,14 +54,26 @@ class SegmentCreateInputSerializer(serializers.Serializer):
     color = ColorField(required=False)
     timezone = serializers.CharField(max_length=64, required=False, validators=[validate_timezone])
     tree = RuleTreeField(required=False)
-    template = serializers.ChoiceField(choices=sorted(rules.TEMPLATES), required=False)
+    template = serializers.CharField(
+        max_length=120,
+        required=False,
+        help_text="A template's id from segments.templates: vip, at_risk_high_value, new_high_potential, "
+        "or rfm:<model>:<group> for a group of one of the workspace's RFM models.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "template" in attrs and "tree" in attrs:
             raise serializers.ValidationError({"template": ["Give a tree or a template, not both."]})
         if "template" in attrs:
-            attrs["tree"] = rules.TEMPLATES[attrs["template"]]["tree"]
-            attrs = rules.template_defaults(attrs["template"]) | attrs
+            # The view gives the workspace's templates (the seed's and its RFM models' groups).
+            templates = self.context.get("templates", rules.TEMPLATES)
+            template = templates.get(attrs["template"])
+            if template is None:
+                raise serializers.ValidationError(
+                    {"template": [f"Unknown template '{attrs['template']}': see segments.templates."]}
+                )
+            attrs["tree"] = template["tree"]
+            attrs = rules.template_defaults(template) | attrs
         elif "tree" not in attrs:
             raise serializers.ValidationError({"tree": ["This field is required (or give a template)."]})
         if not attrs.get("name"):

@@ -1,17 +1,20 @@
-from django.urls import path
+from events_platform.workspaces.api import api_paths
 
 from . import views
 
-urlpatterns = [
-    path("segments.create", views.SegmentCreateView.as_view(), name="segments-create"),
-    path("segments.update", views.SegmentUpdateView.as_view(), name="segments-update"),
-    path("segments.delete", views.SegmentDeleteView.as_view(), name="segments-delete"),
-    path("segments.rebuild", views.SegmentRebuildView.as_view(), name="segments-rebuild"),
-    path("segments.get", views.SegmentGetView.as_view(), name="segments-get"),
-    path("segments.list", views.SegmentListView.as_view(), name="segments-list"),
-    path("segments.preview", views.SegmentPreviewView.as_view(), name="segments-preview"),
-    path("segments.contacts", views.SegmentContactsView.as_view(), name="segments-contacts"),
-    path("segments.export", views.SegmentExportView.as_view(), name="segments-export"),
-    path("segments.explain", views.SegmentExplainView.as_view(), name="segments-explain"),
-    path("segments.templates", views.SegmentTemplatesView.as_view(), name="segments-templates"),
-]
+# Each view at its operation id (/api/segments.get), under its URL name.
+urlpatterns = api_paths(
+    {
+        views.SegmentCreateView: "segments-create",
+        views.SegmentUpdateView: "segments-update",
+        views.SegmentDeleteView: "segments-delete",
+        views.SegmentRebuildView: "segments-rebuild",
+        views.SegmentGetView: "segments-get",
+        views.SegmentListView: "segments-list",
+        views.SegmentPreviewView: "segments-preview",
+        views.SegmentContactsView: "segments-contacts",
+        views.SegmentExportView: "segments-export",
+        views.SegmentExplainView: "segments-explain",
+        views.SegmentTemplatesView: "segments-templates",
+    }
+)

@@ -2,44 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
 
-from django.http import Http404, StreamingHttpResponse
-from drf_spectacular.utils import extend_schema
+from django.http import StreamingHttpResponse
 from rest_framework import status
 from rest_framework.response import Response
 
 from contacts import selectors as contact_selectors
-from events_platform.workspaces.api import ApiRequest, WorkspaceAPIView
-from segments import presenters, rules, selectors, services
+from events_platform.pages import found
+from events_platform.workspaces.api import ApiRequest, Envelope, WorkspaceAPIView, api_operation
+from segments import presenters, selectors, services
 from segments.api import serializers as s
 from segments.models import DEFAULT_COLOR, Segment
 
-ERRORS = {400: dict, 401: dict, 403: dict}
+operation = partial(api_operation, tag="segments")
 
 
 def _segment(workspace_id: str, slug: str) -> Segment:
-    segment = selectors.segment_get(workspace_id=workspace_id, slug=slug)
-    if segment is None:
-        raise Http404(f"No segment '{slug}' in this workspace.")
-    return segment
+    return found(selectors.segment_get(workspace_id=workspace_id, slug=slug), f"No segment '{slug}' in this workspace.")
 
 
-def _segment_body(segment: Segment) -> dict[str, Any]:
-    return {"segment": s.SegmentOutputSerializer(segment).data}
+_envelope = Envelope[Segment]("segment", "segments", s.SegmentOutputSerializer)
 
 
 class SegmentCreateView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="segments.create",
-        summary="Create a segment from a rule tree or a built-in template; a build starts in the background",
-        request=s.SegmentCreateInputSerializer,
-        responses={201: s.SegmentEnvelopeSerializer, **ERRORS},
-        tags=["segments"],
-    )
+    @operation("segments.create", s.SegmentCreateInputSerializer, ok={201: s.SegmentEnvelopeSerializer})
     def post(self, request: ApiRequest) -> Response:
+        """Create a segment from a rule tree or a template (built-in or an RFM group's); it builds in the background"""
         workspace_id = self.get_workspace_id(request)
-        data = self.validated(s.SegmentCreateInputSerializer, request.data)
+        templates = selectors.segment_templates(workspace_id=workspace_id)
+        data = self.validated(s.SegmentCreateInputSerializer, request.data, context={"templates": templates})
         segment = services.segment_create(
             workspace_id=workspace_id,
             slug=data["id"],
@@ -48,21 +40,14 @@ class SegmentCreateView(WorkspaceAPIView):
             color=data.get("color", DEFAULT_COLOR),
             timezone_name=data.get("timezone", "UTC"),
         )
-        segment.refresh_from_db()
-        return Response(_segment_body(segment), status=status.HTTP_201_CREATED)
+        return _envelope.written(segment, status.HTTP_201_CREATED)
 
 
 class SegmentUpdateView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="segments.update",
-        summary="Change a segment; a new tree or timezone starts a new build",
-        request=s.SegmentUpdateInputSerializer,
-        responses={200: s.SegmentEnvelopeSerializer, 404: dict, **ERRORS},
-        tags=["segments"],
-    )
+    @operation("segments.update", s.SegmentUpdateInputSerializer, ok=s.SegmentEnvelopeSerializer, missing=True)
     def post(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        data = self.validated(s.SegmentUpdateInputSerializer, request.data)
+        """Change a segment; a new tree or timezone starts a new build"""
+        workspace_id, data = self.parse(request, s.SegmentUpdateInputSerializer)
         segment = _segment(workspace_id, data["id"])
         segment = services.segment_update(
             segment=segment,
@@ -71,98 +56,69 @@ class SegmentUpdateView(WorkspaceAPIView):
             tree=data.get("tree"),
             timezone_name=data.get("timezone"),
         )
-        segment.refresh_from_db()
-        return Response(_segment_body(segment))
+        return _envelope.written(segment)
 
 
 class SegmentDeleteView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="segments.delete",
-        summary="Delete a segment (refused while other segments use it)",
-        description="Answers Notifuse's `success` beside this app's `deleted`.",
-        request=s.SegmentRefInputSerializer,
-        responses={200: s.SegmentDeleteOutputSerializer, 404: dict, **ERRORS},
-        tags=["segments"],
-    )
+    @operation("segments.delete", s.SegmentRefInputSerializer, ok=s.SegmentDeleteOutputSerializer, missing=True)
     def post(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        data = self.validated(s.SegmentRefInputSerializer, request.data)
+        """Delete a segment (refused while other segments use it)
+
+        Answers Notifuse's `success` beside this app's `deleted`.
+        """
+        workspace_id, data = self.parse(request, s.SegmentRefInputSerializer)
         services.segment_delete(segment=_segment(workspace_id, data["id"]))
         return Response({"success": True, "deleted": True})
 
 
 class SegmentRebuildView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="segments.rebuild",
-        summary="Start a full build now",
-        description=(
-            "Name the segment as Notifuse does (`segment_id`: the answer is 200) or as this app did (`id`: 202, "
-            'as before). Either way the answer is `{"success": true, "message", "segment"}`, the segment '
-            "`building` at its new version."
-        ),
-        request=s.SegmentIdInputSerializer,
-        responses={
-            200: s.SegmentRebuildOutputSerializer,
-            202: s.SegmentRebuildOutputSerializer,
-            404: dict,
-            **ERRORS,
-        },
-        tags=["segments"],
+    @operation(
+        "segments.rebuild",
+        s.SegmentIdInputSerializer,
+        ok={200: s.SegmentRebuildOutputSerializer, 202: s.SegmentRebuildOutputSerializer},
+        missing=True,
     )
     def post(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        data = self.validated(s.SegmentIdInputSerializer, request.data)
+        """Start a full build now
+
+        Name the segment as Notifuse does (`segment_id`: the answer is 200) or as this app did (`id`: 202, as
+        before). Either way the answer is `{"success": true, "message", "segment"}`, the segment `building` at its
+        new version.
+        """
+        workspace_id, data = self.parse(request, s.SegmentIdInputSerializer)
         segment = services.segment_rebuild(segment=_segment(workspace_id, data["slug"]))
         segment.refresh_from_db()
         body = {"success": True, "message": f"Rebuild of '{segment.slug}' queued (version {segment.version})."}
         notifuse = bool(data.get("segment_id"))
         return Response(
-            body | _segment_body(segment), status=status.HTTP_200_OK if notifuse else status.HTTP_202_ACCEPTED
+            body | _envelope.body(segment), status=status.HTTP_200_OK if notifuse else status.HTTP_202_ACCEPTED
         )
 
 
 class SegmentGetView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="segments.get",
-        summary="One segment with its count, status and last build",
-        parameters=[s.SegmentRefInputSerializer],
-        responses={200: s.SegmentEnvelopeSerializer, 404: dict, **ERRORS},
-        tags=["segments"],
-    )
+    @operation("segments.get", s.SegmentRefInputSerializer, ok=s.SegmentEnvelopeSerializer, missing=True)
     def get(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        data = self.validated(s.SegmentRefInputSerializer, request.query_params)
-        return Response(_segment_body(_segment(workspace_id, data["id"])))
+        """One segment with its count, status and last build"""
+        workspace_id, data = self.parse(request, s.SegmentRefInputSerializer)
+        return _envelope.answer(_segment(workspace_id, data["id"]))
 
 
 class SegmentListView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="segments.list",
-        summary="All segments of the workspace with counts, status and last build",
-        responses={200: s.SegmentListOutputSerializer, **ERRORS},
-        tags=["segments"],
-    )
+    @operation("segments.list", ok=s.SegmentListOutputSerializer)
     def get(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        segments = selectors.segment_list(workspace_id=workspace_id)
-        return Response({"segments": s.SegmentOutputSerializer(segments, many=True).data})
+        """All segments of the workspace with counts, status and last build"""
+        return _envelope.listing(selectors.segment_list(workspace_id=self.get_workspace_id(request)))
 
 
 class SegmentPreviewView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="segments.preview",
-        summary="Count a tree's matches without saving anything",
-        description=(
-            "Notifuse's answer (`emails`: up to 10 sample emails, `total_count`, the `limit` used) beside this "
-            "app's: the total, the count of each top-level condition alone, and up to 10 sample contacts."
-        ),
-        request=s.SegmentPreviewInputSerializer,
-        responses={200: s.SegmentPreviewOutputSerializer, **ERRORS},
-        tags=["segments"],
-    )
+    @operation("segments.preview", s.SegmentPreviewInputSerializer, ok=s.SegmentPreviewOutputSerializer)
     def post(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        data = self.validated(s.SegmentPreviewInputSerializer, request.data)
+        """Count a tree's matches without saving anything
+
+        Notifuse's answer (`emails`: up to 10 sample emails, `total_count`, the `limit` used) beside this app's: the
+        total, the count of each top-level condition alone, and up to 10 sample contacts.
+        """
+        workspace_id, data = self.parse(request, s.SegmentPreviewInputSerializer)
         preview = selectors.segment_preview(
             workspace_id=workspace_id, tree=data["tree"], timezone_name=data["timezone"]
         )
@@ -180,20 +136,19 @@ class SegmentPreviewView(WorkspaceAPIView):
 
 
 class SegmentContactsView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="segments.contacts",
-        summary="Members of a segment, most recently entered first",
-        description=(
-            "Two spellings. Notifuse's: `segment_id`, `limit` (default 50, served at most 100, a bad value is the "
-            "default) and `offset`. This app's: `id`, `limit` 1-100 (else 400), `cursor` (and `offset`). Both "
-            'answer Notifuse\'s `{"emails", "limit", "offset"}` beside this app\'s `contacts` and '
-            "`next_cursor`."
-        ),
-        parameters=[s.SegmentMembersNotifuseQuerySerializer, s.SegmentMembersQuerySerializer],
-        responses={200: s.SegmentMembersOutputSerializer, 404: dict, **ERRORS},
-        tags=["segments"],
+    @operation(
+        "segments.contacts",
+        [s.SegmentMembersNotifuseQuerySerializer, s.SegmentMembersQuerySerializer],
+        ok=s.SegmentMembersOutputSerializer,
+        missing=True,
     )
     def get(self, request: ApiRequest) -> Response:
+        """Members of a segment, most recently entered first
+
+        Two spellings. Notifuse's: `segment_id`, `limit` (default 50, served at most 100, a bad value is the default)
+        and `offset`. This app's: `id`, `limit` 1-100 (else 400), `cursor` (and `offset`). Both answer Notifuse's
+        `{"emails", "limit", "offset"}` beside this app's `contacts` and `next_cursor`.
+        """
         workspace_id = self.get_workspace_id(request)
         if "segment_id" in request.query_params:  # Notifuse's spelling
             data = self.validated(s.SegmentMembersNotifuseQuerySerializer, request.query_params)
@@ -218,45 +173,35 @@ class SegmentContactsView(WorkspaceAPIView):
 
 
 class SegmentExportView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="segments.export",
-        summary="CSV of all members, streamed (constant memory)",
-        parameters=[s.SegmentRefInputSerializer],
-        responses={(200, "text/csv"): str, 404: dict, **ERRORS},
-        tags=["segments"],
-    )
+    @operation("segments.export", s.SegmentRefInputSerializer, ok={(200, "text/csv"): str}, missing=True)
     def get(self, request: ApiRequest) -> StreamingHttpResponse:
-        workspace_id = self.get_workspace_id(request)
-        data = self.validated(s.SegmentRefInputSerializer, request.query_params)
+        """CSV of all members, streamed (constant memory)"""
+        workspace_id, data = self.parse(request, s.SegmentRefInputSerializer)
         return presenters.members_csv(_segment(workspace_id, data["id"]))
 
 
 class SegmentExplainView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="segments.explain",
-        summary="Why one contact is in or out: each condition's actual value and whether it held",
-        parameters=[s.SegmentExplainQuerySerializer],
-        responses={200: dict, 404: dict, **ERRORS},
-        tags=["segments"],
-    )
+    @operation("segments.explain", s.SegmentExplainQuerySerializer, ok=dict, missing=True)
     def get(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        data = self.validated(s.SegmentExplainQuerySerializer, request.query_params)
+        """Why one contact is in or out: each condition's actual value and whether it held"""
+        workspace_id, data = self.parse(request, s.SegmentExplainQuerySerializer)
         segment = _segment(workspace_id, data["segment_id"])
-        contact = contact_selectors.contact_get(workspace_id=workspace_id, email=data["email"])
-        if contact is None:
-            raise Http404("No contact with that email in this workspace.")
+        contact = found(
+            contact_selectors.contact_get(workspace_id=workspace_id, email=data["email"]),
+            "No contact with that email in this workspace.",
+        )
         return Response(selectors.segment_explain(segment=segment, contact=contact))
 
 
 class SegmentTemplatesView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="segments.templates",
-        summary="Built-in RFM templates (create one with segments.create and template=<id>)",
-        responses={200: dict, **ERRORS},
-        tags=["segments"],
-    )
+    @operation("segments.templates", ok=dict)
     def get(self, request: ApiRequest) -> Response:
-        self.get_workspace_id(request)
-        templates = [{"id": key, **value} for key, value in rules.TEMPLATES.items()]
+        """Segment templates: the three built-in ones and one per group of each RFM model
+
+        Create one with segments.create and template=<id>.
+        """
+        workspace_id = self.get_workspace_id(request)
+        templates = [
+            {"id": key, **value} for key, value in selectors.segment_templates(workspace_id=workspace_id).items()
+        ]
         return Response({"templates": s.TemplateOutputSerializer(templates, many=True).data})

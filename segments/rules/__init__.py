@@ -18,7 +18,7 @@ Layout
 ``expressions``
     The SQL functions that compiles to (cents, JSON keys, property instants), per backend.
 ``templates``
-    The built-in segment templates.
+    The segment templates: the seed's three, and one per group of each RFM model.
 
 Adding a leaf kind
 ------------------
@@ -156,7 +156,7 @@ from .compile import (
     timeline_matches,
 )
 from .expressions import PROPERTY_INSTANT_PATTERN, JSONKey, PropertyInstant, instant_text
-from .templates import TEMPLATES, template_defaults
+from .templates import TEMPLATES, rfm_group_templates, template_defaults
 from .tree import has_relative_timeframe, iter_leaves, referenced_rfm_models, referenced_segments
 from .validation import (
     DATE_RE,
@@ -250,6 +250,7 @@ __all__ = [
     "parse_moment",
     "referenced_rfm_models",
     "referenced_segments",
+    "rfm_group_templates",
     "rfm_scores",
     "segment_membership",
     "start_of_day",

@@ -67,7 +67,15 @@ class InCents(Func):
         return f"({sql} * 100)", params
 
 
-class JSONKey(Func):
+class _JSONFunc(Func):
+    """A function of a JSON column, written for PostgreSQL and SQLite only (``as_postgresql``,
+    ``as_sqlite``): any other database is refused when the query compiles."""
+
+    def as_sql(self, compiler: Any, connection: Any, *_template: Any, **extra: Any) -> Any:
+        raise NotImplementedError(f"JSON key conditions support PostgreSQL and SQLite, not {connection.vendor}.")
+
+
+class JSONKey(_JSONFunc):
     """One key of a JSON column, per backend: ``kind`` is ``type`` (the JSON type name, 'null' for
     JSON null, SQL NULL when absent), ``number`` (the value if a JSON number, else NULL) or
     ``string`` (the text if a JSON string, else NULL). ``key`` is a top-level key, or a path of
@@ -78,9 +86,6 @@ class JSONKey(Func):
         super().__init__(F(field), output_field=output)
         self.key = key
         self.kind = kind
-
-    def as_sql(self, compiler: Any, connection: Any, *_template: Any, **extra: Any) -> Any:
-        raise NotImplementedError(f"JSON key conditions support PostgreSQL and SQLite, not {connection.vendor}.")
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
         column, params = compiler.compile(self.source_expressions[0])
@@ -125,7 +130,7 @@ def _sqlite_json_path(key: str | Sequence[str]) -> str:
     return "$" + "".join(f"[{s}]" if s.isdigit() else "." + json.dumps(s) for s in _path_segments(key))
 
 
-class JSONHolds(Func):
+class JSONHolds(_JSONFunc):
     """Whether the JSON array at a path holds the string ``value`` as an element, or the JSON
     object there has it as a key (Notifuse's ``in_array``); false for anything else, never NULL."""
 
@@ -135,9 +140,6 @@ class JSONHolds(Func):
         super().__init__(F(field))
         self.path = list(path)
         self.value = value
-
-    def as_sql(self, compiler: Any, connection: Any, *_template: Any, **extra: Any) -> Any:
-        raise NotImplementedError(f"JSON key conditions support PostgreSQL and SQLite, not {connection.vendor}.")
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
         column, params = compiler.compile(self.source_expressions[0])
@@ -175,7 +177,7 @@ def instant_text(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
-class PropertyInstant(Func):
+class PropertyInstant(_JSONFunc):
     """A contact property as a fixed-width UTC text ``YYYY-MM-DDTHH:MM:SS.ffffff`` when it is a JSON
     string holding a valid instant (``PROPERTY_INSTANT_PATTERN``), else NULL. Text of one width
     and format orders as the instants do, so comparisons need no cast that bad data could break."""
@@ -188,9 +190,6 @@ class PropertyInstant(Func):
     def __init__(self, field: str, key: str) -> None:
         super().__init__(F(field))
         self.key = key
-
-    def as_sql(self, compiler: Any, connection: Any, *_template: Any, **extra: Any) -> Any:
-        raise NotImplementedError(f"JSON key conditions support PostgreSQL and SQLite, not {connection.vendor}.")
 
     def _normalised(self, text: str, valid: str, params: list[Any]) -> tuple[str, list[Any]]:
         # The pattern allows "Z" and "+00:00" only as a suffix, so removing them anywhere is safe.

@@ -18,7 +18,8 @@ from segments.tests.trees import all_of, goal_leaf, segment_leaf
 TREE = all_of(goal_leaf("sum", "gte", 100))
 
 # (method, path, payload without workspace_id) of every segments endpoint, aimed at segment "big".
-ENDPOINTS: list[tuple[str, str, dict[str, Any]]] = [
+Endpoint = tuple[str, str, dict[str, Any]]
+ENDPOINTS: list[Endpoint] = [
     ("post", "segments.create", {"id": "new", "name": "New", "tree": TREE}),
     ("post", "segments.update", {"id": "big", "name": "Renamed"}),
     ("post", "segments.delete", {"id": "big"}),
@@ -67,14 +68,14 @@ def big_in_both(
             services.segment_create(workspace_id=ws.id, slug="big", name="Big", tree=TREE)
 
 
-@pytest.mark.parametrize(("method", "path", "payload"), ENDPOINTS, ids=ENDPOINT_IDS)
-def test_request_without_a_key_is_a_401(big_in_both: None, method: str, path: str, payload: dict[str, Any]) -> None:
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=ENDPOINT_IDS)
+def test_request_without_a_key_is_a_401(big_in_both: None, endpoint: Endpoint) -> None:
     """No Authorization header: 401 in the error format with a Bearer challenge; nothing written."""
     # given
     before = state()
 
     # when
-    response = call(APIClient(), method, path, payload, "acme")
+    response = call(APIClient(), *endpoint, "acme")
 
     # then
     assert response.status_code == 401, response.content
@@ -83,22 +84,20 @@ def test_request_without_a_key_is_a_401(big_in_both: None, method: str, path: st
     assert state() == before
 
 
-@pytest.mark.parametrize(("method", "path", "payload"), ENDPOINTS, ids=ENDPOINT_IDS)
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=ENDPOINT_IDS)
 @pytest.mark.parametrize("workspace_id", ["globex", "nowhere"])
 def test_another_workspace_is_a_403_whether_it_exists_or_not(
     big_in_both: None,
     api_client: APIClient,
     workspace_id: str,
-    method: str,
-    path: str,
-    payload: dict[str, Any],
+    endpoint: Endpoint,
 ) -> None:
     """acme's key naming globex (which exists) or nowhere (which does not) gets the same 403; nothing written."""
     # given
     before = state()
 
     # when
-    response = call(api_client, method, path, payload, workspace_id)
+    response = call(api_client, *endpoint, workspace_id)
 
     # then
     assert response.status_code == 403, response.content
@@ -109,13 +108,11 @@ def test_another_workspace_is_a_403_whether_it_exists_or_not(
     assert state() == before
 
 
-@pytest.mark.parametrize(("method", "path", "payload"), ENDPOINTS, ids=ENDPOINT_IDS)
-def test_a_missing_workspace_id_is_a_400(
-    big_in_both: None, api_client: APIClient, method: str, path: str, payload: dict[str, Any]
-) -> None:
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=ENDPOINT_IDS)
+def test_a_missing_workspace_id_is_a_400(big_in_both: None, api_client: APIClient, endpoint: Endpoint) -> None:
     """Without workspace_id every endpoint answers 400 naming it."""
     # when
-    response = call(api_client, method, path, payload, None)
+    response = call(api_client, *endpoint, None)
 
     # then
     assert response.status_code == 400, response.content
@@ -123,7 +120,7 @@ def test_a_missing_workspace_id_is_a_400(
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "payload"),
+    "endpoint",
     [
         (m, p, {**body, "id": "only_b"} if "id" in body else {**body, "segment_id": "only_b"})
         for m, p, body in BY_SEGMENT
@@ -134,9 +131,7 @@ def test_a_segment_of_another_workspace_is_a_404(
     big_in_both: None,
     other_workspace: Workspace,
     api_client: APIClient,
-    method: str,
-    path: str,
-    payload: dict[str, Any],
+    endpoint: Endpoint,
 ) -> None:
     """globex's segment ``only_b`` does not exist for acme's key: 404, and globex's data is untouched."""
     # given
@@ -144,7 +139,7 @@ def test_a_segment_of_another_workspace_is_a_404(
     before = state()
 
     # when
-    response = call(api_client, method, path, payload, "acme")
+    response = call(api_client, *endpoint, "acme")
 
     # then
     assert response.status_code == 404, response.content

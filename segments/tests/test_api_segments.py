@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -59,6 +60,35 @@ def segment_json(client: APIClient, slug: str) -> dict[str, Any]:
     return response.json()["segment"]
 
 
+@dataclass(frozen=True)
+class AcmeApi:
+    """The segments API as workspace acme's key calls it: every body and query names acme, and a
+    POST runs what it queued for after its commit (the build, in-process)."""
+
+    client: APIClient
+    capture: CaptureOnCommit
+
+    def create(self, slug: str, tree: dict[str, Any], **extra: Any) -> Any:
+        return create(self.client, self.capture, slug, tree, **extra)
+
+    def create_from_template(self, template: str) -> Any:
+        return create_from_template(self.client, template, self.capture)
+
+    def post(self, path: str, **body: Any) -> Any:
+        return post(self.client, path, {"workspace_id": "acme", **body}, self.capture)
+
+    def get(self, path: str, **params: Any) -> Any:
+        return get(self.client, path, {"workspace_id": "acme", **params})
+
+    def segment(self, slug: str) -> dict[str, Any]:
+        return segment_json(self.client, slug)
+
+
+@pytest.fixture
+def api(api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit) -> AcmeApi:
+    return AcmeApi(api_client, django_capture_on_commit_callbacks)
+
+
 def row_counts() -> dict[str, int]:
     return {
         "segments": Segment.objects.count(),
@@ -73,14 +103,10 @@ def row_counts() -> dict[str, int]:
 # ---------------------------------------------------------------------------------------
 
 
-def test_create_with_a_tree_answers_201_and_the_build_makes_it_active(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_create_with_a_tree_answers_201_and_the_build_makes_it_active(shop: Workspace, api: AcmeApi) -> None:
     """segments.create answers 201 with the segment building; its build then makes it active with its members."""
     # when
-    response = create(
-        api_client, django_capture_on_commit_callbacks, "big", SPENT_1000, color="#112233", timezone="Europe/Paris"
-    )
+    response = api.create("big", SPENT_1000, color="#112233", timezone="Europe/Paris")
 
     # then
     assert response.status_code == 201, response.content
@@ -92,7 +118,7 @@ def test_create_with_a_tree_answers_201_and_the_build_makes_it_active(
     assert created["color"] == "#112233"
     assert created["timezone"] == "Europe/Paris"
     assert created["tree"] == validate_tree(SPENT_1000)
-    built = segment_json(api_client, "big")
+    built = api.segment("big")
     assert built["status"] == "active"
     assert built["member_count"] == 2
     assert built["last_built_at"] is not None
@@ -121,8 +147,7 @@ TEMPLATE_SHOP = [
 )
 def test_create_from_a_template_uses_its_tree_name_and_colour(
     workspace: Workspace,
-    api_client: APIClient,
-    django_capture_on_commit_callbacks: CaptureOnCommit,
+    api: AcmeApi,
     template: str,
     expected: set[str],
 ) -> None:
@@ -131,7 +156,7 @@ def test_create_from_a_template_uses_its_tree_name_and_colour(
     store(workspace.id, TEMPLATE_SHOP)
 
     # when
-    response = create_from_template(api_client, template, django_capture_on_commit_callbacks)
+    response = api.create_from_template(template)
 
     # then
     assert response.status_code == 201, response.content
@@ -139,40 +164,36 @@ def test_create_from_a_template_uses_its_tree_name_and_colour(
     assert body["name"] == TEMPLATES[template]["name"]
     assert body["color"] == TEMPLATES[template]["color"]
     assert body["tree"] == TEMPLATES[template]["tree"]
-    built = segment_json(api_client, template)
+    built = api.segment(template)
     assert built["status"] == "active"
     assert built["member_count"] == len(expected)
     assert member_emails("acme", template) == expected
 
 
-def test_create_with_an_existing_id_is_a_400_naming_id(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_create_with_an_existing_id_is_a_400_naming_id(shop: Workspace, api: AcmeApi) -> None:
     """A second segment with the same id in the workspace is refused; the first is untouched."""
     # given
-    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
+    api.create("big", SPENT_1000)
     before = row_counts()
 
     # when
-    response = create(api_client, django_capture_on_commit_callbacks, "big", all_of(goal_leaf("count", "gte", 1)))
+    response = api.create("big", all_of(goal_leaf("count", "gte", 1)))
 
     # then
     assert response.status_code == 400
     assert list(response.json()["details"]) == ["id"]
     assert row_counts() == before
-    assert segment_json(api_client, "big")["tree"] == validate_tree(SPENT_1000)
+    assert api.segment("big")["tree"] == validate_tree(SPENT_1000)
 
 
-def test_an_invalid_tree_is_a_400_naming_the_full_path(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_an_invalid_tree_is_a_400_naming_the_full_path(shop: Workspace, api: AcmeApi) -> None:
     """A between whose value_2 is below value is reported at its full path; nothing is written."""
     # given
     tree = all_of(goal_leaf("sum", "gte", 1), goal_leaf("sum", "between", 500, value_2=100))
     before = row_counts()
 
     # when
-    response = create(api_client, django_capture_on_commit_callbacks, "bad", tree)
+    response = api.create("bad", tree)
 
     # then
     assert response.status_code == 400
@@ -195,26 +216,23 @@ def test_an_invalid_tree_is_a_400_naming_the_full_path(
 )
 def test_other_invalid_trees_name_their_path(
     shop: Workspace,
-    api_client: APIClient,
-    django_capture_on_commit_callbacks: CaptureOnCommit,
+    api: AcmeApi,
     tree: dict[str, Any],
     path: str,
 ) -> None:
     """Whatever is wrong and however deep, the 400 names the path of the offending field."""
     # when
-    response = create(api_client, django_capture_on_commit_callbacks, "bad", tree)
+    response = api.create("bad", tree)
 
     # then
     assert response.status_code == 400
     assert path in response.json()["details"], response.json()
 
 
-def test_a_tree_and_a_template_together_are_a_400(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_a_tree_and_a_template_together_are_a_400(shop: Workspace, api: AcmeApi) -> None:
     """Either a tree or a template: both is ambiguous and refused, naming template."""
     # when
-    response = create(api_client, django_capture_on_commit_callbacks, "vip", SPENT_1000, template="vip")
+    response = api.create("vip", SPENT_1000, template="vip")
 
     # then
     assert response.status_code == 400
@@ -222,17 +240,10 @@ def test_a_tree_and_a_template_together_are_a_400(
     assert not Segment.objects.exists()
 
 
-def test_neither_a_tree_nor_a_template_is_a_400_naming_tree(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_neither_a_tree_nor_a_template_is_a_400_naming_tree(shop: Workspace, api: AcmeApi) -> None:
     """A segment needs a rule: without tree or template the 400 names tree."""
     # when
-    response = post(
-        api_client,
-        "segments.create",
-        {"workspace_id": "acme", "id": "x", "name": "X"},
-        django_capture_on_commit_callbacks,
-    )
+    response = api.post("segments.create", id="x", name="X")
 
     # then
     assert response.status_code == 400
@@ -275,20 +286,15 @@ def test_bad_fields_are_a_400_naming_the_field(
     assert not Segment.objects.exists()
 
 
-def test_create_refers_only_to_existing_segments(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_create_refers_only_to_existing_segments(shop: Workspace, api: AcmeApi) -> None:
     """A tree may use another segment of the workspace, but not an unknown one."""
     # given
-    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
+    api.create("big", SPENT_1000)
 
     # when
-    unknown = create(api_client, django_capture_on_commit_callbacks, "x", all_of(segment_leaf("nope")))
-    known = create(
-        api_client,
-        django_capture_on_commit_callbacks,
-        "big_recent",
-        all_of(segment_leaf("big"), goal_leaf("count", "gte", 1, timeframe="in_the_last_days", days=30)),
+    unknown = api.create("x", all_of(segment_leaf("nope")))
+    known = api.create(
+        "big_recent", all_of(segment_leaf("big"), goal_leaf("count", "gte", 1, timeframe="in_the_last_days", days=30))
     )
 
     # then
@@ -303,26 +309,19 @@ def test_create_refers_only_to_existing_segments(
 # ---------------------------------------------------------------------------------------
 
 
-def test_update_of_name_and_colour_keeps_version_and_does_not_rebuild(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_update_of_name_and_colour_keeps_version_and_does_not_rebuild(shop: Workspace, api: AcmeApi) -> None:
     """Renaming changes no rule: same version, same last build, same members."""
     # given
-    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
-    before = segment_json(api_client, "big")
+    api.create("big", SPENT_1000)
+    before = api.segment("big")
     history = SegmentMembershipChange.objects.count()
 
     # when
-    response = post(
-        api_client,
-        "segments.update",
-        {"workspace_id": "acme", "id": "big", "name": "Big spenders", "color": "#000000"},
-        django_capture_on_commit_callbacks,
-    )
+    response = api.post("segments.update", id="big", name="Big spenders", color="#000000")
 
     # then
     assert response.status_code == 200, response.content
-    after = segment_json(api_client, "big")
+    after = api.segment("big")
     assert after["name"] == "Big spenders"
     assert after["color"] == "#000000"
     assert after["version"] == before["version"]
@@ -332,26 +331,19 @@ def test_update_of_name_and_colour_keeps_version_and_does_not_rebuild(
     assert SegmentMembershipChange.objects.count() == history
 
 
-def test_update_of_the_tree_bumps_the_version_and_rebuilds(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_update_of_the_tree_bumps_the_version_and_rebuilds(shop: Workspace, api: AcmeApi) -> None:
     """A new tree answers with version + 1 and status building; the build then applies the difference."""
     # given
-    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
+    api.create("big", SPENT_1000)
 
     # when
-    response = post(
-        api_client,
-        "segments.update",
-        {"workspace_id": "acme", "id": "big", "tree": all_of(goal_leaf("sum", "gte", 700))},
-        django_capture_on_commit_callbacks,
-    )
+    response = api.post("segments.update", id="big", tree=all_of(goal_leaf("sum", "gte", 700)))
 
     # then
     assert response.status_code == 200, response.content
     assert response.json()["segment"]["version"] == 2
     assert response.json()["segment"]["status"] == "building"
-    after = segment_json(api_client, "big")
+    after = api.segment("big")
     assert after["status"] == "active"
     assert after["member_count"] == 3
     assert member_emails("acme", "big") == {"ann@x.io", "cat@x.io", "dan@x.io"}
@@ -362,25 +354,18 @@ def test_update_of_the_tree_bumps_the_version_and_rebuilds(
     }
 
 
-def test_update_with_an_invalid_tree_is_a_400_and_changes_nothing(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_update_with_an_invalid_tree_is_a_400_and_changes_nothing(shop: Workspace, api: AcmeApi) -> None:
     """A bad tree on update is named by path; the segment keeps its tree and version."""
     # given
-    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
+    api.create("big", SPENT_1000)
 
     # when
-    response = post(
-        api_client,
-        "segments.update",
-        {"workspace_id": "acme", "id": "big", "tree": all_of(goal_leaf("sum", "between", 5, value_2=1))},
-        django_capture_on_commit_callbacks,
-    )
+    response = api.post("segments.update", id="big", tree=all_of(goal_leaf("sum", "between", 5, value_2=1)))
 
     # then
     assert response.status_code == 400
     assert list(response.json()["details"]) == ["tree.branch.leaves[0].leaf.custom_events_goal.value_2"]
-    segment = segment_json(api_client, "big")
+    segment = api.segment("big")
     assert (segment["tree"], segment["version"]) == (validate_tree(SPENT_1000), 1)
 
 
@@ -396,92 +381,63 @@ def test_update_of_an_unknown_segment_is_a_404(shop: Workspace, api_client: APIC
     assert set(response.json()) == {"error", "details"}
 
 
-def test_delete_hides_the_segment_and_frees_its_id(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_delete_hides_the_segment_and_frees_its_id(shop: Workspace, api: AcmeApi) -> None:
     """After delete: get is a 404, list leaves it out, members are gone, and the id can be used again."""
     # given
-    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
+    api.create("big", SPENT_1000)
 
     # when
-    response = post(
-        api_client, "segments.delete", {"workspace_id": "acme", "id": "big"}, django_capture_on_commit_callbacks
-    )
+    response = api.post("segments.delete", id="big")
 
     # then
     assert response.status_code == 200
     assert response.json() == {"success": True, "deleted": True}
-    assert get(api_client, "segments.get", {"workspace_id": "acme", "id": "big"}).status_code == 404
-    assert get(api_client, "segments.list", {"workspace_id": "acme"}).json()["segments"] == []
+    assert api.get("segments.get", id="big").status_code == 404
+    assert api.get("segments.list").json()["segments"] == []
     assert not SegmentMembership.objects.exists()
-    again = create(api_client, django_capture_on_commit_callbacks, "big", all_of(goal_leaf("sum", "lt", 1000)))
+    again = api.create("big", all_of(goal_leaf("sum", "lt", 1000)))
     assert again.status_code == 201, again.content
     assert again.json()["segment"]["version"] == 1
     assert member_emails("acme", "big") == {"bob@x.io", "cat@x.io", "eve@x.io"}
-    assert (
-        post(
-            api_client, "segments.delete", {"workspace_id": "acme", "id": "nope"}, django_capture_on_commit_callbacks
-        ).status_code
-        == 404
-    )
+    assert api.post("segments.delete", id="nope").status_code == 404
 
 
-def test_delete_is_refused_while_another_segment_uses_it(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_delete_is_refused_while_another_segment_uses_it(shop: Workspace, api: AcmeApi) -> None:
     """A segment used by another one's tree cannot be deleted (400 naming id, both stay); the user can, then it."""
     # given
-    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
-    create(api_client, django_capture_on_commit_callbacks, "not_big", all_of(segment_leaf("big", "not_in_segment")))
+    api.create("big", SPENT_1000)
+    api.create("not_big", all_of(segment_leaf("big", "not_in_segment")))
 
     # when
-    refused = post(
-        api_client, "segments.delete", {"workspace_id": "acme", "id": "big"}, django_capture_on_commit_callbacks
-    )
+    refused = api.post("segments.delete", id="big")
 
     # then
     assert refused.status_code == 400
     assert list(refused.json()["details"]) == ["id"]
     assert "not_big" in refused.json()["error"]
-    assert segment_json(api_client, "big")["member_count"] == 2
-    assert (
-        post(
-            api_client, "segments.delete", {"workspace_id": "acme", "id": "not_big"}, django_capture_on_commit_callbacks
-        ).status_code
-        == 200
-    )
-    assert (
-        post(
-            api_client, "segments.delete", {"workspace_id": "acme", "id": "big"}, django_capture_on_commit_callbacks
-        ).status_code
-        == 200
-    )
+    assert api.segment("big")["member_count"] == 2
+    assert api.post("segments.delete", id="not_big").status_code == 200
+    assert api.post("segments.delete", id="big").status_code == 200
 
 
-def test_rebuild_recomputes_membership_from_the_current_data(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_rebuild_recomputes_membership_from_the_current_data(shop: Workspace, api: AcmeApi) -> None:
     """Data that changed without a refresh reaching the segment is picked up by segments.rebuild (202)."""
     # given: bob's new purchase is stored, but its after-commit refresh never runs.
-    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
+    api.create("big", SPENT_1000)
     store("acme", [purchase("bob@x.io", "o7", "700", days_ago=1)])
     assert member_emails("acme", "big") == {"ann@x.io", "dan@x.io"}
 
     # when
-    response = post(
-        api_client, "segments.rebuild", {"workspace_id": "acme", "id": "big"}, django_capture_on_commit_callbacks
-    )
+    response = api.post("segments.rebuild", id="big")
 
     # then
     assert response.status_code == 202, response.content
     assert response.json()["segment"]["version"] == 2
     assert response.json()["segment"]["status"] == "building"
-    after = segment_json(api_client, "big")
+    after = api.segment("big")
     assert (after["status"], after["member_count"]) == ("active", 3)
     assert member_emails("acme", "big") == {"ann@x.io", "bob@x.io", "dan@x.io"}
-    unknown = post(
-        api_client, "segments.rebuild", {"workspace_id": "acme", "id": "nope"}, django_capture_on_commit_callbacks
-    )
+    unknown = api.post("segments.rebuild", id="nope")
     assert unknown.status_code == 404
 
 
@@ -490,11 +446,11 @@ def test_rebuild_recomputes_membership_from_the_current_data(
 # ---------------------------------------------------------------------------------------
 
 
-def test_get_of_an_unknown_segment_is_a_404(shop: Workspace, api_client: APIClient) -> None:
+def test_get_of_an_unknown_segment_is_a_404(shop: Workspace, api: AcmeApi) -> None:
     """An unknown id is a 404 in the error format; a missing id is a 400 naming id."""
     # when
-    unknown = get(api_client, "segments.get", {"workspace_id": "acme", "id": "nope"})
-    missing = get(api_client, "segments.get", {"workspace_id": "acme"})
+    unknown = api.get("segments.get", id="nope")
+    missing = api.get("segments.get")
 
     # then
     assert unknown.status_code == 404
@@ -503,17 +459,15 @@ def test_get_of_an_unknown_segment_is_a_404(shop: Workspace, api_client: APIClie
     assert list(missing.json()["details"]) == ["id"]
 
 
-def test_list_shows_every_segment_with_counts_status_and_last_build(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_list_shows_every_segment_with_counts_status_and_last_build(shop: Workspace, api: AcmeApi) -> None:
     """segments.list: every live segment by name, with member count, status and its last build."""
     # given: two built segments and one whose build has not run yet.
-    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000, name="Big")
-    create(api_client, django_capture_on_commit_callbacks, "all", all_of(goal_leaf("count", "gte", 0)), name="All")
+    api.create("big", SPENT_1000, name="Big")
+    api.create("all", all_of(goal_leaf("count", "gte", 0)), name="All")
     services.segment_create(workspace_id="acme", slug="pending", name="Pending", tree=SPENT_1000)
 
     # when
-    response = get(api_client, "segments.list", {"workspace_id": "acme"})
+    response = api.get("segments.list")
 
     # then
     assert response.status_code == 200
@@ -536,20 +490,13 @@ def test_list_shows_every_segment_with_counts_status_and_last_build(
 # ---------------------------------------------------------------------------------------
 
 
-def test_preview_counts_the_tree_and_each_condition_and_writes_nothing(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_preview_counts_the_tree_and_each_condition_and_writes_nothing(shop: Workspace, api: AcmeApi) -> None:
     """Preview: total, each top-level condition alone, the matching sample; not one row written."""
     # given
     before = row_counts()
 
     # when
-    response = post(
-        api_client,
-        "segments.preview",
-        {"workspace_id": "acme", "tree": SPENT_1000_RECENTLY},
-        django_capture_on_commit_callbacks,
-    )
+    response = api.post("segments.preview", tree=SPENT_1000_RECENTLY)
 
     # then
     assert response.status_code == 200, response.content
@@ -562,19 +509,15 @@ def test_preview_counts_the_tree_and_each_condition_and_writes_nothing(
     assert row_counts() == before
 
 
-def test_preview_samples_at_most_ten_and_its_total_is_the_built_count(
-    workspace: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_preview_samples_at_most_ten_and_its_total_is_the_built_count(workspace: Workspace, api: AcmeApi) -> None:
     """With 12 matches the preview shows 10 of them, and a segment built from the same tree has 12 members."""
     # given
     store(workspace.id, [purchase(f"c{i:02}@x.io", f"o{i}", str(100 + i)) for i in range(15)])
     tree = all_of(goal_leaf("sum", "gte", 103))
 
     # when
-    preview = post(
-        api_client, "segments.preview", {"workspace_id": "acme", "tree": tree}, django_capture_on_commit_callbacks
-    )
-    create(api_client, django_capture_on_commit_callbacks, "most", tree)
+    preview = api.post("segments.preview", tree=tree)
+    api.create("most", tree)
 
     # then
     body = preview.json()
@@ -582,21 +525,14 @@ def test_preview_samples_at_most_ten_and_its_total_is_the_built_count(
     assert len(body["sample"]) == 10
     matching = {f"c{i:02}@x.io" for i in range(3, 15)}
     assert {contact["email"] for contact in body["sample"]} <= matching
-    assert segment_json(api_client, "most")["member_count"] == body["total"]
+    assert api.segment("most")["member_count"] == body["total"]
     assert member_emails("acme", "most") == matching
 
 
-def test_preview_of_a_single_leaf_counts_it_as_its_one_condition(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_preview_of_a_single_leaf_counts_it_as_its_one_condition(shop: Workspace, api: AcmeApi) -> None:
     """A tree that is a bare leaf has one top-level condition; a negated one is the complement."""
     # when
-    response = post(
-        api_client,
-        "segments.preview",
-        {"workspace_id": "acme", "tree": goal_leaf("sum", "gte", 1000, negate=True)},
-        django_capture_on_commit_callbacks,
-    )
+    response = api.post("segments.preview", tree=goal_leaf("sum", "gte", 1000, negate=True))
 
     # then
     assert response.status_code == 200, response.content
@@ -613,16 +549,13 @@ def test_preview_of_a_single_leaf_counts_it_as_its_one_condition(
 )
 def test_preview_of_a_bad_tree_is_a_400(
     shop: Workspace,
-    api_client: APIClient,
-    django_capture_on_commit_callbacks: CaptureOnCommit,
+    api: AcmeApi,
     tree: dict[str, Any],
     field: str,
 ) -> None:
     """An invalid tree, or one using an unknown segment, is a 400 naming where."""
     # when
-    response = post(
-        api_client, "segments.preview", {"workspace_id": "acme", "tree": tree}, django_capture_on_commit_callbacks
-    )
+    response = api.post("segments.preview", tree=tree)
 
     # then
     assert response.status_code == 400, response.content
@@ -635,12 +568,12 @@ def test_preview_of_a_bad_tree_is_a_400(
 
 
 def test_contacts_pages_through_every_member_exactly_once(
-    workspace: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
+    workspace: Workspace, api: AcmeApi, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
 ) -> None:
     """Cursor pagination over 25 members (entered at the same instant, and 3 later) yields each one once."""
     # given
     store(workspace.id, [purchase(f"m{i:02}@x.io", f"o{i}", "50") for i in range(25)])
-    create(api_client, django_capture_on_commit_callbacks, "buyers", all_of(goal_leaf("count", "gte", 1)))
+    api.create("buyers", all_of(goal_leaf("count", "gte", 1)))
     with django_capture_on_commit_callbacks(execute=True):
         store(workspace.id, [purchase(f"late{i}@x.io", f"l{i}", "50") for i in range(3)])
 
@@ -667,17 +600,15 @@ def test_contacts_pages_through_every_member_exactly_once(
     assert set(seen[:3]) == {f"late{i}@x.io" for i in range(3)}
 
 
-def test_contacts_shows_contact_fields_and_entered_at(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_contacts_shows_contact_fields_and_entered_at(shop: Workspace, api: AcmeApi) -> None:
     """Each member carries its contact fields and when it entered; a forged cursor is a 400."""
     # given
-    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
+    api.create("big", SPENT_1000)
     entered = SegmentMembership.objects.get(contact__email="ann@x.io").entered_at
 
     # when
-    response = get(api_client, "segments.contacts", {"workspace_id": "acme", "id": "big"})
-    forged = get(api_client, "segments.contacts", {"workspace_id": "acme", "id": "big", "cursor": "not-a-cursor"})
+    response = api.get("segments.contacts", id="big")
+    forged = api.get("segments.contacts", id="big", cursor="not-a-cursor")
 
     # then
     contacts = {contact["email"]: contact for contact in response.json()["contacts"]}
@@ -697,17 +628,15 @@ def test_contacts_shows_contact_fields_and_entered_at(
     assert list(forged.json()["details"]) == ["cursor"]
 
 
-def test_export_streams_a_csv_of_every_member(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_export_streams_a_csv_of_every_member(shop: Workspace, api: AcmeApi) -> None:
     """segments.export streams CSV: a header row, then one row per member ordered by email."""
     # given
     Contact.objects.filter(email="ann@x.io").update(first_name="Ann", last_name='O"Neil, Jr', external_id="u1")
-    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
+    api.create("big", SPENT_1000)
     entered = {m.contact.email: m.entered_at for m in SegmentMembership.objects.select_related("contact")}
 
     # when
-    response = get(api_client, "segments.export", {"workspace_id": "acme", "id": "big"})
+    response = api.get("segments.export", id="big")
 
     # then
     assert response.status_code == 200
@@ -722,19 +651,17 @@ def test_export_streams_a_csv_of_every_member(
     ]
 
 
-def test_export_neutralises_formula_like_cells(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_export_neutralises_formula_like_cells(shop: Workspace, api: AcmeApi) -> None:
     """Names and ids a spreadsheet would run as formulas are exported as text (leading apostrophe)."""
     # given
     Contact.objects.filter(email="ann@x.io").update(
         first_name='=HYPERLINK("http://evil")', last_name="@SUM(A1)", external_id="+1-555"
     )
     Contact.objects.filter(email="dan@x.io").update(first_name="Dan", last_name="-", external_id="\tx")
-    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
+    api.create("big", SPENT_1000)
 
     # when
-    response = get(api_client, "segments.export", {"workspace_id": "acme", "id": "big"})
+    response = api.get("segments.export", id="big")
 
     # then
     rows = list(csv.reader(io.StringIO(response.getvalue().decode())))
@@ -744,19 +671,17 @@ def test_export_neutralises_formula_like_cells(
     ]
 
 
-def test_export_of_an_empty_segment_is_only_the_header(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_export_of_an_empty_segment_is_only_the_header(shop: Workspace, api: AcmeApi) -> None:
     """No members: the CSV still has its header row; an unknown segment is a 404."""
     # given
-    create(api_client, django_capture_on_commit_callbacks, "whales", all_of(goal_leaf("sum", "gte", 10**6)))
+    api.create("whales", all_of(goal_leaf("sum", "gte", 10**6)))
 
     # when
-    response = get(api_client, "segments.export", {"workspace_id": "acme", "id": "whales"})
+    response = api.get("segments.export", id="whales")
 
     # then
     assert response.getvalue().decode().splitlines() == ["email,external_id,first_name,last_name,entered_at"]
-    assert get(api_client, "segments.export", {"workspace_id": "acme", "id": "nope"}).status_code == 404
+    assert api.get("segments.export", id="nope").status_code == 404
 
 
 # ---------------------------------------------------------------------------------------
@@ -764,17 +689,13 @@ def test_export_of_an_empty_segment_is_only_the_header(
 # ---------------------------------------------------------------------------------------
 
 
-def test_explain_gives_each_leaf_its_actual_value_and_whether_it_held(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_explain_gives_each_leaf_its_actual_value_and_whether_it_held(shop: Workspace, api: AcmeApi) -> None:
     """cat spent 740.50: 'sum = 740.50' does not hold for sum >= 1000, while its recent purchase does."""
     # given
-    create(api_client, django_capture_on_commit_callbacks, "big_recent", SPENT_1000_RECENTLY)
+    api.create("big_recent", SPENT_1000_RECENTLY)
 
     # when
-    response = get(
-        api_client, "segments.explain", {"workspace_id": "acme", "segment_id": "big_recent", "email": "CAT@x.io"}
-    )
+    response = api.get("segments.explain", segment_id="big_recent", email="CAT@x.io")
 
     # then
     assert response.status_code == 200, response.content
@@ -793,35 +714,27 @@ def test_explain_gives_each_leaf_its_actual_value_and_whether_it_held(
     assert second["held"] is True
 
 
-def test_explain_of_a_member_holds_every_condition(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_explain_of_a_member_holds_every_condition(shop: Workspace, api: AcmeApi) -> None:
     """For a member each condition held and the explanation agrees with the membership."""
     # given
-    create(api_client, django_capture_on_commit_callbacks, "big_recent", SPENT_1000_RECENTLY)
+    api.create("big_recent", SPENT_1000_RECENTLY)
 
     # when
-    body = get(
-        api_client, "segments.explain", {"workspace_id": "acme", "segment_id": "big_recent", "email": "ann@x.io"}
-    ).json()
+    body = api.get("segments.explain", segment_id="big_recent", email="ann@x.io").json()
 
     # then
     assert (body["matches"], body["is_member"]) == (True, True)
     assert [(c["actual"], c["held"]) for c in body["conditions"]] == [("sum = 1100.00", True), ("count = 2", True)]
 
 
-def test_explain_of_an_unknown_contact_or_segment_is_a_404(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_explain_of_an_unknown_contact_or_segment_is_a_404(shop: Workspace, api: AcmeApi) -> None:
     """Unknown email or unknown segment: 404 in the error format."""
     # given
-    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
+    api.create("big", SPENT_1000)
 
     # when
-    no_contact = get(api_client, "segments.explain", {"workspace_id": "acme", "segment_id": "big", "email": "zed@x.io"})
-    no_segment = get(
-        api_client, "segments.explain", {"workspace_id": "acme", "segment_id": "nope", "email": "ann@x.io"}
-    )
+    no_contact = api.get("segments.explain", segment_id="big", email="zed@x.io")
+    no_segment = api.get("segments.explain", segment_id="nope", email="ann@x.io")
 
     # then
     assert no_contact.status_code == 404
@@ -829,10 +742,10 @@ def test_explain_of_an_unknown_contact_or_segment_is_a_404(
     assert set(no_contact.json()) == set(no_segment.json()) == {"error", "details"}
 
 
-def test_templates_lists_the_three_rfm_templates(workspace: Workspace, api_client: APIClient) -> None:
+def test_templates_lists_the_three_rfm_templates(workspace: Workspace, api: AcmeApi) -> None:
     """segments.templates lists VIP, At-Risk High-Value and New High-Potential with their trees."""
     # when
-    response = get(api_client, "segments.templates", {"workspace_id": "acme"})
+    response = api.get("segments.templates")
 
     # then
     assert response.status_code == 200
@@ -850,19 +763,17 @@ def test_templates_lists_the_three_rfm_templates(workspace: Workspace, api_clien
 # ---------------------------------------------------------------------------------------
 
 
-def test_contacts_get_lists_the_contacts_segments(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_contacts_get_lists_the_contacts_segments(shop: Workspace, api: AcmeApi) -> None:
     """contacts.get carries the segments the contact belongs to (id, name, colour, entered_at), by name."""
     # given
-    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000, name="Big", color="#111111")
-    create(api_client, django_capture_on_commit_callbacks, "recent", SPENT_1000_RECENTLY, name="Active big")
-    create(api_client, django_capture_on_commit_callbacks, "gone", SPENT_1000, name="Gone")
-    post(api_client, "segments.delete", {"workspace_id": "acme", "id": "gone"}, django_capture_on_commit_callbacks)
+    api.create("big", SPENT_1000, name="Big", color="#111111")
+    api.create("recent", SPENT_1000_RECENTLY, name="Active big")
+    api.create("gone", SPENT_1000, name="Gone")
+    api.post("segments.delete", id="gone")
 
     # when
-    ann = get(api_client, "contacts.get", {"workspace_id": "acme", "email": "ann@x.io"})
-    eve = get(api_client, "contacts.get", {"workspace_id": "acme", "email": "eve@x.io"})
+    ann = api.get("contacts.get", email="ann@x.io")
+    eve = api.get("contacts.get", email="eve@x.io")
 
     # then
     assert ann.status_code == 200, ann.content
@@ -872,41 +783,33 @@ def test_contacts_get_lists_the_contacts_segments(
     assert segments[1]["entered_at"]
     assert ann.json()["contact"]["email"] == "ann@x.io"
     assert eve.json()["contact"]["segments"] == []
-    assert get(api_client, "contacts.get", {"workspace_id": "acme", "email": "zed@x.io"}).status_code == 404
+    assert api.get("contacts.get", email="zed@x.io").status_code == 404
 
 
-def test_erasing_a_contact_lowers_the_member_count_of_its_segments(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_erasing_a_contact_lowers_the_member_count_of_its_segments(shop: Workspace, api: AcmeApi) -> None:
     """contacts.delete of a member: the segment's count follows its members (2 -> 1)."""
     # given
-    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
+    api.create("big", SPENT_1000)
 
     # when
-    response = post(
-        api_client, "contacts.delete", {"workspace_id": "acme", "email": "ann@x.io"}, django_capture_on_commit_callbacks
-    )
+    response = api.post("contacts.delete", email="ann@x.io")
 
     # then
     assert response.status_code == 200, response.content
     assert member_emails("acme", "big") == {"dan@x.io"}
-    assert segment_json(api_client, "big")["member_count"] == 1
-    assert get(api_client, "segments.list", {"workspace_id": "acme"}).json()["segments"][0]["member_count"] == 1
+    assert api.segment("big")["member_count"] == 1
+    assert api.get("segments.list").json()["segments"][0]["member_count"] == 1
 
 
-def test_explain_names_nested_and_negated_leaves_by_path(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_explain_names_nested_and_negated_leaves_by_path(shop: Workspace, api: AcmeApi) -> None:
     """Nested leaves are explained at their full path; a negated leaf says "not:" and holds when its body fails."""
     # given
-    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
+    api.create("big", SPENT_1000)
     tree = all_of(segment_leaf("big"), any_of(goal_leaf("count", "gte", 2, negate=True), goal_leaf("max", "gt", 550)))
-    create(api_client, django_capture_on_commit_callbacks, "mixed", tree)
+    api.create("mixed", tree)
 
     # when
-    body = get(
-        api_client, "segments.explain", {"workspace_id": "acme", "segment_id": "mixed", "email": "ann@x.io"}
-    ).json()
+    body = api.get("segments.explain", segment_id="mixed", email="ann@x.io").json()
 
     # then
     assert [(c["path"], c["actual"], c["held"]) for c in body["conditions"]] == [
@@ -918,68 +821,42 @@ def test_explain_names_nested_and_negated_leaves_by_path(
     assert (body["matches"], body["is_member"]) == (True, True)
 
 
-def test_update_of_the_timezone_rebuilds(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_update_of_the_timezone_rebuilds(shop: Workspace, api: AcmeApi) -> None:
     """Dates are read in the segment's timezone, so a new timezone is a new version and a new build."""
     # given
-    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
+    api.create("big", SPENT_1000)
 
     # when
-    response = post(
-        api_client,
-        "segments.update",
-        {"workspace_id": "acme", "id": "big", "timezone": "America/New_York"},
-        django_capture_on_commit_callbacks,
-    )
+    response = api.post("segments.update", id="big", timezone="America/New_York")
 
     # then
     assert response.status_code == 200, response.content
     assert (response.json()["segment"]["version"], response.json()["segment"]["status"]) == (2, "building")
-    after = segment_json(api_client, "big")
+    after = api.segment("big")
     assert (after["timezone"], after["status"], after["member_count"]) == ("America/New_York", "active", 2)
 
 
-def test_update_that_would_make_a_cycle_is_a_400_naming_tree(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_update_that_would_make_a_cycle_is_a_400_naming_tree(shop: Workspace, api: AcmeApi) -> None:
     """a uses b; b may not then use a (nor itself): 400 naming tree, b unchanged."""
     # given
-    create(api_client, django_capture_on_commit_callbacks, "b", SPENT_1000)
-    create(api_client, django_capture_on_commit_callbacks, "a", all_of(segment_leaf("b")))
+    api.create("b", SPENT_1000)
+    api.create("a", all_of(segment_leaf("b")))
 
     # when
-    via_a = post(
-        api_client,
-        "segments.update",
-        {"workspace_id": "acme", "id": "b", "tree": all_of(segment_leaf("a"))},
-        django_capture_on_commit_callbacks,
-    )
-    itself = post(
-        api_client,
-        "segments.update",
-        {"workspace_id": "acme", "id": "b", "tree": all_of(segment_leaf("b"))},
-        django_capture_on_commit_callbacks,
-    )
+    via_a = api.post("segments.update", id="b", tree=all_of(segment_leaf("a")))
+    itself = api.post("segments.update", id="b", tree=all_of(segment_leaf("b")))
 
     # then
     for response in (via_a, itself):
         assert response.status_code == 400, response.content
         assert list(response.json()["details"]) == ["tree"]
-    assert segment_json(api_client, "b")["version"] == 1
+    assert api.segment("b")["version"] == 1
 
 
-def test_create_from_a_template_keeps_a_given_name_and_colour(
-    workspace: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_create_from_a_template_keeps_a_given_name_and_colour(workspace: Workspace, api: AcmeApi) -> None:
     """A template supplies the tree; a name and colour given with it win over the template's."""
     # when
-    response = post(
-        api_client,
-        "segments.create",
-        {"workspace_id": "acme", "id": "whales", "template": "vip", "name": "Whales", "color": "#abcdef"},
-        django_capture_on_commit_callbacks,
-    )
+    response = api.post("segments.create", id="whales", template="vip", name="Whales", color="#abcdef")
 
     # then
     assert response.status_code == 201, response.content
@@ -1001,35 +878,27 @@ def test_create_from_a_template_keeps_a_given_name_and_colour(
 )
 def test_bad_query_parameters_are_a_400_naming_them(
     shop: Workspace,
-    api_client: APIClient,
-    django_capture_on_commit_callbacks: CaptureOnCommit,
+    api: AcmeApi,
     path: str,
     params: dict[str, Any],
     field: str,
 ) -> None:
     """Reads validate their query string and name the bad parameter."""
     # given
-    create(api_client, django_capture_on_commit_callbacks, "big", SPENT_1000)
+    api.create("big", SPENT_1000)
 
     # when
-    response = get(api_client, path, {"workspace_id": "acme", **params})
+    response = api.get(path, **params)
 
     # then
     assert response.status_code == 400, response.content
     assert list(response.json()["details"]) == [field]
 
 
-def test_preview_with_a_bad_timezone_is_a_400_naming_it(
-    shop: Workspace, api_client: APIClient, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_preview_with_a_bad_timezone_is_a_400_naming_it(shop: Workspace, api: AcmeApi) -> None:
     """The preview reads dates in the given timezone, which must be an IANA name."""
     # when
-    response = post(
-        api_client,
-        "segments.preview",
-        {"workspace_id": "acme", "tree": SPENT_1000, "timezone": "Nowhere/Land"},
-        django_capture_on_commit_callbacks,
-    )
+    response = api.post("segments.preview", tree=SPENT_1000, timezone="Nowhere/Land")
 
     # then
     assert response.status_code == 400

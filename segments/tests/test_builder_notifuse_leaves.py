@@ -13,7 +13,7 @@ from events_platform.workspaces.models import Workspace
 from segments import rules, services
 from segments.models import Segment
 from segments.tests.api_helpers import CaptureOnCommit
-from segments.tests.trees import all_of, leaf
+from segments.tests.trees import all_of, leaf, timeline_leaf
 
 FILTERS = leaf(
     "contacts",
@@ -43,18 +43,7 @@ FILTERS = leaf(
         ]
     },
 )
-TIMELINE = leaf(
-    "contact_timeline",
-    "contact_timeline",
-    {
-        "kind": "custom_event.order.completed",
-        "count_operator": "exactly",
-        "count_value": 0,
-        "timeframe_operator": "in_the_last_days",
-        "timeframe_values": ["90"],
-    },
-    negate=True,
-)
+TIMELINE = timeline_leaf("custom_event.order.completed", "exactly", 0, "in_the_last_days", "90", negate=True)
 
 
 class _Form(HTMLParser):
@@ -95,6 +84,11 @@ def _posted_controls(page: str) -> dict[str, str]:
     return {name: value for name, value in form.data.items() if name != "tree_json"}
 
 
+def _refreshed(client: Client, data: dict[str, str]) -> dict[str, str]:
+    """The controls of the new-segment page once ``data`` is posted with Refresh (the page redrawn for a new choice)."""
+    return _posted_controls(client.post("/segments/new-segment/", data | {"op": "refresh"}).content.decode())
+
+
 def test_the_builder_round_trips_dimension_filters_and_a_timeline_leaf(
     member_client: Client, workspace: Workspace, django_capture_on_commit_callbacks: CaptureOnCommit
 ) -> None:
@@ -126,7 +120,7 @@ def test_the_builder_adds_a_filter_row_and_shows_errors_at_their_controls(
     # given
     page = member_client.get("/segments/new-segment/").content.decode()
     data = _posted_controls(page) | {"name": "Notifuse", "n.0.source": "contacts", "n.0.mode": "filters"}
-    data = _posted_controls(member_client.post("/segments/new-segment/", data | {"op": "refresh"}).content.decode())
+    data = _refreshed(member_client, data)
     # when
     added = member_client.post("/segments/new-segment/", data | {"op": "add_filter:n.0"}).content.decode()
     data = _posted_controls(added) | {
@@ -151,8 +145,7 @@ def test_a_new_timeline_condition_is_built_in_the_builder(
     # given
     page = member_client.get("/segments/new-segment/").content.decode()
     data = _posted_controls(page) | {"name": "Never opened", "n.0.source": "contact_timeline"}
-    shown = member_client.post("/segments/new-segment/", data | {"op": "refresh"}).content.decode()
-    data = _posted_controls(shown) | {
+    data = _refreshed(member_client, data) | {
         "n.0.entry_kind": "contact.updated",
         "n.0.count_operator": "at_most",
         "n.0.count_value": "0",

@@ -38,7 +38,7 @@ from segments.tests.test_rules_oracle import (
     segment_leaves,
     trees,
 )
-from segments.tests.trees import all_of, goal_leaf, leaf
+from segments.tests.trees import all_of, goal_leaf, timeline_leaf
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -231,17 +231,7 @@ def test_notifuse_leaves_beside_ours_match_oracle(
 # The contract's at-risk segment, as a Notifuse client sends it.
 AT_RISK = all_of(
     goal_leaf("sum", "gte", 500),
-    leaf(
-        "contact_timeline",
-        "contact_timeline",
-        {
-            "kind": "custom_event.order.completed",
-            "count_operator": "exactly",
-            "count_value": 0,
-            "timeframe_operator": "in_the_last_days",
-            "timeframe_values": ["90"],
-        },
-    ),
+    timeline_leaf("custom_event.order.completed", "exactly", 0, "in_the_last_days", "90"),
 )
 ACME_FILTER = {
     "kind": "leaf",

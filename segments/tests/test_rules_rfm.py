@@ -5,21 +5,18 @@ explained with cut points; and segments that use RFM follow a purchase and a ful
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.db import connection, transaction
-from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contacts.models import Contact
-from contacts.services import events_upsert
-from contacts.tests.factories import EventInputFactory
 from events_platform.workspaces.models import Workspace
 from rfm import services as rfm_services
 from rfm.models import RfmModel, RfmScore
+from rfm.tests.conftest import buy
 from segments import selectors, services
 from segments.models import SegmentMembership
 from segments.rules import validate_tree
@@ -210,19 +207,6 @@ def test_validation_names_each_bad_rfm_field() -> None:
         assert f"tree.leaf.rfm.{field}" in caught.value.message_dict, (body, caught.value.message_dict)
 
 
-def _buy(workspace: Workspace, email: str, value: str, days_ago: float) -> None:
-    events_upsert(
-        workspace_id=workspace.id,
-        events=[
-            EventInputFactory.build(
-                email=email,
-                occurred_at=timezone.now() - dt.timedelta(days=days_ago),
-                goal={"goal_type": "purchase", "goal_value": Decimal(value)},
-            )
-        ],
-    )
-
-
 @pytest.mark.django_db
 def test_segments_using_rfm_follow_a_purchase_and_a_full_run(
     workspace: Workspace, django_capture_on_commit_callbacks: Any
@@ -234,7 +218,7 @@ def test_segments_using_rfm_follow_a_purchase_and_a_full_run(
     with django_capture_on_commit_callbacks(execute=True):
         for i in range(8):
             for k in range(i % 3 + 1):
-                _buy(workspace, f"old{i}@x.io", "40.00", days_ago=3 + 25 * i + k)
+                buy(workspace, f"old{i}@x.io", "40.00", days_ago=3 + 25 * i + k)
         model = rfm_services.rfm_model_create(workspace_id=workspace.id, slug="default", name="RFM")
         tree = _leaf({"model": "default", "field": "group", "operator": "in", "values": ["new_customers"]})
         segment = services.segment_create(workspace_id=workspace.id, slug="newbies", name="New", tree=tree)
@@ -249,7 +233,7 @@ def test_segments_using_rfm_follow_a_purchase_and_a_full_run(
     assert before == scored("new_customers")
     # when
     with django_capture_on_commit_callbacks(execute=True):
-        _buy(workspace, "fresh@x.io", "12.00", days_ago=0)
+        buy(workspace, "fresh@x.io", "12.00", days_ago=0)
     # then
     fresh = Contact.objects.get(email="fresh@x.io")
     assert members() == before | {fresh.pk}

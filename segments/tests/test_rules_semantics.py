@@ -178,34 +178,37 @@ def test_goal_without_value_counts_as_zero(segments_workspace: Workspace) -> Non
     assert _matching_keys(segments_workspace, contacts, _goal_leaf("min", "eq", 0), "UTC") == {"lead"}
 
 
-def test_avg_is_compared_exactly(segments_workspace: Workspace) -> None:
-    """An average of 10/3 is above 3.33 and below 3.34, with no rounding in between."""
+EXACT_CASES = [
+    # An average of 10/3 is above 3.33 and below 3.34, with no rounding in between.
+    pytest.param(
+        "thirds",
+        ("3.33", "3.33", "3.34"),
+        [("avg", "gt", 3.33), ("avg", "lt", 3.34), ("sum", "eq", 10)],
+        id="avg_is_compared_exactly",
+    ),
+    # 0.10 + 0.20 equals 0.30 exactly on every database (SQLite stores decimals as floats).
+    pytest.param("cents", ("0.10", "0.20"), [("sum", "eq", 0.3)], id="decimal_sums_are_exact"),
+]
+
+
+@pytest.mark.parametrize(("key", "values", "conditions"), EXACT_CASES)
+def test_aggregates_are_exact(
+    segments_workspace: Workspace, key: str, values: tuple[str, ...], conditions: list[tuple[str, str, float]]
+) -> None:
+    """One contact's purchases worth ``values`` (a day ago, two days ago, ...): each of the
+    conditions holds for it, with no rounding in between."""
     # given
-    contacts = [_contact("thirds")]
+    contacts = [_contact(key)]
     events = [
-        event_row("thirds", NOW - dt.timedelta(days=d), goal_type="purchase", goal_value=Decimal(v))
-        for d, v in ((1, "3.33"), (2, "3.33"), (3, "3.34"))
+        event_row(key, NOW - dt.timedelta(days=d), goal_type="purchase", goal_value=Decimal(v))
+        for d, v in enumerate(values, start=1)
     ]
     store_history(workspace=segments_workspace, contacts=contacts, events=events)
 
     # when / then
-    assert _matching_keys(segments_workspace, contacts, _goal_leaf("avg", "gt", 3.33), "UTC") == {"thirds"}
-    assert _matching_keys(segments_workspace, contacts, _goal_leaf("avg", "lt", 3.34), "UTC") == {"thirds"}
-    assert _matching_keys(segments_workspace, contacts, _goal_leaf("sum", "eq", 10), "UTC") == {"thirds"}
-
-
-def test_decimal_sums_are_exact(segments_workspace: Workspace) -> None:
-    """0.10 + 0.20 equals 0.30 exactly on every database (SQLite stores decimals as floats)."""
-    # given
-    contacts = [_contact("cents")]
-    events = [
-        event_row("cents", NOW - dt.timedelta(days=d), goal_type="purchase", goal_value=Decimal(v))
-        for d, v in ((1, "0.10"), (2, "0.20"))
-    ]
-    store_history(workspace=segments_workspace, contacts=contacts, events=events)
-
-    # when / then
-    assert _matching_keys(segments_workspace, contacts, _goal_leaf("sum", "eq", 0.3), "UTC") == {"cents"}
+    for aggregate, operator, value in conditions:
+        leaf = _goal_leaf(aggregate, operator, value)
+        assert _matching_keys(segments_workspace, contacts, leaf, "UTC") == {key}, (aggregate, operator, value)
 
 
 PROPERTY_VALUES: dict[str, Any] = {

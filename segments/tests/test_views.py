@@ -28,12 +28,13 @@ from segments.tests.trees import all_of, any_of, contact_leaf, event_leaf, goal_
 # session, user, workspaces, contacts count, 30 and 90 days by day, stored totals, segments, RFM models, their groups
 DASHBOARD_MAX_QUERIES = 9
 LIST_MAX_QUERIES = 4  # session, user, workspaces, segments
-BUILDER_MAX_QUERIES = 5  # session, user, workspaces, (segment), segment choices
+BUILDER_MAX_QUERIES = 6  # session, user, workspaces, (segment), segment choices, RFM models (templates)
 PREVIEW_MAX_QUERIES = 6  # session, user, workspaces, segment choices, counts aggregate, sample
 DETAIL_MAX_QUERIES = 7  # session, user, workspaces, segment, members, changes, size by day
 EXPLAIN_MAX_QUERIES = 7  # session, user, workspaces, segment, contact, explain statement, membership
 NOW = timezone.now()
 BUYERS = all_of(goal_leaf("count", "gte", 1))
+BuyersSegment = Callable[[int], Segment]
 
 
 @pytest.fixture
@@ -66,6 +67,17 @@ def built_segment(
         segment = services.segment_create(workspace_id=workspace.id, slug=slug, name=slug.title(), tree=tree or BUYERS)
     segment.refresh_from_db()
     return segment
+
+
+@pytest.fixture
+def buyers_segment(workspace: Workspace, django_capture_on_commit_callbacks: CaptureOnCommit) -> BuyersSegment:
+    """``buyers_segment(count)``: ``count`` buyers, then segment "buyers" (every buyer) built."""
+
+    def make(count: int) -> Segment:
+        buyers(workspace, count)
+        return built_segment(django_capture_on_commit_callbacks, workspace)
+
+    return make
 
 
 def controls(tree: dict[str, Any], **meta: str) -> dict[str, str]:
@@ -208,12 +220,14 @@ def test_list_warns_about_stale_and_failed_segments(
 
 
 def test_rebuild_and_delete(
-    member_client: Client, workspace: Workspace, django_capture_on_commit_callbacks: CaptureOnCommit
+    member_client: Client,
+    workspace: Workspace,
+    django_capture_on_commit_callbacks: CaptureOnCommit,
+    buyers_segment: BuyersSegment,
 ) -> None:
     """Rebuild recomputes and comes back active; delete asks first (GET) and deletes on POST."""
     # given a built segment with two buyers
-    buyers(workspace, 2)
-    segment = built_segment(django_capture_on_commit_callbacks, workspace)
+    segment = buyers_segment(2)
 
     # when rebuilt
     with django_capture_on_commit_callbacks(execute=True):
@@ -388,15 +402,18 @@ def test_structural_edits_are_served_as_the_form_fragment_to_htmx(member_client:
     assert 'name="n.0.kind"' not in removed.content.decode()
 
 
-def test_template_button_fills_the_vip_tree_and_name(member_client: Client, workspace: Workspace) -> None:
-    """One click on VIP loads its three conditions (labelled in plain language), its name and colour."""
-    response = member_client.post(
-        "/segments/new-segment/", {**controls(BUYERS, name=""), "op": "template:vip"}, headers={"HX-Request": "true"}
-    )
-    page = response.content.decode()
-    assert 'value="VIP"' in page and 'value="vip"' in page
-    assert "Total value of purchase events is at least 1,000.00" in page
-    assert "Number of purchase events in the last 60 days is at least 1" in page
+def test_editing_keeps_the_slug_and_rebuilds(
+    member_client: Client, django_capture_on_commit_callbacks: CaptureOnCommit, buyers_segment: BuyersSegment
+) -> None:
+    """Editing changes the rules and rebuilds; the id cannot be changed from the form."""
+    segment = buyers_segment(3)
+    data = controls(all_of(goal_leaf("count", "gte", 2)), name="Repeat buyers", slug="hijack")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = member_client.post(f"/segments/{segment.slug}/edit/", data)
+    assert response.status_code == 302
+    segment.refresh_from_db()
+    assert segment.slug == "buyers" and segment.name == "Repeat buyers"
+    assert segment.version == 2 and segment.member_count == 0
 
 
 def test_builder_round_trips_every_source_nested_and_negated(
@@ -442,19 +459,15 @@ def test_builder_round_trips_every_source_nested_and_negated(
     assert "Not: contact property country is “FR”" in edit
 
 
-def test_editing_keeps_the_slug_and_rebuilds(
-    member_client: Client, workspace: Workspace, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
-    """Editing changes the rules and rebuilds; the id cannot be changed from the form."""
-    buyers(workspace, 3)
-    segment = built_segment(django_capture_on_commit_callbacks, workspace)
-    data = controls(all_of(goal_leaf("count", "gte", 2)), name="Repeat buyers", slug="hijack")
-    with django_capture_on_commit_callbacks(execute=True):
-        response = member_client.post(f"/segments/{segment.slug}/edit/", data)
-    assert response.status_code == 302
-    segment.refresh_from_db()
-    assert segment.slug == "buyers" and segment.name == "Repeat buyers"
-    assert segment.version == 2 and segment.member_count == 0
+def test_template_button_fills_the_vip_tree_and_name(member_client: Client, workspace: Workspace) -> None:
+    """One click on VIP loads its three conditions (labelled in plain language), its name and colour."""
+    response = member_client.post(
+        "/segments/new-segment/", {**controls(BUYERS, name=""), "op": "template:vip"}, headers={"HX-Request": "true"}
+    )
+    page = response.content.decode()
+    assert 'value="VIP"' in page and 'value="vip"' in page
+    assert "Total value of purchase events is at least 1,000.00" in page
+    assert "Number of purchase events in the last 60 days is at least 1" in page
 
 
 # --------------------------------------------------------------------------- live preview
@@ -506,15 +519,10 @@ def test_preview_of_an_incomplete_tree_says_what_is_missing(member_client: Clien
 
 @pytest.mark.parametrize("members", [2, 40])
 def test_segment_page_query_count_does_not_grow_with_members(
-    member_client: Client,
-    workspace: Workspace,
-    members: int,
-    django_assert_max_num_queries: Any,
-    django_capture_on_commit_callbacks: CaptureOnCommit,
+    member_client: Client, members: int, django_assert_max_num_queries: Any, buyers_segment: BuyersSegment
 ) -> None:
     """Members, log and chart each cost one query, however many members there are."""
-    buyers(workspace, members)
-    segment = built_segment(django_capture_on_commit_callbacks, workspace)
+    segment = buyers_segment(members)
     with django_assert_max_num_queries(DETAIL_MAX_QUERIES):
         response = member_client.get(f"/segments/{segment.slug}/")
     assert response.status_code == 200
@@ -522,12 +530,9 @@ def test_segment_page_query_count_does_not_grow_with_members(
     assert response.context["chart"].last_size == members
 
 
-def test_members_are_searchable_and_keyset_paginated(
-    member_client: Client, workspace: Workspace, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_members_are_searchable_and_keyset_paginated(member_client: Client, buyers_segment: BuyersSegment) -> None:
     """Members page by 25 with a cursor link that works with and without htmx; search filters by email."""
-    buyers(workspace, 30)
-    segment = built_segment(django_capture_on_commit_callbacks, workspace)
+    segment = buyers_segment(30)
 
     first = member_client.get(f"/segments/{segment.slug}/")
     next_url = first.context["members_next"]
@@ -624,12 +629,9 @@ def test_explain_fragment_shows_each_condition_actual_and_needed(
     assert "sum = 740.50" in full_page.content.decode()
 
 
-def test_csv_export_streams_the_members(
-    member_client: Client, workspace: Workspace, django_capture_on_commit_callbacks: CaptureOnCommit
-) -> None:
+def test_csv_export_streams_the_members(member_client: Client, buyers_segment: BuyersSegment) -> None:
     """The export is a streamed CSV of the members, session-authenticated under the page's URL."""
-    buyers(workspace, 3)
-    segment = built_segment(django_capture_on_commit_callbacks, workspace)
+    segment = buyers_segment(3)
     response = member_client.get(f"/segments/{segment.slug}/export.csv")
     lines = response.getvalue().decode().splitlines()
     assert response["Content-Type"].startswith("text/csv")

@@ -22,13 +22,19 @@ from segments.tests.trees import all_of, goal_leaf
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(autouse=True)
-def _needs_services() -> None:
+def require_worker_services(what: str) -> None:
+    """Skip when the worker's services (PostgreSQL, Redis) are missing; fail instead when
+    REQUIRE_SERVICES is set, naming ``what`` could not run."""
     reason = worker_unavailable_reason()
     if reason:
         if os.environ.get("REQUIRE_SERVICES"):
-            pytest.fail(f"REQUIRE_SERVICES is set but the real-worker test cannot run: {reason}")
+            pytest.fail(f"REQUIRE_SERVICES is set but {what} cannot run: {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _needs_services() -> None:
+    require_worker_services("the real-worker test")
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> float:

@@ -65,6 +65,20 @@ def event_leaf(
     return leaf("custom_events", "custom_event", body, negate=negate)
 
 
+def timeline_leaf(
+    kind: str, count_operator: str, count_value: int, timeframe: str = "anytime", *values: str, negate: bool = False
+) -> dict[str, Any]:
+    """A ``contact_timeline`` leaf (Notifuse's): entries of ``kind`` so many times, ``values`` the timeframe's."""
+    body = {
+        "kind": kind,
+        "count_operator": count_operator,
+        "count_value": count_value,
+        "timeframe_operator": timeframe,
+        "timeframe_values": list(values),
+    }
+    return leaf("contact_timeline", "contact_timeline", body, negate=negate)
+
+
 def contact_leaf(field: str, operator: str, value: Any = None, *, negate: bool = False) -> dict[str, Any]:
     """A ``contacts`` leaf; ``value`` None leaves it out (``is_set``, ``is_not_set``)."""
     body: dict[str, Any] = {"field": field, "operator": operator}

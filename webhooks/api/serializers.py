@@ -14,6 +14,7 @@ from contacts.api.serializers import ExactDateTimeField, StrictCharField
 from .. import selectors
 from ..events import EVENT_TYPE_NAMES
 from ..models import URL_MAX_LENGTH, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from ..services import SubscriptionSettings
 
 MAX_DELIVERIES_LIMIT = 100
 
@@ -49,8 +50,9 @@ class SubscriptionWriteInputSerializer(serializers.Serializer):
     custom_event_filters = CustomEventFiltersSerializer(required=False, allow_null=True)
     segment_ids = StringListField(help_text="Only these segments for segment.* types (none: every segment).")
 
-    def service_kwargs(self) -> dict[str, Any]:
-        data = self.validated_data
+    @staticmethod
+    def settings(data: dict[str, Any]) -> SubscriptionSettings:
+        """The subscription's settings out of the validated ``data`` (Notifuse nests the filters)."""
         filters = data.get("custom_event_filters") or {}
         return {
             "name": data["name"],

@@ -1,19 +1,21 @@
-from django.urls import path
+from events_platform.workspaces.api import api_paths
 
 from . import views
 
-P = "webhookSubscriptions"
-urlpatterns = [
-    path(f"{P}.create", views.SubscriptionCreateView.as_view(), name="webhooks-create"),
-    path(f"{P}.list", views.SubscriptionListView.as_view(), name="webhooks-list"),
-    path(f"{P}.get", views.SubscriptionGetView.as_view(), name="webhooks-get"),
-    path(f"{P}.update", views.SubscriptionUpdateView.as_view(), name="webhooks-update"),
-    path(f"{P}.delete", views.SubscriptionDeleteView.as_view(), name="webhooks-delete"),
-    path(f"{P}.toggle", views.SubscriptionToggleView.as_view(), name="webhooks-toggle"),
-    path(f"{P}.regenerateSecret", views.SubscriptionRegenerateSecretView.as_view(), name="webhooks-regenerate"),
-    path(f"{P}.deliveries", views.SubscriptionDeliveriesView.as_view(), name="webhooks-deliveries"),
-    path(f"{P}.attempts", views.SubscriptionAttemptsView.as_view(), name="webhooks-attempts"),
-    path(f"{P}.test", views.SubscriptionTestView.as_view(), name="webhooks-test"),
-    path(f"{P}.replay", views.SubscriptionReplayView.as_view(), name="webhooks-replay"),
-    path(f"{P}.eventTypes", views.EventTypesView.as_view(), name="webhooks-event-types"),
-]
+# Each view at its operation id (/api/segments.get), under its URL name.
+urlpatterns = api_paths(
+    {
+        views.SubscriptionCreateView: "webhooks-create",
+        views.SubscriptionListView: "webhooks-list",
+        views.SubscriptionGetView: "webhooks-get",
+        views.SubscriptionUpdateView: "webhooks-update",
+        views.SubscriptionDeleteView: "webhooks-delete",
+        views.SubscriptionToggleView: "webhooks-toggle",
+        views.SubscriptionRegenerateSecretView: "webhooks-regenerate",
+        views.SubscriptionDeliveriesView: "webhooks-deliveries",
+        views.SubscriptionAttemptsView: "webhooks-attempts",
+        views.SubscriptionTestView: "webhooks-test",
+        views.SubscriptionReplayView: "webhooks-replay",
+        views.EventTypesView: "webhooks-event-types",
+    }
+)

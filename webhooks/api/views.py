@@ -2,174 +2,146 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any
 
-from django.http import Http404
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from events_platform.workspaces.api import ApiRequest, WorkspaceAPIView
+from events_platform.pages import found
+from events_platform.workspaces.api import ApiRequest, Envelope, WorkspaceAPIView, api_operation
 
 from .. import selectors, services
 from ..events import EVENT_TYPES
-from ..models import WebhookSubscription
+from ..models import WebhookDelivery, WebhookSubscription
 from . import serializers as s
 
-ERRORS = {400: dict, 401: dict, 403: dict}
-TAGS = ["webhooks"]
-
-
-_SerializerT = TypeVar("_SerializerT", bound=serializers.Serializer)
-
-
-def _validated(serializer_class: type[_SerializerT], data: Any) -> _SerializerT:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer
+operation = partial(api_operation, tag="webhooks")
 
 
 def _subscription(workspace_id: str, public_id: str) -> WebhookSubscription:
     subscription = selectors.subscription_get(workspace_id=workspace_id, public_id=public_id)
-    if subscription is None:
-        raise Http404("No webhook subscription with that id in this workspace.")
-    return subscription
+    return found(subscription, "No webhook subscription with that id in this workspace.")
 
 
-def _envelope(subscription: WebhookSubscription, status: int = 200) -> Response:
-    return Response({"subscription": s.SubscriptionOutputSerializer(subscription).data}, status=status)
+def _delivery(workspace_id: str, message_id: str) -> WebhookDelivery:
+    delivery = selectors.delivery_get(workspace_id=workspace_id, message_id=message_id)
+    return found(delivery, "No delivery with that id in this workspace.")
+
+
+_envelope = Envelope[WebhookSubscription]("subscription", "subscriptions", s.SubscriptionOutputSerializer)
 
 
 class SubscriptionCreateView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="webhookSubscriptions.create",
-        summary="Create a webhook subscription",
-        description=(
-            "The URL must be https (plain http only for hosts inside WEBHOOK_ALLOWED_NETWORKS) and resolve to "
-            "public addresses. The secret (whsec_...) signs every delivery (Standard Webhooks)."
-        ),
-        request=s.SubscriptionCreateInputSerializer,
-        responses={201: s.SubscriptionEnvelopeSerializer, **ERRORS},
-        tags=TAGS,
+    @operation(
+        "webhookSubscriptions.create", s.SubscriptionCreateInputSerializer, ok={201: s.SubscriptionEnvelopeSerializer}
     )
     def post(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        data = _validated(s.SubscriptionCreateInputSerializer, request.data)
-        subscription = services.subscription_create(workspace_id=workspace_id, **data.service_kwargs())
-        return _envelope(subscription, status=201)
+        """Create a webhook subscription
+
+        The URL must be https (plain http only for hosts inside WEBHOOK_ALLOWED_NETWORKS) and resolve to public
+        addresses. The secret (whsec_...) signs every delivery (Standard Webhooks).
+        """
+        workspace_id, data = self.parse(request, s.SubscriptionCreateInputSerializer)
+        subscription = services.subscription_create(
+            workspace_id=workspace_id, **s.SubscriptionWriteInputSerializer.settings(data)
+        )
+        return _envelope.answer(subscription, 201)
 
 
 class SubscriptionListView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="webhookSubscriptions.list",
-        summary="List the workspace's subscriptions, newest first",
-        parameters=[s.WorkspaceQuerySerializer],
-        responses={200: s.SubscriptionListOutputSerializer, **ERRORS},
-        tags=TAGS,
-    )
+    @operation("webhookSubscriptions.list", s.WorkspaceQuerySerializer, ok=s.SubscriptionListOutputSerializer)
     def get(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        items = selectors.subscription_list(workspace_id=workspace_id)
-        return Response({"subscriptions": s.SubscriptionOutputSerializer(items, many=True).data})
+        """List the workspace's subscriptions, newest first"""
+        return _envelope.listing(selectors.subscription_list(workspace_id=self.get_workspace_id(request)))
 
 
 class SubscriptionGetView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="webhookSubscriptions.get",
-        summary="Get one subscription",
-        parameters=[s.SubscriptionGetQuerySerializer],
-        responses={200: s.SubscriptionEnvelopeSerializer, 404: dict, **ERRORS},
-        tags=TAGS,
+    @operation(
+        "webhookSubscriptions.get", s.SubscriptionGetQuerySerializer, ok=s.SubscriptionEnvelopeSerializer, missing=True
     )
     def get(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        query = _validated(s.SubscriptionGetQuerySerializer, request.query_params).validated_data
-        return _envelope(_subscription(workspace_id, query["id"]))
+        """Get one subscription"""
+        workspace_id, query = self.parse(request, s.SubscriptionGetQuerySerializer)
+        return _envelope.answer(_subscription(workspace_id, query["id"]))
 
 
 class SubscriptionUpdateView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="webhookSubscriptions.update",
-        summary="Replace a subscription's settings",
-        description="A full replacement: filters left out are cleared. An omitted `enabled` keeps the current state.",
-        request=s.SubscriptionUpdateInputSerializer,
-        responses={200: s.SubscriptionEnvelopeSerializer, 404: dict, **ERRORS},
-        tags=TAGS,
+    @operation(
+        "webhookSubscriptions.update",
+        s.SubscriptionUpdateInputSerializer,
+        ok=s.SubscriptionEnvelopeSerializer,
+        missing=True,
     )
     def post(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        data = _validated(s.SubscriptionUpdateInputSerializer, request.data)
-        subscription = _subscription(workspace_id, data.validated_data["id"])
+        """Replace a subscription's settings
+
+        A full replacement: filters left out are cleared. An omitted `enabled` keeps the current state.
+        """
+        workspace_id, data = self.parse(request, s.SubscriptionUpdateInputSerializer)
         subscription = services.subscription_update(
-            subscription=subscription, enabled=data.validated_data.get("enabled"), **data.service_kwargs()
+            subscription=_subscription(workspace_id, data["id"]),
+            enabled=data.get("enabled"),
+            **s.SubscriptionWriteInputSerializer.settings(data),
         )
-        return _envelope(subscription)
+        return _envelope.answer(subscription)
 
 
 class SubscriptionDeleteView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="webhookSubscriptions.delete",
-        summary="Delete a subscription with its deliveries",
-        request=s.SubscriptionIdInputSerializer,
-        responses={200: s.SuccessOutputSerializer, 404: dict, **ERRORS},
-        tags=TAGS,
+    @operation(
+        "webhookSubscriptions.delete", s.SubscriptionIdInputSerializer, ok=s.SuccessOutputSerializer, missing=True
     )
     def post(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        data = _validated(s.SubscriptionIdInputSerializer, request.data).validated_data
+        """Delete a subscription with its deliveries"""
+        workspace_id, data = self.parse(request, s.SubscriptionIdInputSerializer)
         services.subscription_delete(subscription=_subscription(workspace_id, data["id"]))
         return Response({"success": True})
 
 
 class SubscriptionToggleView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="webhookSubscriptions.toggle",
-        summary="Enable or disable a subscription",
-        description="Disabled: nothing new is recorded for it and its pending deliveries wait; enabled: they resume.",
-        request=s.SubscriptionToggleInputSerializer,
-        responses={200: s.SubscriptionEnvelopeSerializer, 404: dict, **ERRORS},
-        tags=TAGS,
+    @operation(
+        "webhookSubscriptions.toggle",
+        s.SubscriptionToggleInputSerializer,
+        ok=s.SubscriptionEnvelopeSerializer,
+        missing=True,
     )
     def post(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        data = _validated(s.SubscriptionToggleInputSerializer, request.data).validated_data
+        """Enable or disable a subscription
+
+        Disabled: nothing new is recorded for it and its pending deliveries wait; enabled: they resume.
+        """
+        workspace_id, data = self.parse(request, s.SubscriptionToggleInputSerializer)
         subscription = services.subscription_set_enabled(
             subscription=_subscription(workspace_id, data["id"]), enabled=data["enabled"]
         )
-        return _envelope(subscription)
+        return _envelope.answer(subscription)
 
 
 class SubscriptionRegenerateSecretView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="webhookSubscriptions.regenerateSecret",
-        summary="Issue a new signing secret",
-        description=(
-            "The previous secret stays valid for 24 hours: deliveries meanwhile carry a signature by each "
-            "(space-separated in webhook-signature), so receivers can switch without losing any."
-        ),
-        request=s.SubscriptionIdInputSerializer,
-        responses={200: s.SubscriptionEnvelopeSerializer, 404: dict, **ERRORS},
-        tags=TAGS,
+    @operation(
+        "webhookSubscriptions.regenerateSecret",
+        s.SubscriptionIdInputSerializer,
+        ok=s.SubscriptionEnvelopeSerializer,
+        missing=True,
     )
     def post(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        data = _validated(s.SubscriptionIdInputSerializer, request.data).validated_data
+        """Issue a new signing secret
+
+        The previous secret stays valid for 24 hours: deliveries meanwhile carry a signature by each (space-separated
+        in webhook-signature), so receivers can switch without losing any.
+        """
+        workspace_id, data = self.parse(request, s.SubscriptionIdInputSerializer)
         subscription = services.subscription_secret_regenerate(subscription=_subscription(workspace_id, data["id"]))
-        return _envelope(subscription)
+        return _envelope.answer(subscription)
 
 
 class SubscriptionDeliveriesView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="webhookSubscriptions.deliveries",
-        summary="Deliveries, newest first (offset pages)",
-        parameters=[s.DeliveriesQuerySerializer],
-        responses={200: s.DeliveryListOutputSerializer, 404: dict, **ERRORS},
-        tags=TAGS,
+    @operation(
+        "webhookSubscriptions.deliveries", s.DeliveriesQuerySerializer, ok=s.DeliveryListOutputSerializer, missing=True
     )
     def get(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        query = _validated(s.DeliveriesQuerySerializer, request.query_params).validated_data
+        """Deliveries, newest first (offset pages)"""
+        workspace_id, query = self.parse(request, s.DeliveriesQuerySerializer)
         subscription = None
         if query.get("subscription_id"):
             subscription = _subscription(workspace_id, query["subscription_id"])
@@ -192,19 +164,13 @@ class SubscriptionDeliveriesView(WorkspaceAPIView):
 
 
 class SubscriptionAttemptsView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="webhookSubscriptions.attempts",
-        summary="Every attempt of one delivery (time, duration, status, resolved IP, error kind)",
-        parameters=[s.AttemptsQuerySerializer],
-        responses={200: s.AttemptListOutputSerializer, 404: dict, **ERRORS},
-        tags=TAGS,
+    @operation(
+        "webhookSubscriptions.attempts", s.AttemptsQuerySerializer, ok=s.AttemptListOutputSerializer, missing=True
     )
     def get(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        query = _validated(s.AttemptsQuerySerializer, request.query_params).validated_data
-        delivery = selectors.delivery_get(workspace_id=workspace_id, message_id=query["delivery_id"])
-        if delivery is None:
-            raise Http404("No delivery with that id in this workspace.")
+        """Every attempt of one delivery (time, duration, status, resolved IP, error kind)"""
+        workspace_id, query = self.parse(request, s.AttemptsQuerySerializer)
+        delivery = _delivery(workspace_id, query["delivery_id"])
         attempts = selectors.attempt_list(delivery=delivery)
         return Response(
             {
@@ -215,17 +181,13 @@ class SubscriptionAttemptsView(WorkspaceAPIView):
 
 
 class SubscriptionTestView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="webhookSubscriptions.test",
-        summary="Send a signed sample now and report the answer",
-        description="A sample of the type's real payload shape, sent synchronously and recorded as a test delivery.",
-        request=s.SubscriptionTestInputSerializer,
-        responses={200: s.TestOutputSerializer, 404: dict, **ERRORS},
-        tags=TAGS,
-    )
+    @operation("webhookSubscriptions.test", s.SubscriptionTestInputSerializer, ok=s.TestOutputSerializer, missing=True)
     def post(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        data = _validated(s.SubscriptionTestInputSerializer, request.data).validated_data
+        """Send a signed sample now and report the answer
+
+        A sample of the type's real payload shape, sent synchronously and recorded as a test delivery.
+        """
+        workspace_id, data = self.parse(request, s.SubscriptionTestInputSerializer)
         delivery, response = services.subscription_test(
             subscription=_subscription(workspace_id, data["id"]), event_type=data.get("event_type")
         )
@@ -241,24 +203,15 @@ class SubscriptionTestView(WorkspaceAPIView):
 
 
 class SubscriptionReplayView(WorkspaceAPIView):
-    @extend_schema(
-        operation_id="webhookSubscriptions.replay",
-        summary="Send deliveries again: one (delivery_id), or all failed ones of a subscription since a time",
-        description=(
-            "A replay keeps the delivery id (receivers deduplicate on webhook-id) and starts a new round of retries."
-        ),
-        request=s.ReplayInputSerializer,
-        responses={200: s.ReplayOutputSerializer, 404: dict, **ERRORS},
-        tags=TAGS,
-    )
+    @operation("webhookSubscriptions.replay", s.ReplayInputSerializer, ok=s.ReplayOutputSerializer, missing=True)
     def post(self, request: ApiRequest) -> Response:
-        workspace_id = self.get_workspace_id(request)
-        data = _validated(s.ReplayInputSerializer, request.data).validated_data
+        """Send deliveries again: one (delivery_id), or all failed ones of a subscription since a time
+
+        A replay keeps the delivery id (receivers deduplicate on webhook-id) and starts a new round of retries.
+        """
+        workspace_id, data = self.parse(request, s.ReplayInputSerializer)
         if data.get("delivery_id"):
-            delivery = selectors.delivery_get(workspace_id=workspace_id, message_id=data["delivery_id"])
-            if delivery is None:
-                raise Http404("No delivery with that id in this workspace.")
-            count = services.delivery_replay(delivery=delivery)
+            count = services.delivery_replay(delivery=_delivery(workspace_id, data["delivery_id"]))
         else:
             subscription = _subscription(workspace_id, data["subscription_id"])
             count = services.deliveries_replay_failed(subscription=subscription, since=data["since"])
@@ -266,13 +219,9 @@ class SubscriptionReplayView(WorkspaceAPIView):
 
 
 class EventTypesView(APIView):
-    @extend_schema(
-        operation_id="webhookSubscriptions.eventTypes",
-        summary="The event types this app emits",
-        responses={200: s.EventTypesOutputSerializer, 401: dict},
-        tags=TAGS,
-    )
+    @operation("webhookSubscriptions.eventTypes", ok=s.EventTypesOutputSerializer, errors={401: dict})
     def get(self, request: ApiRequest) -> Response:
+        """The event types this app emits"""
         return Response(
             {
                 "event_types": [t.name for t in EVENT_TYPES],

@@ -75,3 +75,30 @@ def purchases(n: int, *, start: int = 0, emails: int | None = None) -> list[Any]
         )
         for i in range(n)
     ]
+
+
+def buy(
+    workspace: Workspace, email: str, external_id: str, value: str, *, days_ago: float = 1, deleted: bool = False
+) -> None:
+    """One purchase of ``value`` by ``email`` ``days_ago`` days ago, upserted through the contacts
+    service (``deleted`` marks it deleted now)."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from contacts import services as contacts
+
+    contacts.events_upsert(
+        workspace_id=workspace.id,
+        events=[
+            contacts.EventInput(
+                email=email,
+                event_name="order.completed",
+                external_id=external_id,
+                occurred_at=timezone.now() - timedelta(days=days_ago),
+                goal={"goal_type": "purchase", "goal_value": Decimal(value)},
+                deleted_at=timezone.now() if deleted else None,
+            )
+        ],
+    )

@@ -4,6 +4,7 @@ and the connection goes to the address that was checked (no DNS rebinding)."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -194,25 +195,27 @@ def trust_test_certificate(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(network, "tls_context", lambda: ssl.create_default_context(cafile=CERT))
 
 
-def test_https_is_pinned_with_sni_and_the_certificate_checked_for_the_name(
+@pytest.fixture
+def tls_receiver(
     monkeypatch: pytest.MonkeyPatch, allow_loopback: None, trust_test_certificate: None
-) -> None:
+) -> Iterator[Receiver]:
+    """A receiver serving the test certificate on 127.0.0.1, where every name resolves."""
+    monkeypatch.setattr(network, "resolve", lambda host, port: [ipaddress.ip_address("127.0.0.1")])
+    with Receiver(tls=(CERT, KEY)) as receiver:
+        yield receiver
+
+
+def test_https_is_pinned_with_sni_and_the_certificate_checked_for_the_name(tls_receiver: Receiver) -> None:
     """The TLS connection goes to the checked address while SNI, certificate check and Host name the URL's host."""
-    monkeypatch.setattr(network, "resolve", lambda host, port: [ipaddress.ip_address("127.0.0.1")])
-    with Receiver(tls=(CERT, KEY)) as receiver:
-        response = network.post(f"https://hooks.example.com:{receiver.port}/in", body=b"{}", headers={})
-        assert response.ok, response.error
-        assert receiver.server_names == ["hooks.example.com"]
-        assert receiver.requests[0].headers["host"] == f"hooks.example.com:{receiver.port}"
-        assert response.resolved_ip == "127.0.0.1"
+    response = network.post(f"https://hooks.example.com:{tls_receiver.port}/in", body=b"{}", headers={})
+    assert response.ok, response.error
+    assert tls_receiver.server_names == ["hooks.example.com"]
+    assert tls_receiver.requests[0].headers["host"] == f"hooks.example.com:{tls_receiver.port}"
+    assert response.resolved_ip == "127.0.0.1"
 
 
-def test_a_certificate_for_another_name_fails_as_tls(
-    monkeypatch: pytest.MonkeyPatch, allow_loopback: None, trust_test_certificate: None
-) -> None:
+def test_a_certificate_for_another_name_fails_as_tls(tls_receiver: Receiver) -> None:
     """A name the certificate does not cover is refused (error kind tls), nothing is posted."""
-    monkeypatch.setattr(network, "resolve", lambda host, port: [ipaddress.ip_address("127.0.0.1")])
-    with Receiver(tls=(CERT, KEY)) as receiver:
-        response = network.post(f"https://other.example.com:{receiver.port}/in", body=b"{}", headers={})
-        assert (response.status_code, response.error_kind) == (0, "tls")
-        assert receiver.requests == []
+    response = network.post(f"https://other.example.com:{tls_receiver.port}/in", body=b"{}", headers={})
+    assert (response.status_code, response.error_kind) == (0, "tls")
+    assert tls_receiver.requests == []

@@ -5,22 +5,17 @@ groups and the new scores; a rolled-back re-score records nothing."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.db import transaction
-from django.utils import timezone
 
-from contacts import services as contacts
 from contacts.models import Contact
-from contacts.services import EventInput
 from rfm import services as rfm
 from rfm.models import RfmScore
 from webhooks.models import WebhookDelivery, WebhookOutbox
 
-from .conftest import subscribe
+from .conftest import buy, subscribe
 
 URL = "https://hooks.example.com/in"
 
@@ -34,25 +29,10 @@ def public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(network, "resolve", lambda host, port: [ipaddress.ip_address("93.184.216.34")])
 
 
-def _buy(workspace: Any, email: str, external_id: str, value: str, days_ago: float) -> None:
-    contacts.events_upsert(
-        workspace_id=workspace.id,
-        events=[
-            EventInput(
-                email=email,
-                event_name="order.completed",
-                external_id=external_id,
-                occurred_at=timezone.now() - timedelta(days=days_ago),
-                goal={"goal_type": "purchase", "goal_value": Decimal(value)},
-            )
-        ],
-    )
-
-
 def _model(workspace: Any, capture: Any) -> Any:
     with capture(execute=True):
         for i in range(6):
-            _buy(workspace, f"old{i}@example.com", f"o{i}", "30", days_ago=5 + 30 * i)
+            buy(workspace, f"old{i}@example.com", f"o{i}", "30", days_ago=5 + 30 * i)
         return rfm.rfm_model_create(workspace_id=workspace.id, slug="default", name="RFM")
 
 
@@ -65,7 +45,7 @@ def test_a_first_purchase_emits_rfm_group_changed(workspace: Any, django_capture
     assert not WebhookOutbox.objects.exists() and not WebhookDelivery.objects.exists()
     # when
     with django_capture_on_commit_callbacks(execute=True):
-        _buy(workspace, "new@example.com", "n1", "20", days_ago=0)
+        buy(workspace, "new@example.com", "n1", "20", days_ago=0)
     # then
     contact = Contact.objects.get(email="new@example.com")
     score = RfmScore.objects.get(contact=contact)
@@ -92,11 +72,11 @@ def test_only_wanted_and_committed_changes_are_recorded(
     subscribe(workspace, URL, event_types=["segment.joined"])
     _model(workspace, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
-        _buy(workspace, "new@example.com", "n1", "20", days_ago=0)
+        buy(workspace, "new@example.com", "n1", "20", days_ago=0)
     assert not WebhookOutbox.objects.exists()
     # given
     subscribe(workspace, URL, event_types=["rfm.group_changed"], name="rfm")
-    _buy(workspace, "other@example.com", "n2", "20", days_ago=0)
+    buy(workspace, "other@example.com", "n2", "20", days_ago=0)
     other = Contact.objects.get(email="other@example.com")
     # when
     with pytest.raises(RuntimeError), transaction.atomic():

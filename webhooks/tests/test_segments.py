@@ -4,37 +4,31 @@ segments only, and delivered with email, contact id, segment id and name."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.db import transaction
-from django.utils import timezone
 
-from contacts import services as contacts
 from contacts.models import Contact
-from contacts.services import EventInput
 from segments import services as segments
+from segments.tests.trees import leaf
 from webhooks import services
 from webhooks.models import WebhookDelivery, WebhookOutbox
 
-from .conftest import subscribe
+from .conftest import buy, subscribe
 
 URL = "https://hooks.example.com/in"
-BIG_SPENDERS = {
-    "kind": "leaf",
-    "leaf": {
-        "source": "custom_events_goals",
-        "custom_events_goal": {
-            "goal_type": "purchase",
-            "aggregate_operator": "sum",
-            "operator": "gte",
-            "value": 100,
-            "timeframe_operator": "anytime",
-        },
+BIG_SPENDERS = leaf(
+    "custom_events_goals",
+    "custom_events_goal",
+    {
+        "goal_type": "purchase",
+        "aggregate_operator": "sum",
+        "operator": "gte",
+        "value": 100,
+        "timeframe_operator": "anytime",
     },
-}
+)
 
 
 @pytest.fixture(autouse=True)
@@ -44,22 +38,6 @@ def public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
     from webhooks import network
 
     monkeypatch.setattr(network, "resolve", lambda host, port: [ipaddress.ip_address("93.184.216.34")])
-
-
-def _buy(workspace: Any, email: str, external_id: str, value: str, *, deleted: bool = False) -> None:
-    contacts.events_upsert(
-        workspace_id=workspace.id,
-        events=[
-            EventInput(
-                email=email,
-                event_name="order.completed",
-                external_id=external_id,
-                occurred_at=timezone.now() - timedelta(days=1),
-                goal={"goal_type": "purchase", "goal_value": Decimal(value)},
-                deleted_at=timezone.now() if deleted else None,
-            )
-        ],
-    )
 
 
 def _segment(workspace: Any, slug: str, capture: Any) -> Any:
@@ -73,14 +51,14 @@ def test_a_build_records_joins_and_a_refresh_records_leaves(
     """Entering members emit segment.joined, members leaving emit segment.left, with the payload fields."""
     # given
     subscribe(workspace, URL, event_types=["segment.joined", "segment.left"])
-    _buy(workspace, "rich@example.com", "o1", "150")
-    _buy(workspace, "poor@example.com", "o2", "20")
+    buy(workspace, "rich@example.com", "o1", "150")
+    buy(workspace, "poor@example.com", "o2", "20")
     # when the segment is built (and, after its commit, the outbox fanned out)
     segment = _segment(workspace, "big", django_capture_on_commit_callbacks)
     # then
-    rich = Contact.objects.get(email="rich@example.com")
     joined = json.loads(WebhookDelivery.objects.get().body)
     assert joined["type"] == "segment.joined"
+    rich = Contact.objects.get(email="rich@example.com")
     assert joined["data"] == {
         "email": "rich@example.com",
         "contact_id": rich.pk,
@@ -88,7 +66,7 @@ def test_a_build_records_joins_and_a_refresh_records_leaves(
         "segment_name": "Big",
     }
     # when the purchase is deleted and the contact re-evaluated
-    _buy(workspace, "rich@example.com", "o1", "150", deleted=True)
+    buy(workspace, "rich@example.com", "o1", "150", deleted=True)
     segments.segments_refresh_contacts(workspace_id=workspace.id, contact_ids=[rich.pk])
     # then
     assert list(WebhookOutbox.objects.values_list("event_type", flat=True)) == ["segment.left"]
@@ -103,7 +81,7 @@ def test_segment_ids_filter_what_is_recorded(workspace: Any, django_capture_on_c
     # given
     _segment(workspace, "other", django_capture_on_commit_callbacks)
     subscribe(workspace, URL, event_types=["segment.joined"], segment_ids=["other"])
-    _buy(workspace, "rich@example.com", "o1", "150")
+    buy(workspace, "rich@example.com", "o1", "150")
     # when
     _segment(workspace, "big", django_capture_on_commit_callbacks)
     # then
@@ -114,7 +92,7 @@ def test_a_rolled_back_build_records_nothing(workspace: Any) -> None:
     """The membership change and its outbox rows commit together or not at all."""
     # given
     subscribe(workspace, URL, event_types=["segment.joined"])
-    _buy(workspace, "rich@example.com", "o1", "150")
+    buy(workspace, "rich@example.com", "o1", "150")
     rich = Contact.objects.get(email="rich@example.com")
     segment = segments.segment_create(workspace_id=workspace.id, slug="big", name="Big", tree=BIG_SPENDERS)
     # when
@@ -134,8 +112,8 @@ def test_the_diff_costs_no_extra_statement(workspace: Any, django_capture_on_com
 
     # given
     _segment(workspace, "big", django_capture_on_commit_callbacks)
-    _buy(workspace, "a@example.com", "o1", "150")
-    _buy(workspace, "b@example.com", "o2", "150")
+    buy(workspace, "a@example.com", "o1", "150")
+    buy(workspace, "b@example.com", "o2", "150")
     ids = list(Contact.objects.values_list("pk", flat=True))
 
     def refresh() -> int:
@@ -146,8 +124,8 @@ def test_the_diff_costs_no_extra_statement(workspace: Any, django_capture_on_com
     # when
     without = refresh()
     subscribe(workspace, URL, event_types=["segment.joined", "segment.left"])
-    _buy(workspace, "a@example.com", "o1", "150", deleted=True)
-    _buy(workspace, "b@example.com", "o2", "150", deleted=True)
+    buy(workspace, "a@example.com", "o1", "150", deleted=True)
+    buy(workspace, "b@example.com", "o2", "150", deleted=True)
     with_subscription = refresh()
     # then
     assert with_subscription == without
@@ -161,8 +139,8 @@ def test_deleting_a_segment_makes_every_member_leave(workspace: Any, django_capt
     from segments.models import SegmentMembership, SegmentMembershipChange
 
     # given two members and a subscription on leaves
-    _buy(workspace, "rich@example.com", "o1", "150")
-    _buy(workspace, "richer@example.com", "o2", "300")
+    buy(workspace, "rich@example.com", "o1", "150")
+    buy(workspace, "richer@example.com", "o2", "300")
     segment = _segment(workspace, "big", django_capture_on_commit_callbacks)
     subscribe(workspace, URL, event_types=["segment.left"])
     # when

@@ -7,26 +7,17 @@ from collections.abc import Callable
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from conftest import queries_with_5_and_30_rows
 from events_platform.workspaces.models import ApiKey, Workspace, WorkspaceMembership, hash_secret
 from events_platform.workspaces.services import api_key_create, workspace_create, workspace_member_add
 
 # Generous but fixed: the point is that it does not grow with the number of rows.
 CHANGELIST_MAX_QUERIES = 12
 SECRET = re.compile(r"ep_[\w-]{40,}")
-
-
-def changelist_queries(client: Client, url: str) -> int:
-    client.get(url)  # warm per-process caches (content types), which are not per-row costs
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(url)
-    assert response.status_code == 200
-    return len(queries)
 
 
 def upsert_status(secret: str, workspace_id: str) -> int:
@@ -150,13 +141,9 @@ def test_changelists_query_count_does_not_grow_with_rows(
     admin_client: Client, django_assert_max_num_queries: Callable, url_name: str, make_rows: Callable[[int], None]
 ) -> None:
     """Workspace and API-key changelists cost the same number of queries for 5 rows as for 30."""
-    # given
-    url = reverse(url_name)
-    make_rows(5)
-    with_5 = changelist_queries(admin_client, url)
-    make_rows(30)
-    # when
-    with django_assert_max_num_queries(CHANGELIST_MAX_QUERIES):
-        with_30 = changelist_queries(admin_client, url)
+    # given / when
+    with_5, with_30 = queries_with_5_and_30_rows(
+        admin_client, reverse(url_name), make_rows, django_assert_max_num_queries, CHANGELIST_MAX_QUERIES
+    )
     # then
     assert with_30 == with_5
