@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -16,6 +17,7 @@ from rest_framework.test import APIClient
 from contacts.models import Contact, CustomEvent, PendingContactRefresh, TimelineEntry
 from contacts.services import events_upsert
 from contacts.tests.factories import EventInputFactory
+from events_platform.testing import _database_url
 from events_platform.workspaces.models import Workspace
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -125,3 +127,30 @@ def test_a_batch_of_new_and_stored_events_writes_each_entry_once(workspace: Work
     )
     queued = set(PendingContactRefresh.objects.values_list("contact_id", flat=True))
     assert queued == set(Contact.objects.values_list("id", flat=True))  # a, b and c
+
+
+@pytest.mark.skipif(connection.vendor != POSTGRESQL, reason="a server-side connection to lose")
+def test_the_key_lookup_is_the_requests_health_check(
+    transactional_db: None, api_client: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request on a kept connection sends no health check of its own (Django's SELECT 1): its
+    first statement, the key lookup, finds a dead connection, which is replaced and the
+    request answered."""
+    # given: a kept connection the server has since closed, at the start of a new request
+    api_client.get("/api/contacts.count", {"workspace_id": "acme"})
+    with psycopg.connect(_database_url(), autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s, 5000)", [connection.connection.info.backend_pid])
+    connection.close_if_unusable_or_obsolete()  # what every request starts with
+    checks: list[bool] = []
+
+    def is_usable() -> bool:
+        checks.append(True)
+        return True
+
+    monkeypatch.setattr(connection, "is_usable", is_usable)
+    # when
+    response = api_client.post("/api/customEvents.upsert", {"workspace_id": "acme", **event("h1")}, format="json")
+    # then
+    assert response.status_code == 200, response.content
+    assert checks == []
+    assert CustomEvent.objects.filter(external_id="h1").exists()

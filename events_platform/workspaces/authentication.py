@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
@@ -65,7 +65,29 @@ def _active_key(key_hash: str) -> ApiKey | None:
     Every API request runs this, so it is one plain statement on the unique ``key_hash``
     index (the ORM compiled the same query again on every request: about a millisecond). It
     reads the database each time, so a revoked key is refused by every process at once.
+
+    It is also the request's first statement, which on a kept connection Django would precede
+    with its health check (``CONN_HEALTH_CHECKS``: a ``SELECT 1`` round trip of its own). The
+    lookup stands in for that check: when the connection turns out to be dead (the server
+    restarted since the last request) it is closed and the lookup sent once more on a new one,
+    which is what the check would have led to.
     """
+    # Django's own flags for it (not in its type stubs).
+    if (
+        connection.connection is not None
+        and getattr(connection, "health_check_enabled", False)
+        and not getattr(connection, "health_check_done", True)
+        and not connection.in_atomic_block
+    ):
+        connection.health_check_done = True  # type: ignore[attr-defined]
+        try:
+            return _lookup(key_hash)
+        except (OperationalError, InterfaceError):
+            connection.close()
+    return _lookup(key_hash)
+
+
+def _lookup(key_hash: str) -> ApiKey | None:
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute(

@@ -129,3 +129,27 @@ def test_dashboard_draws_both_charts_with_a_title_per_day(member_client: Client,
     assert f"{yesterday:%a} {yesterday.day} {yesterday:%b %Y}: -40.00 net revenue</title>" in page
     assert page.count('class="bar bar-negative"') == 1
     assert len(response.context["events_chart"].bars) == 90
+
+
+def test_bar_titles_read_as_the_template_filters_would_write_them() -> None:
+    """A bar's day and value labels (formatted in Python, once per bar) equal what the date,
+    intcomma and floatformat:"2g" filters write, for counts, money, negatives and every weekday
+    and month."""
+    from django.contrib.humanize.templatetags.humanize import intcomma
+    from django.template.defaultfilters import date as date_filter
+    from django.template.defaultfilters import floatformat
+
+    rng = random.Random(14)
+    first = date(2026, 1, 1)
+    counts = DailyBars.of(
+        [(first + timedelta(days=n), rng.choice([1, 7, 999, 1000, 123456, 10**7])) for n in range(400)]
+    )
+    money = DailyBars.of(
+        [(first + timedelta(days=n), Decimal(rng.randint(-(10**8), 10**8)) / 100) for n in range(400)]
+        + [(first + timedelta(days=400), Decimal("0.05")), (first + timedelta(days=401), Decimal("-1000"))]
+    )
+    for bar in counts.bars:
+        assert bar.day_label == date_filter(bar.day, "D j M Y")
+        assert bar.value_label == intcomma(bar.value)
+    for bar in money.bars:
+        assert bar.value_label == floatformat(bar.value, "2g")
