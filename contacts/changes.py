@@ -11,7 +11,7 @@ the inserted version (``services._event_entry``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -28,11 +28,13 @@ TRACKED_CONTACT_FIELDS = ("email", "external_id", "first_name", "last_name", "pr
 EMPTY_VALUES: tuple[Any, ...] = (None, {}, "")
 
 
-def json_value(value: Any) -> Any:
+def json_value(value: Any, decimal: Callable[[Decimal], Any] = float) -> Any:
+    """``value`` as JSON holds it: instants in ISO 8601, decimals through ``decimal`` (a timeline's
+    changes keep numbers; the webhooks outbox keeps the exact digits as text)."""
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Decimal):
-        return float(value)
+        return decimal(value)
     return value
 
 

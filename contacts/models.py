@@ -19,13 +19,13 @@ PROPERTIES_MAX_BYTES = 64 * 1024
 
 
 class GoalType(models.TextChoices):
-    PURCHASE = "purchase", "Purchase"
-    SUBSCRIPTION = "subscription", "Subscription"
-    LEAD = "lead", "Lead"
+    PURCHASE = "purchase"
+    SUBSCRIPTION = "subscription"
+    LEAD = "lead"
     SIGNUP = "signup", "Sign-up"
-    BOOKING = "booking", "Booking"
-    TRIAL = "trial", "Trial"
-    OTHER = "other", "Other"
+    BOOKING = "booking"
+    TRIAL = "trial"
+    OTHER = "other"
 
 
 # Goal types whose events must carry a value (money).
@@ -168,9 +168,9 @@ class CustomEventQuerySet(models.QuerySet["CustomEvent"]):
 class CustomEvent(models.Model):
     class Source(models.TextChoices):
         API = "api", "API"
-        IMPORT = "import", "Import"
-        INTEGRATION = "integration", "Integration"
-        ADMIN = "admin", "Admin"
+        IMPORT = "import"
+        INTEGRATION = "integration"
+        ADMIN = "admin"
 
     # No indexes of their own: the identity constraint and the indexes below lead with them.
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="custom_events", db_index=False)
@@ -235,10 +235,10 @@ class CustomEvent(models.Model):
 
 class TimelineEntry(models.Model):
     class Operation(models.TextChoices):
-        INSERT = "insert", "Insert"
-        UPDATE = "update", "Update"
-        DELETE = "delete", "Delete"
-        RESTORE = "restore", "Restore"
+        INSERT = "insert"
+        UPDATE = "update"
+        DELETE = "delete"
+        RESTORE = "restore"
 
     # No indexes of their own: nothing reads a workspace's timeline; the contact's indexes lead
     # with the contact.

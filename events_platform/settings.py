@@ -254,6 +254,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TimeframeOperatorEnum": "segments.rules.vocabulary.TIMEFRAME_OPERATORS",
         "TimelineTimeframeOperatorEnum": "segments.rules.vocabulary.TIMELINE_TIMEFRAME_OPERATORS",
+        # A test delivery's event_type and a subscription's event_types: one enum.
+        "EventTypeEnum": "webhooks.events.EVENT_TYPE_NAMES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -24,10 +24,10 @@ class RfmModel(models.Model):
     """One RFM configuration of a workspace (``rfm/config.py`` validates it) and its last run."""
 
     class Status(models.TextChoices):
-        COMPUTING = "computing", "Computing"
-        ACTIVE = "active", "Active"
-        FAILED = "failed", "Failed"
-        DELETED = "deleted", "Deleted"
+        COMPUTING = "computing"
+        ACTIVE = "active"
+        FAILED = "failed"
+        DELETED = "deleted"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="rfm_models")
     slug = models.CharField(max_length=RFM_SLUG_MAX_LENGTH, validators=[RFM_SLUG_VALIDATOR])

@@ -47,10 +47,10 @@ class SegmentQuerySet(models.QuerySet["Segment"]):
 
 class Segment(models.Model):
     class Status(models.TextChoices):
-        BUILDING = "building", "Building"
-        ACTIVE = "active", "Active"
-        FAILED = "failed", "Failed"
-        DELETED = "deleted", "Deleted"
+        BUILDING = "building"
+        ACTIVE = "active"
+        FAILED = "failed"
+        DELETED = "deleted"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="segments")
     # The public id in the API; the integer pk stays internal so slugs could be renamed later.
@@ -133,8 +133,8 @@ class SegmentMembership(models.Model):
 
 class SegmentMembershipChange(models.Model):
     class Change(models.TextChoices):
-        ENTERED = "entered", "Entered"
-        EXITED = "exited", "Exited"
+        ENTERED = "entered"
+        EXITED = "exited"
 
     # Both FKs are served by the composite indexes below.
     segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="membership_changes", db_index=False)

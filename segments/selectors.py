@@ -277,7 +277,8 @@ def dashboard_figures(
         contacts=Contact.objects.filter(workspace_id=workspace_id).count(),
         events_30d=sum(row["events_30d"] for row in by_day.values()),
         revenue_30d=sum((Decimal(row["revenue_30d"] or 0) for row in by_day.values()), Decimal(0)),
-        revenue_all_time=all_time["revenue"] or 0,
+        # SQLite sums a decimal column as a float (681.549999999999): the stored values are cents.
+        revenue_all_time=Decimal(all_time["revenue"] or 0).quantize(Decimal("0.01")),
         days=series,
     )
 

@@ -107,10 +107,10 @@ class WebhookOutbox(models.Model):
 
 class WebhookDelivery(models.Model):
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        DELIVERING = "delivering", "Delivering"
-        DELIVERED = "delivered", "Delivered"
-        FAILED = "failed", "Failed"
+        PENDING = "pending"
+        DELIVERING = "delivering"
+        DELIVERED = "delivered"
+        FAILED = "failed"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
@@ -159,7 +159,7 @@ class WebhookDelivery(models.Model):
 
 class WebhookAttempt(models.Model):
     class ErrorKind(models.TextChoices):
-        NONE = "", "None"
+        NONE = ""
         HTTP_STATUS = "http_status", "Non-2xx status"
         REDIRECT = "redirect", "Redirect (not followed)"
         TIMEOUT = "timeout", "Timed out"

@@ -20,6 +20,7 @@ from rest_framework.fields import DateTimeField
 from rest_framework.renderers import JSONRenderer
 
 from contacts.api.serializers import ContactOutputSerializer, EventOutputSerializer
+from contacts.changes import json_value
 from contacts.models import Contact, CustomEvent, GoalType
 
 from .events import subject_of
@@ -31,11 +32,7 @@ _timestamp = DateTimeField()
 
 
 def _json_safe(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
+    return json_value(value, decimal=str)
 
 
 def event_values(values: dict[str, Any]) -> dict[str, Any]:

@@ -260,6 +260,24 @@ def profile_input_fields() -> dict[str, serializers.Field]:
     return fields
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "minLength": 1, "maxLength": EXTERNAL_ID_MAX_LENGTH, "pattern": r"\S"},
+            {"type": "number"},
+        ],
+        "description": 'A string; a JSON number is accepted too and stored as its text (42 is "42").',
+    }
+)
+class ExternalIdField(serializers.CharField):
+    """An event's external_id: a string, or a number read as its text (order numbers sent as numbers)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 GOAL_VALUE_QUANTUM = Decimal(1).scaleb(-GOAL_VALUE_DECIMAL_PLACES)  # 0.01
 # Enough digits to quantize any finite double (the largest has 309 integer digits) exactly.
 _WIDE = Context(prec=400)
@@ -308,17 +326,15 @@ class EventInputSerializer(serializers.Serializer):
         validators=[RegexValidator(EVENT_NAME_PATTERN, EVENT_NAME_MESSAGE)],
         trim_whitespace=False,
     )
-    external_id = serializers.CharField(max_length=EXTERNAL_ID_MAX_LENGTH)
+    external_id = ExternalIdField(max_length=EXTERNAL_ID_MAX_LENGTH)
     properties = JsonObjectField(required=False, default=dict)
     occurred_at = ExactDateTimeField(required=False, allow_null=True)
     # DRF's metaclass moves declared fields off the class, so this API field does not replace
     # Field.source; the stubs cannot tell (typeddjango/djangorestframework-stubs#158).
     source = StrictCharField(required=False, max_length=32, validators=[SOURCE_VALIDATOR])  # type: ignore[assignment]
-    integration_id = serializers.CharField(required=False, allow_null=True, max_length=255)
+    integration_id = StrictCharField(required=False, allow_null=True, max_length=255)
     goal_type = serializers.ChoiceField(choices=GoalType.choices, required=False, allow_null=True)
-    goal_name = serializers.CharField(
-        required=False, allow_null=True, allow_blank=True, max_length=GOAL_NAME_MAX_LENGTH
-    )
+    goal_name = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=GOAL_NAME_MAX_LENGTH)
     goal_value = GoalValueField(
         max_digits=GOAL_VALUE_MAX_DIGITS,
         decimal_places=GOAL_VALUE_DECIMAL_PLACES,

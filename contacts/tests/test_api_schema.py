@@ -8,6 +8,8 @@ from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.test import Client
 
+from events_platform.workspaces.api import WorkspaceAPIView
+
 ENDPOINTS = {
     "/api/customEvents.upsert": "post",
     "/api/customEvents.import": "post",
@@ -44,6 +46,21 @@ def test_schema_operation_ids_follow_the_notifuse_names(db: None) -> None:
     # then
     for path, method in ENDPOINTS.items():
         assert schema["paths"][path][method]["operationId"] == path.removeprefix("/api/")
+
+
+def test_every_operation_is_described_by_its_own_words(db: None) -> None:
+    """Each operation has a summary, and no description is a base class's docstring (an endpoint
+    without a description of its own has none, not ``WorkspaceAPIView``'s)."""
+    # given
+    inherited = " ".join((WorkspaceAPIView.__doc__ or "").split()[:8])
+    # when
+    schema = Client().get("/api/schema/", {"format": "json"}).json()
+    # then
+    operations = [op for path in schema["paths"].values() for op in path.values()]
+    assert len(operations) > 40
+    for operation in operations:
+        assert operation.get("summary"), operation["operationId"]
+        assert inherited not in " ".join(operation.get("description", "").split()), operation["operationId"]
 
 
 def test_schema_is_served_as_yaml_by_default(db: None) -> None:

@@ -138,6 +138,18 @@ class WorkspaceAPIView(APIView):
         source = request.data if request.method == "POST" else request.query_params
         return workspace_id, self.validated(serializer_class, source)
 
+    def parse_row(
+        self,
+        request: ApiRequest,
+        serializer_class: type[serializers.Serializer],
+        lookup: Callable[[str, str], _Row],
+        key: str = "id",
+    ) -> tuple[_Row, dict[str, Any]]:
+        """``parse``, then the row the parameters name (``data[key]``), as ``lookup(workspace_id, name)``
+        finds it in the workspace (or answers the 404)."""
+        workspace_id, data = self.parse(request, serializer_class)
+        return lookup(workspace_id, data[key]), data
+
     def validated(self, serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
         """``data`` as ``serializer_class`` validates it; an invalid request is the standard 400."""
         serializer = serializer_class(data=data, **kwargs)

@@ -11,8 +11,8 @@ from drf_spectacular.plumbing import get_doc
 
 class DocstringAutoSchema(AutoSchema):
     """An operation's summary is the first paragraph of its handler's docstring, its description the
-    rest (without a rest, the view class's docstring, as drf-spectacular has it);
-    ``extend_schema(summary=..., description=...)`` still overrides them."""
+    rest (without a rest, the docstring the view class itself declares, never one it inherits, such
+    as ``WorkspaceAPIView``'s); ``extend_schema(summary=..., description=...)`` still overrides them."""
 
     def _docstring(self) -> tuple[str, str]:
         handler = getattr(self.view, self.method.lower(), None)
@@ -24,7 +24,8 @@ class DocstringAutoSchema(AutoSchema):
 
     def get_description(self, path: str = "", method: str = "") -> str:
         # drf-spectacular calls it without arguments; DRF's inspector, which it narrows, takes these.
-        return self._docstring()[1] or get_doc(self.view.__class__)
+        own = "__doc__" in vars(self.view.__class__) and self.view.__class__.__doc__
+        return self._docstring()[1] or (get_doc(self.view.__class__) if own else "")
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):

@@ -11,7 +11,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from contacts.api.serializers import PageOutputSerializer, PageQuerySerializer, RfmScoreFieldsSerializer
+from contacts.api.serializers import (
+    PageOutputSerializer,
+    PageQuerySerializer,
+    RfmScoreFieldsSerializer,
+    StrictCharField,
+)
 from events_platform.workspaces.models import SLUG_VALIDATOR
 from rfm import groups
 from rfm.config import PRESETS, WINDOW_DAYS_MAX
@@ -34,15 +39,15 @@ class RfmConfigInputSerializer(serializers.Serializer):
     """The configuration keys of a model; any left out keep their default (or stored) value."""
 
     preset = serializers.ChoiceField(choices=sorted(PRESETS), required=False)
-    goal_types = serializers.ListField(child=serializers.CharField(max_length=16), required=False)
-    event_names = serializers.ListField(child=serializers.CharField(max_length=100), required=False, allow_null=True)
+    goal_types = serializers.ListField(child=StrictCharField(max_length=16), required=False)
+    event_names = serializers.ListField(child=StrictCharField(max_length=100), required=False, allow_null=True)
     window_days = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=WINDOW_DAYS_MAX)
     scale = serializers.IntegerField(required=False, help_text="3 or 5.")
     recency = DimensionField(required=False, help_text=DIMENSION_HELP + " Days.")
     frequency = DimensionField(required=False, help_text=DIMENSION_HELP + " Orders.")
     monetary = DimensionField(required=False, help_text=DIMENSION_HELP + " Money.")
     group_map = GroupMapField(required=False)
-    timezone = serializers.CharField(max_length=64, required=False, help_text="IANA; default the workspace's.")
+    timezone = StrictCharField(max_length=64, required=False, help_text="IANA; default the workspace's.")
 
     @staticmethod
     def settings(data: dict[str, Any]) -> dict[str, Any]:
@@ -51,24 +56,24 @@ class RfmConfigInputSerializer(serializers.Serializer):
 
 
 class RfmModelCreateInputSerializer(RfmConfigInputSerializer):
-    workspace_id = serializers.CharField(max_length=32)
-    id = serializers.CharField(max_length=RFM_SLUG_MAX_LENGTH, validators=[SLUG_VALIDATOR])
-    name = serializers.CharField(max_length=255, required=False)
+    workspace_id = StrictCharField(max_length=32)
+    id = StrictCharField(max_length=RFM_SLUG_MAX_LENGTH, validators=[SLUG_VALIDATOR])
+    name = StrictCharField(max_length=255, required=False)
 
 
 class RfmModelUpdateInputSerializer(RfmConfigInputSerializer):
-    workspace_id = serializers.CharField(max_length=32)
-    id = serializers.CharField(max_length=RFM_SLUG_MAX_LENGTH)
-    name = serializers.CharField(max_length=255, required=False)
+    workspace_id = StrictCharField(max_length=32)
+    id = StrictCharField(max_length=RFM_SLUG_MAX_LENGTH)
+    name = StrictCharField(max_length=255, required=False)
 
 
 class RfmModelPreviewInputSerializer(RfmConfigInputSerializer):
-    workspace_id = serializers.CharField(max_length=32)
+    workspace_id = StrictCharField(max_length=32)
 
 
 class RfmModelRefInputSerializer(serializers.Serializer):
-    workspace_id = serializers.CharField(max_length=32)
-    id = serializers.CharField(max_length=RFM_SLUG_MAX_LENGTH)
+    workspace_id = StrictCharField(max_length=32)
+    id = StrictCharField(max_length=RFM_SLUG_MAX_LENGTH)
 
 
 class RfmGroupOutputSerializer(serializers.Serializer):
@@ -119,8 +124,8 @@ class RfmModelListOutputSerializer(serializers.Serializer):
 
 
 class RfmModelQuerySerializer(serializers.Serializer):
-    workspace_id = serializers.CharField(max_length=32)
-    model = serializers.CharField(max_length=RFM_SLUG_MAX_LENGTH, help_text="The RFM model's id.")
+    workspace_id = StrictCharField(max_length=32)
+    model = StrictCharField(max_length=RFM_SLUG_MAX_LENGTH, help_text="The RFM model's id.")
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -152,8 +157,8 @@ class RfmTransitionsQuerySerializer(RfmModelQuerySerializer):
 
 
 class RfmContactsQuerySerializer(PageQuerySerializer):
-    model = serializers.CharField(max_length=RFM_SLUG_MAX_LENGTH)
-    group = serializers.CharField(max_length=48, required=False)
+    model = StrictCharField(max_length=RFM_SLUG_MAX_LENGTH)
+    group = StrictCharField(max_length=48, required=False)
     r = serializers.IntegerField(required=False, min_value=1, max_value=5)
     f = serializers.IntegerField(required=False, min_value=1, max_value=5)
     output = serializers.ChoiceField(
@@ -167,6 +172,8 @@ class RfmContactsQuerySerializer(PageQuerySerializer):
 
 
 class RfmContactOutputSerializer(RfmScoreFieldsSerializer):
+    # The RFM API writes money as decimal text (presentation.money, "310.14"): the schema says so.
+    monetary = serializers.DecimalField(max_digits=20, decimal_places=2, allow_null=True, coerce_to_string=True)
     contact_id = serializers.IntegerField()
     email = serializers.CharField()
 

@@ -51,9 +51,9 @@ class RfmModelUpdateView(WorkspaceAPIView):
     @operation("rfmModels.update", s.RfmModelUpdateInputSerializer, ok=s.RfmModelEnvelopeSerializer, missing=True)
     def post(self, request: ApiRequest) -> Response:
         """Change a model; a change of what is scored starts a new full run"""
-        workspace_id, data = self.parse(request, s.RfmModelUpdateInputSerializer)
+        model, data = self.parse_row(request, s.RfmModelUpdateInputSerializer, _model)
         model = services.rfm_model_update(
-            model=_model(workspace_id, data["id"]),
+            model=model,
             name=data.get("name"),
             timezone_name=data.get("timezone"),
             settings=s.RfmModelUpdateInputSerializer.settings(data),
@@ -65,8 +65,8 @@ class RfmModelDeleteView(WorkspaceAPIView):
     @operation("rfmModels.delete", s.RfmModelRefInputSerializer, ok=dict, missing=True)
     def post(self, request: ApiRequest) -> Response:
         """Delete a model and its scores (its runs and change log are kept)"""
-        workspace_id, data = self.parse(request, s.RfmModelRefInputSerializer)
-        services.rfm_model_delete(model=_model(workspace_id, data["id"]))
+        model, _ = self.parse_row(request, s.RfmModelRefInputSerializer, _model)
+        services.rfm_model_delete(model=model)
         return Response({"deleted": True})
 
 
@@ -76,18 +76,16 @@ class RfmModelRecomputeView(WorkspaceAPIView):
     )
     def post(self, request: ApiRequest) -> Response:
         """Start a full run now (re-rank everyone, new cut points)"""
-        workspace_id, data = self.parse(request, s.RfmModelRefInputSerializer)
-        return _envelope.written(
-            services.rfm_model_recompute(model=_model(workspace_id, data["id"])), status.HTTP_202_ACCEPTED
-        )
+        model, _ = self.parse_row(request, s.RfmModelRefInputSerializer, _model)
+        return _envelope.written(services.rfm_model_recompute(model=model), status.HTTP_202_ACCEPTED)
 
 
 class RfmModelGetView(WorkspaceAPIView):
     @operation("rfmModels.get", s.RfmModelRefInputSerializer, ok=s.RfmModelEnvelopeSerializer, missing=True)
     def get(self, request: ApiRequest) -> Response:
         """One model: its configuration, status, last run and cut points"""
-        workspace_id, data = self.parse(request, s.RfmModelRefInputSerializer)
-        return _envelope.answer(_model(workspace_id, data["id"]))
+        model, _ = self.parse_row(request, s.RfmModelRefInputSerializer, _model)
+        return _envelope.answer(model)
 
 
 class RfmModelListView(WorkspaceAPIView):
@@ -120,8 +118,7 @@ class RfmDistributionView(WorkspaceAPIView):
     @operation("rfm.distribution", s.RfmModelQuerySerializer, ok=dict, missing=True)
     def get(self, request: ApiRequest) -> Response:
         """Groups (size, % customers, % revenue, medians) and R x F cells of a model's current scores"""
-        workspace_id, data = self.parse(request, s.RfmModelQuerySerializer)
-        model = _model(workspace_id, data["model"])
+        model, _ = self.parse_row(request, s.RfmModelQuerySerializer, _model, key="model")
         return Response(
             {"model": model.slug, **presentation.distribution_body(selectors.rfm_distribution(model=model))}
         )
@@ -141,8 +138,7 @@ class RfmTransitionsView(WorkspaceAPIView):
         from and to are instants, or dates meaning the end of that day in the model's timezone. from before the
         model's first run is a 400.
         """
-        workspace_id, data = self.parse(request, s.RfmTransitionsQuerySerializer)
-        model = _model(workspace_id, data["model"])
+        model, data = self.parse_row(request, s.RfmTransitionsQuerySerializer, _model, key="model")
         start = _instant(data["from"], model)
         end = _instant(data["to"], model) if "to" in data else timezone.now()
         first = selectors.first_run_at(model=model)
@@ -164,8 +160,7 @@ class RfmContactsView(WorkspaceAPIView):
     )
     def get(self, request: ApiRequest) -> Response | StreamingHttpResponse:
         """Contacts of a group or an R x F cell with their scores: cursor pages, or output=csv for all"""
-        workspace_id, data = self.parse(request, s.RfmContactsQuerySerializer)
-        model = _model(workspace_id, data["model"])
+        model, data = self.parse_row(request, s.RfmContactsQuerySerializer, _model, key="model")
         where = {"group": data.get("group"), "r": data.get("r"), "f": data.get("f")}
         if data["output"] == "csv":
             return csv_response(

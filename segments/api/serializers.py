@@ -13,6 +13,7 @@ from contacts.api.serializers import (
     LenientCountField,
     PageOutputSerializer,
     PageQuerySerializer,
+    StrictCharField,
 )
 from events_platform.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from events_platform.workspaces.models import SLUG_VALIDATOR, validate_timezone
@@ -48,11 +49,11 @@ class RuleTreeField(serializers.JSONField):
 
 
 class SegmentCreateInputSerializer(serializers.Serializer):
-    workspace_id = serializers.CharField(max_length=32)
-    id = serializers.CharField(max_length=32, validators=[SLUG_VALIDATOR])
-    name = serializers.CharField(max_length=255, required=False)
+    workspace_id = StrictCharField(max_length=32)
+    id = StrictCharField(max_length=32, validators=[SLUG_VALIDATOR])
+    name = StrictCharField(max_length=255, required=False)
     color = ColorField(required=False)
-    timezone = serializers.CharField(max_length=64, required=False, validators=[validate_timezone])
+    timezone = StrictCharField(max_length=64, required=False, validators=[validate_timezone])
     tree = RuleTreeField(required=False)
     template = serializers.CharField(
         max_length=120,
@@ -90,11 +91,11 @@ def validate_tree_field(tree: Any) -> dict[str, Any]:
 
 
 class SegmentUpdateInputSerializer(serializers.Serializer):
-    workspace_id = serializers.CharField(max_length=32)
-    id = serializers.CharField(max_length=32)
-    name = serializers.CharField(max_length=255, required=False)
+    workspace_id = StrictCharField(max_length=32)
+    id = StrictCharField(max_length=32)
+    name = StrictCharField(max_length=255, required=False)
     color = ColorField(required=False)
-    timezone = serializers.CharField(max_length=64, required=False, validators=[validate_timezone])
+    timezone = StrictCharField(max_length=64, required=False, validators=[validate_timezone])
     tree = RuleTreeField(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -104,16 +105,16 @@ class SegmentUpdateInputSerializer(serializers.Serializer):
 
 
 class SegmentRefInputSerializer(serializers.Serializer):
-    workspace_id = serializers.CharField(max_length=32)
-    id = serializers.CharField(max_length=32)
+    workspace_id = StrictCharField(max_length=32)
+    id = StrictCharField(max_length=32)
 
 
 class SegmentIdInputSerializer(serializers.Serializer):
     """A segment named as Notifuse names it here (``segment_id``) or as this app did (``id``)."""
 
-    workspace_id = serializers.CharField(max_length=32)
-    segment_id = serializers.CharField(max_length=32, required=False, help_text="Notifuse's spelling.")
-    id = serializers.CharField(max_length=32, required=False, help_text="This app's earlier spelling, kept.")
+    workspace_id = StrictCharField(max_length=32)
+    segment_id = StrictCharField(max_length=32, required=False, help_text="Notifuse's spelling.")
+    id = StrictCharField(max_length=32, required=False, help_text="This app's earlier spelling, kept.")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         slug = attrs.get("segment_id") or attrs.get("id")
@@ -185,8 +186,20 @@ class SegmentListOutputSerializer(serializers.Serializer):
     segments = SegmentOutputSerializer(many=True)
 
 
+@extend_schema_field(
+    {
+        "description": "Any JSON value is read: absent, null or 0 is 10; an integer from 1 to 100 is itself; anything "
+        "else (below 1, above 100, not a number) is 20, as Notifuse reads it."
+    }
+)
 class PreviewLimitField(LenientCountField):
     """Notifuse's preview limit: absent or 0 is 10; otherwise below 1, above 100 or not a number is 20."""
+
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        if data is None:  # null is "not given" (NOTIFUSE-API.md §0): the default, never a null limit
+            return True, 10
+        validated: tuple[bool, Any] = super().validate_empty_values(data)
+        return validated
 
     def to_internal_value(self, data: Any) -> int:
         try:
@@ -199,9 +212,9 @@ class PreviewLimitField(LenientCountField):
 
 
 class SegmentPreviewInputSerializer(serializers.Serializer):
-    workspace_id = serializers.CharField(max_length=32)
+    workspace_id = StrictCharField(max_length=32)
     tree = RuleTreeField()
-    timezone = serializers.CharField(max_length=64, required=False, default="UTC", validators=[validate_timezone])
+    timezone = StrictCharField(max_length=64, required=False, default="UTC", validators=[validate_timezone])
     limit = PreviewLimitField(
         default=10,
         smallest=1,
@@ -233,15 +246,15 @@ class SegmentPreviewOutputSerializer(serializers.Serializer):
 class SegmentMembersQuerySerializer(PageQuerySerializer):
     """This app's spelling of segments.contacts (``id``, strict limit 1-100, a cursor)."""
 
-    id = serializers.CharField(max_length=32)
+    id = StrictCharField(max_length=32)
     offset = LenientCountField(default=0, smallest=0, refuse_above=1_000_000, help_text="Rows to skip.")
 
 
 class SegmentMembersNotifuseQuerySerializer(serializers.Serializer):
     """Notifuse's spelling of segments.contacts: ``segment_id``, offset paging, limit read leniently."""
 
-    workspace_id = serializers.CharField(max_length=32)
-    segment_id = serializers.CharField(max_length=32)
+    workspace_id = StrictCharField(max_length=32)
+    segment_id = StrictCharField(max_length=32)
     limit = LenientCountField(
         default=DEFAULT_LIMIT,
         smallest=1,
@@ -249,7 +262,7 @@ class SegmentMembersNotifuseQuerySerializer(serializers.Serializer):
         help_text=f"Default {DEFAULT_LIMIT}, served at most {MAX_LIMIT}; a bad value is the default.",
     )
     offset = LenientCountField(default=0, smallest=0, refuse_above=1_000_000)
-    cursor = serializers.CharField(required=False, allow_blank=True)
+    cursor = StrictCharField(required=False, allow_blank=True)
 
 
 class SegmentMemberOutputSerializer(ContactOutputSerializer):
@@ -280,9 +293,9 @@ class SegmentRebuildOutputSerializer(serializers.Serializer):
 
 
 class SegmentExplainQuerySerializer(serializers.Serializer):
-    workspace_id = serializers.CharField(max_length=32)
-    segment_id = serializers.CharField(max_length=32)
-    email = serializers.CharField(max_length=254)
+    workspace_id = StrictCharField(max_length=32)
+    segment_id = StrictCharField(max_length=32)
+    email = StrictCharField(max_length=254)
 
 
 class TemplateOutputSerializer(serializers.Serializer):

@@ -47,8 +47,7 @@ class SegmentUpdateView(WorkspaceAPIView):
     @operation("segments.update", s.SegmentUpdateInputSerializer, ok=s.SegmentEnvelopeSerializer, missing=True)
     def post(self, request: ApiRequest) -> Response:
         """Change a segment; a new tree or timezone starts a new build"""
-        workspace_id, data = self.parse(request, s.SegmentUpdateInputSerializer)
-        segment = _segment(workspace_id, data["id"])
+        segment, data = self.parse_row(request, s.SegmentUpdateInputSerializer, _segment)
         segment = services.segment_update(
             segment=segment,
             name=data.get("name"),
@@ -66,8 +65,8 @@ class SegmentDeleteView(WorkspaceAPIView):
 
         Answers Notifuse's `success` beside this app's `deleted`.
         """
-        workspace_id, data = self.parse(request, s.SegmentRefInputSerializer)
-        services.segment_delete(segment=_segment(workspace_id, data["id"]))
+        segment, _ = self.parse_row(request, s.SegmentRefInputSerializer, _segment)
+        services.segment_delete(segment=segment)
         return Response({"success": True, "deleted": True})
 
 
@@ -85,8 +84,8 @@ class SegmentRebuildView(WorkspaceAPIView):
         before). Either way the answer is `{"success": true, "message", "segment"}`, the segment `building` at its
         new version.
         """
-        workspace_id, data = self.parse(request, s.SegmentIdInputSerializer)
-        segment = services.segment_rebuild(segment=_segment(workspace_id, data["slug"]))
+        segment, data = self.parse_row(request, s.SegmentIdInputSerializer, _segment, key="slug")
+        segment = services.segment_rebuild(segment=segment)
         segment.refresh_from_db()
         body = {"success": True, "message": f"Rebuild of '{segment.slug}' queued (version {segment.version})."}
         notifuse = bool(data.get("segment_id"))
@@ -99,8 +98,8 @@ class SegmentGetView(WorkspaceAPIView):
     @operation("segments.get", s.SegmentRefInputSerializer, ok=s.SegmentEnvelopeSerializer, missing=True)
     def get(self, request: ApiRequest) -> Response:
         """One segment with its count, status and last build"""
-        workspace_id, data = self.parse(request, s.SegmentRefInputSerializer)
-        return _envelope.answer(_segment(workspace_id, data["id"]))
+        segment, _ = self.parse_row(request, s.SegmentRefInputSerializer, _segment)
+        return _envelope.answer(segment)
 
 
 class SegmentListView(WorkspaceAPIView):
@@ -176,8 +175,8 @@ class SegmentExportView(WorkspaceAPIView):
     @operation("segments.export", s.SegmentRefInputSerializer, ok={(200, "text/csv"): str}, missing=True)
     def get(self, request: ApiRequest) -> StreamingHttpResponse:
         """CSV of all members, streamed (constant memory)"""
-        workspace_id, data = self.parse(request, s.SegmentRefInputSerializer)
-        return presenters.members_csv(_segment(workspace_id, data["id"]))
+        segment, _ = self.parse_row(request, s.SegmentRefInputSerializer, _segment)
+        return presenters.members_csv(segment)
 
 
 class SegmentExplainView(WorkspaceAPIView):

@@ -31,8 +31,9 @@ class StringListField(serializers.ListField):
         super().__init__(**kwargs)
 
 
+@extend_schema_field({"type": "array", "items": {"type": "string", "enum": list(EVENT_TYPE_NAMES)}, "maxItems": 100})
 class EventTypesField(StringListField):
-    """Event type names (unknown ones are a 400 naming them)."""
+    """Event type names (unknown ones are a 400 naming them): the schema lists them."""
 
     child = StrictCharField(max_length=64)
 
@@ -43,7 +44,7 @@ class CustomEventFiltersSerializer(serializers.Serializer):
 
 
 class SubscriptionWriteInputSerializer(serializers.Serializer):
-    workspace_id = serializers.CharField(max_length=32)
+    workspace_id = StrictCharField(max_length=32)
     name = StrictCharField(max_length=255, allow_blank=True)
     url = StrictCharField(max_length=URL_MAX_LENGTH, allow_blank=True)
     event_types = EventTypesField(required=True, allow_null=False, help_text=", ".join(EVENT_TYPE_NAMES))
@@ -68,18 +69,27 @@ class SubscriptionCreateInputSerializer(SubscriptionWriteInputSerializer):
     pass
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON boolean: true or false, not DRF's 0 / 1 / "yes" spellings (the schema says boolean)."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 class SubscriptionUpdateInputSerializer(SubscriptionWriteInputSerializer):
-    id = serializers.CharField(max_length=64)
-    enabled = serializers.BooleanField(required=False, allow_null=True, help_text="Omitted: unchanged.")
+    id = StrictCharField(max_length=64)
+    enabled = StrictBooleanField(required=False, allow_null=True, help_text="Omitted: unchanged.")
 
 
 class SubscriptionIdInputSerializer(serializers.Serializer):
-    workspace_id = serializers.CharField(max_length=32)
-    id = serializers.CharField(max_length=64)
+    workspace_id = StrictCharField(max_length=32)
+    id = StrictCharField(max_length=64)
 
 
 class SubscriptionToggleInputSerializer(SubscriptionIdInputSerializer):
-    enabled = serializers.BooleanField()
+    enabled = StrictBooleanField()
 
 
 class SubscriptionTestInputSerializer(SubscriptionIdInputSerializer):
@@ -87,17 +97,17 @@ class SubscriptionTestInputSerializer(SubscriptionIdInputSerializer):
 
 
 class SubscriptionGetQuerySerializer(serializers.Serializer):
-    workspace_id = serializers.CharField(max_length=32)
-    id = serializers.CharField(max_length=64)
+    workspace_id = StrictCharField(max_length=32)
+    id = StrictCharField(max_length=64)
 
 
 class WorkspaceQuerySerializer(serializers.Serializer):
-    workspace_id = serializers.CharField(max_length=32)
+    workspace_id = StrictCharField(max_length=32)
 
 
 class DeliveriesQuerySerializer(serializers.Serializer):
-    workspace_id = serializers.CharField(max_length=32)
-    subscription_id = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    workspace_id = StrictCharField(max_length=32)
+    subscription_id = StrictCharField(required=False, allow_blank=True, max_length=64)
     status = serializers.ChoiceField(choices=WebhookDelivery.Status.values, required=False, allow_blank=True)
     event_type = serializers.ChoiceField(choices=EVENT_TYPE_NAMES, required=False, allow_blank=True)
     limit = serializers.IntegerField(required=False, min_value=1, default=20, help_text="1-100 (more is capped).")
@@ -108,14 +118,14 @@ class DeliveriesQuerySerializer(serializers.Serializer):
 
 
 class AttemptsQuerySerializer(serializers.Serializer):
-    workspace_id = serializers.CharField(max_length=32)
-    delivery_id = serializers.CharField(max_length=64)
+    workspace_id = StrictCharField(max_length=32)
+    delivery_id = StrictCharField(max_length=64)
 
 
 class ReplayInputSerializer(serializers.Serializer):
-    workspace_id = serializers.CharField(max_length=32)
-    delivery_id = serializers.CharField(required=False, allow_null=True, max_length=64)
-    subscription_id = serializers.CharField(required=False, allow_null=True, max_length=64)
+    workspace_id = StrictCharField(max_length=32)
+    delivery_id = StrictCharField(required=False, allow_null=True, max_length=64)
+    subscription_id = StrictCharField(required=False, allow_null=True, max_length=64)
     since = ExactDateTimeField(required=False, allow_null=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +167,17 @@ def _filters(subscription: WebhookSubscription) -> dict[str, list[str]] | None:
     return filters or None
 
 
+@extend_schema_field(CustomEventFiltersOutputSerializer)
+class FiltersOutputField(serializers.Field):
+    """A subscription's custom_event_filters (``_filters``); None is left out by the serializer."""
+
+    def get_attribute(self, subscription: WebhookSubscription) -> dict[str, list[str]] | None:
+        return _filters(subscription)
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 class SubscriptionOutputSerializer(serializers.Serializer):
     id = serializers.CharField(source="public_id")
     name = serializers.CharField()
@@ -164,7 +185,7 @@ class SubscriptionOutputSerializer(serializers.Serializer):
     secret = serializers.CharField()
     settings = serializers.SerializerMethodField()
     event_types = serializers.ListField(child=serializers.CharField())
-    custom_event_filters = serializers.SerializerMethodField()
+    custom_event_filters = FiltersOutputField(required=False)
     segment_ids = serializers.ListField(child=serializers.CharField())
     enabled = serializers.BooleanField()
     disabled_reason = serializers.CharField(allow_null=True, help_text="manual, gone_410 or failing_5_days.")
@@ -173,7 +194,8 @@ class SubscriptionOutputSerializer(serializers.Serializer):
     previous_secret_expires_at = serializers.DateTimeField(
         allow_null=True, help_text="Until then the previous secret signs too."
     )
-    last_delivery_at = serializers.DateTimeField(allow_null=True)
+    # Left out when unset (to_representation): not required in the schema.
+    last_delivery_at = serializers.DateTimeField(allow_null=True, required=False)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
@@ -185,10 +207,6 @@ class SubscriptionOutputSerializer(serializers.Serializer):
             out["custom_event_filters"] = filters
         out["segment_ids"] = list(subscription.segment_ids)
         return out
-
-    @extend_schema_field(CustomEventFiltersOutputSerializer)
-    def get_custom_event_filters(self, subscription: WebhookSubscription) -> dict[str, Any] | None:
-        return _filters(subscription)
 
     def to_representation(self, instance: WebhookSubscription) -> dict[str, Any]:
         data = super().to_representation(instance)

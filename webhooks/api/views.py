@@ -62,8 +62,8 @@ class SubscriptionGetView(WorkspaceAPIView):
     )
     def get(self, request: ApiRequest) -> Response:
         """Get one subscription"""
-        workspace_id, query = self.parse(request, s.SubscriptionGetQuerySerializer)
-        return _envelope.answer(_subscription(workspace_id, query["id"]))
+        subscription, _ = self.parse_row(request, s.SubscriptionGetQuerySerializer, _subscription)
+        return _envelope.answer(subscription)
 
 
 class SubscriptionUpdateView(WorkspaceAPIView):
@@ -78,9 +78,9 @@ class SubscriptionUpdateView(WorkspaceAPIView):
 
         A full replacement: filters left out are cleared. An omitted `enabled` keeps the current state.
         """
-        workspace_id, data = self.parse(request, s.SubscriptionUpdateInputSerializer)
+        subscription, data = self.parse_row(request, s.SubscriptionUpdateInputSerializer, _subscription)
         subscription = services.subscription_update(
-            subscription=_subscription(workspace_id, data["id"]),
+            subscription=subscription,
             enabled=data.get("enabled"),
             **s.SubscriptionWriteInputSerializer.settings(data),
         )
@@ -93,8 +93,8 @@ class SubscriptionDeleteView(WorkspaceAPIView):
     )
     def post(self, request: ApiRequest) -> Response:
         """Delete a subscription with its deliveries"""
-        workspace_id, data = self.parse(request, s.SubscriptionIdInputSerializer)
-        services.subscription_delete(subscription=_subscription(workspace_id, data["id"]))
+        subscription, _ = self.parse_row(request, s.SubscriptionIdInputSerializer, _subscription)
+        services.subscription_delete(subscription=subscription)
         return Response({"success": True})
 
 
@@ -110,10 +110,8 @@ class SubscriptionToggleView(WorkspaceAPIView):
 
         Disabled: nothing new is recorded for it and its pending deliveries wait; enabled: they resume.
         """
-        workspace_id, data = self.parse(request, s.SubscriptionToggleInputSerializer)
-        subscription = services.subscription_set_enabled(
-            subscription=_subscription(workspace_id, data["id"]), enabled=data["enabled"]
-        )
+        subscription, data = self.parse_row(request, s.SubscriptionToggleInputSerializer, _subscription)
+        subscription = services.subscription_set_enabled(subscription=subscription, enabled=data["enabled"])
         return _envelope.answer(subscription)
 
 
@@ -130,8 +128,8 @@ class SubscriptionRegenerateSecretView(WorkspaceAPIView):
         The previous secret stays valid for 24 hours: deliveries meanwhile carry a signature by each (space-separated
         in webhook-signature), so receivers can switch without losing any.
         """
-        workspace_id, data = self.parse(request, s.SubscriptionIdInputSerializer)
-        subscription = services.subscription_secret_regenerate(subscription=_subscription(workspace_id, data["id"]))
+        subscription, _ = self.parse_row(request, s.SubscriptionIdInputSerializer, _subscription)
+        subscription = services.subscription_secret_regenerate(subscription=subscription)
         return _envelope.answer(subscription)
 
 
@@ -169,8 +167,7 @@ class SubscriptionAttemptsView(WorkspaceAPIView):
     )
     def get(self, request: ApiRequest) -> Response:
         """Every attempt of one delivery (time, duration, status, resolved IP, error kind)"""
-        workspace_id, query = self.parse(request, s.AttemptsQuerySerializer)
-        delivery = _delivery(workspace_id, query["delivery_id"])
+        delivery, _ = self.parse_row(request, s.AttemptsQuerySerializer, _delivery, key="delivery_id")
         attempts = selectors.attempt_list(delivery=delivery)
         return Response(
             {
@@ -187,10 +184,8 @@ class SubscriptionTestView(WorkspaceAPIView):
 
         A sample of the type's real payload shape, sent synchronously and recorded as a test delivery.
         """
-        workspace_id, data = self.parse(request, s.SubscriptionTestInputSerializer)
-        delivery, response = services.subscription_test(
-            subscription=_subscription(workspace_id, data["id"]), event_type=data.get("event_type")
-        )
+        subscription, data = self.parse_row(request, s.SubscriptionTestInputSerializer, _subscription)
+        delivery, response = services.subscription_test(subscription=subscription, event_type=data.get("event_type"))
         body: dict[str, Any] = {
             "success": response.ok,
             "status_code": response.status_code,
