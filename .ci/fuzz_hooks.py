@@ -147,6 +147,9 @@ def references() -> dict[str, list[Any]]:
         "disposable_subscription": disposable_subscriptions,
         "webhook_url": [WEBHOOK_URL],
         "tree": TREES,
+        # rfm.transitions' from/to: a date or an instant (any other text is a 400 naming it).
+        "since": ["2026-01-01", "2026-06-01T00:00:00Z"],
+        "until": ["2026-11-30", "2026-11-30T23:59:59Z"],
     }
 
 
@@ -175,7 +178,7 @@ PINNED: dict[str, dict[str, str]] = {
     "rfmModels.delete": {"id": "disposable_model"},
     "rfm.contacts": {"model": "model"},
     "rfm.distribution": {"model": "model"},
-    "rfm.transitions": {"model": "model"},
+    "rfm.transitions": {"model": "model", "from": "since", "to": "until"},
     "webhookSubscriptions.get": SUBSCRIPTION_REF,
     "webhookSubscriptions.update": {**SUBSCRIPTION_REF, "url": "webhook_url"},
     "webhookSubscriptions.create": {"url": "webhook_url"},

@@ -622,6 +622,7 @@ class ContactImportInputSerializer(serializers.Serializer):
     contacts = serializers.ListField(
         child=serializers.JSONField(),
         allow_empty=False,
+        min_length=1,  # what allow_empty says, in a form the schema carries (minItems)
         max_length=CONTACTS_IMPORT_MAX,
         help_text=f"1 to {CONTACTS_IMPORT_MAX} contact objects (each as contacts.upsert's contact).",
     )

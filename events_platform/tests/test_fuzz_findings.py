@@ -172,3 +172,11 @@ def test_webhook_event_types_are_listed_in_the_schema(schema: dict[str, Any]) ->
     enum = components[items["$ref"].rsplit("/", 1)[1]]["enum"] if "$ref" in items else items["enum"]
     # then
     assert {"contact.created", "custom_event.created", "rfm.group_changed"} <= set(enum)
+
+
+def test_contacts_import_states_its_minimum_in_the_schema(schema: dict[str, Any]) -> None:  # noqa: F811
+    """contacts.import refuses an empty list; the schema says so (minItems), so the fuzz sends at least one."""
+    # when
+    contacts = schema["components"]["schemas"]["ContactImportInputRequest"]["properties"]["contacts"]
+    # then
+    assert contacts["minItems"] == 1
