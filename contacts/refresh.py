@@ -206,8 +206,6 @@ def _drain_already_scheduled(key: str | None, delay: float) -> bool:
     """
     if key is None:
         return False
-    if _covered_until.get(key, 0.0) > time.monotonic():
-        return True
     return not _redis().set(key, 1, nx=True, px=int(delay * 500))
 
 
@@ -220,7 +218,7 @@ def _remember_covered(key: str | None, delay: float, since: float) -> None:
     ``since``, so due more than half a delay after it). A contact queued before then is claimed
     by it. A process remembers only what it saw itself: one that saw nothing asks Redis as
     before, so processes never need to agree on it, and it only ever skips a publish that
-    would be redundant.
+    would be redundant. Only a look at Redis (at ``since``) sets it: a skip never extends it.
     """
     if key is not None:
         _covered_until[key] = since + delay * COVERED_SHARE
@@ -231,6 +229,7 @@ def _remember_covered(key: str | None, delay: float, since: float) -> None:
 _covered_until: dict[str, float] = {}
 # A safety margin on "half a delay" (clock steps, Redis' expiry rounding).
 COVERED_SHARE = 0.4
+_clock = time.monotonic
 
 
 def drain_schedule(*, workspace_id: str) -> bool:
@@ -246,7 +245,9 @@ def drain_schedule(*, workspace_id: str) -> bool:
 
     delay = settings.SEGMENT_REFRESH_BATCH_DELAY
     key = _mark_key(workspace_id, delay)
-    since = time.monotonic()
+    since = _clock()
+    if key is not None and _covered_until.get(key, 0.0) > since:
+        return True  # a drain this process saw published or marked claims what is queued now
     try:
         if not _drain_already_scheduled(key, delay):
             contacts_refresh_pending_task.apply_async((workspace_id,), countdown=delay)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -128,3 +129,45 @@ def test_registering_a_name_again_replaces_the_hook(workspace: Workspace, regist
     refresh.contacts_refresh_pending(workspace_id=workspace.id)
     # then
     assert heard == ["second"]
+
+
+def test_a_process_skips_only_the_publishes_a_drain_it_saw_covers(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """Commits every 0.1 s for 4 s in one process: it asks Redis at most once per 0.4 delay, and
+    every commit has a drain published at or before it and due after it (so that drain claims
+    the commit's contacts), even while skips follow one another."""
+    # given: a broker, a fake Redis honouring SET NX PX, and a clock
+    from contacts import tasks
+
+    settings.REDIS_URL = "redis://fake"
+    settings.SEGMENT_REFRESH_BATCH_DELAY = 1.0
+    monkeypatch.setitem(tasks.contacts_refresh_pending_task.app.conf, "task_always_eager", False)
+    now = [1000.0]
+    marks: dict[str, float] = {}
+    asked: list[float] = []
+    published: list[float] = []
+
+    class FakeRedis:
+        def set(self, key: str, value: int, *, nx: bool, px: int) -> bool | None:
+            asked.append(now[0])
+            if marks.get(key, 0.0) > now[0]:
+                return None
+            marks[key] = now[0] + px / 1000
+            return True
+
+    monkeypatch.setattr(refresh, "_redis", FakeRedis)
+    monkeypatch.setattr(refresh, "_clock", lambda: now[0])
+    monkeypatch.setattr(refresh, "_covered_until", {})
+    monkeypatch.setattr(
+        tasks.contacts_refresh_pending_task, "apply_async", lambda *args, **kwargs: published.append(now[0])
+    )
+    # when
+    commits = [1000.0 + step * 0.1 for step in range(40)]
+    for at in commits:
+        now[0] = at
+        assert refresh.drain_schedule(workspace_id="acme")
+    # then
+    assert len(asked) <= 12  # not once per commit
+    for at in commits:
+        assert any(p <= at < p + 1.0 for p in published), (at, published)
