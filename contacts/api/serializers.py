@@ -293,6 +293,20 @@ def goal_value_from_number(value: float | int) -> Decimal:
     return rounded.copy_abs() if rounded.is_zero() else rounded  # -0.001 is 0.00, not -0.00
 
 
+# What fits the column once rounded to cents: 999999999999.995 would round to 1000000000000.00.
+GOAL_VALUE_BOUND = 999999999999.995
+
+
+@extend_schema_field(
+    {
+        "type": "number",
+        "format": "double",
+        "maximum": GOAL_VALUE_BOUND,
+        "exclusiveMaximum": True,
+        "minimum": -GOAL_VALUE_BOUND,
+        "exclusiveMinimum": True,
+    }
+)
 class GoalValueField(serializers.DecimalField):
     """A goal value: any finite JSON number, rounded to cents; or a numeric string (this API's own
     spelling, Notifuse refuses it) that must already fit: at most 2 decimals.
@@ -477,11 +491,15 @@ class EventGetQuerySerializer(serializers.Serializer):
     external_id = serializers.CharField(max_length=EXTERNAL_ID_MAX_LENGTH)
 
 
+@extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string"}]})
 class LenientCountField(serializers.IntegerField):
     """A paging number read as Notifuse reads it (NOTIFUSE-API.md §1.2, ``customEvents.list``):
     a value that is not an integer is ignored, so is one below ``smallest`` (both give the
     default), and one above ``cap`` is served as ``cap``: never a 400. Beyond ``refuse_above`` it
-    is a 400 (no database could skip that many rows)."""
+    is a 400 (no database could skip that many rows). The schema says so: an integer, or any
+    other text (which means the default); an empty value is the default too."""
+
+    allow_blank = True
 
     def __init__(
         self, *, default: int, smallest: int, cap: int | None = None, refuse_above: int | None = None, **kwargs: Any

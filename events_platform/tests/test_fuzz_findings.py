@@ -201,3 +201,106 @@ def test_the_schema_states_the_rules_the_fuzz_met(schema: dict[str, Any]) -> Non
     pattern = re.compile(color["pattern"])
     assert all(pattern.search(value) for value in ("#1677ff", "blue", " Blue ", "GEEKBLUE"))
     assert not any(pattern.search(value) for value in ("bleu", "#12345", "blue;"))
+
+
+# --- found by the first CI fuzz run that reached the operations (2026-12-01, seed 20261201) ---
+
+
+def _segment(api_client: APIClient, slug: str) -> None:
+    tree = {
+        "kind": "leaf",
+        "leaf": {"source": "contacts", "contact": {"field": "email", "operator": "contains", "value": "@"}},
+    }
+    created = api_client.post("/api/segments.create", {**WS, "id": slug, "name": slug, "tree": tree}, format="json")
+    assert created.status_code == 201, created.content
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "field"),
+    [
+        ("rfm.contacts", "model=default&group=&r=5", "group"),
+        ("segments.contacts", "id=", "id"),
+        ("customEvents.list", "email=&event_name=x", "email"),
+    ],
+)
+def test_a_query_parameter_sent_empty_is_a_400_where_the_schema_refuses_blank(
+    api_client: APIClient, path: str, query: str, field: str
+) -> None:
+    """`?group=` is not "no group": the schema says minLength 1, so an empty value is a 400 naming it
+    (DRF alone would read it as left out and answer 200 for another request than the one sent)."""
+    # when
+    response = api_client.get(f"/api/{path}?workspace_id=acme&{query}")
+    # then
+    assert response.status_code == 400, response.content
+    assert field in response.json()["details"]
+
+
+def test_an_empty_cursor_is_still_the_first_page(api_client: APIClient) -> None:
+    """A field that takes a blank (the cursor: Notifuse clients send `cursor=`) still accepts one."""
+    # when
+    response = api_client.get("/api/customEvents.list?workspace_id=acme&event_name=x&cursor=")
+    # then
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize("path", ["segments.rebuild", "segments.contacts"])
+def test_segment_id_and_id_naming_two_segments_is_a_400(api_client: APIClient, path: str) -> None:
+    """The two spellings of one reference must agree: `segment_id` vip with `id` AAA is a 400 naming id
+    (it was answered for vip, ignoring id); the same segment under both spellings is fine."""
+    # given
+    _segment(api_client, "vip")
+    send = (
+        (lambda body: api_client.post(f"/api/{path}", {**WS, **body}, format="json"))
+        if path.endswith("rebuild")
+        else (lambda body: api_client.get(f"/api/{path}", {**WS, **body}))
+    )
+    # when
+    mismatched = send({"segment_id": "vip", "id": "AAA"})
+    agreeing = send({"segment_id": "vip", "id": "vip"})
+    # then
+    assert mismatched.status_code == 400, mismatched.content
+    assert "id" in mismatched.json()["details"]
+    assert agreeing.status_code == 200, agreeing.content
+
+
+def test_lenient_paging_numbers_are_documented_as_any_text(
+    api_client: APIClient,
+    schema: dict[str, Any],  # noqa: F811
+) -> None:
+    """Notifuse's paging reads a non-integer offset as 0 (`offset=false` is 200): the schema says an
+    integer or any text, not only an integer."""
+    # given
+    _segment(api_client, "vip")
+    # when
+    response = api_client.get("/api/segments.contacts", {**WS, "segment_id": "vip", "offset": "false"})
+    # then
+    assert response.status_code == 200, response.content
+    assert response.json()["offset"] == 0
+    parameters = schema["paths"]["/api/segments.contacts"]["get"]["parameters"]
+    offset = next(p for p in parameters if p["name"] == "offset")["schema"]
+    assert {alternative["type"] for alternative in offset["oneOf"]} == {"integer", "string"}
+
+
+def test_the_goal_value_bound_is_what_fits_once_rounded(
+    api_client: APIClient,
+    schema: dict[str, Any],  # noqa: F811
+) -> None:
+    """999999999999.9999 rounds to 1000000000000.00, which does not fit: a 400, and the schema's bound
+    (exclusive 999999999999.995) calls it invalid; 999999999999.994 fits."""
+    # when
+    too_big = api_client.post(
+        "/api/customEvents.upsert",
+        {**WS, **EVENT, "goal_type": "purchase", "goal_value": 999999999999.9999},
+        format="json",
+    )
+    fits = api_client.post(
+        "/api/customEvents.upsert",
+        {**WS, **EVENT, "goal_type": "purchase", "goal_value": 999999999999.994},
+        format="json",
+    )
+    # then
+    assert too_big.status_code == 400, too_big.content
+    assert fits.status_code == 200, fits.content
+    documented = schema["components"]["schemas"]["EventUpsertInputRequest"]["properties"]["goal_value"]
+    assert documented["exclusiveMaximum"] is True and 999999999999.994 < documented["maximum"] <= 999999999999.995
+    assert documented["maximum"] < 999999999999.9999

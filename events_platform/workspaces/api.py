@@ -151,11 +151,28 @@ class WorkspaceAPIView(APIView):
         return lookup(workspace_id, data[key]), data
 
     def validated(self, serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
-        """``data`` as ``serializer_class`` validates it; an invalid request is the standard 400."""
+        """``data`` as ``serializer_class`` validates it; an invalid request is the standard 400.
+
+        A query parameter sent empty (``?group=``) is a value, as the schema says (``minLength: 1``
+        where a field takes no blank): DRF would read it as left out, so the request would mean
+        something else than it says. Only fields that take a blank (``allow_blank``) accept one.
+        """
         serializer = serializer_class(data=data, **kwargs)
+        if isinstance(data, QueryDict):
+            blank = [name for name, value in data.items() if value == "" and _refuses_blank(serializer, name)]
+            if blank:
+                raise serializers.ValidationError({name: [BLANK_QUERY_VALUE] for name in blank})
         serializer.is_valid(raise_exception=True)
         validated: dict[str, Any] = serializer.validated_data
         return validated
+
+
+BLANK_QUERY_VALUE = "May not be empty: leave the parameter out."
+
+
+def _refuses_blank(serializer: serializers.Serializer, name: str) -> bool:
+    field = serializer.fields.get(name)
+    return field is not None and not getattr(field, "allow_blank", False)
 
 
 def api_operation(

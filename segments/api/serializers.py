@@ -126,10 +126,17 @@ class SegmentIdInputSerializer(serializers.Serializer):
     id = StrictCharField(max_length=32, required=False, help_text="This app's earlier spelling, kept.")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        _one_segment(attrs)
         slug = attrs.get("segment_id") or attrs.get("id")
         if not slug:
             raise serializers.ValidationError({"segment_id": ["This field is required."]})
         return attrs | {"slug": slug}
+
+
+def _one_segment(attrs: dict[str, Any]) -> None:
+    """``segment_id`` and ``id`` are two spellings of one reference: both may be sent only when they agree."""
+    if attrs.get("segment_id") and attrs.get("id") and attrs["segment_id"] != attrs["id"]:
+        raise serializers.ValidationError({"id": ["Names another segment than segment_id: send one of them."]})
 
 
 # Notifuse's segment states; this app's failed build is shown as active (with its last_error).
@@ -272,6 +279,11 @@ class SegmentMembersNotifuseQuerySerializer(serializers.Serializer):
     )
     offset = LenientCountField(default=0, smallest=0, refuse_above=1_000_000)
     cursor = StrictCharField(required=False, allow_blank=True)
+    id = StrictCharField(max_length=32, required=False, help_text="This app's spelling; if sent, the same segment.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        _one_segment(attrs)
+        return attrs
 
 
 class SegmentMemberOutputSerializer(ContactOutputSerializer):
