@@ -141,6 +141,13 @@ def _guard(execute: Callable[..., Any], sql: str, params: Any, many: bool, conte
     if limit is None:
         return execute(sql, params, many, context)
     connection = context["connection"]
+    if _is_transaction_control(sql):
+        # Never stop BEGIN, COMMIT, ROLLBACK or a savepoint: a BEGIN interrupted half-way (SQLite)
+        # or a ROLLBACK refused for a spent budget would leave the connection inside a transaction
+        # that Django believes is closed. The statements between them carry the limit.
+        if connection.vendor == "sqlite":
+            connection.ep_statement_deadline = None
+        return execute(sql, params, many, context)
     now = time.monotonic()
     seconds = limit.seconds
     deadline: float | None = getattr(_request, "deadline", None)
@@ -156,6 +163,13 @@ def _guard(execute: Callable[..., Any], sql: str, params: Any, many: bool, conte
             execute(f"SET statement_timeout = {_milliseconds(seconds)}", None, False, context)
             connection.ep_statement_timeout = seconds
     return execute(sql, params, many, context)
+
+
+_TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "END")
+
+
+def _is_transaction_control(sql: str) -> bool:
+    return sql.lstrip()[:9].upper().startswith(_TRANSACTION_CONTROL)
 
 
 def _restore_connections() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Model
 from django.test import Client
 from rest_framework.test import APIClient
@@ -246,3 +246,23 @@ def test_a_real_worker_stops_a_build_at_its_limit_and_records_it(
     segment.refresh_from_db()
     assert "0.5 s (WORKER_STATEMENT_TIMEOUT)" in segment.last_error
     assert segment.last_build_duration_ms is not None and segment.last_build_duration_ms < 5000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_limit_never_stops_a_transaction_s_begin(bound_as: Callable[[str, float], None]) -> None:
+    """Transaction control is never stopped by a limit. On SQLite a prepared statement's VM-step
+    counter runs on across executions, so once BEGIN IMMEDIATE has run a few hundred times the
+    progress check fires inside it; with the deadline past, it was interrupted half-way and left
+    the connection inside a transaction Django believed closed (every later test then failed with
+    "cannot start a transaction within a transaction"). Under a limit shorter than any statement,
+    2,000 transactions open and close, and the connection works afterwards."""
+    # given a worker whose limit every statement exceeds
+    bound_as(time_limits.WORKER, 0.000001)
+    # when
+    for _ in range(2000):
+        with transaction.atomic():
+            pass
+    # then
+    assert not connection.in_atomic_block
+    bound_as(time_limits.WORKER, 30.0)
+    assert Contact.objects.count() == 0
