@@ -78,19 +78,32 @@ _PG_FIRST = (
     "WHERE l.custom_event_id = e.id AND l.operation <> 'insert' AND l.changes ? '{key}' ORDER BY l.id LIMIT 1), "
     "{value})"
 )
+
+
+def _pg_iso(column: str) -> str:
+    """An instant as the old code wrote it (Python's ``isoformat()`` in UTC): microseconds in six
+    digits when there are any. ``to_jsonb(timestamptz)`` trims trailing zeros (``.12`` for
+    ``.120000``), so a reverse migration would not give back the text it had removed."""
+    return (
+        f"to_jsonb(to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+        f"CASE WHEN date_part('microseconds', {column})::bigint %% 1000000 = 0 THEN '' "
+        f"ELSE to_char({column} AT TIME ZONE 'UTC', '.US') END || '+00:00')"
+    )
+
+
 _PG_VALUES = ", ".join(
-    "('{key}', {first})".format(key=key, first=_PG_FIRST.format(key=key, value=value))
+    f"('{key}', {_PG_FIRST.format(key=key, value=value)})"
     for key, value in [
         ("event_name", "to_jsonb(e.event_name)"),
         ("external_id", "to_jsonb(e.external_id)"),
-        ("occurred_at", "to_jsonb(e.occurred_at)"),
+        ("occurred_at", _pg_iso("e.occurred_at")),
         ("properties", "e.properties"),
         ("source", "to_jsonb(e.source)"),
         ("integration_id", "to_jsonb(e.integration_id)"),
         ("goal_type", "to_jsonb(e.goal_type)"),
         ("goal_name", "to_jsonb(e.goal_name)"),
         ("goal_value", "to_jsonb(e.goal_value::float8)"),
-        ("deleted_at", "to_jsonb(e.deleted_at)"),
+        ("deleted_at", _pg_iso("e.deleted_at")),
     ]
 )
 PG_BACKWARD = f"""
