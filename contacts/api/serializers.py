@@ -341,7 +341,12 @@ class EventInputSerializer(serializers.Serializer):
         trim_whitespace=False,
     )
     external_id = ExternalIdField(max_length=EXTERNAL_ID_MAX_LENGTH)
-    properties = JsonObjectField(required=False, default=dict)
+    properties = JsonObjectField(
+        required=False,
+        default=dict,
+        help_text="Any JSON object. No key or string at any depth may hold NUL (\\u0000) or a lone surrogate, and "
+        "no number may be infinite (PostgreSQL's jsonb refuses them): a 400 naming the path.",
+    )
     occurred_at = ExactDateTimeField(required=False, allow_null=True)
     # DRF's metaclass moves declared fields off the class, so this API field does not replace
     # Field.source; the stubs cannot tell (typeddjango/djangorestframework-stubs#158).
