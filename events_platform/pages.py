@@ -8,6 +8,7 @@ or segments.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -65,8 +66,15 @@ def csv_response(*, filename: str, header: Sequence[str], rows: Iterable[Sequenc
             yield writer.writerow(row)
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Content-Disposition"] = f'attachment; filename="{safe_filename(filename)}"'
     return response
+
+
+def safe_filename(filename: str) -> str:
+    """``filename`` with every run of characters other than ASCII letters, digits, ``.``, ``_``
+    and ``-`` as one ``_``: names built from request values (an RFM group) cannot put a quote or
+    a control character into the header (gunicorn answered such a header with its own HTML 500)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", filename)
 
 
 def favicon_redirect(request: HttpRequest) -> HttpResponseRedirect:

@@ -47,6 +47,16 @@ def test_csv_response_streams_the_header_then_each_row_lazily() -> None:
     assert body.splitlines() == ["email,note", "user0@x.io,", 'user1@x.io,"a, b"', "user2@x.io,"]
 
 
+def test_a_csv_download_s_filename_holds_only_safe_characters() -> None:
+    """A name built from request values (rfm.contacts' group, which the fuzz sent as "\u00ae\u0006")
+    cannot put a control character or a quote into Content-Disposition: gunicorn refused that
+    header with its own HTML 500."""
+    # when
+    response = csv_response(filename='rfm-default-\u00ae\u0006"x\r\n.csv', header=("email",), rows=[])
+    # then
+    assert response["Content-Disposition"] == 'attachment; filename="rfm-default-_x_.csv"'
+
+
 @pytest.fixture
 def collected_static(settings: Settings, tmp_path: Path) -> Path:
     """Static files collected as in production: hashed names in a manifest, served by whitenoise."""
