@@ -24,7 +24,8 @@ class DocstringAutoSchema(AutoSchema):
 
     def get_description(self, path: str = "", method: str = "") -> str:
         # drf-spectacular calls it without arguments; DRF's inspector, which it narrows, takes these.
-        own = "__doc__" in vars(self.view.__class__) and self.view.__class__.__doc__
+        # A class's own __doc__ is None without a docstring (never inherited); get_doc would inherit.
+        own = self.view.__class__.__doc__
         return self._docstring()[1] or (get_doc(self.view.__class__) if own else "")
 
 
