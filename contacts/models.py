@@ -206,15 +206,11 @@ class CustomEvent(models.Model):
             # customEvents.list?event_name= newest first.
             models.Index(fields=["workspace", "event_name", "-occurred_at", "-id"], name="event_ws_name_idx"),
             # The events page: a workspace's events newest first (read backwards), whatever the
-            # filters; and the dashboard's events and revenue per day of the last 90 days, an
-            # index-only scan of the window's range (the live filter and the purchase sums read
-            # the included columns). Ascending keys: new events land at the right end of their
-            # workspace's range, where full pages split 90/10 (migration 0008).
-            models.Index(
-                fields=["workspace", "occurred_at", "id"],
-                include=["deleted_at", "goal_type", "goal_value"],
-                name="event_ws_occurred_idx",
-            ),
+            # filters, and the dashboard's last partial bucket (``activity.py``). Ascending keys:
+            # new events land at the right end of their workspace's range, where full pages split
+            # 90/10 (migration 0008). No INCLUDE columns since 0009: the dashboard reads
+            # ``EventActivity``.
+            models.Index(fields=["workspace", "occurred_at", "id"], name="event_ws_occurred_idx"),
             # Per-contact goal aggregation for segments: only live goal rows, with the
             # aggregated columns included so PostgreSQL answers from the index alone.
             models.Index(
@@ -275,6 +271,38 @@ class TimelineEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.operation}"
+
+
+class EventActivity(models.Model):
+    """Live events and net revenue per 15-minute bucket of ``occurred_at``: the dashboard's read
+    model (``contacts/activity.py`` has the whole cycle).
+
+    Append-only deltas: each write of events adds, in its own transaction, one row per bucket it
+    changed (an insert +1, a soft delete -1, an erasure minus the contact's events, an update
+    minus the old version plus the new), so concurrent writers never wait on a shared counter and
+    the sums are exact at every commit. The compaction (beat, every minute) folds each bucket's
+    rows into one. A bucket is 15 minutes of UTC, which every time zone's midnight falls on.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    bucket = models.DateTimeField(help_text="Start of the 15 minutes (UTC) the events occurred in.")
+    events = models.BigIntegerField(default=0)
+    revenue = models.DecimalField(
+        max_digits=GOAL_VALUE_MAX_DIGITS + 6, decimal_places=GOAL_VALUE_DECIMAL_PLACES, default=Decimal("0.00")
+    )
+
+    class Meta:
+        verbose_name_plural = "event activity"
+        indexes = [
+            # The dashboard's window of a workspace (an index-only scan of its range), and the
+            # compaction's groups.
+            models.Index(
+                fields=["workspace", "bucket"], include=["events", "revenue"], name="event_activity_bucket_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id} {self.bucket:%Y-%m-%d %H:%M}: {self.events} events"
 
 
 class NullsFirstIndex(models.Index):

@@ -37,7 +37,7 @@ from django.utils import timezone
 from events_platform.after_response import defer
 from events_platform.conflicts import WriteConflict
 
-from . import refresh
+from . import activity, refresh
 from .changes import EVENT_VERSION_FIELDS, TRACKED_CONTACT_FIELDS, contact_snapshot, diff, event_snapshot
 from .changes import GOAL_FIELDS as GOAL_FIELDS  # the API's serializers read it here
 from .models import PROFILE_FIELD_TYPES, Contact, CustomEvent, TimelineEntry, merged_properties, normalize_email
@@ -664,6 +664,7 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
             changed = changed_contacts((), keys)
             return [
                 *_queue_writes(workspace_id, changed, when=condition),
+                *_activity_writes(workspace_id, folded.values(), when=condition),
                 *_record_writes(workspace_id, now, _Changes(created_contacts, events=changes), when=condition),
             ]
 
@@ -712,6 +713,7 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
         [
             *([_Write(*_timeline_statement(entries))] if entries else []),
             *_queue_writes(workspace_id, changed),
+            *_activity_writes(workspace_id, folded.values()),
             *_record_writes(workspace_id, now, _Changes(created_contacts, events=changes)),
         ]
     )
@@ -733,6 +735,18 @@ def _results(
 
 def _queue_writes(workspace_id: str, contact_ids: Iterable[int], *, when: str = "") -> list[_Write]:
     statement = refresh.contacts_queue_refresh_statement(workspace_id=workspace_id, contact_ids=contact_ids, when=when)
+    return [] if statement is None else [_Write(*statement)]
+
+
+def _activity_writes(
+    workspace_id: str, folded: Iterable[tuple[CustomEvent, list[_Step]]], *, when: str = ""
+) -> list[_Write]:
+    """The dashboard's deltas of these folded events (``activity.py``): every effective step's
+    version before and after."""
+    versions = (
+        (step.before, step.after) for _, steps in folded for step in steps if step.operation != Operation.UNCHANGED
+    )
+    statement = activity.activity_statement(workspace_id=workspace_id, changes=activity.deltas(versions), when=when)
     return [] if statement is None else [_Write(*statement)]
 
 
@@ -990,6 +1004,8 @@ def contact_delete(*, workspace_id: str, email: str) -> bool:
         return False
     contact_id = contact.pk
     _announce_written(workspace_id, timezone.now(), _Changes(contacts_erased=[contact]))
+    with connection.cursor() as cursor:
+        cursor.execute(*activity.erasure_statement(contact_id=contact_id))
     contact.delete()
     refresh.contacts_queue_refresh(workspace_id=workspace_id, contact_ids=[contact_id])
     _changes_committed(workspace_id, [contact_id])

@@ -1,10 +1,11 @@
-"""Background work for contacts: the refresh queue's drain and its periodic safety net.
+"""Background work for contacts: the refresh queue's drain and its periodic safety net, and the
+compaction of the dashboard's activity rows.
 
 Tasks take ids, call one service and are idempotent by their data (see ``refresh.py``)."""
 
 from celery import shared_task
 
-from . import refresh
+from . import activity, refresh
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -25,3 +26,9 @@ def contacts_refresh_stale_task() -> int:
     for workspace_id in stale:
         contacts_refresh_pending_task.delay(workspace_id)
     return len(stale)
+
+
+@shared_task(ignore_result=True)
+def contacts_activity_compact_task() -> int:
+    """Fold the dashboard's activity deltas into one row per bucket (``activity.py``)."""
+    return activity.activity_compact()

@@ -337,6 +337,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "rfm.tasks.rfm_models_due_task",
         "schedule": float(min(SEGMENT_REFRESH_INTERVAL, 300)),
     },
+    # The dashboard's activity deltas folded to one row per 15-minute bucket (contacts/activity.py).
+    "contacts-activity-compact": {
+        "task": "contacts.tasks.contacts_activity_compact_task",
+        "schedule": 60.0,
+    },
     "webhooks-sweep": {
         "task": "webhooks.tasks.webhooks_sweep_task",
         "schedule": WEBHOOK_SWEEP_INTERVAL,

@@ -13,7 +13,8 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from contacts.models import Contact, ContactTotals, CustomEvent, GoalType, normalize_email
+from contacts import activity
+from contacts.models import Contact, ContactTotals, CustomEvent, EventActivity, GoalType, normalize_email
 from events_platform.pagination import Page, paginate
 from rfm import selectors as rfm_selectors
 from segments import explain
@@ -234,53 +235,64 @@ def dashboard_figures(
     """Contacts, live events of the last 30 days, and net revenue (live purchase goal values,
     refunds included as the negative values they are) for 30 days and all time, and the events
     and net revenue of each of the last ``days`` calendar days in ``timezone_name`` (days without
-    events at zero, for the dashboard's charts): three statements.
+    events at zero, for the dashboard's charts): four small statements, whatever the number of
+    events.
 
-    The 30-day figures and the days are exact, read by one GROUP BY local day over the rows
-    ``event_ws_occurred_idx`` finds from the earlier of the two windows' starts; the 30-day sums
-    are conditional aggregates of the same rows, added up over the (at most ~90) groups. The
+    The days and the 30-day figures are exact at every commit: the days sum the window's rows of
+    ``EventActivity`` (live events and net revenue per 15-minute bucket, kept by every write in
+    its own transaction: ``contacts/activity.py``), grouped by local day (every zone's midnight
+    is a bucket start); the 30 days are the buckets from the first whole one after ``now - 30
+    days`` plus the events of the part-bucket before it, read from ``event_ws_occurred_idx``. The
     all-time revenue is the sum of the stored ``ContactTotals.lifetime_value`` (the same net sum
-    of live purchase values per contact, one row per contact instead of every event ever), so it
-    is eventually consistent like the contacts list: a change shows once the drain has refreshed
-    its contact, normally within a second of the commit. 100k contacts / 1M events (150k in the
-    30 days) on PostgreSQL: 120-175 ms -> 55-60 ms with a 30-day aggregate (~40 ms); the 90-day
-    grouping reads about twice those rows.
+    per contact, one row per contact), eventually consistent like the contacts list: a change
+    shows once the drain has refreshed its contact, normally within a second of the commit.
+    Before the read model (100k contacts / 1M events, 344k in the 90 days): 170-310 ms, an
+    index-only scan of the window's events.
     """
     now = now or timezone.now()
     zone = zoneinfo.ZoneInfo(timezone_name)
     today = now.astimezone(zone).date()
     first = today - dt.timedelta(days=days - 1)
     since = now - dt.timedelta(days=30)
+    edge = activity.bucket_ceiling(since)
     start = min(since, dt.datetime.combine(first, dt.time(), tzinfo=zone))
-    purchase, recent = Q(goal_type=GoalType.PURCHASE), Q(occurred_at__gte=since)
+    recent = Q(bucket__gte=edge)
     rows = (
-        CustomEvent.objects.live()
-        .filter(workspace_id=workspace_id, occurred_at__gte=start)
-        .annotate(day=TruncDate("occurred_at", tzinfo=zone))
+        EventActivity.objects.filter(workspace_id=workspace_id, bucket__gte=activity.bucket_of(start))
+        .annotate(day=TruncDate("bucket", tzinfo=zone))
         .values("day")
         .annotate(
-            events=Count("id"),
-            revenue=Sum("goal_value", filter=purchase),
-            events_30d=Count("id", filter=recent),
-            revenue_30d=Sum("goal_value", filter=purchase & recent),
+            n=Sum("events"),
+            money=Sum("revenue"),
+            n_30d=Sum("events", filter=recent),
+            money_30d=Sum("revenue", filter=recent),
         )
         .order_by()
     )
     by_day = {row["day"]: row for row in rows}
+    part = (
+        CustomEvent.objects.live()
+        .filter(workspace_id=workspace_id, occurred_at__gte=since, occurred_at__lt=edge)
+        .aggregate(n=Count("id"), revenue=Sum("goal_value", filter=Q(goal_type=GoalType.PURCHASE)))
+    )
     series = []
     for offset in range(days):  # the chart's days, not the events
         day = first + dt.timedelta(days=offset)
         row = by_day.get(day, {})
-        series.append(DayActivity(day=day, events=row.get("events", 0), revenue=Decimal(row.get("revenue") or 0)))
+        series.append(DayActivity(day=day, events=row.get("n") or 0, revenue=_cents(row.get("money"))))
     all_time = ContactTotals.objects.filter(workspace_id=workspace_id).aggregate(revenue=Sum("lifetime_value"))
     return DashboardFigures(
         contacts=Contact.objects.filter(workspace_id=workspace_id).count(),
-        events_30d=sum(row["events_30d"] for row in by_day.values()),
-        revenue_30d=sum((Decimal(row["revenue_30d"] or 0) for row in by_day.values()), Decimal(0)),
-        # SQLite sums a decimal column as a float (681.549999999999): the stored values are cents.
-        revenue_all_time=Decimal(all_time["revenue"] or 0).quantize(Decimal("0.01")),
+        events_30d=part["n"] + sum(row["n_30d"] or 0 for row in by_day.values()),
+        revenue_30d=_cents(part["revenue"]) + sum((_cents(row["money_30d"]) for row in by_day.values()), Decimal(0)),
+        revenue_all_time=_cents(all_time["revenue"]),
         days=series,
     )
+
+
+def _cents(value: Any) -> Decimal:
+    """A sum of money as Decimal cents (SQLite sums a decimal column as a float: 681.549999999999)."""
+    return Decimal(value or 0).quantize(Decimal("0.01"))
 
 
 @dataclass(frozen=True)

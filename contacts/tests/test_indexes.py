@@ -20,8 +20,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from contacts import selectors
-from contacts.models import Contact, CustomEvent, TimelineEntry
+from contacts import activity, selectors
+from contacts.models import Contact, CustomEvent, EventActivity, TimelineEntry
 from contacts.services import EventInput, events_upsert
 from events_platform.workspaces.models import Workspace
 from segments.selectors import dashboard_figures
@@ -169,13 +169,14 @@ def test_events_page_uses_the_workspace_newest_first_index(stored: None) -> None
     )
 
 
-def test_dashboard_activity_is_an_index_only_scan_of_the_workspace_newest_first_index(
+def test_dashboard_activity_reads_the_activity_index_and_only_a_part_bucket_of_events(
     transactional_db: None, stored: None
 ) -> None:
-    """The dashboard's events and revenue per day of the last 90 days read the window's range of
-    event_ws_occurred_idx alone (its included columns hold the live filter and the purchase
-    sums), not every event of the table."""
-    # given: as many events before the window as in it, the table vacuumed (as autovacuum keeps it)
+    """The dashboard's events and revenue per day of the last 90 days are an index-only scan of
+    the window's range of event_activity_bucket_idx (one row per 15-minute bucket once
+    compacted); the events it still reads are the part-bucket before the 30-day window's first
+    whole bucket, a range of event_ws_occurred_idx."""
+    # given: as many events before the window as in it, the deltas compacted, tables vacuumed
     old = timezone.now() - timedelta(days=200)
     events = [
         EventInput(email=f"o{n % 20}@example.com", event_name="order.completed", external_id=f"o{n}", occurred_at=old)
@@ -183,11 +184,13 @@ def test_dashboard_activity_is_an_index_only_scan_of_the_workspace_newest_first_
     ]
     for start in range(0, len(events), 50):
         events_upsert(workspace_id="acme", events=events[start : start + 50])
+    activity.activity_compact()
     with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE contacts_customevent")
+        cursor.execute("VACUUM ANALYZE contacts_customevent, contacts_eventactivity")
     # when, then
-    plans = _plans(lambda: dashboard_figures(workspace_id="acme"), "contacts_customevent", ("seqscan", "bitmapscan"))
-    _uses("Index Only Scan using event_ws_occurred_idx", plans)
+    run = lambda: dashboard_figures(workspace_id="acme")  # noqa: E731
+    _uses("Index Only Scan using event_activity_bucket_idx", _plans(run, "contacts_eventactivity", ("seqscan",)))
+    _uses("event_ws_occurred_idx", _plans(run, "contacts_customevent", ("seqscan", "bitmapscan")))
 
 
 def test_contact_page_timeline_kinds_use_the_kind_index(stored: None) -> None:
@@ -226,7 +229,7 @@ def test_no_table_keeps_an_index_the_model_does_not_name(stored: None) -> None:
     """Contacts, events and timeline have only their primary key and the indexes and unique
     constraints their models name (no foreign-key or _like pattern index of their own)."""
     with connection.cursor() as cursor:
-        for model in (Contact, CustomEvent, TimelineEntry):
+        for model in (Contact, CustomEvent, TimelineEntry, EventActivity):
             table = model._meta.db_table
             named = {i.name for i in model._meta.indexes} | {f"{table}_pkey"}
             named |= {c.name for c in model._meta.constraints if isinstance(c, UniqueConstraint)}

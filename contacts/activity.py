@@ -1,0 +1,202 @@
+"""The dashboard's read model: live events and net revenue per 15-minute bucket (``EventActivity``).
+
+The cycle:
+
+1. Every write of events adds its **deltas** in its own transaction (``activity_statement``,
+   folded into the write's statement on PostgreSQL like the refresh queue): one row per bucket
+   whose figures the write changed. An event counts in the bucket of its ``occurred_at`` while
+   it is live, with its goal value as revenue when it is a purchase (refunds are negative
+   purchases); so an insert adds +1, a soft delete -1, a restore +1, an update of the time or the
+   goal minus the old version plus the new (``deltas``), and an erasure minus the contact's live
+   events (``erasure_statement``, before the cascade deletes them). Rows are only ever inserted:
+   concurrent writers never wait on a shared counter, and the sums are exact at every commit.
+2. The compaction (``activity_compact``, beat every minute, and once after a bulk load) folds
+   each bucket's rows into one and drops buckets that sum to nothing, in one statement.
+3. The dashboard (``segments.selectors.dashboard_figures``) sums the window's rows: at most 96 a
+   day once compacted, whatever the number of events. A bucket is 15 minutes of UTC, so a day in
+   any time zone (their offsets are whole quarter hours) is a whole number of buckets.
+
+``activity_rebuild`` recomputes the rows from the events (a backfill, a repair, the bench's bulk
+load); ``test_activity.py`` checks the figures against the events after every kind of write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+
+from .models import CustomEvent, EventActivity, GoalType
+
+BUCKET = timedelta(minutes=15)
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+# The compaction's transaction-level advisory lock: one compaction at a time (others skip).
+COMPACT_LOCK = 0x45564143  # "EVAC"
+
+
+def bucket_of(instant: datetime) -> datetime:
+    """The start of the 15-minute bucket (UTC) holding ``instant``."""
+    return EPOCH + ((instant - EPOCH) // BUCKET) * BUCKET
+
+
+def bucket_ceiling(instant: datetime) -> datetime:
+    """The first bucket start at or after ``instant``."""
+    start = bucket_of(instant)
+    return start if start == instant else start + BUCKET
+
+
+def bucket_sql(column: str) -> str:
+    """SQL for the bucket start of a timestamp column (the same instant ``bucket_of`` gives)."""
+    if connection.vendor == "postgresql":
+        return f"date_bin('15 minutes', {column}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+    # SQLite keeps UTC text; floor the epoch seconds to 900 (negative ones too) and format as
+    # Django stores a whole-second instant (substr: the whole seconds; strftime rounds the
+    # fraction). %%: run with parameters, which Django formats in.
+    seconds = f"CAST(strftime('%%s', substr({column}, 1, 19)) AS INTEGER)"
+    return f"datetime({seconds} - ((({seconds}) %% 900) + 900) %% 900, 'unixepoch')"
+
+
+def _contribution(version: Mapping[str, Any] | None) -> tuple[datetime, int, Decimal] | None:
+    if version is None or version["deleted_at"] is not None:
+        return None
+    value = version["goal_value"] if version["goal_type"] == GoalType.PURCHASE else None
+    return bucket_of(version["occurred_at"]), 1, Decimal(value or 0)
+
+
+def deltas(
+    versions: Iterable[tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]],
+) -> dict[datetime, tuple[int, Decimal]]:
+    """What these changes of events do to each bucket: (before, after) versions of an event
+    (``changes.event_snapshot``; None before an insert), as bucket -> (events, revenue), without
+    the buckets they leave as they were."""
+    sums: dict[datetime, list[Any]] = {}
+    for before, after in versions:
+        for version, sign in ((before, -1), (after, 1)):
+            contribution = _contribution(version)
+            if contribution is not None:
+                bucket, events, revenue = contribution
+                total = sums.setdefault(bucket, [0, Decimal(0)])
+                total[0] += sign * events
+                total[1] += sign * revenue
+    return {bucket: (events, revenue) for bucket, (events, revenue) in sorted(sums.items()) if events or revenue}
+
+
+def _table() -> str:
+    return connection.ops.quote_name(EventActivity._meta.db_table)
+
+
+def activity_statement(
+    *, workspace_id: str, changes: Mapping[datetime, tuple[int, Decimal]], when: str = ""
+) -> tuple[str, list[Any]] | None:
+    """The statement that adds these deltas (``deltas``), as (sql, params), or None for none.
+
+    Run in the write's own transaction; on PostgreSQL one array parameter per column, so a
+    data-modifying CTE of the write's statement, and ``when`` an SQL condition on the rest of that
+    statement (the rows go in only if it holds).
+    """
+    if not changes:
+        return None
+    columns = "(workspace_id, bucket, events, revenue)"
+    if connection.vendor == "postgresql":
+        rows = "SELECT %s, unnest(%s::timestamptz[]), unnest(%s::bigint[]), unnest(%s::numeric[])"
+        params: list[Any] = [
+            workspace_id,
+            list(changes),
+            [events for events, _ in changes.values()],
+            [revenue for _, revenue in changes.values()],
+        ]
+        if when:
+            rows += f" WHERE {when}"
+        return f"INSERT INTO {_table()} {columns} {rows}", params
+    assert not when, "a conditional write is PostgreSQL's"
+    ops = connection.ops
+    params = []
+    for bucket, (events, revenue) in changes.items():
+        params += [workspace_id, ops.adapt_datetimefield_value(bucket), events, ops.adapt_decimalfield_value(revenue)]
+    return f"INSERT INTO {_table()} {columns} VALUES " + ", ".join(["(%s, %s, %s, %s)"] * len(changes)), params
+
+
+def _grouped_events(where: str, *, sign: int) -> str:
+    events = connection.ops.quote_name(CustomEvent._meta.db_table)
+    return (
+        f"SELECT e.workspace_id, {bucket_sql('e.occurred_at')}, {sign} * COUNT(*), "
+        f"{sign} * ROUND(COALESCE(SUM(CASE WHEN e.goal_type = '{GoalType.PURCHASE}' THEN e.goal_value END), 0), 2) "
+        f"FROM {events} e WHERE e.deleted_at IS NULL AND ({where}) GROUP BY e.workspace_id, 2"
+    )
+
+
+def erasure_statement(*, contact_id: int) -> tuple[str, list[Any]]:
+    """The deltas of erasing a contact: minus its live events, per bucket (run before the delete)."""
+    rows = _grouped_events("e.contact_id = %s", sign=-1)
+    return f"INSERT INTO {_table()} (workspace_id, bucket, events, revenue) {rows}", [contact_id]
+
+
+@transaction.atomic
+def activity_rebuild(*, workspace_id: str | None = None) -> int:
+    """Recompute the rows from the events (of one workspace, or of all): one row per bucket with
+    live events. For a backfill or a repair. On PostgreSQL one statement (the rows it replaces
+    and the events it sums are one snapshot: deltas committed meanwhile stay); on SQLite (one
+    writer) two. Returns the rows written."""
+    where, params = ("workspace_id = %s", [workspace_id]) if workspace_id else ("1 = 1", [])
+    delete = f"DELETE FROM {_table()} WHERE {where}"
+    insert = (
+        f"INSERT INTO {_table()} (workspace_id, bucket, events, revenue) "
+        f"{_grouped_events(where.replace('workspace_id', 'e.workspace_id'), sign=1)}"
+    )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"WITH gone AS ({delete}) {insert}", params + params)
+        else:
+            cursor.execute(delete, params)
+            cursor.execute(insert, params)
+        return int(cursor.rowcount)
+
+
+# Buckets with more than one row, or one row that sums to nothing.
+# (ROUND: SQLite sums decimals as floats.)
+_FOLDABLE = "HAVING COUNT(*) > 1 OR (SUM(events) = 0 AND ROUND(SUM(revenue), 2) = 0)"
+_NONZERO = "HAVING SUM(events) <> 0 OR ROUND(SUM(revenue), 2) <> 0"
+_SUMS = "SELECT workspace_id, bucket, SUM(events), ROUND(SUM(revenue), 2) FROM {rows} GROUP BY workspace_id, bucket"
+
+
+@transaction.atomic
+def activity_compact() -> int:
+    """Fold each bucket's delta rows into one (dropping buckets that sum to nothing). Returns the
+    rows folded away. Concurrent writes go on meanwhile: the rows they add are folded next time.
+
+    PostgreSQL: one statement (the rows deleted are the rows summed), one compaction at a time
+    (a transaction-level advisory lock; a second one returns 0 at once). SQLite (one writer):
+    the rows up to the highest id are summed, then deleted.
+    """
+    table = _table()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [COMPACT_LOCK])
+            if not cursor.fetchone()[0]:
+                return 0
+            cursor.execute(
+                f"WITH gone AS (DELETE FROM {table} WHERE (workspace_id, bucket) IN "
+                f"(SELECT workspace_id, bucket FROM {table} GROUP BY workspace_id, bucket {_FOLDABLE}) "
+                "RETURNING workspace_id, bucket, events, revenue), "
+                f"kept AS (INSERT INTO {table} (workspace_id, bucket, events, revenue) "
+                f"{_SUMS.format(rows='gone')} {_NONZERO} RETURNING 1) "
+                "SELECT (SELECT COUNT(*) FROM gone) - (SELECT COUNT(*) FROM kept)"
+            )
+            return int(cursor.fetchone()[0])
+        cursor.execute(f"SELECT MAX(id) FROM {table}")
+        (top,) = cursor.fetchone()
+        if top is None:
+            return 0
+        upto = f"(SELECT * FROM {table} WHERE id <= %s)"
+        groups = f"SELECT workspace_id, bucket FROM {upto} GROUP BY workspace_id, bucket {_FOLDABLE}"
+        cursor.execute(
+            f"INSERT INTO {table} (workspace_id, bucket, events, revenue) "
+            f"{_SUMS.format(rows=upto + ' u WHERE (workspace_id, bucket) IN (' + groups + ')')} {_NONZERO}",
+            [top, top],
+        )
+        kept = int(cursor.rowcount)
+        cursor.execute(f"DELETE FROM {table} WHERE id <= %s AND (workspace_id, bucket) IN ({groups})", [top, top])
+        return int(cursor.rowcount) - kept
