@@ -24,6 +24,7 @@ from django.db.models import (
     Max,
     Min,
     OuterRef,
+    Prefetch,
     Q,
     QuerySet,
     Subquery,
@@ -399,10 +400,14 @@ def contacts_rfm_scores(*, workspace_id: str, contacts: Sequence[Contact]) -> di
     slugs = dict(workspace.rfm_models.exclude(status="deleted").order_by("slug").values_list("pk", "slug"))
     if not slugs or not contacts:
         return {contact.pk: [] for contact in contacts}
-    # One query for the page's score rows (a deleted model's rows are deleted with it).
-    prefetch_related_objects(list(contacts), "rfm_scores")
-    scores = {(score.contact_id, score.model_id): score for c in contacts for score in c.rfm_scores.all()}
-    return {contact.pk: [(slug, scores.get((contact.pk, pk))) for pk, slug in slugs.items()] for contact in contacts}
+    # One query for the page's score rows (a deleted model's rows are deleted with it), in no
+    # order: the scores' default ordering (by model, by contact) follows both relations' own
+    # orderings, a join of the workspace's every contact (50 ms at 100k contacts).
+    scores = Contact._meta.get_field("rfm_scores").related_model
+    assert not isinstance(scores, str)
+    prefetch_related_objects(list(contacts), Prefetch("rfm_scores", queryset=scores._default_manager.order_by()))
+    by_key = {(score.contact_id, score.model_id): score for c in contacts for score in c.rfm_scores.all()}
+    return {contact.pk: [(slug, by_key.get((contact.pk, pk))) for pk, slug in slugs.items()] for contact in contacts}
 
 
 def contact_rfm_scores(*, contact: Contact) -> list[tuple[str, Any]]:

@@ -26,7 +26,8 @@ from segments.tests.trees import all_of, any_of, contact_leaf, event_leaf, goal_
 
 # Fixed maxima, checked with few and many rows: the point is that they do not grow.
 # session, user, workspaces, contacts count, 30 and 90 days by day, stored totals, segments, RFM models, their groups
-DASHBOARD_MAX_QUERIES = 10  # session, user, workspaces, segments, activity days, part bucket, all-time revenue, contacts, RFM models, group sizes
+# session, user, workspaces, segments, activity days, part bucket, all-time revenue, contacts, RFM models, group sizes
+DASHBOARD_MAX_QUERIES = 10
 LIST_MAX_QUERIES = 4  # session, user, workspaces, segments
 BUILDER_MAX_QUERIES = 6  # session, user, workspaces, (segment), segment choices, RFM models (templates)
 PREVIEW_MAX_QUERIES = 6  # session, user, workspaces, segment choices, counts aggregate, sample
