@@ -14,7 +14,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from contacts import activity
-from contacts.models import Contact, ContactTotals, CustomEvent, EventActivity, GoalType, normalize_email
+from contacts.models import Contact, CustomEvent, EventActivity, GoalType, normalize_email
 from events_platform.pagination import Page, paginate
 from rfm import selectors as rfm_selectors
 from segments import explain
@@ -242,12 +242,10 @@ def dashboard_figures(
     ``EventActivity`` (live events and net revenue per 15-minute bucket, kept by every write in
     its own transaction: ``contacts/activity.py``), grouped by local day (every zone's midnight
     is a bucket start); the 30 days are the buckets from the first whole one after ``now - 30
-    days`` plus the events of the part-bucket before it, read from ``event_ws_occurred_idx``. The
-    all-time revenue is the sum of the stored ``ContactTotals.lifetime_value`` (the same net sum
-    per contact, one row per contact), eventually consistent like the contacts list: a change
-    shows once the drain has refreshed its contact, normally within a second of the commit.
-    Before the read model (100k contacts / 1M events, 344k in the 90 days): 170-310 ms, an
-    index-only scan of the window's events.
+    days`` plus the events of the part-bucket before it, read from ``event_ws_occurred_idx``; the
+    all-time revenue sums every bucket (at most 96 rows a day of history; it was the sum of the
+    100k stored ``ContactTotals``, eventually consistent). Before the read model (100k contacts /
+    1M events, 344k in the 90 days): 170-310 ms, an index-only scan of the window's events.
     """
     now = now or timezone.now()
     zone = zoneinfo.ZoneInfo(timezone_name)
@@ -280,7 +278,7 @@ def dashboard_figures(
         day = first + dt.timedelta(days=offset)
         row = by_day.get(day, {})
         series.append(DayActivity(day=day, events=row.get("n") or 0, revenue=_cents(row.get("money"))))
-    all_time = ContactTotals.objects.filter(workspace_id=workspace_id).aggregate(revenue=Sum("lifetime_value"))
+    all_time = EventActivity.objects.filter(workspace_id=workspace_id).aggregate(revenue=Sum("revenue"))
     return DashboardFigures(
         contacts=Contact.objects.filter(workspace_id=workspace_id).count(),
         events_30d=part["n"] + sum(row["n_30d"] or 0 for row in by_day.values()),

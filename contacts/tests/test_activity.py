@@ -49,7 +49,17 @@ def _oracle(workspace_id: str, zone_name: str, days: int = 90) -> dict[str, Any]
         (first + timedelta(days=n), per_day[first + timedelta(days=n)], revenue.get(first + timedelta(days=n), 0))
         for n in range(days)
     ]
-    return {"days": series, "events_30d": events_30d, "revenue_30d": revenue_30d}
+    revenue_all_time = sum(
+        (
+            e.goal_value
+            for e in CustomEvent.objects.filter(
+                workspace_id=workspace_id, deleted_at__isnull=True, goal_type="purchase"
+            )
+            if e.goal_value is not None
+        ),
+        Decimal(0),
+    )
+    return {"days": series, "events_30d": events_30d, "revenue_30d": revenue_30d, "revenue_all_time": revenue_all_time}
 
 
 def _figures(workspace_id: str, zone_name: str) -> dict[str, Any]:
@@ -58,6 +68,7 @@ def _figures(workspace_id: str, zone_name: str) -> dict[str, Any]:
         "days": [(d.day, d.events, d.revenue) for d in figures.days],
         "events_30d": figures.events_30d,
         "revenue_30d": figures.revenue_30d,
+        "revenue_all_time": figures.revenue_all_time,
     }
 
 
