@@ -4,8 +4,9 @@ cannot load in reasonable time (10M events would take an hour through batches of
 
 What it writes is what the API path leaves behind: contacts (created at their first event),
 their ``contact.created`` timeline entries, the events (source ``import``) and one insert
-timeline entry per event (the changes ``events_upsert`` records for a new event; the timeline
-rows are derived from the loaded events by one INSERT ... SELECT), then the contact totals.
+timeline entry per event (lean, as ``events_upsert`` writes a new event's; the timeline rows are
+derived from the loaded events by one INSERT ... SELECT), then the contact totals and the
+dashboard's activity rows (``bench.run``).
 The tables' secondary indexes and unique/foreign-key constraints are dropped for the load and
 re-created from their own definitions afterwards (whatever the migrations made them), which is
 how PostgreSQL loads fastest; the row content does not depend on it.
@@ -28,27 +29,14 @@ COPY_CHUNK = 50_000
 # Rows per INSERT ... SELECT (a progress step; each is its own transaction).
 SQL_CHUNK = 500_000
 
-# One insert entry per event, with the changes events_upsert records for a new event (every
-# tracked field that has a value) and at the event's own time.
+# One insert entry per event at the event's own time, written lean as events_upsert writes a new
+# event's insert (no ``changes``: readers rebuild them from the event row, migration 0006).
 EVENT_ENTRIES_SQL = """
 INSERT INTO contacts_timelineentry
     (workspace_id, contact_id, kind, operation, entity_type, entity_id, custom_event_id, changes,
      created_at, db_created_at)
 SELECT e.workspace_id, e.contact_id, 'custom_event.' || e.event_name, 'insert', 'custom_event', e.id::text, e.id,
-       jsonb_build_object(
-           'event_name', jsonb_build_object('new', e.event_name),
-           'external_id', jsonb_build_object('new', e.external_id),
-           'occurred_at', jsonb_build_object('new', e.occurred_at),
-           'properties', jsonb_build_object('new', e.properties),
-           'source', jsonb_build_object('new', e.source))
-       || CASE WHEN e.goal_type IS NULL THEN '{}'::jsonb
-               ELSE jsonb_build_object('goal_type', jsonb_build_object('new', e.goal_type),
-                                       'goal_name', jsonb_build_object('new', e.goal_name)) END
-       || CASE WHEN e.goal_value IS NULL THEN '{}'::jsonb
-               ELSE jsonb_build_object('goal_value', jsonb_build_object('new', e.goal_value)) END
-       || CASE WHEN e.deleted_at IS NULL THEN '{}'::jsonb
-               ELSE jsonb_build_object('deleted_at', jsonb_build_object('new', e.deleted_at)) END,
-       e.occurred_at, e.created_at
+       '{}'::jsonb, e.occurred_at, e.created_at
 FROM contacts_customevent e
 WHERE e.workspace_id = %(ws)s AND e.id BETWEEN %(low)s AND %(high)s
 """
