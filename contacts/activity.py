@@ -140,12 +140,10 @@ def activity_rebuild(*, workspace_id: str | None = None) -> int:
     live events. For a backfill or a repair. On PostgreSQL one statement (the rows it replaces
     and the events it sums are one snapshot: deltas committed meanwhile stay); on SQLite (one
     writer) two. Returns the rows written."""
-    where, params = ("workspace_id = %s", [workspace_id]) if workspace_id else ("1 = 1", [])
-    delete = f"DELETE FROM {_table()} WHERE {where}"
-    insert = (
-        f"INSERT INTO {_table()} (workspace_id, bucket, events, revenue) "
-        f"{_grouped_events(where.replace('workspace_id', 'e.workspace_id'), sign=1)}"
-    )
+    params = [workspace_id] if workspace_id else []
+    delete = f"DELETE FROM {_table()}" + (" WHERE workspace_id = %s" if workspace_id else "")
+    rows = _grouped_events("e.workspace_id = %s" if workspace_id else "1 = 1", sign=1)
+    insert = f"INSERT INTO {_table()} (workspace_id, bucket, events, revenue) {rows}"
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(f"WITH gone AS ({delete}) {insert}", params + params)
@@ -159,7 +157,12 @@ def activity_rebuild(*, workspace_id: str | None = None) -> int:
 # (ROUND: SQLite sums decimals as floats.)
 _FOLDABLE = "HAVING COUNT(*) > 1 OR (SUM(events) = 0 AND ROUND(SUM(revenue), 2) = 0)"
 _NONZERO = "HAVING SUM(events) <> 0 OR ROUND(SUM(revenue), 2) <> 0"
-_SUMS = "SELECT workspace_id, bucket, SUM(events), ROUND(SUM(revenue), 2) FROM {rows} GROUP BY workspace_id, bucket"
+
+
+def _sums(rows: str, where: str = "") -> str:
+    """Each bucket's sums over ``rows`` (a table or a subquery with its alias)."""
+    sums = "SELECT workspace_id, bucket, SUM(events), ROUND(SUM(revenue), 2)"
+    return f"{sums} FROM {rows} {where} GROUP BY workspace_id, bucket"
 
 
 @transaction.atomic
@@ -182,7 +185,7 @@ def activity_compact() -> int:
                 f"(SELECT workspace_id, bucket FROM {table} GROUP BY workspace_id, bucket {_FOLDABLE}) "
                 "RETURNING workspace_id, bucket, events, revenue), "
                 f"kept AS (INSERT INTO {table} (workspace_id, bucket, events, revenue) "
-                f"{_SUMS.format(rows='gone')} {_NONZERO} RETURNING 1) "
+                f"{_sums('gone')} {_NONZERO} RETURNING 1) "
                 "SELECT (SELECT COUNT(*) FROM gone) - (SELECT COUNT(*) FROM kept)"
             )
             return int(cursor.fetchone()[0])
@@ -194,7 +197,7 @@ def activity_compact() -> int:
         groups = f"SELECT workspace_id, bucket FROM {upto} GROUP BY workspace_id, bucket {_FOLDABLE}"
         cursor.execute(
             f"INSERT INTO {table} (workspace_id, bucket, events, revenue) "
-            f"{_SUMS.format(rows=upto + ' u WHERE (workspace_id, bucket) IN (' + groups + ')')} {_NONZERO}",
+            f"{_sums(f'{upto} u', f'WHERE (workspace_id, bucket) IN ({groups})')} {_NONZERO}",
             [top, top],
         )
         kept = int(cursor.rowcount)
