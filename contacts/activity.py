@@ -11,10 +11,13 @@ The cycle:
    events (``erasure_statement``, before the cascade deletes them). Rows are only ever inserted:
    concurrent writers never wait on a shared counter, and the sums are exact at every commit.
 2. The compaction (``activity_compact``, beat every minute, and once after a bulk load) folds
-   each bucket's rows into one and drops buckets that sum to nothing, in one statement.
+   each bucket's rows into one and drops buckets that sum to nothing, in one statement
+   (``events_platform.tallies``); buckets older than ``FINE`` (120 days) fold into one per UTC
+   month, so a workspace keeps about 11,500 rows plus one a month, whatever its history.
 3. The dashboard (``segments.selectors.dashboard_figures``) sums the window's rows: at most 96 a
-   day once compacted, whatever the number of events. A bucket is 15 minutes of UTC, so a day in
-   any time zone (their offsets are whole quarter hours) is a whole number of buckets.
+   day once compacted, whatever the number of events, and every row for the all-time revenue. A
+   bucket is 15 minutes of UTC, so a day in any time zone (their offsets are whole quarter
+   hours) is a whole number of buckets.
 
 ``activity_rebuild`` recomputes the rows from the events (a backfill, a repair, the bench's bulk
 load); ``test_activity.py`` checks the figures against the events after every kind of write.
@@ -28,13 +31,21 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
+from django.utils import timezone
 
-from .models import CustomEvent, EventActivity, GoalType
+from events_platform import tallies
+
+from .models import ContactTally, CustomEvent, EventActivity, GoalType
 
 BUCKET = timedelta(minutes=15)
+# How long buckets stay 15 minutes: longer than the dashboard's window (90 days in the
+# workspace's time zone, plus a day); older ones are folded into one per UTC month, which the
+# all-time revenue (a sum of every row) is all that reads.
+FINE = timedelta(days=120)
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-# The compaction's transaction-level advisory lock: one compaction at a time (others skip).
+# The compactions' transaction-level advisory locks: one compaction at a time (others skip).
 COMPACT_LOCK = 0x45564143  # "EVAC"
+CONTACT_TALLY_LOCK = 0x43544C59  # "CTLY"
 
 
 def bucket_of(instant: datetime) -> datetime:
@@ -153,53 +164,48 @@ def activity_rebuild(*, workspace_id: str | None = None) -> int:
         return int(cursor.rowcount)
 
 
-# Buckets with more than one row, or one row that sums to nothing.
-# (ROUND: SQLite sums decimals as floats.)
-_FOLDABLE = "HAVING COUNT(*) > 1 OR (SUM(events) = 0 AND ROUND(SUM(revenue), 2) = 0)"
-_NONZERO = "HAVING SUM(events) <> 0 OR ROUND(SUM(revenue), 2) <> 0"
+def _month_of(horizon: datetime) -> str:
+    """SQL folding a bucket before ``horizon`` to the start of its UTC month (no parameters)."""
+    start = bucket_of(horizon)
+    if connection.vendor == "postgresql":
+        month = "date_trunc('month', bucket AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+        before = f"TIMESTAMPTZ '{start.isoformat()}'"
+    else:  # Django's SQLite text; %%: the SQLite compaction runs with parameters
+        month = "strftime('%%Y-%%m-01 00:00:00', bucket)"
+        before = f"'{start:%Y-%m-%d %H:%M:%S}'"
+    return f"CASE WHEN bucket < {before} THEN {month} ELSE bucket END"
 
 
-def _sums(rows: str, where: str = "") -> str:
-    """Each bucket's sums over ``rows`` (a table or a subquery with its alias)."""
-    sums = "SELECT workspace_id, bucket, SUM(events), ROUND(SUM(revenue), 2)"
-    return f"{sums} FROM {rows} {where} GROUP BY workspace_id, bucket"
+def tally(*, now: datetime | None = None) -> tallies.Tally:
+    """The activity rows as a tally (``events_platform.tallies``): summed per bucket, buckets
+    older than ``FINE`` (before ``now``) folded into one per UTC month."""
+    return tallies.Tally(
+        table=EventActivity._meta.db_table,
+        keys=("workspace_id", "bucket"),
+        # (ROUND: SQLite sums decimals as floats.)
+        sums={"events": "SUM(events)", "revenue": "ROUND(SUM(revenue), 2)"},
+        lock=COMPACT_LOCK,
+        fold_to={"bucket": _month_of((now or timezone.now()) - FINE)},
+    )
 
 
-@transaction.atomic
-def activity_compact() -> int:
-    """Fold each bucket's delta rows into one (dropping buckets that sum to nothing). Returns the
-    rows folded away. Concurrent writes go on meanwhile: the rows they add are folded next time.
+def activity_compact(*, now: datetime | None = None) -> int:
+    """Fold each bucket's delta rows into one (dropping buckets that sum to nothing) and the
+    buckets older than ``FINE`` into their month, while writes go on: ``tallies.compact``.
+    Returns the rows folded away."""
+    return tallies.compact(tally(now=now))
 
-    PostgreSQL: one statement (the rows deleted are the rows summed), one compaction at a time
-    (a transaction-level advisory lock; a second one returns 0 at once). SQLite (one writer):
-    the rows up to the highest id are summed, then deleted.
-    """
-    table = _table()
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [COMPACT_LOCK])
-            if not cursor.fetchone()[0]:
-                return 0
-            cursor.execute(
-                f"WITH gone AS (DELETE FROM {table} WHERE (workspace_id, bucket) IN "
-                f"(SELECT workspace_id, bucket FROM {table} GROUP BY workspace_id, bucket {_FOLDABLE}) "
-                "RETURNING workspace_id, bucket, events, revenue), "
-                f"kept AS (INSERT INTO {table} (workspace_id, bucket, events, revenue) "
-                f"{_sums('gone')} {_NONZERO} RETURNING 1) "
-                "SELECT (SELECT COUNT(*) FROM gone) - (SELECT COUNT(*) FROM kept)"
-            )
-            return int(cursor.fetchone()[0])
-        cursor.execute(f"SELECT MAX(id) FROM {table}")
-        (top,) = cursor.fetchone()
-        if top is None:
-            return 0
-        upto = f"(SELECT * FROM {table} WHERE id <= %s)"
-        groups = f"SELECT workspace_id, bucket FROM {upto} GROUP BY workspace_id, bucket {_FOLDABLE}"
-        cursor.execute(
-            f"INSERT INTO {table} (workspace_id, bucket, events, revenue) "
-            f"{_sums(f'{upto} u', f'WHERE (workspace_id, bucket) IN ({groups})')} {_NONZERO}",
-            [top, top],
-        )
-        kept = int(cursor.rowcount)
-        cursor.execute(f"DELETE FROM {table} WHERE id <= %s AND (workspace_id, bucket) IN ({groups})", [top, top])
-        return int(cursor.rowcount) - kept
+
+def contact_tally() -> tallies.Tally:
+    """``ContactTally`` (kept by triggers, migration 0010): summed per workspace."""
+    return tallies.Tally(
+        table=ContactTally._meta.db_table,
+        keys=("workspace_id",),
+        sums={"contacts": "SUM(contacts)"},
+        lock=CONTACT_TALLY_LOCK,
+    )
+
+
+def contact_tally_compact() -> int:
+    """Fold each workspace's contact-count rows into one: ``tallies.compact``."""
+    return tallies.compact(contact_tally())

@@ -273,6 +273,34 @@ class TimelineEntry(models.Model):
         return f"{self.kind} {self.operation}"
 
 
+class ContactTally(models.Model):
+    """The number of contacts of each workspace, as signed delta rows that sum to it
+    (``events_platform.tallies``): the dashboard's and ``contacts.count``'s figure without a
+    scan of the contacts.
+
+    Kept by database triggers on ``contacts_contact`` (migration 0010): every statement that
+    inserts or deletes contacts (the ingest's, an import's, an erasure's cascade, the admin's, a
+    COPY) adds, in its own transaction, one row per workspace it changed. No foreign key: the
+    triggers write while a workspace's deletion cascades; its rows then sum to nothing and the
+    compaction (``contacts.tasks.contacts_activity_compact_task``) drops them.
+    """
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+", db_index=False
+    )
+    contacts = models.BigIntegerField()
+
+    class Meta:
+        verbose_name_plural = "contact tallies"
+        indexes = [
+            # The workspace's rows (an index-only sum), and the compaction's groups.
+            models.Index(fields=["workspace"], include=["contacts"], name="contact_tally_ws_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id} {self.contacts:+d}"
+
+
 class EventActivity(models.Model):
     """Live events and net revenue per 15-minute bucket of ``occurred_at``: the dashboard's read
     model (``contacts/activity.py`` has the whole cycle).

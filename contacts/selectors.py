@@ -44,6 +44,7 @@ from .models import (
     GOAL_VALUE_MAX_DIGITS,
     PROFILE_FIELD_TYPES,
     Contact,
+    ContactTally,
     CustomEvent,
     CustomEventQuerySet,
     GoalType,
@@ -159,7 +160,10 @@ def contact_get_by_external_id(*, workspace_id: str, external_id: str) -> Contac
 
 
 def contact_count(*, workspace_id: str) -> int:
-    return Contact.objects.filter(workspace_id=workspace_id).count()
+    """The workspace's number of contacts: the sum of its ``ContactTally`` rows (a few once
+    compacted, kept by triggers at every commit), not a count of the contacts."""
+    total = ContactTally.objects.filter(workspace_id=workspace_id).aggregate(n=Sum("contacts"))["n"]
+    return int(total or 0)
 
 
 def contacts_segment_memberships(*, contacts: Sequence[Contact]) -> dict[int, list[Any]]:

@@ -30,5 +30,6 @@ def contacts_refresh_stale_task() -> int:
 
 @shared_task(ignore_result=True)
 def contacts_activity_compact_task() -> int:
-    """Fold the dashboard's activity deltas into one row per bucket (``activity.py``)."""
-    return activity.activity_compact()
+    """Fold the dashboard's activity deltas into one row per bucket and the contact counts into
+    one row per workspace (``activity.py``)."""
+    return activity.activity_compact() + activity.contact_tally_compact()

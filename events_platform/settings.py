@@ -337,9 +337,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "rfm.tasks.rfm_models_due_task",
         "schedule": float(min(SEGMENT_REFRESH_INTERVAL, 300)),
     },
-    # The dashboard's activity deltas folded to one row per 15-minute bucket (contacts/activity.py).
+    # The dashboard's activity deltas folded to one row per 15-minute bucket, and the contact
+    # counts to one row per workspace (contacts/activity.py).
     "contacts-activity-compact": {
         "task": "contacts.tasks.contacts_activity_compact_task",
+        "schedule": 60.0,
+    },
+    # The RFM group sizes' delta rows folded to one row per (model, group) (rfm/models.py).
+    "rfm-group-tally-compact": {
+        "task": "rfm.tasks.rfm_group_tally_compact_task",
         "schedule": 60.0,
     },
     "webhooks-sweep": {

@@ -136,6 +136,34 @@ class RfmScore(models.Model):
         return f"{self.contact_id} {self.group} in {self.model_id}"
 
 
+class RfmGroupTally(models.Model):
+    """The number of score rows of each (model, group), as signed delta rows that sum to it
+    (``events_platform.tallies``): the dashboard's group sizes without a scan of the scores.
+
+    Kept by database triggers on ``rfm_rfmscore`` (migration 0002): every statement that
+    inserts, updates or deletes scores (a full run, a re-score, an erasure's or a model's
+    cascade) adds, in its own transaction, one row per (model, group) whose size it changed. No
+    foreign key: the triggers write while a model's deletion cascades; its rows then sum to
+    nothing and the compaction (``rfm.tasks.rfm_group_tally_compact_task``) drops them.
+    """
+
+    model = models.ForeignKey(
+        RfmModel, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+", db_index=False
+    )
+    group = models.CharField(max_length=GROUP_MAX_LENGTH)
+    contacts = models.BigIntegerField()
+
+    class Meta:
+        verbose_name_plural = "RFM group tallies"
+        indexes = [
+            # The models' rows (an index-only sum per group), and the compaction's groups.
+            models.Index(fields=["model", "group"], include=["contacts"], name="rfm_group_tally_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} {self.group} {self.contacts:+d}"
+
+
 class RfmRun(models.Model):
     """One full run: its instant, the cut points it scored by and the sizes it found."""
 

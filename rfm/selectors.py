@@ -28,7 +28,7 @@ from events_platform.pagination import Page, paginate
 
 from . import config as rfm_config
 from . import groups, scoring
-from .models import RfmGroupChange, RfmModel, RfmRun, RfmScore
+from .models import RfmGroupChange, RfmGroupTally, RfmModel, RfmRun, RfmScore
 from .scoring import ModelSpec, q
 
 PREVIEW_SAMPLE = 10
@@ -297,14 +297,17 @@ class ModelGroupSizes:
 
 
 def group_sizes(*, workspace_id: str) -> list[ModelGroupSizes]:
-    """Each computed model of the workspace (by name) with its live group sizes (two statements)."""
+    """Each computed model of the workspace (by name) with its live group sizes (two statements):
+    the sums of the models' ``RfmGroupTally`` rows (a few per group once compacted, kept by
+    triggers at every commit), not a count of the scores."""
     models = list(
         rfm_model_list(workspace_id=workspace_id).filter(last_computed_at__isnull=False).order_by("name", "slug")
     )
     rows = (
-        RfmScore.objects.filter(model__in=[m.pk for m in models])
+        RfmGroupTally.objects.filter(model__in=[m.pk for m in models])
         .values("model_id", "group")
-        .annotate(count=Count("id"))
+        .annotate(count=Sum("contacts"))
+        .filter(count__gt=0)
         .order_by()
     )
     sizes: dict[int, dict[str, int]] = {m.pk: {} for m in models}

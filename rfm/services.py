@@ -29,11 +29,11 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from contacts.models import TimelineEntry
-from events_platform import conflicts, time_limits
+from events_platform import conflicts, tallies, time_limits
 
 from . import config as rfm_config
 from . import groups, scoring
-from .models import RfmGroupChange, RfmModel, RfmRun, RfmScore
+from .models import RfmGroupChange, RfmGroupTally, RfmModel, RfmRun, RfmScore
 from .scoring import ModelSpec, q
 
 logger = logging.getLogger(__name__)
@@ -455,6 +455,25 @@ def rfm_model_compute(*, model_pk: int, version: int | None = None, now: dt.date
         return None
     logger.info("rfm model %s computed: %s customers, %s group changes", model_pk, run.population, changed)
     return run
+
+
+GROUP_TALLY_LOCK = 0x52544C59  # "RTLY": one compaction of the group tallies at a time
+
+
+def group_tally() -> tallies.Tally:
+    """``RfmGroupTally`` (kept by triggers, migration 0002): summed per (model, group)."""
+    return tallies.Tally(
+        table=RfmGroupTally._meta.db_table,
+        keys=("model_id", connection.ops.quote_name("group")),
+        sums={"contacts": "SUM(contacts)"},
+        lock=GROUP_TALLY_LOCK,
+    )
+
+
+def rfm_group_tally_compact() -> int:
+    """Fold each (model, group)'s size rows into one, dropping those of deleted models (they sum
+    to nothing): ``tallies.compact``. Returns the rows folded away."""
+    return tallies.compact(group_tally())
 
 
 def rfm_models_due(*, now: dt.datetime | None = None) -> list[tuple[int, int]]:

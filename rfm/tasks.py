@@ -24,3 +24,9 @@ def rfm_model_compute_task(model_pk: int, version: int) -> bool:
 def rfm_models_due_task() -> int:
     """Start the daily full runs that are due (00:05 model time) and runs whose task was lost."""
     return delay_each(rfm_model_compute_task, services.rfm_models_due())
+
+
+@shared_task(ignore_result=True)
+def rfm_group_tally_compact_task() -> int:
+    """Fold the group sizes' delta rows into one row per (model, group)."""
+    return services.rfm_group_tally_compact()

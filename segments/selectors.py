@@ -14,6 +14,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from contacts import activity
+from contacts import selectors as contact_selectors
 from contacts.models import Contact, CustomEvent, EventActivity, GoalType, normalize_email
 from events_platform.pagination import Page, paginate
 from rfm import selectors as rfm_selectors
@@ -243,10 +244,14 @@ def dashboard_figures(
     its own transaction: ``contacts/activity.py``), grouped by local day (every zone's midnight
     is a bucket start); the 30 days are the buckets from the first whole one after ``now - 30
     days`` plus the events of the part-bucket before it, read from ``event_ws_occurred_idx``; the
-    all-time revenue sums every bucket (at most 96 rows a day of history; it was the sum of the
-    100k stored ``ContactTotals``, eventually consistent). Before the read model (100k contacts /
-    1M events, 344k in the 90 days): 170-310 ms, an index-only scan of the window's events.
+    all-time revenue sums every row (96 a day for 120 days, then one a month: the compaction
+    folds old buckets; it was the sum of the 100k stored ``ContactTotals``, eventually
+    consistent), so ``days`` stays within ``activity.FINE``. The contacts are ``contact_count``'s
+    tally (triggers, contacts 0010). Before the read model (100k contacts / 1M events, 344k in
+    the 90 days): 170-310 ms, an index-only scan of the window's events.
     """
+    if days > activity.FINE.days - 2:
+        raise ValueError(f"days: at most {activity.FINE.days - 2} (older buckets are folded into months)")
     now = now or timezone.now()
     zone = zoneinfo.ZoneInfo(timezone_name)
     today = now.astimezone(zone).date()
@@ -280,7 +285,7 @@ def dashboard_figures(
         series.append(DayActivity(day=day, events=row.get("n") or 0, revenue=_cents(row.get("money"))))
     all_time = EventActivity.objects.filter(workspace_id=workspace_id).aggregate(revenue=Sum("revenue"))
     return DashboardFigures(
-        contacts=Contact.objects.filter(workspace_id=workspace_id).count(),
+        contacts=contact_selectors.contact_count(workspace_id=workspace_id),
         events_30d=part["n"] + sum(row["n_30d"] or 0 for row in by_day.values()),
         revenue_30d=_cents(part["revenue"]) + sum((_cents(row["money_30d"]) for row in by_day.values()), Decimal(0)),
         revenue_all_time=_cents(all_time["revenue"]),

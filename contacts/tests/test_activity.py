@@ -110,17 +110,29 @@ def test_dashboard_figures_equal_the_events_after_any_writes(seed: int) -> None:
         elif roll < 0.85:
             contact_delete(workspace_id="acme", email=f"c{rng.randint(0, 6)}@example.com")
         else:
-            activity.activity_compact()
+            activity.activity_compact(now=NOW)
         assert _figures("acme", zone_name) == _oracle("acme", zone_name), f"after step {step}"
-    activity.activity_compact()
+    activity.activity_compact(now=NOW)
     assert _figures("acme", zone_name) == _oracle("acme", zone_name)
     # then: compacted, a bucket is one row, and no row sums to nothing
     rows = EventActivity.objects.filter(workspace_id="acme")
     assert rows.count() == rows.values("bucket").distinct().count()
     assert not rows.filter(events=0, revenue=0).exists()
-    # and a rebuild from the events gives the same rows
+    # and buckets older than 120 days are folded into their month (the 200-day-old events')
+    horizon = activity.bucket_of(NOW - timedelta(days=120))
+    old = rows.filter(bucket__lt=horizon).values_list("bucket", flat=True)
+    assert all((b.day, b.hour, b.minute) == (1, 0, 0) for b in old), list(old)
+    expected_old = Counter(
+        e.occurred_at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        for e in CustomEvent.objects.filter(workspace_id="acme", deleted_at__isnull=True, occurred_at__lt=horizon)
+    )
+    assert dict(rows.filter(bucket__lt=horizon, events__gt=0).values_list("bucket", "events")) == {
+        month: n for month, n in expected_old.items() if n
+    }
+    # and a rebuild from the events, compacted, gives the same rows
     compacted = set(rows.values_list("bucket", "events", "revenue"))
     activity.activity_rebuild(workspace_id="acme")
+    activity.activity_compact(now=NOW)
     assert set(rows.values_list("bucket", "events", "revenue")) == compacted
     assert _figures("other", "UTC") == _oracle("other", "UTC")
 
@@ -166,8 +178,8 @@ def test_concurrent_compactions_never_count_a_delta_twice(db: None) -> None:
             ],
         )
     assert EventActivity.objects.count() == 5
-    assert activity.activity_compact() == 4
-    assert activity.activity_compact() == 0
+    assert activity.activity_compact(now=NOW) == 4
+    assert activity.activity_compact(now=NOW) == 0
     assert list(EventActivity.objects.values_list("events", "revenue")) == [(5, Decimal("5.50"))]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import threading
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,8 @@ from rest_framework.test import APIClient
 
 from conftest import IssuedApiKey
 from contacts import activity
-from contacts.models import Contact, CustomEvent, EventActivity, TimelineEntry
+from contacts.models import Contact, ContactTally, CustomEvent, EventActivity, TimelineEntry
+from contacts.selectors import contact_count
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
@@ -107,6 +109,14 @@ def assert_activity_matches_events() -> None:
     assert actual == expected
 
 
+def assert_contact_tally_matches_contacts() -> None:
+    """The contact-count tally's rows (migration 0010's triggers), written by racing writers'
+    statements, sum per workspace to the contacts stored."""
+    stored = Counter(Contact.objects.values_list("workspace_id", flat=True))
+    for workspace_id in {*stored, *ContactTally.objects.values_list("workspace_id", flat=True)}:
+        assert contact_count(workspace_id=workspace_id) == stored[workspace_id], workspace_id
+
+
 def upsert_call(body: dict[str, Any]) -> Callable[[APIClient], Any]:
     return lambda client: client.post("/api/customEvents.upsert", body, format="json")
 
@@ -149,6 +159,7 @@ def test_concurrent_upserts_of_one_event_make_one_row_and_the_newest_wins(api_ke
     assert entries.filter(operation="update").count() == operations.count("updated")
     assert TimelineEntry.objects.filter(kind="contact.created").count() == 1
     assert_activity_matches_events()
+    assert_contact_tally_matches_contacts()
 
 
 @pytest.mark.parametrize("round_", range(6))
@@ -190,6 +201,7 @@ def test_concurrent_imports_of_overlapping_batches_with_a_shared_new_email(api_k
     created = [r for body in outcome.bodies for r in body["results"] if r["operation"] == "created"]
     assert len(created) == keys
     assert_activity_matches_events()
+    assert_contact_tally_matches_contacts()
 
 
 def test_concurrent_contact_upserts_of_one_new_email_make_one_contact(api_key: IssuedApiKey) -> None:

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from events_platform.workspaces.models import Workspace
-from rfm import groups, services
+from rfm import groups, selectors, services
 from rfm.models import RfmGroupChange, RfmModel, RfmRun, RfmScore
 from rfm.tests import oracle
 from rfm.tests.conftest import store_contacts, store_events
@@ -128,6 +128,12 @@ def _stored(model: RfmModel) -> dict[int, oracle.Result]:
     }
 
 
+def _assert_sizes(model: RfmModel, results: dict[int, oracle.Result]) -> None:
+    """The dashboard's group sizes (the triggers' tally, migration 0002) are the oracle's."""
+    sizes = {entry.model.pk: entry.sizes for entry in selectors.group_sizes(workspace_id=model.workspace_id)}
+    assert sizes[model.pk] == dict(Counter(result.group for result in results.values())), connection.vendor
+
+
 def _recorded(run: RfmRun | None) -> dict[str, Any]:
     """What a run recorded: cut points (worst value per score, best value), sizes, cells."""
     assert run is not None
@@ -179,6 +185,7 @@ def test_full_runs_equal_the_oracle(
             # then
             first = oracle.full_run(config, tz_name, ids, events, now)
             assert _stored(model) == first, connection.vendor
+            _assert_sizes(model, first)
             assert _recorded(run) == _expected_record(config, first), connection.vendor
             assert not RfmGroupChange.objects.filter(model_id=model.pk).exists()
 
@@ -191,6 +198,7 @@ def test_full_runs_equal_the_oracle(
             # then
             second = oracle.full_run(config, tz_name, ids, events + more, later)
             assert _stored(model) == second, connection.vendor
+            _assert_sizes(model, second)
             assert _recorded(run) == _expected_record(config, second), connection.vendor
             moved = {c: (first[c].group, second[c].group) for c in ids if first[c].group != second[c].group}
             logged = {
@@ -258,6 +266,7 @@ def test_incremental_rescores_equal_the_oracle(
             stored = _stored(model)
             assert {c: stored[c] for c in asked} == expected, connection.vendor
             assert {c: stored[c] for c in ids if c not in asked} == {c: before[c] for c in ids if c not in asked}
+            _assert_sizes(model, {**before, **expected})
             previous = {**{c: before[c].group for c in ids}, **dict.fromkeys(new_ids, groups.PROSPECT)}
             logged = set(
                 RfmGroupChange.objects.filter(model_id=model.pk).values_list("contact_id", "from_group", "to_group")
