@@ -1,10 +1,12 @@
-"""Template tags every page may ``{% load pages %}``: the frame of a data table."""
+"""Template tags every page may ``{% load pages %}``: the frame of a data table, a daily chart's bars."""
 
 from __future__ import annotations
 
 from django import template
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+
+from events_platform.charts import DailyBars
 
 register = template.Library()
 
@@ -27,3 +29,33 @@ def table(content: SafeString, css_class: str, *columns: str) -> SafeString:
         '<table class="{} table-stack"><thead><tr>{}</tr></thead><tbody>{}</tbody></table></div>'
     )
     return format_html(frame, css_class, head, content)
+
+
+@register.simple_tag
+def daily_bar_rects(chart: DailyBars, what: str) -> SafeString:
+    """A daily chart's bars (``charts.DailyBars``) as SVG ``<rect>``s, each with its hover title
+    (``"Tue 1 Dec 2026: 1,234 events"``); days at zero draw nothing.
+
+    One Python loop rather than a template loop: the dashboard draws two charts of 90 bars, and
+    the template's per-variable lookups and number localisation of each coordinate took 14 ms a
+    chart (a third of the page), this about 0.5 ms.
+    """
+    rect = '<rect x="{}" y="{}" width="{}" height="{}" class="bar{}"><title>{}: {} {}</title></rect>'
+    return format_html_join(
+        "",
+        rect,
+        (
+            (
+                bar.x,
+                bar.y,
+                bar.width,
+                bar.height,
+                " bar-negative" if bar.negative else "",
+                bar.day_label,
+                bar.value_label,
+                what,
+            )
+            for bar in chart.bars
+            if bar.value
+        ),
+    )
