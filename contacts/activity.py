@@ -12,8 +12,9 @@ The cycle:
    concurrent writers never wait on a shared counter, and the sums are exact at every commit.
 2. The compaction (``activity_compact``, beat every minute, and once after a bulk load) folds
    each bucket's rows into one and drops buckets that sum to nothing, in one statement
-   (``events_platform.tallies``); buckets older than ``FINE`` (120 days) fold into one per UTC
-   month, so a workspace keeps about 11,500 rows plus one a month, whatever its history.
+   (``events_platform.tallies``); on PostgreSQL buckets older than ``DAYS_FINE`` (32 days) fold
+   into one per day of the workspace's time zone, and older than ``FINE`` (120 days) into one per
+   UTC month, so a workspace keeps about 3,200 rows plus one a month, whatever its history.
 3. The dashboard (``segments.selectors.dashboard_figures``) sums the window's rows: at most 96 a
    day once compacted, whatever the number of events, and every row for the all-time revenue. A
    bucket is 15 minutes of UTC, so a day in any time zone (their offsets are whole quarter
@@ -34,13 +35,20 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from events_platform import tallies
+from events_platform.workspaces.models import Workspace
 
 from .models import ContactTally, CustomEvent, EventActivity, GoalType
 
 BUCKET = timedelta(minutes=15)
-# How long buckets stay 15 minutes: longer than the dashboard's window (90 days in the
-# workspace's time zone, plus a day); older ones are folded into one per UTC month, which the
-# all-time revenue (a sum of every row) is all that reads.
+# How long buckets stay 15 minutes: past the dashboard's 30-day figure (whose edge moves by
+# the minute), on PostgreSQL; older ones are folded into one row per day in the workspace's time
+# zone, whose local midnight is a bucket start (so a local day's sum is unchanged: the
+# dashboard's days read 58 rows instead of 5,600). A workspace's time zone changed rebuilds its
+# rows (``receivers.py``).
+DAYS_FINE = timedelta(days=32)
+# How long days stay days: past the dashboard's window (90 days in the workspace's time zone,
+# plus a day); older ones are folded into one per UTC month, which the all-time revenue (a sum
+# of every row) is all that reads.
 FINE = timedelta(days=120)
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 # The compactions' transaction-level advisory locks: one compaction at a time (others skip).
@@ -164,34 +172,42 @@ def activity_rebuild(*, workspace_id: str | None = None) -> int:
         return int(cursor.rowcount)
 
 
-def _month_of(horizon: datetime) -> str:
-    """SQL folding a bucket before ``horizon`` to the start of its UTC month (no parameters)."""
-    start = bucket_of(horizon)
+def _fold_sql(now: datetime) -> str:
+    """SQL folding an old bucket (no parameters): before ``now - FINE`` to the start of its UTC
+    month; on PostgreSQL, before ``now - DAYS_FINE`` to the start of its day in the workspace's
+    time zone (SQLite, the embedded mode, has no time zones: its buckets stay 15 minutes)."""
+    months, days = bucket_of(now - FINE), bucket_of(now - DAYS_FINE)
     if connection.vendor == "postgresql":
-        month = "date_trunc('month', bucket AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
-        before = f"TIMESTAMPTZ '{start.isoformat()}'"
-    else:  # Django's SQLite text; %%: the SQLite compaction runs with parameters
-        month = "strftime('%%Y-%%m-01 00:00:00', bucket)"
-        before = f"'{start:%Y-%m-%d %H:%M:%S}'"
-    return f"CASE WHEN bucket < {before} THEN {month} ELSE bucket END"
+        workspaces = connection.ops.quote_name(Workspace._meta.db_table)
+        zone = f"(SELECT w.timezone FROM {workspaces} w WHERE w.id = workspace_id)"
+        return (
+            f"CASE WHEN bucket < TIMESTAMPTZ '{months.isoformat()}' "
+            "THEN date_trunc('month', bucket AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' "
+            f"WHEN bucket < TIMESTAMPTZ '{days.isoformat()}' "
+            f"THEN date_trunc('day', bucket AT TIME ZONE {zone}) AT TIME ZONE {zone} ELSE bucket END"
+        )
+    # Django's SQLite text; %%: the SQLite compaction runs with parameters.
+    return (
+        f"CASE WHEN bucket < '{months:%Y-%m-%d %H:%M:%S}' THEN strftime('%%Y-%%m-01 00:00:00', bucket) ELSE bucket END"
+    )
 
 
 def tally(*, now: datetime | None = None) -> tallies.Tally:
-    """The activity rows as a tally (``events_platform.tallies``): summed per bucket, buckets
-    older than ``FINE`` (before ``now``) folded into one per UTC month."""
+    """The activity rows as a tally (``events_platform.tallies``): summed per bucket, old
+    buckets folded into days and months (``_fold_sql``)."""
     return tallies.Tally(
         table=EventActivity._meta.db_table,
         keys=("workspace_id", "bucket"),
         # (ROUND: SQLite sums decimals as floats.)
         sums={"events": "SUM(events)", "revenue": "ROUND(SUM(revenue), 2)"},
         lock=COMPACT_LOCK,
-        fold_to={"bucket": _month_of((now or timezone.now()) - FINE)},
+        fold_to={"bucket": _fold_sql(now or timezone.now())},
     )
 
 
 def activity_compact(*, now: datetime | None = None) -> int:
-    """Fold each bucket's delta rows into one (dropping buckets that sum to nothing) and the
-    buckets older than ``FINE`` into their month, while writes go on: ``tallies.compact``.
+    """Fold each bucket's delta rows into one (dropping buckets that sum to nothing) and the old
+    buckets into their day or month (``_fold_sql``), while writes go on: ``tallies.compact``.
     Returns the rows folded away."""
     return tallies.compact(tally(now=now))
 

@@ -86,4 +86,3 @@ def compact(tally: Tally) -> int:
         kept = int(cursor.rowcount)
         cursor.execute(f"DELETE FROM {table} WHERE id <= %s AND ({keys}) IN ({groups.format(rows=upto)})", [top, top])
         return int(cursor.rowcount) - kept
-

@@ -246,9 +246,11 @@ def dashboard_figures(
     days`` plus the events of the part-bucket before it, read from ``event_ws_occurred_idx``; the
     all-time revenue sums every row (96 a day for 120 days, then one a month: the compaction
     folds old buckets; it was the sum of the 100k stored ``ContactTotals``, eventually
-    consistent), so ``days`` stays within ``activity.FINE``. The contacts are ``contact_count``'s
-    tally (triggers, contacts 0010). Before the read model (100k contacts / 1M events, 344k in
-    the 90 days): 170-310 ms, an index-only scan of the window's events.
+    consistent), so ``days`` stays within ``activity.FINE``, and ``timezone_name`` must be the
+    workspace's: the compaction folds buckets older than 32 days into its local days. The
+    contacts are ``contact_count``'s tally (triggers, contacts 0010). Before the read model (100k
+    contacts / 1M events, 344k in the 90 days): 170-310 ms, an index-only scan of the window's
+    events.
     """
     if days > activity.FINE.days - 2:
         raise ValueError(f"days: at most {activity.FINE.days - 2} (older buckets are folded into months)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import zoneinfo
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -129,6 +129,12 @@ def test_dashboard_figures_equal_the_events_after_any_writes(seed: int) -> None:
     assert dict(rows.filter(bucket__lt=horizon, events__gt=0).values_list("bucket", "events")) == {
         month: n for month, n in expected_old.items() if n
     }
+    # and (PostgreSQL) buckets older than 32 days, up to those months, are local days
+    if connection.vendor == "postgresql":
+        zone = zoneinfo.ZoneInfo(zone_name)
+        days = rows.filter(bucket__gte=horizon, bucket__lt=activity.bucket_of(NOW - timedelta(days=32)))
+        assert days.exists()
+        assert all(b.astimezone(zone).time() == time(0) for b in days.values_list("bucket", flat=True))
     # and a rebuild from the events, compacted, gives the same rows
     compacted = set(rows.values_list("bucket", "events", "revenue"))
     activity.activity_rebuild(workspace_id="acme")
@@ -221,3 +227,22 @@ def test_the_migration_fills_the_activity_from_the_stored_events() -> None:
         ]
     finally:
         MigrationExecutor(connection).migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+@pytest.mark.parametrize("zones", [("Europe/Paris", "Asia/Kathmandu"), ("America/St_Johns", "UTC")])
+def test_a_time_zone_changed_refolds_the_days_in_the_new_zone(db: None, zones: tuple[str, str]) -> None:
+    """Old buckets are folded into the workspace's local days; changing its time zone rebuilds
+    them, so the next compaction folds them into the new zone's days: the figures stay the
+    events' in either zone."""
+    before, after = zones
+    workspace = Workspace.objects.create(id="acme", name="Acme", timezone=before)
+    rng = random.Random(7)
+    events_upsert(workspace_id="acme", events=[_random_event(rng, 200) for _ in range(40)])
+    activity.activity_compact(now=NOW)
+    assert _figures("acme", before) == _oracle("acme", before)
+    # when
+    workspace.timezone = after
+    workspace.save()
+    activity.activity_compact(now=NOW)
+    # then
+    assert _figures("acme", after) == _oracle("acme", after)
