@@ -236,21 +236,20 @@ def dashboard_figures(
     """Contacts, live events of the last 30 days, and net revenue (live purchase goal values,
     refunds included as the negative values they are) for 30 days and all time, and the events
     and net revenue of each of the last ``days`` calendar days in ``timezone_name`` (days without
-    events at zero, for the dashboard's charts): four small statements, whatever the number of
-    events.
+    events at zero, for the dashboard's charts): three small statements, whatever the number of
+    events or contacts.
 
-    The days and the 30-day figures are exact at every commit: the days sum the window's rows of
-    ``EventActivity`` (live events and net revenue per 15-minute bucket, kept by every write in
-    its own transaction: ``contacts/activity.py``), grouped by local day (every zone's midnight
-    is a bucket start); the 30 days are the buckets from the first whole one after ``now - 30
-    days`` plus the events of the part-bucket before it, read from ``event_ws_occurred_idx``; the
-    all-time revenue sums every row (96 a day for 120 days, then one a month: the compaction
-    folds old buckets; it was the sum of the 100k stored ``ContactTotals``, eventually
-    consistent), so ``days`` stays within ``activity.FINE``, and ``timezone_name`` must be the
-    workspace's: the compaction folds buckets older than 32 days into its local days. The
-    contacts are ``contact_count``'s tally (triggers, contacts 0010). Before the read model (100k
-    contacts / 1M events, 344k in the 90 days): 170-310 ms, an index-only scan of the window's
-    events.
+    Exact at every commit. The days, the 30 days and the all-time revenue are one pass over the
+    workspace's ``EventActivity`` rows grouped by local day (live events and net revenue per
+    15-minute bucket, kept by every write in its own transaction: ``contacts/activity.py``;
+    every zone's midnight is a bucket start). The compaction folds buckets older than 32 days
+    into the workspace's local days and older than 120 into months, so a workspace has about
+    3,200 rows: ``days`` stays within ``activity.FINE`` and ``timezone_name`` must be the
+    workspace's. The 30 days are the buckets from the first whole one after ``now - 30 days``
+    plus the events of the part-bucket before it (``event_ws_occurred_idx``). The contacts are
+    ``contact_count``'s tally (triggers, contacts 0010). At 100k contacts / 1M events: 170-310 ms
+    before the read model (an index-only scan of the window's 344k events), 25-80 ms with 15-minute
+    buckets and a count of the contacts, about 5 ms now.
     """
     if days > activity.FINE.days - 2:
         raise ValueError(f"days: at most {activity.FINE.days - 2} (older buckets are folded into months)")
@@ -262,15 +261,19 @@ def dashboard_figures(
     edge = activity.bucket_ceiling(since)
     start = min(since, dt.datetime.combine(first, dt.time(), tzinfo=zone))
     recent = Q(bucket__gte=edge)
+    window = Q(bucket__gte=activity.bucket_of(start))
+    # Every row of the workspace by local day (a few thousand once compacted: old buckets are
+    # folded into days and months): the window's days, the 30 days and the all-time revenue.
     rows = (
-        EventActivity.objects.filter(workspace_id=workspace_id, bucket__gte=activity.bucket_of(start))
+        EventActivity.objects.filter(workspace_id=workspace_id)
         .annotate(day=TruncDate("bucket", tzinfo=zone))
         .values("day")
         .annotate(
-            n=Sum("events"),
-            money=Sum("revenue"),
+            n=Sum("events", filter=window),
+            money=Sum("revenue", filter=window),
             n_30d=Sum("events", filter=recent),
             money_30d=Sum("revenue", filter=recent),
+            money_all=Sum("revenue"),
         )
         .order_by()
     )
@@ -285,12 +288,11 @@ def dashboard_figures(
         day = first + dt.timedelta(days=offset)
         row = by_day.get(day, {})
         series.append(DayActivity(day=day, events=row.get("n") or 0, revenue=_cents(row.get("money"))))
-    all_time = EventActivity.objects.filter(workspace_id=workspace_id).aggregate(revenue=Sum("revenue"))
     return DashboardFigures(
         contacts=contact_selectors.contact_count(workspace_id=workspace_id),
         events_30d=part["n"] + sum(row["n_30d"] or 0 for row in by_day.values()),
         revenue_30d=_cents(part["revenue"]) + sum((_cents(row["money_30d"]) for row in by_day.values()), Decimal(0)),
-        revenue_all_time=_cents(all_time["revenue"]),
+        revenue_all_time=sum((_cents(row["money_all"]) for row in by_day.values()), Decimal(0)),
         days=series,
     )
 

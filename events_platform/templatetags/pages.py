@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from django import template
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.html import escape, format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 
 from events_platform.charts import DailyBars
 
@@ -38,24 +38,15 @@ def daily_bar_rects(chart: DailyBars, what: str) -> SafeString:
 
     One Python loop rather than a template loop: the dashboard draws two charts of 90 bars, and
     the template's per-variable lookups and number localisation of each coordinate took 14 ms a
-    chart (a third of the page), this about 0.5 ms.
+    chart (a third of the page). The coordinates are numbers; only the title text is escaped.
     """
-    rect = '<rect x="{}" y="{}" width="{}" height="{}" class="bar{}"><title>{}: {} {}</title></rect>'
-    return format_html_join(
-        "",
-        rect,
-        (
-            (
-                bar.x,
-                bar.y,
-                bar.width,
-                bar.height,
-                " bar-negative" if bar.negative else "",
-                bar.day_label,
-                bar.value_label,
-                what,
-            )
+    what = escape(what)
+    return mark_safe(  # noqa: S308 (numbers, and text escaped here)
+        "".join(
+            f'<rect x="{bar.x}" y="{bar.y}" width="{bar.width}" height="{bar.height}" '
+            f'class="bar{" bar-negative" if bar.negative else ""}">'
+            f"<title>{escape(bar.day_label)}: {escape(bar.value_label)} {what}</title></rect>"
             for bar in chart.bars
             if bar.value
-        ),
+        )
     )
