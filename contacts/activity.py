@@ -37,7 +37,7 @@ from django.utils import timezone
 from events_platform import tallies
 from events_platform.workspaces.models import Workspace
 
-from .models import ContactTally, CustomEvent, EventActivity, GoalType
+from .models import Contact, ContactTally, CustomEvent, EventActivity, GoalType
 
 BUCKET = timedelta(minutes=15)
 # How long buckets stay 15 minutes: past the dashboard's 30-day figure (whose edge moves by
@@ -225,3 +225,22 @@ def contact_tally() -> tallies.Tally:
 def contact_tally_compact() -> int:
     """Fold each workspace's contact-count rows into one: ``tallies.compact``."""
     return tallies.compact(contact_tally())
+
+
+@transaction.atomic
+def contact_tally_rebuild() -> int:
+    """Recompute ``ContactTally`` from the contacts: one row per workspace. A repair after what
+    the triggers cannot see (a TRUNCATE of the contacts, triggers disabled). On PostgreSQL the
+    contacts are locked against writes meanwhile (SHARE ROW EXCLUSIVE, as the migration did), so
+    no statement is missed or counted twice. Returns the rows written."""
+    contacts = connection.ops.quote_name(Contact._meta.db_table)
+    table = connection.ops.quote_name(ContactTally._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"LOCK TABLE {contacts} IN SHARE ROW EXCLUSIVE MODE")
+        cursor.execute(f"DELETE FROM {table}")
+        cursor.execute(
+            f"INSERT INTO {table} (workspace_id, contacts) "
+            f"SELECT workspace_id, COUNT(*) FROM {contacts} GROUP BY workspace_id"
+        )
+        return int(cursor.rowcount)

@@ -156,3 +156,25 @@ def test_the_migration_counts_the_contacts_stored_before_it() -> None:
         assert (contact_count(workspace_id="acme"), contact_count(workspace_id="globex")) == (2, 2)
     finally:
         MigrationExecutor(connection).migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+def test_a_rebuild_repairs_a_tally_the_triggers_could_not_keep(db: None) -> None:
+    """Rows lost (a TRUNCATE fires no trigger) or wrong: ``contact_tally_rebuild`` recounts."""
+    for workspace_id in WORKSPACES:
+        Workspace.objects.create(id=workspace_id, name=workspace_id)
+    events_upsert(
+        workspace_id="acme",
+        events=[
+            EventInput(email=f"{n}@example.com", event_name="o", external_id=str(n), occurred_at=NOW) for n in range(4)
+        ],
+    )
+    Contact.objects.create(workspace_id="globex", email="g@example.com")
+    ContactTally.objects.filter(workspace_id="acme").delete()
+    ContactTally.objects.create(workspace_id="globex", contacts=41)
+    assert (contact_count(workspace_id="acme"), contact_count(workspace_id="globex")) == (0, 42)
+    # when
+    assert activity.contact_tally_rebuild() == 2
+    # then
+    assert (contact_count(workspace_id="acme"), contact_count(workspace_id="globex")) == (4, 1)
+    Contact.objects.filter(workspace_id="acme", email="0@example.com").delete()  # the triggers go on
+    assert contact_count(workspace_id="acme") == 3
