@@ -33,3 +33,10 @@ def contacts_activity_compact_task() -> int:
     """Fold the dashboard's activity deltas into one row per bucket and the contact counts into
     one row per workspace (``activity.py``)."""
     return activity.activity_compact() + activity.contact_tally_compact()
+
+
+@shared_task(ignore_result=True)
+def contacts_activity_rebuild_task(workspace_id: str) -> int:
+    """Recompute a workspace's activity rows from its events (its time zone changed: the next
+    compaction folds them into the new zone's days)."""
+    return activity.activity_rebuild(workspace_id=workspace_id)
