@@ -227,20 +227,7 @@ def contact_tally_compact() -> int:
     return tallies.compact(contact_tally())
 
 
-@transaction.atomic
 def contact_tally_rebuild() -> int:
-    """Recompute ``ContactTally`` from the contacts: one row per workspace. A repair after what
-    the triggers cannot see (a TRUNCATE of the contacts, triggers disabled). On PostgreSQL the
-    contacts are locked against writes meanwhile (SHARE ROW EXCLUSIVE, as the migration did), so
-    no statement is missed or counted twice. Returns the rows written."""
-    contacts = connection.ops.quote_name(Contact._meta.db_table)
-    table = connection.ops.quote_name(ContactTally._meta.db_table)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"LOCK TABLE {contacts} IN SHARE ROW EXCLUSIVE MODE")
-        cursor.execute(f"DELETE FROM {table}")
-        cursor.execute(
-            f"INSERT INTO {table} (workspace_id, contacts) "
-            f"SELECT workspace_id, COUNT(*) FROM {contacts} GROUP BY workspace_id"
-        )
-        return int(cursor.rowcount)
+    """Recompute ``ContactTally`` from the contacts (``tallies.recount``): one row per workspace,
+    the contacts locked against writes meanwhile. Returns the rows written."""
+    return tallies.recount(contact_tally(), Contact._meta.db_table)

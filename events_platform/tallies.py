@@ -86,3 +86,21 @@ def compact(tally: Tally) -> int:
         kept = int(cursor.rowcount)
         cursor.execute(f"DELETE FROM {table} WHERE id <= %s AND ({keys}) IN ({groups.format(rows=upto)})", [top, top])
         return int(cursor.rowcount) - kept
+
+
+@transaction.atomic
+def recount(tally: Tally, source: str) -> int:
+    """Refill a tally that counts the rows of the table ``source`` (one value column, keys that
+    are columns of ``source``) from those rows: one row per key. A repair after what its triggers
+    cannot see (a TRUNCATE, triggers disabled); on PostgreSQL ``source`` is locked against writes
+    meanwhile (SHARE ROW EXCLUSIVE, as its migration did), so no statement is missed or counted
+    twice. Returns the rows written."""
+    (value,) = tally.sums
+    table, rows = connection.ops.quote_name(tally.table), connection.ops.quote_name(source)
+    keys = ", ".join(tally.keys)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"LOCK TABLE {rows} IN SHARE ROW EXCLUSIVE MODE")
+        cursor.execute(f"DELETE FROM {table}")
+        cursor.execute(f"INSERT INTO {table} ({keys}, {value}) SELECT {keys}, COUNT(*) FROM {rows} GROUP BY {keys}")
+        return int(cursor.rowcount)

@@ -476,21 +476,10 @@ def rfm_group_tally_compact() -> int:
     return tallies.compact(group_tally())
 
 
-@transaction.atomic
 def rfm_group_tally_rebuild() -> int:
-    """Recompute ``RfmGroupTally`` from the scores: one row per (model, group). A repair after
-    what the triggers cannot see (a TRUNCATE, triggers disabled); on PostgreSQL the scores are
-    locked against writes meanwhile. Returns the rows written."""
-    scores, table, group = q(RfmScore._meta.db_table), q(RfmGroupTally._meta.db_table), q("group")
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"LOCK TABLE {scores} IN SHARE ROW EXCLUSIVE MODE")
-        cursor.execute(f"DELETE FROM {table}")
-        cursor.execute(
-            f"INSERT INTO {table} (model_id, {group}, contacts) "
-            f"SELECT model_id, {group}, COUNT(*) FROM {scores} GROUP BY model_id, {group}"
-        )
-        return int(cursor.rowcount)
+    """Recompute ``RfmGroupTally`` from the scores (``tallies.recount``): one row per (model,
+    group), the scores locked against writes meanwhile. Returns the rows written."""
+    return tallies.recount(group_tally(), RfmScore._meta.db_table)
 
 
 def rfm_models_due(*, now: dt.datetime | None = None) -> list[tuple[int, int]]:
