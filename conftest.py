@@ -63,6 +63,26 @@ SCREENSHOTS_DIR = Path(__file__).resolve().parent / "artifacts" / "screenshots"
 BROWSER_PASSWORD = "browser-test-password-1"
 
 
+# htmx inserts a swapped fragment, then (a task later, at settle) attaches its triggers: a
+# control acted on in between is changed with nobody listening (on a fast machine Playwright
+# changed a just-inserted <select> 25 ms before htmx processed it, and no refresh was sent).
+# No person acts that fast; the tests wait as a person would, for htmx to be idle.
+HTMX_IDLE = "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+
+
+def _after_htmx(page: Any) -> None:
+    """``page.wait_for_selector`` also waits for htmx to finish its swap (see HTMX_IDLE)."""
+    found = page.wait_for_selector
+
+    def wait_for_selector(selector: str, **options: Any) -> Any:
+        handle = found(selector, **options)
+        if options.get("state") in (None, "visible", "attached"):
+            page.wait_for_function(HTMX_IDLE)
+        return handle
+
+    page.wait_for_selector = wait_for_selector
+
+
 def _browser_unavailable(reason: str) -> None:
     if os.environ.get("REQUIRE_SERVICES") == "1":
         pytest.fail(f"REQUIRE_SERVICES=1 but {reason}", pytrace=False)
@@ -86,6 +106,7 @@ def browser_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
         page.set_default_timeout(10_000)
+        _after_htmx(page)
         try:
             yield page
         finally:

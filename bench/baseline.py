@@ -16,7 +16,8 @@ from typing import Any
 import psycopg
 
 # ---------------------------------------------------------------------------------------
-# Ingest: one statement per transaction upserts contacts, events and their timeline entries.
+# Ingest: one statement per transaction upserts contacts, events and their timeline entries
+# (the new contacts' and the updated events'; a new event's insert entry is its row, as ours).
 # ---------------------------------------------------------------------------------------
 
 UPSERT_SQL = """
@@ -67,14 +68,13 @@ contact_entries AS (
 INSERT INTO contacts_timelineentry
     (workspace_id, contact_id, kind, operation, entity_type, entity_id, custom_event_id, changes,
      created_at, db_created_at)
-SELECT %(ws)s, contact_id, 'custom_event.' || event_name, CASE WHEN inserted THEN 'insert' ELSE 'update' END,
-       'custom_event', id::text, id,
+SELECT %(ws)s, contact_id, 'custom_event.' || event_name, 'update', 'custom_event', id::text, id,
        jsonb_strip_nulls(jsonb_build_object(
            'event_name', jsonb_build_object('new', event_name), 'external_id', jsonb_build_object('new', external_id),
            'occurred_at', jsonb_build_object('new', occurred_at), 'properties', jsonb_build_object('new', properties),
            'goal_type', jsonb_build_object('new', goal_type), 'goal_value', jsonb_build_object('new', goal_value))),
        occurred_at, now()
-FROM upserted
+FROM upserted WHERE NOT inserted
 """
 
 
@@ -276,7 +276,7 @@ def timeline_page(conn: psycopg.Connection[Any], workspace_id: str, email: str, 
             "SELECT t.id, t.kind, t.operation, t.entity_type, t.entity_id, t.changes, t.created_at, "
             "e.id, e.event_name, e.external_id, e.properties, e.occurred_at, e.source, e.goal_type, e.goal_name, "
             "e.goal_value, e.deleted_at "
-            "FROM contacts_timelineentry t LEFT JOIN contacts_customevent e ON e.id = t.custom_event_id "
+            "FROM contacts_timeline t LEFT JOIN contacts_customevent e ON e.id = t.custom_event_id "
             "WHERE t.contact_id = %s ORDER BY t.created_at DESC, t.id DESC LIMIT %s",
             [contact[0], limit + 1],
         ).fetchall()

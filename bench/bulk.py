@@ -3,10 +3,9 @@ times and deletions), written by COPY instead of ``events_upsert``, for sizes th
 cannot load in reasonable time (10M events would take an hour through batches of 50).
 
 What it writes is what the API path leaves behind: contacts (created at their first event),
-their ``contact.created`` timeline entries, the events (source ``import``) and one insert
-timeline entry per event (lean, as ``events_upsert`` writes a new event's; the timeline rows are
-derived from the loaded events by one INSERT ... SELECT), then the contact totals and the
-dashboard's activity rows (``bench.run``).
+their ``contact.created`` timeline entries (one INSERT ... SELECT from the loaded contacts) and
+the events (source ``import``; an event's insert entry is its row, contacts migration 0011), then
+the contact totals and the dashboard's activity rows (``bench.run``).
 The tables' secondary indexes and unique/foreign-key constraints are dropped for the load and
 re-created from their own definitions afterwards (whatever the migrations made them), which is
 how PostgreSQL loads fastest; the row content does not depend on it.
@@ -28,18 +27,6 @@ TABLES = ("contacts_contact", "contacts_customevent", "contacts_timelineentry")
 COPY_CHUNK = 50_000
 # Rows per INSERT ... SELECT (a progress step; each is its own transaction).
 SQL_CHUNK = 500_000
-
-# One insert entry per event at the event's own time, written lean as events_upsert writes a new
-# event's insert (no ``changes``: readers rebuild them from the event row, migration 0006).
-EVENT_ENTRIES_SQL = """
-INSERT INTO contacts_timelineentry
-    (workspace_id, contact_id, kind, operation, entity_type, entity_id, custom_event_id, changes,
-     created_at, db_created_at)
-SELECT e.workspace_id, e.contact_id, 'custom_event.' || e.event_name, 'insert', 'custom_event', e.id::text, e.id,
-       '{}'::jsonb, e.occurred_at, e.created_at
-FROM contacts_customevent e
-WHERE e.workspace_id = %(ws)s AND e.id BETWEEN %(low)s AND %(high)s
-"""
 
 CONTACT_ENTRIES_SQL = """
 INSERT INTO contacts_timelineentry
@@ -204,19 +191,16 @@ def load(
                 bar.update(high - low + 1)
         conn.execute("DROP TABLE bench_staging")
         timings["copy_s"] = round(time.perf_counter() - began, 1)
-        began = time.perf_counter()
-        conn.execute(CONTACT_ENTRIES_SQL, {"ws": workspace_id})
-        with progress(total=total, desc="timeline entries", unit="ev") as bar:
-            for low in range(1, total + 1, SQL_CHUNK):
-                high = min(total, low + SQL_CHUNK - 1)
-                conn.execute(EVENT_ENTRIES_SQL, {"ws": workspace_id, "low": low, "high": high})
-                bar.update(high - low + 1)
-        timings["timeline_s"] = round(time.perf_counter() - began, 1)
-        for table in TABLES:
+        # The ids were written explicitly: the sequences go past them before the timeline's
+        # entries draw theirs (from the events' sequence, migration 0011).
+        for table in TABLES[:2]:
             conn.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                 f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
             )
+        began = time.perf_counter()
+        conn.execute(CONTACT_ENTRIES_SQL, {"ws": workspace_id})
+        timings["timeline_s"] = round(time.perf_counter() - began, 1)
         began = time.perf_counter()
         _restore(conn, constraints, indexes, progress)
         timings["indexes_s"] = round(time.perf_counter() - began, 1)

@@ -202,7 +202,7 @@ def dataset_facts(meta: dict[str, Any]) -> dict[str, Any]:
     ordinary_email = dataset.contact_email(meta["heavy_contacts"] + 7, meta["heavy_contacts"])
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT c.email, (SELECT count(*) FROM contacts_timelineentry t WHERE t.contact_id = c.id) "
+            "SELECT c.email, (SELECT count(*) FROM contacts_timeline t WHERE t.contact_id = c.id) "
             "FROM contacts_contact c WHERE c.workspace_id = %s AND c.email IN (%s, %s)",
             [WORKSPACE, heavy_email, ordinary_email],
         )

@@ -229,48 +229,111 @@ class CustomEvent(models.Model):
         return self.deleted_at is not None
 
 
-class TimelineEntry(models.Model):
-    class Operation(models.TextChoices):
-        INSERT = "insert"
-        UPDATE = "update"
-        DELETE = "delete"
-        RESTORE = "restore"
+class TimelineOperation(models.TextChoices):
+    INSERT = "insert"
+    UPDATE = "update"
+    DELETE = "delete"
+    RESTORE = "restore"
 
-    # No indexes of their own: nothing reads a workspace's timeline; the contact's indexes lead
-    # with the contact.
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="timeline", db_index=False)
+
+class _TimelineColumns(models.Model):
+    """The columns of a timeline entry, stored (``StoredTimelineEntry``) or derived from an event
+    (the ``TimelineEntry`` view)."""
+
+    Operation = TimelineOperation
+
     # "custom_event." + any valid event name must fit; TextField has no length trap.
     kind = models.TextField()
-    operation = models.CharField(max_length=16, choices=Operation.choices)
+    operation = models.CharField(max_length=16, choices=TimelineOperation.choices)
     entity_type = models.CharField(max_length=32)
     entity_id = models.CharField(max_length=64)
-    # Set for custom-event entries so readers can show the event's current data.
-    custom_event = models.ForeignKey(
-        CustomEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="timeline_entries", db_index=False
-    )
     changes = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(help_text="When it happened (for events: their occurred_at).")
     db_created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.operation}"
+
+
+class StoredTimelineEntry(_TimelineColumns):
+    """The timeline entries stored as rows: every entry but an event's insert.
+
+    An event's insert entry is its row (``TimelineEntry``, migration 0011): a stored copy was a
+    third of the bytes per event. Only an event whose ``occurred_at`` moved since has its insert
+    entry stored, at the time it had. Writers write here; readers read ``TimelineEntry``. On
+    PostgreSQL the ids come from the events' sequence, so a stored entry and an event never share
+    an id and the view's ``(created_at, id)`` order is the two tables' own index order.
+    """
+
+    # No indexes of their own: nothing reads a workspace's timeline; the contact's indexes lead
+    # with the contact.
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # Set for custom-event entries (updates, deletes, restores) so readers can show the event's
+    # current data.
+    custom_event = models.ForeignKey(
+        CustomEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+
+    class Meta:
+        db_table = "contacts_timelineentry"
         ordering = ["-created_at", "-id"]
-        verbose_name_plural = "timeline entries"
+        verbose_name = "stored timeline entry"
+        verbose_name_plural = "stored timeline entries"
+        constraints = [
+            # The insert entry of an event whose occurred_at moved (``services._event_entries``),
+            # at most one; the view reads the event row for every other event (NOT EXISTS here).
+            models.UniqueConstraint(
+                fields=["custom_event"],
+                condition=Q(operation="insert", custom_event__isnull=False),
+                name="timeline_event_insert_uniq",
+            ),
+        ]
         indexes = [
-            # timeline.list and the contact page, newest first.
+            # timeline.list and the contact page, newest first (the view's stored half).
             models.Index(fields=["contact", "-created_at", "-id"], name="timeline_contact_created_idx"),
             # The same filtered by kind, and the kinds of the page's filter (timeline_kinds). No
             # created_at / id: its keys repeat, so PostgreSQL stores each (contact, kind) once with
             # its rows (a fifth of the size); a page of one kind sorts that kind's rows.
             models.Index(fields=["contact", "kind"], name="timeline_contact_kind_idx"),
-            # An event's entries: the later entries that rebuild a lean insert's changes
+            # An event's entries: the later entries that rebuild an insert's changes
             # (selectors.with_insert_changes), and the cascade when an event is erased. Only
             # entries of an event: NULL keys after every id kept new ids off the rightmost page.
             models.Index(fields=["custom_event"], condition=Q(custom_event__isnull=False), name="timeline_event_idx"),
         ]
 
-    def __str__(self) -> str:
-        return f"{self.kind} {self.operation}"
+
+class TimelineEntry(_TimelineColumns):
+    """A contact's timeline: the stored entries and, for each event without a stored insert
+    entry, its insert entry read from the event row (kind ``custom_event.<name>``, at the
+    event's ``occurred_at``, id the event's; changes rebuilt by
+    ``selectors.with_insert_changes``). A database view (migration 0011): read-only; write
+    ``StoredTimelineEntry``."""
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+", db_index=False
+    )
+    contact = models.ForeignKey(
+        Contact, on_delete=models.DO_NOTHING, db_constraint=False, related_name="timeline", db_index=False
+    )
+    custom_event = models.ForeignKey(
+        CustomEvent,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="timeline_entries",
+        db_index=False,
+    )
+
+    class Meta:
+        managed = False
+        db_table = "contacts_timeline"
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "timeline entries"
 
 
 class ContactTally(models.Model):

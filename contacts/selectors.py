@@ -48,6 +48,7 @@ from .models import (
     CustomEvent,
     CustomEventQuerySet,
     GoalType,
+    StoredTimelineEntry,
     TimelineEntry,
     normalize_email,
 )
@@ -198,11 +199,11 @@ def timeline_list(
 
 
 def with_insert_changes(entries: Sequence[TimelineEntry]) -> None:
-    """Give event insert entries written lean (``changes.py``) their changes, from the event row.
+    """Give event insert entries (read from the event row, migration 0011) their changes.
 
-    The entries' events must be loaded (``select_related("custom_event")``). Events never
-    changed since their insert (``updated_at == created_at``, the common case) cost nothing;
-    the others' later entries are read in one query.
+    The entries' events must be loaded (``select_related("custom_event")``). The events' later
+    entries (whose "old" values are the inserted version's) are read in one query, on the
+    stored entries' index of events; none when no entry is an event's insert.
     """
     lean = [
         (entry, event)
@@ -211,12 +212,10 @@ def with_insert_changes(entries: Sequence[TimelineEntry]) -> None:
         and not entry.changes
         and (event := entry.custom_event) is not None
     ]
-    changed = {event.pk for _, event in lean if event.updated_at != event.created_at}
     later: dict[int, list[Any]] = {}
-    if changed:
+    if lean:
         rows = (
-            TimelineEntry.objects.filter(custom_event_id__in=changed)
-            .exclude(operation=TimelineEntry.Operation.INSERT)
+            StoredTimelineEntry.objects.filter(custom_event_id__in={event.pk for _, event in lean})
             .order_by("id")
             .values_list("custom_event_id", "changes")
         )

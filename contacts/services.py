@@ -1,7 +1,8 @@
 """Writes for contacts, custom events and their timeline.
 
 Every write that spans rows is one transaction; the timeline entry of each change is written
-in the same transaction as the change, and so is "this contact changed": the contacts whose
+in the same transaction as the change (an event's insert entry is the event row itself,
+``models.TimelineEntry``), and so is "this contact changed": the contacts whose
 data changed are queued for the refresh of every read model built on them (``refresh.py``:
 totals, and through its drain hooks segments) by a statement of the write itself, so no
 committed change can miss its refresh. After the commit (inside a request, once the response
@@ -40,7 +41,7 @@ from events_platform.conflicts import WriteConflict
 from . import activity, refresh
 from .changes import EVENT_VERSION_FIELDS, TRACKED_CONTACT_FIELDS, contact_snapshot, diff, event_snapshot
 from .changes import GOAL_FIELDS as GOAL_FIELDS  # the API's serializers read it here
-from .models import PROFILE_FIELD_TYPES, Contact, CustomEvent, TimelineEntry, merged_properties, normalize_email
+from .models import PROFILE_FIELD_TYPES, Contact, CustomEvent, StoredTimelineEntry, merged_properties, normalize_email
 from .signals import changes_written, contacts_changed
 
 
@@ -215,13 +216,13 @@ def _lock_ids(workspace_id: str, keys: Sequence[tuple[str, str]]) -> list[int]:
 # ---------------------------------------------------------------------------------------
 
 
-def _contact_created_entry(contact: Contact, now: datetime) -> TimelineEntry:
+def _contact_created_entry(contact: Contact, now: datetime) -> StoredTimelineEntry:
     changes = {name: {"new": getattr(contact, name)} for name in TRACKED_CONTACT_FIELDS if getattr(contact, name)}
-    return TimelineEntry(
+    return StoredTimelineEntry(
         workspace_id=contact.workspace_id,
         contact=contact,
         kind="contact.created",
-        operation=TimelineEntry.Operation.INSERT,
+        operation=StoredTimelineEntry.Operation.INSERT,
         entity_type="contact",
         entity_id=str(contact.pk),
         changes=changes,
@@ -427,7 +428,7 @@ def _insertable_fields(model: type[Model]) -> tuple[str, ...]:
     return tuple(f.name for f in model._meta.concrete_fields if not f.primary_key)
 
 
-TIMELINE_FIELDS = _insertable_fields(TimelineEntry)
+TIMELINE_FIELDS = _insertable_fields(StoredTimelineEntry)
 
 
 def _timeline_statement(rows: list[dict[str, Any]], *, where: str = "") -> tuple[str, list[Any]]:
@@ -436,48 +437,65 @@ def _timeline_statement(rows: list[dict[str, Any]], *, where: str = "") -> tuple
     now = timezone.now()
     for row in rows:
         row["db_created_at"] = now
-    return _insert_statement(TimelineEntry, rows, where=where)
+    sql, params = _insert_statement(StoredTimelineEntry, rows, where=where)
+    # An event's stored insert entry is written once (``_event_entries``; unique per event).
+    return f"{sql} ON CONFLICT DO NOTHING", params
 
 
-def _entry_row(entry: TimelineEntry) -> dict[str, Any]:
-    return {name: getattr(entry, _stored_field(TimelineEntry, name).attname) for name in TIMELINE_FIELDS}
+def _entry_row(entry: StoredTimelineEntry) -> dict[str, Any]:
+    return {name: getattr(entry, _stored_field(StoredTimelineEntry, name).attname) for name in TIMELINE_FIELDS}
 
 
 TIMELINE_OPERATION = {
-    Operation.CREATED: TimelineEntry.Operation.INSERT,
-    Operation.UPDATED: TimelineEntry.Operation.UPDATE,
-    Operation.DELETED: TimelineEntry.Operation.DELETE,
-    Operation.RESTORED: TimelineEntry.Operation.RESTORE,
+    Operation.CREATED: StoredTimelineEntry.Operation.INSERT,
+    Operation.UPDATED: StoredTimelineEntry.Operation.UPDATE,
+    Operation.DELETED: StoredTimelineEntry.Operation.DELETE,
+    Operation.RESTORED: StoredTimelineEntry.Operation.RESTORE,
 }
 
 
-def _event_entry(event: CustomEvent, step: _Step, now: datetime, *, last: bool) -> dict[str, Any]:
-    """The timeline row of one step, as a row for ``_timeline_insert`` (no model instance: a
-    batch makes fifty of them).
+def _event_entries(event: CustomEvent, steps: Sequence[_Step], now: datetime) -> list[dict[str, Any]]:
+    """The stored timeline rows of an event's effective ``steps`` in a batch, as rows for
+    ``_timeline_statement`` (no model instances: a batch makes fifty of them).
 
-    An insert that is the event's ``last`` effective step in the batch (the row holds what it
-    inserted) is written lean: no ``changes``, which readers rebuild from the event row
-    (``changes.event_insert_changes``). An insert followed by a newer version in the same batch
-    keeps its changes: the row no longer holds them.
+    An insert writes no row: the event row is its entry (``TimelineEntry``, migration 0011),
+    at the event's ``occurred_at``. The first step that moves ``occurred_at`` stores the insert
+    entry at the time it had (lean: readers rebuild its changes from the event row and the
+    "old" of the later entries, ``changes.event_insert_changes``); the view then shows that one,
+    and an event that has one keeps it (``ON CONFLICT DO NOTHING``).
     """
-    # Inserts and updates sit at the event's own time; a delete or restore at when it happened.
-    if step.operation == Operation.DELETED:
-        created_at = step.after["deleted_at"]
-    elif step.operation == Operation.RESTORED:
-        created_at = now
-    else:
-        created_at = step.after["occurred_at"]
-    return {
-        "workspace": event.workspace_id,
-        "contact": event.contact_id,
-        "kind": f"custom_event.{event.event_name}",
-        "operation": TIMELINE_OPERATION[step.operation],
-        "entity_type": "custom_event",
-        "entity_id": str(event.pk),
-        "custom_event": event.pk,
-        "changes": {} if last and step.operation == Operation.CREATED else diff(step.before, step.after),
-        "created_at": created_at,
-    }
+    rows: list[dict[str, Any]] = []
+
+    def row(operation: str, created_at: datetime, changes: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "workspace": event.workspace_id,
+            "contact": event.contact_id,
+            "kind": f"custom_event.{event.event_name}",
+            "operation": operation,
+            "entity_type": "custom_event",
+            "entity_id": str(event.pk),
+            "custom_event": event.pk,
+            "changes": changes,
+            "created_at": created_at,
+        }
+
+    moved = False
+    for step in steps:
+        if step.operation == Operation.CREATED:
+            continue
+        assert step.before is not None
+        if not moved and step.before["occurred_at"] != step.after["occurred_at"]:
+            rows.append(row(StoredTimelineEntry.Operation.INSERT, step.before["occurred_at"], {}))
+            moved = True
+        # Updates sit at the event's own time; a delete or restore at when it happened.
+        if step.operation == Operation.DELETED:
+            created_at = step.after["deleted_at"]
+        elif step.operation == Operation.RESTORED:
+            created_at = now
+        else:
+            created_at = step.after["occurred_at"]
+        rows.append(row(TIMELINE_OPERATION[step.operation], created_at, diff(step.before, step.after)))
+    return rows
 
 
 def _lock_events(workspace_id: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], CustomEvent]:
@@ -631,13 +649,13 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
         return _fold(stored, incomings, workspace_id=workspace_id, contact=contact, now=now)
 
     def entries_and_changes(of: Iterable[tuple[str, str]]) -> tuple[list[dict[str, Any]], list[EventChange]]:
-        entries, changes = [], []
+        entries: list[dict[str, Any]] = []
+        changes: list[EventChange] = []
         for key in of:
             event, steps = folded[key]
             effective = [step for step in steps if step.operation != Operation.UNCHANGED]
-            for step in effective:
-                entries.append(_event_entry(event, step, now, last=step is effective[-1]))
-                changes.append(_event_change(event, step))
+            entries += _event_entries(event, effective, now)
+            changes += [_event_change(event, step) for step in effective]
         return entries, changes
 
     def changed_contacts(updated: Iterable[CustomEvent], inserted: Iterable[tuple[str, str]]) -> set[int]:
@@ -933,7 +951,7 @@ def contacts_upsert(*, workspace_id: str, contacts: Sequence[ContactInput]) -> l
     }
     new_emails = {c.email for c in created}
     results: list[ContactUpsertResult] = []
-    entries: list[TimelineEntry] = []
+    entries: list[StoredTimelineEntry] = []
     changed: dict[int, Contact] = {}
     first_created: list[Contact] = []
     updated: dict[int, Contact] = {}
@@ -960,11 +978,11 @@ def contacts_upsert(*, workspace_id: str, contacts: Sequence[ContactInput]) -> l
             changed[contact.pk] = contact
             updated[contact.pk] = contact
             entries.append(
-                TimelineEntry(
+                StoredTimelineEntry(
                     workspace_id=workspace_id,
                     contact=contact,
                     kind="contact.updated",
-                    operation=TimelineEntry.Operation.UPDATE,
+                    operation=StoredTimelineEntry.Operation.UPDATE,
                     entity_type="contact",
                     entity_id=str(contact.pk),
                     changes=diff(before, after),
@@ -979,7 +997,7 @@ def contacts_upsert(*, workspace_id: str, contacts: Sequence[ContactInput]) -> l
         for contact in changed.values():
             contact.updated_at = now
         Contact.objects.bulk_update(list(changed.values()), [*TRACKED_CONTACT_FIELDS, "updated_at"])
-    TimelineEntry.objects.bulk_create(entries)
+    StoredTimelineEntry.objects.bulk_create(entries)
     _announce_written(workspace_id, now, _Changes(first_created, list(updated.values())))
     changed_ids = {r.contact.pk for r in results if r.operation != Operation.UNCHANGED}
     refresh.contacts_queue_refresh(workspace_id=workspace_id, contact_ids=changed_ids)

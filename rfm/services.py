@@ -28,7 +28,7 @@ from django.db import connection, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from contacts.models import TimelineEntry
+from contacts.models import StoredTimelineEntry
 from events_platform import conflicts, tallies, time_limits
 
 from . import config as rfm_config
@@ -196,7 +196,7 @@ _SCORE_VALUES = ("recency_days", "frequency", "monetary_cents", "r", "f", "m")
 
 
 def _json_param(value: Any) -> Any:
-    return TimelineEntry._meta.get_field("changes").get_db_prep_save(value, connection)
+    return StoredTimelineEntry._meta.get_field("changes").get_db_prep_save(value, connection)
 
 
 def _distinct(left: str, right: str) -> str:
@@ -283,7 +283,7 @@ class _Diff:
         return sql, [self.model.pk, scoring.dt_param(self.now), self.run.pk if self.run else None]
 
     def timeline_sql(self, changes: str) -> tuple[str, list[Any]]:
-        timeline = q(TimelineEntry._meta.db_table)
+        timeline = q(StoredTimelineEntry._meta.db_table)
         at = scoring.dt_param(self.now)
         sql = (
             f"INSERT INTO {timeline} (workspace_id, contact_id, kind, operation, entity_type, entity_id, "
@@ -294,7 +294,7 @@ class _Diff:
         return sql, [
             self.model.workspace_id,
             GROUP_CHANGED_KIND,
-            TimelineEntry.Operation.INSERT,
+            StoredTimelineEntry.Operation.INSERT,
             self.model.slug,
             self.model.slug,
             self.model.name,

@@ -38,7 +38,7 @@ from django.db.models import BooleanField, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from contacts.models import Contact, TimelineEntry
+from contacts.models import Contact, StoredTimelineEntry
 from events_platform import conflicts, liveness, time_limits
 from events_platform.celery import PUBLISH_ERRORS
 from rfm import selectors as rfm_selectors
@@ -280,11 +280,11 @@ def _after_membership_changed(statements: list[Any], changed: int) -> None:
 
 
 def _json_param(value: Any) -> Any:
-    return TimelineEntry._meta.get_field("changes").get_db_prep_save(value, connection)
+    return StoredTimelineEntry._meta.get_field("changes").get_db_prep_save(value, connection)
 
 
 def _dt_param(value: datetime) -> Any:
-    return TimelineEntry._meta.get_field("created_at").get_db_prep_save(value, connection)
+    return StoredTimelineEntry._meta.get_field("created_at").get_db_prep_save(value, connection)
 
 
 def _apply_membership(
@@ -308,7 +308,7 @@ def _apply_membership_with_temporary_tables(
     table = f"seg_new_{uuid.uuid4().hex[:12]}"
     membership = _q(SegmentMembership._meta.db_table)
     history = _q(SegmentMembershipChange._meta.db_table)
-    timeline = _q(TimelineEntry._meta.db_table)
+    timeline = _q(StoredTimelineEntry._meta.db_table)
     select_sql, select_params = matching.order_by().values("id").query.sql_with_params()
     scope_sql, scope_params = "", []
     if scope is not None:
@@ -322,7 +322,7 @@ def _apply_membership_with_temporary_tables(
             f"custom_event_id, changes, created_at, db_created_at) "
             f"SELECT %s, x.contact_id, %s, %s, 'segment', %s, NULL, %s, %s, %s FROM ({source}) x"
         )
-        head = [segment.workspace_id, kind, TimelineEntry.Operation.INSERT, segment.slug, _json_param(changes)]
+        head = [segment.workspace_id, kind, StoredTimelineEntry.Operation.INSERT, segment.slug, _json_param(changes)]
         return sql, [*head, _dt_param(now), _dt_param(now), *params]
 
     exited_source = (
@@ -397,7 +397,7 @@ def _apply_membership_in_one_statement(
     entries' anti-join may read the membership from before the exits' delete."""
     membership = _q(SegmentMembership._meta.db_table)
     history = _q(SegmentMembershipChange._meta.db_table)
-    timeline = _q(TimelineEntry._meta.db_table)
+    timeline = _q(StoredTimelineEntry._meta.db_table)
     select_sql, select_params = matching.order_by().values("id").query.sql_with_params()
     scope_sql = " AND m.contact_id = ANY(%s)" if scope is not None else ""
     scope_params = [list(scope)] if scope is not None else []
@@ -435,7 +435,7 @@ def _apply_membership_in_one_statement(
         segment.pk,
         at,
         segment.workspace_id,
-        TimelineEntry.Operation.INSERT,
+        StoredTimelineEntry.Operation.INSERT,
         segment.slug,
         changes,
         at,

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from contacts.models import CustomEvent, TimelineEntry
+from contacts.models import CustomEvent, StoredTimelineEntry, TimelineEntry
 from contacts.tests.api_helpers import event_body, upsert_ok
 
 UPSERT = "/api/customEvents.upsert"
@@ -123,9 +123,9 @@ def test_insert_entry_of_a_changed_event_shows_its_first_version(api_client: API
     }
 
 
-def test_insert_followed_by_a_newer_version_in_one_batch_keeps_its_changes(api_client: APIClient) -> None:
+def test_insert_followed_by_a_newer_version_in_one_batch_shows_the_first(api_client: APIClient) -> None:
     """Two versions of a new event in one import: the row holds the second, so the insert entry
-    keeps its own changes, and timeline.list shows them."""
+    is stored at the first version's time (lean) and timeline.list shows the first version."""
     # given
     events = [
         {
@@ -143,8 +143,13 @@ def test_insert_followed_by_a_newer_version_in_one_batch_keeps_its_changes(api_c
     listed = timeline(api_client, kind="custom_event.*")["timeline"]
     # then
     insert = TimelineEntry.objects.get(operation="insert", entity_type="custom_event")
-    assert insert.changes["properties"] == {"new": {"v": 0}}
+    assert (insert.created_at, insert.changes) == (T0, {})
+    assert StoredTimelineEntry.objects.filter(custom_event=insert.custom_event, operation="insert").exists()
     assert [e["operation"] for e in listed] == ["update", "insert"]
+    assert [datetime.fromisoformat(e["created_at"].replace("Z", "+00:00")) for e in listed] == [
+        T0 + timedelta(hours=1),
+        T0,
+    ]
     assert listed[1]["changes"]["properties"] == {"new": {"v": 0}}
     assert listed[0]["changes"]["properties"] == {"old": {"v": 0}, "new": {"v": 1}}
 

@@ -21,7 +21,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from contacts import activity, refresh, selectors
-from contacts.models import Contact, CustomEvent, EventActivity, TimelineEntry
+from contacts.models import Contact, CustomEvent, EventActivity, StoredTimelineEntry
 from contacts.services import EventInput, events_upsert
 from events_platform.workspaces.models import Workspace
 from segments.selectors import dashboard_figures
@@ -128,22 +128,20 @@ def _get(client: APIClient, path: str, **query: str) -> Callable[[], Any]:
             "unique_event_identity_per_workspace",
             LOOKUP,
         ),
-        (
-            "/api/timeline.list",
-            {"email": "c3@example.com"},
-            "contacts_timelineentry",
-            "timeline_contact_created_idx",
-            LIST,
-        ),
+        # The timeline view: its stored entries and its events' insert entries, each in order
+        ("/api/timeline.list", {"email": "c3@example.com"}, "contacts_timeline", "timeline_contact_created_idx", LIST),
+        ("/api/timeline.list", {"email": "c3@example.com"}, "contacts_timeline", "event_contact_occurred_idx", LIST),
         (
             "/api/timeline.list",
             {"email": "c3@example.com", "kind": "custom_event.page.viewed"},
-            "contacts_timelineentry",
+            "contacts_timeline",
             "timeline_contact_kind_idx",
             LOOKUP,  # the contact's rows of one kind, sorted
         ),
-        # c1's first event was updated: its lean insert entry reads the event's later entries
+        # An insert entry read from its event: the event's later entries (c1's first event was
+        # updated), and the moved event's stored insert entry the view skips the event for
         ("/api/timeline.list", {"email": "c1@example.com"}, "contacts_timelineentry", "timeline_event_idx", LOOKUP),
+        ("/api/timeline.list", {"email": "c1@example.com"}, "contacts_timeline", "timeline_event_insert_uniq", LIST),
         ("/api/contacts.list", {}, "contacts_contact", "contact_ws_created_idx", LIST),
         (
             "/api/contacts.get",
@@ -225,12 +223,21 @@ def test_contact_totals_read_each_contact_s_events_by_contact_even_on_stale_stat
     assert "event_ws_occurred_idx" not in plan, plan
 
 
+def test_timeline_page_merges_two_ordered_index_scans_and_stops_after_the_page(stored: None) -> None:
+    """A page of the timeline view, unaided: the stored entries and the contact's events each
+    read in order from their contact index and merged (no sort of the contact's every event:
+    42 ms against 0.2 ms for the bench's heavy contact of 10,000 events)."""
+    contact = Contact.objects.get(workspace_id="acme", email="c3@example.com")
+    (plan,) = _plans(lambda: selectors.timeline_list(contact=contact, limit=5), "contacts_timeline", ("seqscan",))
+    assert "Merge Append" in plan, plan
+    assert "timeline_contact_created_idx" in plan and "event_contact_occurred_idx" in plan, plan
+    assert "->  Sort" not in plan, plan
+
+
 def test_contact_page_timeline_kinds_use_the_kind_index(stored: None) -> None:
     """The kinds in a contact's timeline filter come from timeline_contact_kind_idx."""
     contact = Contact.objects.get(workspace_id="acme", email="c3@example.com")
-    _uses(
-        "timeline_contact_kind_idx", _plans(lambda: selectors.timeline_kinds(contact=contact), "contacts_timelineentry")
-    )
+    _uses("timeline_contact_kind_idx", _plans(lambda: selectors.timeline_kinds(contact=contact), "contacts_timeline"))
 
 
 def test_goal_aggregation_reads_only_the_live_goal_index(stored: None) -> None:
@@ -261,7 +268,7 @@ def test_no_table_keeps_an_index_the_model_does_not_name(stored: None) -> None:
     """Contacts, events and timeline have only their primary key and the indexes and unique
     constraints their models name (no foreign-key or _like pattern index of their own)."""
     with connection.cursor() as cursor:
-        for model in (Contact, CustomEvent, TimelineEntry, EventActivity):
+        for model in (Contact, CustomEvent, StoredTimelineEntry, EventActivity):
             table = model._meta.db_table
             named = {i.name for i in model._meta.indexes} | {f"{table}_pkey"}
             named |= {c.name for c in model._meta.constraints if isinstance(c, UniqueConstraint)}

@@ -120,6 +120,8 @@ def test_a_batch_of_new_and_stored_events_writes_each_entry_once(workspace: Work
             ("contact.created", "insert", str(Contact.objects.get(email="a@x.io").pk)),
             ("contact.created", "insert", str(Contact.objects.get(email="c@x.io").pk)),
             ("custom_event.order.completed", "insert", ids["a"]),
+            # b's occurred_at moved: its insert entry is stored now, at the time it had
+            ("custom_event.order.completed", "insert", ids["b"]),
             ("custom_event.order.completed", "update", ids["b"]),
             ("custom_event.order.completed", "insert", ids["c"]),
             ("custom_event.order.completed", "update", ids["c"]),

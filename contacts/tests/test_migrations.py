@@ -121,22 +121,114 @@ def test_lean_insert_entries_migration_keeps_what_readers_show() -> None:
     stored_before = dict(entry_model.objects.filter(operation="insert").values_list("custom_event_id", "changes"))
     try:
         # when
-        migrate(LEAN)
-        from contacts.models import Contact, TimelineEntry
+        lean_apps = migrate(LEAN).loader.project_state(LEAN).apps
+        lean_entries = lean_apps.get_model("contacts", "TimelineEntry").objects.filter(operation="insert")
+        stored = dict(lean_entries.values_list("custom_event_id", "changes"))
+        # then
+        assert stored == {plain.pk: {}, changed.pk: stored_before[changed.pk], odd.pk: stored_before[odd.pk]}
+        # when the insert entries are read from the events (0011, 0012)
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        from contacts.models import Contact, StoredTimelineEntry
 
-        stored = dict(TimelineEntry.objects.filter(operation="insert").values_list("custom_event_id", "changes"))
         shown = {
             e.custom_event_id: e.changes
             for e in timeline_list(contact=Contact.objects.get(pk=contact.pk)).items
             if e.operation == "insert"
         }
-        # then
-        assert stored == {plain.pk: {}, changed.pk: stored_before[changed.pk], odd.pk: stored_before[odd.pk]}
+        kept = set(StoredTimelineEntry.objects.filter(operation="insert").values_list("custom_event_id", flat=True))
+        # then readers show the same; only the entries 0006 left their changes are stored
         assert shown == stored_before
+        assert kept == {changed.pk, odd.pk}
         # when migrated back
-        migrate(BEFORE_LEAN)
+        back_apps = migrate(BEFORE_LEAN).loader.project_state(BEFORE_LEAN).apps
         # then
-        back = dict(TimelineEntry.objects.filter(operation="insert").values_list("custom_event_id", "changes"))
-        assert back == stored_before
+        back_entries = back_apps.get_model("contacts", "TimelineEntry").objects.filter(operation="insert")
+        assert dict(back_entries.values_list("custom_event_id", "changes")) == stored_before
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+BEFORE_VIEW = [("contacts", "0010_contact_tally")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_insert_entries_from_events_migration_keeps_every_entry() -> None:
+    """0011/0012 on a timeline as 0010 left it: the view holds the same entries (kind,
+    operation, time, event) with unique ids; the stored table keeps only what the events cannot
+    give (the contact's entry, the insert entry of an event moved since, its update); new
+    stored entries (PostgreSQL) take ids no event has; migrating back stores them all again."""
+    old_apps = migrate(BEFORE_VIEW).loader.project_state(BEFORE_VIEW).apps
+    workspace = old_apps.get_model("workspaces", "Workspace").objects.create(id="acme", name="Acme")
+    contact = old_apps.get_model("contacts", "Contact").objects.create(workspace=workspace, email="a@x.io")
+    event_model = old_apps.get_model("contacts", "CustomEvent")
+    entry_model = old_apps.get_model("contacts", "TimelineEntry")
+    t0 = timezone.now().replace(microsecond=0) - timedelta(days=3)
+
+    def entry(event: Any, operation: str, at: Any, changes: dict[str, Any] | None = None) -> None:
+        entry_model.objects.create(
+            workspace=workspace,
+            contact=contact,
+            kind=f"custom_event.{event.event_name}" if event else "contact.created",
+            entity_type="custom_event" if event else "contact",
+            entity_id=str(event.pk if event else contact.pk),
+            custom_event=event,
+            operation=operation,
+            changes=changes or {},
+            created_at=at,
+        )
+
+    entry(None, "insert", t0, {"email": {"new": "a@x.io"}})
+    events = []
+    for n in range(3):
+        event = event_model.objects.create(
+            workspace=workspace,
+            contact=contact,
+            event_name=f"e{n}",
+            external_id=str(n),
+            occurred_at=t0 + timedelta(hours=n),
+        )
+        entry(event, "insert", t0 + timedelta(hours=n))
+        events.append(event)
+    moved = events[2]
+    event_model.objects.filter(pk=moved.pk).update(occurred_at=t0 + timedelta(days=1))
+    entry(moved, "update", t0 + timedelta(days=1), {"occurred_at": {"old": "x", "new": "y"}})
+
+    def rows(model: Any) -> list[tuple[Any, ...]]:
+        return sorted(model.objects.values_list("kind", "operation", "created_at", "custom_event_id"))
+
+    before = rows(entry_model)
+    try:
+        # when
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        from contacts.models import CustomEvent, StoredTimelineEntry, TimelineEntry
+
+        # then
+        assert rows(TimelineEntry) == before
+        ids = list(TimelineEntry.objects.values_list("id", flat=True))
+        assert len(ids) == len(set(ids)) == len(before)
+        assert sorted(StoredTimelineEntry.objects.values_list("kind", "operation")) == [
+            ("contact.created", "insert"),
+            ("custom_event.e2", "insert"),
+            ("custom_event.e2", "update"),
+        ]
+        if connection.vendor == "postgresql":
+            new = StoredTimelineEntry.objects.create(
+                workspace_id="acme",
+                contact_id=contact.pk,
+                kind="x",
+                operation="insert",
+                entity_type="x",
+                entity_id="1",
+                created_at=t0,
+            )
+            event_ids = set(CustomEvent.objects.values_list("id", flat=True))
+            stored_ids = set(StoredTimelineEntry.objects.values_list("id", flat=True))
+            assert not event_ids & stored_ids
+            assert new.pk > max(event_ids)
+            new.delete()
+        # when migrated back
+        back_apps = migrate(BEFORE_VIEW).loader.project_state(BEFORE_VIEW).apps
+        # then
+        assert rows(back_apps.get_model("contacts", "TimelineEntry")) == before
     finally:
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from contacts import refresh
-from contacts.models import Contact, ContactTotals, PendingContactRefresh, TimelineEntry
+from contacts.models import Contact, ContactTotals, PendingContactRefresh, StoredTimelineEntry
 from contacts.services import events_upsert
 from contacts.tests.factories import EventInputFactory
 from events_platform.workspaces.models import Workspace
@@ -85,11 +85,11 @@ def test_a_failing_hook_rolls_back_every_hook_and_the_totals_and_hands_the_claim
     failures = [RuntimeError("down")]
 
     def scorer(batch: refresh.DrainedContacts) -> None:
-        TimelineEntry.objects.create(
+        StoredTimelineEntry.objects.create(
             workspace_id=batch.workspace_id,
             contact_id=batch.contact_ids[0],
             kind="test.scored",
-            operation=TimelineEntry.Operation.INSERT,
+            operation=StoredTimelineEntry.Operation.INSERT,
             entity_type="test",
             entity_id="1",
             created_at=batch.now,
@@ -105,7 +105,7 @@ def test_a_failing_hook_rolls_back_every_hook_and_the_totals_and_hands_the_claim
     with pytest.raises(RuntimeError):
         refresh.contacts_refresh_pending(workspace_id=workspace.id)
     after_failure = (
-        TimelineEntry.objects.filter(kind="test.scored").count(),
+        StoredTimelineEntry.objects.filter(kind="test.scored").count(),
         ContactTotals.objects.filter(contact_id=contact.pk).exists(),
         list(PendingContactRefresh.objects.values_list("contact_id", "claim_token")),
     )
@@ -113,7 +113,7 @@ def test_a_failing_hook_rolls_back_every_hook_and_the_totals_and_hands_the_claim
     # then
     assert after_failure == (0, False, [(contact.pk, "")])
     assert retried == (1, False)
-    assert TimelineEntry.objects.filter(kind="test.scored").count() == 1
+    assert StoredTimelineEntry.objects.filter(kind="test.scored").count() == 1
     assert ContactTotals.objects.get(contact_id=contact.pk).lifetime_value == Decimal("30.00")
     assert not PendingContactRefresh.objects.exists()
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.db import DatabaseError, connection
 
-from contacts.models import Contact, CustomEvent, TimelineEntry
+from contacts.models import Contact, CustomEvent, StoredTimelineEntry, TimelineEntry
 from contacts.services import (
     contact_delete,
     contact_upsert,
@@ -27,7 +27,7 @@ T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 def reject_timeline_rows(kind: str, operation: str) -> None:
     """Make the database refuse timeline rows of this kind and operation (the outside world failing)."""
-    table = TimelineEntry._meta.db_table
+    table = StoredTimelineEntry._meta.db_table
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
             # SQLite triggers take no parameters; kind and operation are the tests' own constants.
@@ -48,10 +48,11 @@ def reject_timeline_rows(kind: str, operation: str) -> None:
             )
 
 
-def test_new_event_is_not_written_when_its_timeline_entry_fails(workspace: Workspace) -> None:
-    """Event, contact and timeline go in one transaction: a failing timeline insert leaves no event or contact."""
+def test_new_event_is_not_written_when_its_contacts_timeline_entry_fails(workspace: Workspace) -> None:
+    """Event, contact and timeline go in one transaction: a failing timeline insert (the new
+    contact's; a new event's insert entry is its own row) leaves no event or contact."""
     # given
-    reject_timeline_rows("custom_event.order.completed", "insert")
+    reject_timeline_rows("contact.created", "insert")
     incoming = EventInputFactory.build(email="ann@example.com")
     # when
     with pytest.raises(DatabaseError):
@@ -86,7 +87,11 @@ def test_event_change_is_not_written_when_its_timeline_entry_fails(
     # then
     stored = CustomEvent.objects.get()
     assert (stored.occurred_at, stored.properties, stored.deleted_at) == (T0, {"v": 1}, None)
-    assert list(TimelineEntry.objects.values_list("operation", flat=True).order_by("id")) == ["insert", "insert"]
+    assert sorted(TimelineEntry.objects.values_list("kind", "operation")) == [
+        ("contact.created", "insert"),
+        ("custom_event.order.completed", "insert"),
+    ]
+    assert not StoredTimelineEntry.objects.filter(custom_event__isnull=False).exists()
 
 
 def test_restore_is_not_written_when_its_timeline_entry_fails(workspace: Workspace) -> None:
@@ -105,10 +110,14 @@ def test_restore_is_not_written_when_its_timeline_entry_fails(workspace: Workspa
 
 
 def test_batch_is_all_or_nothing_when_one_timeline_entry_fails(workspace: Workspace) -> None:
-    """One failing entry rolls back every event of the batch."""
+    """One failing entry (the update of an event inserted by the same batch) rolls back every
+    event of the batch."""
     # given
-    reject_timeline_rows("custom_event.form_submit", "insert")
-    batch = [EventInputFactory.build() for _ in range(4)] + [EventInputFactory.build(event_name="form_submit")]
+    reject_timeline_rows("custom_event.form_submit", "update")
+    batch = [EventInputFactory.build() for _ in range(4)] + [
+        EventInputFactory.build(event_name="form_submit", external_id="f1", occurred_at=T0 + timedelta(hours=h))
+        for h in (0, 1)
+    ]
     # when
     with pytest.raises(DatabaseError):
         events_upsert(workspace_id=workspace.id, events=batch)

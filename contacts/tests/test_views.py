@@ -20,9 +20,10 @@ from events_platform.workspaces.models import Workspace
 
 # Fixed maxima, checked with few and many rows: the point is that they do not grow.
 LIST_MAX_QUERIES = 5  # session, user, workspaces, contacts page (stored totals joined), segment choices
-# session, user, workspaces, contact, kinds, timeline, summary, segment chips, panels (RFM: scores, changes)
-CONTACT_MAX_QUERIES = 10
-TIMELINE_FRAGMENT_MAX_QUERIES = 5  # session, user, workspaces, contact, timeline
+# session, user, workspaces, contact, kinds, timeline, the events' later entries (insert entries'
+# changes), summary, segment chips, panels (RFM: scores, changes)
+CONTACT_MAX_QUERIES = 11
+TIMELINE_FRAGMENT_MAX_QUERIES = 6  # session, user, workspaces, contact, timeline, the events' later entries
 EVENTS_MAX_QUERIES = 4  # session, user, workspaces, events page with their contacts
 NOW = timezone.now()
 

@@ -28,7 +28,7 @@ FIRST_RUN = NOW - dt.timedelta(days=40)
 SECOND_RUN = NOW - dt.timedelta(days=1)
 PAGE_MAX_QUERIES = 13  # session, user, workspaces, model, run dates, cells, transitions x2, unscored, groups, F mode
 CELL_MAX_QUERIES = 5  # session, user, workspaces, model, the cell's contacts
-CONTACT_PAGE_QUERIES = 10  # contacts' 8 (contacts/tests/test_views.py) + the RFM card: scores with models, changes
+CONTACT_PAGE_QUERIES = 11  # contacts' 9 (contacts/tests/test_views.py) + the RFM card: scores with models, changes
 DASHBOARD_QUERIES = 9  # segments/tests/test_views.py: the same 9 (RFM models and their group tallies included)
 
 

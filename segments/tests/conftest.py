@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from contacts.models import Contact, CustomEvent, TimelineEntry
+from contacts.models import Contact, CustomEvent, StoredTimelineEntry
 from events_platform.workspaces.models import Workspace
 from events_platform.workspaces.services import api_key_create, workspace_create
 from segments.models import Segment, SegmentMembership
@@ -78,9 +78,9 @@ def store_history(
         event["id"] = stored_event.pk
     for entry in timeline or []:
         entry["contact_id"] = by_key[entry["contact_key"]]
-    TimelineEntry.objects.bulk_create(
+    StoredTimelineEntry.objects.bulk_create(
         [
-            TimelineEntry(
+            StoredTimelineEntry(
                 workspace=workspace,
                 contact_id=entry["contact_id"],
                 kind=entry["kind"],

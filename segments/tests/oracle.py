@@ -10,7 +10,8 @@ it walks the tree and, per contact, filters that contact's events in plain Pytho
 * memberships: ``{segment slug: {contact id, ...}}``
 * rfm_scores: ``{rfm model id: {contact id: {group, previous_group, group_changed_at, r, f, m,
   recency_days, frequency, monetary_cents}}}`` (the stored rows; a contact without one is prospect)
-* timeline entries: ``contact_id, kind, operation, created_at``
+* timeline entries: ``contact_id, kind, operation, created_at`` (the stored ones; every event
+  also has its insert entry, ``custom_event.<name>`` at its ``occurred_at``, added here)
 
 Notifuse's two leaves (``contacts`` with ``filters``, ``contact_timeline``) are read from the
 contract (``NOTIFUSE-API.md`` §3.4-3.5) and the README's Segments section: contacts also carry
@@ -42,7 +43,20 @@ def matching_contact_ids(
     timeline: Iterable[Row] = (),
 ) -> set[int]:
     events = list(events)
-    timeline = list(timeline)
+    # An event's insert entry is the event itself (contacts migration 0011): as a test writes
+    # them (no later version), at its occurred_at, whether deleted since or not.
+    timeline = [
+        *timeline,
+        *(
+            {
+                "contact_id": event["contact_id"],
+                "kind": f"custom_event.{event['event_name']}",
+                "operation": "insert",
+                "created_at": event["occurred_at"],
+            }
+            for event in events
+        ),
+    ]
     evaluator = _Evaluator(now=now, tz=zoneinfo.ZoneInfo(timezone_name), memberships=memberships or {})
     evaluator.rfm_scores = rfm_scores or {}
     matched = set()
