@@ -183,3 +183,24 @@ def app_vs_raw(app_times: Sequence[float], raw_times: Sequence[float]) -> dict[s
         "raw_s": round(raw_s, 3),
         "ratio": round(app_s / raw_s, 2) if raw_s else None,
     }
+
+
+def settle(env: Any, timeout: float = 120) -> float:
+    """Wait (at most ``timeout``) until the bench's broker queue is empty and no contact waits
+    for its refresh: a figure then starts without the worker still refreshing the previous
+    one's contacts beside it. Returns the seconds waited."""
+    import psycopg
+    import redis
+
+    began = time.monotonic()
+    broker = redis.Redis.from_url(env.redis_url)
+    try:
+        with psycopg.connect(env.psycopg_dsn, autocommit=True) as conn:
+            while time.monotonic() - began < timeout:
+                row = conn.execute("SELECT EXISTS (SELECT 1 FROM contacts_pendingcontactrefresh)").fetchone()
+                if not broker.llen(env.queue) and not (row and row[0]):
+                    break
+                time.sleep(0.1)
+    finally:
+        broker.close()
+    return time.monotonic() - began

@@ -420,7 +420,7 @@ def figure_ingest(env: bench_env.BenchEnv, port: int, api_key: str, small: bool)
     import psycopg
 
     from bench import baseline, dataset
-    from bench.measure import Client, run_clients
+    from bench.measure import Client, run_clients, settle
 
     counts = (
         {"import": {1: 20, 8: 48}, "upsert": {1: 150, 8: 300}}
@@ -485,6 +485,11 @@ def figure_ingest(env: bench_env.BenchEnv, port: int, api_key: str, small: bool)
                 else:
                     items = [baseline.upsert_params(INGEST_WORKSPACE, b) for b in batches]
                     make = partial(raw_client, baseline.upsert if side == "raw" else baseline.floor_upsert)
+                # Each side starts on a quiet system: the worker's refresh of the previous
+                # figure's contacts (seconds after an 8-client import) would run beside it.
+                waited = settle(env)
+                if waited > 0.5:
+                    log(f"ingest {mode} {n_clients}c {side}: waited {waited:.1f} s for the worker's backlog")
                 with _progress(total=len(items), desc=f"ingest {mode} {n_clients}c {side}", unit="req") as bar:
                     run = run_clients(
                         clients=n_clients,

@@ -113,7 +113,7 @@ def _wait_settled(workspace_id: str, timeout: float = 120) -> bool:
 
 def figure_webhooks(env: Any, raw: Any, port: int, api_key: str, workspace_id: str, small: bool) -> dict[str, Any]:
     from bench import dataset
-    from bench.measure import Client, p50_p99_ms, run_clients
+    from bench.measure import Client, p50_p99_ms, run_clients, settle
     from events_platform.celery import app as celery_app
     from webhooks import services, tasks
     from webhooks.events import EVENT_TYPE_NAMES
@@ -144,6 +144,8 @@ def figure_webhooks(env: Any, raw: Any, port: int, api_key: str, workspace_id: s
                 payloads = list(
                     dataset.ingest_payloads(tag=f"{env.run_id}-wh{side}{n}", count=per_round * 50, emails=200)
                 )
+                # No side runs beside the worker's refresh of the previous side's contacts.
+                settle(env)
                 items = [
                     json.dumps({"workspace_id": workspace_id, "events": batch}).encode()
                     for batch in dataset.batched(payloads, 50)

@@ -167,6 +167,7 @@ def _insert_statement(
     return sql, params
 
 
+@functools.cache
 def _stored_field(model: type[Model], name: str) -> Field[Any, Any]:
     """``model``'s field ``name``, one with a column (``get_field`` also finds reverse relations)."""
     field = model._meta.get_field(name)

@@ -360,7 +360,11 @@ def outbox_statement(
         return None
     now = now or timezone.now()
     outbox = _q(WebhookOutbox._meta.db_table)
-    rows = [{"event_type": e.event_type, "occurred_at": _dt(e.occurred_at), "data": e.data} for e in events]
+    if _postgres():
+        # json.dumps writes an aware datetime as text the timestamptz column reads back exactly.
+        rows = [{"event_type": e.event_type, "occurred_at": e.occurred_at, "data": e.data} for e in events]
+    else:
+        rows = [{"event_type": e.event_type, "occurred_at": _dt(e.occurred_at), "data": e.data} for e in events]
     if _postgres():
         source = (
             "SELECT r.event_type, r.occurred_at, r.data FROM json_to_recordset(%s::json) "
