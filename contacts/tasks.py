@@ -10,10 +10,21 @@ from . import activity, refresh
 
 @shared_task(acks_late=True, ignore_result=True)
 def contacts_refresh_pending_task(workspace_id: str) -> int:
-    """Drain the contacts queued for this workspace, a bounded batch at a time."""
+    """Drain the contacts queued for this workspace, a bounded batch at a time.
+
+    Contacts still queued after a full batch are a backlog: the next drain starts at once.
+    Fewer were queued by writes since the claim, whose own drains are scheduled (a write
+    publishes one, or finds one due after its commit): the next drain is scheduled as a write's
+    would be, batched with theirs. Publishing it at once made a steady stream of writes a chain
+    of drains one after another, each claiming the few contacts queued during the previous
+    (about 48 drains a second, the worker busy 80% of the time, beside 150 upserts a second).
+    """
     claimed, more = refresh.contacts_refresh_pending(workspace_id=workspace_id)
     if more:
-        contacts_refresh_pending_task.delay(workspace_id)
+        if claimed >= refresh.PENDING_BATCH:
+            contacts_refresh_pending_task.delay(workspace_id)
+        else:
+            refresh.drain_schedule(workspace_id=workspace_id)
     return claimed
 
 

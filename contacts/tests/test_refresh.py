@@ -171,3 +171,43 @@ def test_a_process_skips_only_the_publishes_a_drain_it_saw_covers(
     assert len(asked) <= 12  # not once per commit
     for at in commits:
         assert any(p <= at < p + 1.0 for p in published), (at, published)
+
+
+@pytest.mark.parametrize(("queued", "batch", "at_once"), [(1, 2000, False), (2, 2, True)])
+def test_the_next_drain_starts_at_once_only_after_a_full_batch(
+    workspace: Workspace,
+    register: Register,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+    queued: int,
+    batch: int,
+    at_once: bool,
+) -> None:
+    """A contact queued by a write while a drain runs gets the next drain scheduled as a write's
+    is (due a delay later, batched with the other writes'); contacts left over from a full
+    batch (a backlog) get it at once. Publishing at once after every drain made a steady
+    stream of writes a chain of drains, each claiming the few contacts queued during the last."""
+    from contacts import tasks
+
+    # given: no Redis mark (every schedule publishes), a hook that queues a contact mid-drain
+    settings.REDIS_URL = ""
+    settings.SEGMENT_REFRESH_BATCH_DELAY = 0.5
+    monkeypatch.setattr(refresh, "PENDING_BATCH", batch)
+    buyers = [queued_buyer(workspace, f"b{i}@x.io") for i in range(queued)]
+    late = queued_buyer(workspace, "late@x.io")
+    PendingContactRefresh.objects.filter(contact_id=late.pk).delete()
+
+    def write_meanwhile(drained: refresh.DrainedContacts) -> None:
+        refresh.contacts_queue_refresh(workspace_id=drained.workspace_id, contact_ids=[late.pk])
+
+    register("write-meanwhile", write_meanwhile, refresh.Phase.SCORE)
+    published: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        tasks.contacts_refresh_pending_task, "apply_async", lambda *args, **kwargs: published.append(kwargs)
+    )
+    # when
+    claimed = tasks.contacts_refresh_pending_task(workspace.id)
+    # then
+    assert claimed == len(buyers)
+    assert list(PendingContactRefresh.objects.values_list("contact_id", flat=True)) == [late.pk]
+    assert published == ([{}] if at_once else [{"countdown": 0.5}])
