@@ -219,3 +219,53 @@ def test_concurrent_contact_upserts_of_one_new_email_make_one_contact(api_key: I
     assert Contact.objects.count() == 1
     assert [b["operation"] for b in outcome.bodies].count("created") == 1
     assert TimelineEntry.objects.filter(kind="contact.created").count() == 1
+
+
+def test_a_drain_s_release_and_a_write_re_queueing_its_contacts_never_deadlock(workspace: Any) -> None:
+    """A write re-queues two contacts of a running drain's claim, the lower id first, and waits
+    between the two; the drain releases its claim meanwhile. The release locks in contact id
+    order as writes do, so it waits for the write, which then finishes: no deadlock, and both
+    contacts stay queued for the next drain (their change came after the claim). Released in
+    the scan's order (the higher id's row stored first), each held a row the other wanted."""
+    import time
+
+    from django.db import transaction
+
+    from contacts import refresh
+    from contacts.models import PendingContactRefresh
+
+    # given: contacts low < high, queued high first (so stored first), both claimed by a drain
+    low, high = (Contact.objects.create(workspace=workspace, email=f"{n}@x.io") for n in ("low", "high"))
+    refresh.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[high.pk])
+    refresh.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[low.pk])
+    token, claimed = refresh._claim_pending(workspace.id, 10, datetime.now(UTC))
+    assert sorted(claimed) == [low.pk, high.pk]
+    first_queued = threading.Event()
+    errors: list[str] = []
+
+    def write() -> None:
+        try:
+            with transaction.atomic():
+                refresh.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[low.pk])
+                first_queued.set()
+                time.sleep(0.5)  # the release starts meanwhile
+                refresh.contacts_queue_refresh(workspace_id=workspace.id, contact_ids=[high.pk])
+        except Exception as exc:
+            errors.append(f"write: {exc}")
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert first_queued.wait(10)
+    # when the drain releases its claim (in its transaction) while the write is under way
+    try:
+        with transaction.atomic():
+            refresh._release_claim(workspace.id, token, done=True)
+    except Exception as exc:
+        errors.append(f"release: {exc}")
+    writer.join(30)
+    # then
+    assert errors == []
+    queued = PendingContactRefresh.objects.filter(workspace_id=workspace.id)
+    assert sorted(queued.values_list("contact_id", "claim_token")) == [(low.pk, ""), (high.pk, "")]
