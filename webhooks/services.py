@@ -360,11 +360,10 @@ def outbox_statement(
         return None
     now = now or timezone.now()
     outbox = _q(WebhookOutbox._meta.db_table)
-    if _postgres():
-        # json.dumps writes an aware datetime as text the timestamptz column reads back exactly.
-        rows = [{"event_type": e.event_type, "occurred_at": e.occurred_at, "data": e.data} for e in events]
-    else:
-        rows = [{"event_type": e.event_type, "occurred_at": _dt(e.occurred_at), "data": e.data} for e in events]
+    # On PostgreSQL json.dumps writes an aware datetime as text the timestamptz column reads back
+    # exactly: no field conversion per event.
+    stored_at = (lambda value: value) if _postgres() else _dt
+    rows = [{"event_type": e.event_type, "occurred_at": stored_at(e.occurred_at), "data": e.data} for e in events]
     if _postgres():
         source = (
             "SELECT r.event_type, r.occurred_at, r.data FROM json_to_recordset(%s::json) "
