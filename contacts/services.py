@@ -447,8 +447,8 @@ def _entry_row(entry: StoredTimelineEntry) -> dict[str, Any]:
     return {name: getattr(entry, _stored_field(StoredTimelineEntry, name).attname) for name in TIMELINE_FIELDS}
 
 
+# A step's stored entry (a creation stores none: the event row is its insert entry).
 TIMELINE_OPERATION = {
-    Operation.CREATED: StoredTimelineEntry.Operation.INSERT,
     Operation.UPDATED: StoredTimelineEntry.Operation.UPDATE,
     Operation.DELETED: StoredTimelineEntry.Operation.DELETE,
     Operation.RESTORED: StoredTimelineEntry.Operation.RESTORE,

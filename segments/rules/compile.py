@@ -242,7 +242,8 @@ def _compile_children(children: list[dict[str, Any]], operator: str, context: Co
     child_semi_join = semi_join and operator == "and"
     for index, child in enumerate(children):
         if index not in fused:
-            parts.append(_compile_node(child, context, semi_join=child_semi_join))
+            grouped = _timeline_semi_join(child, context) if child_semi_join else None
+            parts.append(grouped or _compile_node(child, context, semi_join=child_semi_join))
         elif (fused_q := fused[index]) is not None:
             parts.append(fused_q)
     return parts
@@ -626,16 +627,46 @@ def _midnight_utc(moment: dt.date | dt.datetime) -> dt.datetime:
 COUNTED_TIMELINE_OPERATIONS = (TimelineEntry.Operation.INSERT, TimelineEntry.Operation.UPDATE)
 
 
-def timeline_matches(body: dict[str, Any], context: Context) -> QuerySet[TimelineEntry, Any]:
-    """The outer contact's timeline entries that a ``contact_timeline`` leaf counts."""
+def _timeline_counted(body: dict[str, Any], context: Context) -> QuerySet[TimelineEntry, Any]:
     window = _window_q("created_at", body["timeframe_operator"], body["timeframe_values"], context)
-    entries = TimelineEntry.objects.filter(
-        window, contact_id=OuterRef("pk"), kind=body["kind"], operation__in=COUNTED_TIMELINE_OPERATIONS
-    )
+    entries = TimelineEntry.objects.filter(window, kind=body["kind"], operation__in=COUNTED_TIMELINE_OPERATIONS)
     if "template_id" in body:
         # Only message entries carry a template, and this app sends no messages: none match.
         entries = entries.filter(pk__isnull=True)
-    return entries.order_by().values("contact_id")
+    return entries.order_by()
+
+
+def timeline_matches(body: dict[str, Any], context: Context) -> QuerySet[TimelineEntry, Any]:
+    """The outer contact's timeline entries that a ``contact_timeline`` leaf counts."""
+    return _timeline_counted(body, context).filter(contact_id=OuterRef("pk")).values("contact_id")
+
+
+def _timeline_semi_join(node: dict[str, Any], context: Context) -> Q | None:
+    """A top-level conjunct of a whole-workspace query that is a (non-negated) timeline leaf
+    counting "at least N" (N > 1) or "exactly N" (N > 0) entries: the contacts of ONE grouped
+    pass over the workspace's entries (``id IN (... GROUP BY contact_id HAVING count(*) ...)``)
+    instead of a count per contact; at the default bench size "at least 3 orders" went from
+    3.6 s (100k correlated counts, each reading the contact's events) to a few hundred ms.
+
+    Only a count that is false for a contact without entries can be a semi-join; "at least 1"
+    stays EXISTS (PostgreSQL already runs it as one hashed semi-join), every other leaf stays
+    correlated (None)."""
+    if node["kind"] != "leaf" or node.get("negate") or node["leaf"]["source"] != "contact_timeline":
+        return None
+    body = node["leaf"]["contact_timeline"]
+    operator, value = body["count_operator"], body["count_value"]
+    if not ((operator == "at_least" and value > 1) or (operator == "exactly" and value > 0)):
+        return None
+    counted = {"at_least": "timeline_count__gte", "exactly": "timeline_count"}[operator]
+    groups = (
+        _timeline_counted(body, context)
+        .filter(workspace_id=context.workspace_id)
+        .values("contact_id")
+        .annotate(timeline_count=Count("contact_id"))
+        .filter(**{counted: value})
+        .values("contact_id")
+    )
+    return Q(pk__in=groups)
 
 
 def _compile_contact_timeline(body: dict[str, Any], context: Context) -> Q:

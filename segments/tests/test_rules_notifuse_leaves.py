@@ -27,6 +27,7 @@ from segments.tests.test_rules_oracle import (
     DATES,
     DAYS,
     INSTANTS,
+    NOW,
     _assert_sql_matches_oracle,
     _utc_start,
     custom_event_leaves,
@@ -224,6 +225,44 @@ def test_notifuse_leaves_beside_ours_match_oracle(
 ) -> None:
     """Mixed with goal, event and segment conditions, in one statement, they still match the oracle."""
     _assert_sql_matches_oracle(segments_workspace, data, tree, history=notifuse_histories)
+
+
+def _whole_workspace_sql(workspace: Workspace, tree: dict[str, Any]) -> str:
+    matching = segment_matching_contacts(workspace_id=workspace.pk, tree=tree, timezone_name="UTC", now=NOW)
+    return str(matching.values("id").query)
+
+
+@pytest.mark.parametrize(("operator", "value"), [("at_least", 3), ("exactly", 1)])
+def test_a_whole_workspace_count_of_entries_is_one_grouped_pass(
+    segments_workspace: Workspace, operator: str, value: int
+) -> None:
+    """A top-level "at least 3" / "exactly 1" timeline leaf of a full build is one GROUP BY over
+    the workspace's entries joined as a semi-join, not a correlated count per contact."""
+    # given
+    tree = all_of(goal_leaf("sum", "gte", 500), timeline_leaf("custom_event.order.completed", operator, value))
+    # when
+    sql = _whole_workspace_sql(segments_workspace, tree)
+    # then
+    assert sql.count("GROUP BY") == 2  # the goal leaf's and the timeline leaf's
+    assert 'IN (SELECT U0."contact_id" AS "contact_id" FROM "contacts_timeline" U0' in sql
+    assert 'U0."contact_id" = ("contacts_contact"."id")' not in sql
+
+
+@pytest.mark.parametrize(
+    "leaf",
+    [
+        timeline_leaf("custom_event.order.completed", "at_most", 2),  # holds for a contact without entries
+        timeline_leaf("custom_event.order.completed", "exactly", 0),
+        timeline_leaf("custom_event.order.completed", "at_least", 3, negate=True),
+    ],
+)
+def test_a_count_that_holds_without_entries_stays_correlated(segments_workspace: Workspace, leaf: dict) -> None:
+    """A semi-join would drop the contacts without entries: those counts stay one per contact."""
+    # when
+    sql = _whole_workspace_sql(segments_workspace, leaf)
+    # then
+    assert "GROUP BY" not in sql
+    assert 'U0."contact_id" = ("contacts_contact"."id")' in sql
 
 
 # --------------------------------------------------------------------------- the contract's examples
