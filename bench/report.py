@@ -213,6 +213,8 @@ def growth_table(runs: dict[str, dict[str, Any]], small: str = "default", large:
     for key, (label, value, unit) in _growth_figures(before).items():
         if key not in grown:
             continue
+        if key == "load" and grown[key][0] != label:
+            continue  # loaded by different paths (events_upsert, COPY): no growth figure
         later = grown[key][1]
         factor = later / value if value else 0.0
         limit = GROWTH_LIMITS.get(key)
