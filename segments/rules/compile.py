@@ -458,6 +458,10 @@ def _compile_custom_event(body: dict[str, Any], context: Context) -> Q:
     return _count_condition(custom_event_matches(body, context), body["count_operator"], body["count_value"])
 
 
+# A leaf's count_operator as the comparison of its count with count_value.
+COUNT_COMPARISONS = {"at_least": "gte", "at_most": "lte", "exactly": "eq"}
+
+
 def _count_condition(rows: QuerySet[Any, Any], count_operator: str, count_value: int) -> Q:
     """How many of these correlated rows there are, compared (``at_least`` / ``at_most`` / ``exactly``)."""
     # "Did it at least once" / "never did it" are the common cases: EXISTS stops at the first row.
@@ -465,8 +469,7 @@ def _count_condition(rows: QuerySet[Any, Any], count_operator: str, count_value:
         return Q(Exists(rows))
     if count_operator in ("at_most", "exactly") and count_value == 0:
         return ~Q(Exists(rows))
-    operator = {"at_least": "gte", "at_most": "lte", "exactly": "eq"}[count_operator]
-    return _compare(count_of(rows), operator, count_value)
+    return _compare(count_of(rows), COUNT_COMPARISONS[count_operator], count_value)
 
 
 def _compile_contact(body: dict[str, Any], context: Context) -> Q:
@@ -646,7 +649,7 @@ def _timeline_semi_join(node: dict[str, Any], context: Context) -> Q | None:
     counting "at least N" (N > 1) or "exactly N" (N > 0) entries: the contacts of ONE grouped
     pass over the workspace's entries (``id IN (... GROUP BY contact_id HAVING count(*) ...)``)
     instead of a count per contact; at the default bench size "at least 3 orders" went from
-    3.6 s (100k correlated counts, each reading the contact's events) to a few hundred ms.
+    4.5 s (100k correlated counts, each reading the contact's events) to 0.8 s.
 
     Only a count that is false for a contact without entries can be a semi-join; "at least 1"
     stays EXISTS (PostgreSQL already runs it as one hashed semi-join), every other leaf stays
@@ -657,13 +660,12 @@ def _timeline_semi_join(node: dict[str, Any], context: Context) -> Q | None:
     operator, value = body["count_operator"], body["count_value"]
     if not ((operator == "at_least" and value > 1) or (operator == "exactly" and value > 0)):
         return None
-    counted = {"at_least": "timeline_count__gte", "exactly": "timeline_count"}[operator]
     groups = (
         _timeline_counted(body, context)
         .filter(workspace_id=context.workspace_id)
         .values("contact_id")
         .annotate(timeline_count=Count("contact_id"))
-        .filter(**{counted: value})
+        .filter(_compare(F("timeline_count"), COUNT_COMPARISONS[operator], value))
         .values("contact_id")
     )
     return Q(pk__in=groups)

@@ -23,11 +23,11 @@ from segments.models import Segment
 from segments.selectors import segment_matching_contacts
 from segments.tests.api_helpers import CaptureOnCommit, member_emails, post, purchase, store
 from segments.tests.oracle import matching_contact_ids
+from segments.tests.test_rules_fused import _sql as whole_workspace_sql
 from segments.tests.test_rules_oracle import (
     DATES,
     DAYS,
     INSTANTS,
-    NOW,
     _assert_sql_matches_oracle,
     _utc_start,
     custom_event_leaves,
@@ -227,11 +227,6 @@ def test_notifuse_leaves_beside_ours_match_oracle(
     _assert_sql_matches_oracle(segments_workspace, data, tree, history=notifuse_histories)
 
 
-def _whole_workspace_sql(workspace: Workspace, tree: dict[str, Any]) -> str:
-    matching = segment_matching_contacts(workspace_id=workspace.pk, tree=tree, timezone_name="UTC", now=NOW)
-    return str(matching.values("id").query)
-
-
 @pytest.mark.parametrize(("operator", "value"), [("at_least", 3), ("exactly", 1)])
 def test_a_whole_workspace_count_of_entries_is_one_grouped_pass(
     segments_workspace: Workspace, operator: str, value: int
@@ -241,7 +236,7 @@ def test_a_whole_workspace_count_of_entries_is_one_grouped_pass(
     # given
     tree = all_of(goal_leaf("sum", "gte", 500), timeline_leaf("custom_event.order.completed", operator, value))
     # when
-    sql = _whole_workspace_sql(segments_workspace, tree)
+    sql = whole_workspace_sql(segments_workspace, tree)
     # then
     assert sql.count("GROUP BY") == 2  # the goal leaf's and the timeline leaf's
     assert 'IN (SELECT U0."contact_id" AS "contact_id" FROM "contacts_timeline" U0' in sql
@@ -259,7 +254,7 @@ def test_a_whole_workspace_count_of_entries_is_one_grouped_pass(
 def test_a_count_that_holds_without_entries_stays_correlated(segments_workspace: Workspace, leaf: dict) -> None:
     """A semi-join would drop the contacts without entries: those counts stay one per contact."""
     # when
-    sql = _whole_workspace_sql(segments_workspace, leaf)
+    sql = whole_workspace_sql(segments_workspace, leaf)
     # then
     assert "GROUP BY" not in sql
     assert 'U0."contact_id" = ("contacts_contact"."id")' in sql
