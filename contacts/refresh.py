@@ -72,6 +72,7 @@ from django.utils import timezone
 
 from events_platform import liveness
 from events_platform.celery import PUBLISH_ERRORS
+from events_platform.workspaces.planning import WORKSPACE_PARAM
 
 from .models import Contact, ContactTotals, CustomEvent, GoalType, PendingContactRefresh
 
@@ -440,7 +441,10 @@ def contact_totals_refresh(*, workspace_id: str, contact_ids: Iterable[int]) -> 
     if not ids:
         return 0
     if connection.vendor == "postgresql":
-        return _contact_totals_upsert(where="c.workspace_id = %s AND c.id = ANY(%s)", params=[workspace_id, ids])
+        # The workspace as a parameter the planner cannot estimate (events_platform/workspaces/planning.py).
+        return _contact_totals_upsert(
+            where=f"c.workspace_id = {WORKSPACE_PARAM} AND c.id = ANY(%s)", params=[workspace_id, ids]
+        )
     placeholders = ", ".join(["%s"] * len(ids))
     return _contact_totals_upsert(
         where=f"c.workspace_id = %s AND c.id IN ({placeholders})", params=[workspace_id, *ids]

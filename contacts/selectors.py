@@ -37,6 +37,7 @@ from django.db.models.functions import Coalesce, Concat
 from events_platform.pagination import DEFAULT_LIMIT, Page, paginate
 from events_platform.pagination import InvalidCursor as InvalidCursor  # what these reads raise, for their callers
 from events_platform.workspaces.models import Workspace
+from events_platform.workspaces.planning import workspace_value
 
 from .changes import event_insert_changes
 from .models import (
@@ -80,14 +81,14 @@ def _within(field: str, since: datetime | None, until: datetime | None) -> Q:
 
 
 def contact_get(*, workspace_id: str, email: str) -> Contact | None:
-    return Contact.objects.filter(workspace_id=workspace_id, email=normalize_email(email)).first()
+    return Contact.objects.filter(workspace_id=workspace_value(workspace_id), email=normalize_email(email)).first()
 
 
 def event_get(*, workspace_id: str, event_name: str, external_id: str) -> CustomEvent | None:
     return (
         CustomEvent.objects.live()
         .select_related("contact")
-        .filter(workspace_id=workspace_id, event_name=event_name, external_id=external_id)
+        .filter(workspace_id=workspace_value(workspace_id), event_name=event_name, external_id=external_id)
         .first()
     )
 
@@ -102,12 +103,15 @@ def event_list(
     cursor: str | None = None,
     offset: int = 0,
 ) -> Page[CustomEvent]:
-    events = CustomEvent.objects.live().select_related("contact").filter(workspace_id=workspace_id)
+    events = CustomEvent.objects.live().select_related("contact")
     if email:
         contact = contact_get(workspace_id=workspace_id, email=email)
         if contact is None:
             return Page(items=[], next_cursor=None)
-        events = events.filter(contact=contact)
+        # One contact's events: by its index, whatever the statistics say of the workspace.
+        events = events.filter(workspace_id=workspace_value(workspace_id), contact=contact)
+    else:
+        events = events.filter(workspace_id=workspace_id)
     if event_name:
         events = events.filter(event_name=event_name)
     if goal_type:
@@ -157,7 +161,7 @@ def contact_get_by_external_id(*, workspace_id: str, external_id: str) -> Contac
     """The contact with exactly this external_id (the newest, should several share it)."""
     if not external_id:
         return None
-    return Contact.objects.filter(workspace_id=workspace_id, external_id=external_id).first()
+    return Contact.objects.filter(workspace_id=workspace_value(workspace_id), external_id=external_id).first()
 
 
 def contact_count(*, workspace_id: str) -> int:
@@ -361,7 +365,7 @@ def contact_summary(*, contact: Contact) -> ContactSummary:
     order, refund = Q(goal_value__gt=0), Q(goal_value__lt=0)
     totals = (
         CustomEvent.objects.live()
-        .filter(workspace_id=contact.workspace_id, contact=contact, goal_type=GoalType.PURCHASE)
+        .filter(workspace_id=workspace_value(contact.workspace_id), contact=contact, goal_type=GoalType.PURCHASE)
         .aggregate(
             net=Sum("goal_value"),
             gross=Sum("goal_value", filter=order),

@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from events_platform.after_response import defer
 from events_platform.conflicts import WriteConflict
+from events_platform.workspaces.planning import WORKSPACE_PARAM, workspace_value
 
 from . import activity, refresh
 from .changes import EVENT_VERSION_FIELDS, TRACKED_CONTACT_FIELDS, contact_snapshot, diff, event_snapshot
@@ -320,7 +321,8 @@ def _contacts_ensure_postgresql(
     events = connection.ops.quote_name(CustomEvent._meta.db_table)
     sql = (
         f"WITH new AS ({insert}), "
-        f"old AS (SELECT {columns} FROM {table} WHERE workspace_id = %s AND email = ANY(%s) "
+        # The workspace as a parameter the planner cannot estimate (events_platform/workspaces/planning.py).
+        f"old AS (SELECT {columns} FROM {table} WHERE workspace_id = {WORKSPACE_PARAM} AND email = ANY(%s) "
         "ORDER BY id FOR KEY SHARE), "
         f"got AS (SELECT {columns}, true AS was_created FROM new UNION ALL SELECT {columns}, false FROM old), "
         # The advisory locks once the contacts are in hand (the count reads all of ``got``); a
@@ -508,7 +510,7 @@ def _lock_events(workspace_id: str, keys: Sequence[tuple[str, str]]) -> dict[tup
     rows = (
         CustomEvent.objects.select_for_update(of=("self",))
         .select_related("contact")
-        .filter(match, workspace_id=workspace_id)
+        .filter(match, workspace_id=workspace_value(workspace_id))  # events_platform/workspaces/planning.py
         .order_by("event_name", "external_id")
     )
     return {(e.event_name, e.external_id): e for e in rows}

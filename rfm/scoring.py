@@ -24,6 +24,7 @@ from typing import Any
 from django.db import connection
 
 from contacts.models import Contact, CustomEvent
+from events_platform.workspaces.planning import WORKSPACE_PARAM
 
 from . import groups
 from .config import QUANTILE, THRESHOLDS
@@ -77,6 +78,13 @@ def _in_list(column: str, values: list[Any]) -> tuple[str, list[Any]]:
     return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
 
 
+def _workspace(contact_ids: list[int] | None) -> str:
+    """The workspace's placeholder: for a re-score of some contacts, a value the planner cannot
+    estimate, so it reads them by id and their events by contact rather than the workspace's
+    every purchase (events_platform/workspaces/planning.py)."""
+    return "%s" if contact_ids is None else WORKSPACE_PARAM
+
+
 def scope_condition(column: str, contact_ids: list[int] | None) -> tuple[str, list[Any]]:
     if contact_ids is None:
         return "", []
@@ -100,7 +108,8 @@ def aggregates_sql(spec: ModelSpec, *, now: dt.datetime, contact_ids: list[int] 
     events = q(CustomEvent._meta.db_table)
     goal_sql, goal_params = _in_list("e.goal_type", spec.goal_types)
     where = [
-        f"e.workspace_id = %s AND e.deleted_at IS NULL AND {goal_sql} AND e.goal_value <> 0 AND e.occurred_at <= %s"
+        f"e.workspace_id = {_workspace(contact_ids)} AND e.deleted_at IS NULL AND {goal_sql} AND e.goal_value <> 0 "
+        "AND e.occurred_at <= %s"
     ]
     params: list[Any] = [spec.workspace_id, *goal_params, dt_param(now)]
     if spec.event_names is not None:
@@ -217,7 +226,7 @@ def scores_sql(
         f"CASE WHEN s.contact_id IS NOT NULL THEN ({group_case}) "
         "WHEN a.ever_ordered = 1 THEN %s ELSE %s END AS group_id "
         f"FROM {contacts} c LEFT JOIN agg a ON a.contact_id = c.id LEFT JOIN scored s ON s.contact_id = c.id "
-        f"WHERE c.workspace_id = %s{contact_scope}"
+        f"WHERE c.workspace_id = {_workspace(contact_ids)}{contact_scope}"
     )
     params = [
         *agg_params,

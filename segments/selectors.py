@@ -18,6 +18,7 @@ from contacts import activity
 from contacts import selectors as contact_selectors
 from contacts.models import Contact, ContactTally, CustomEvent, EventActivity, GoalType, normalize_email
 from events_platform.pagination import Page, paginate
+from events_platform.workspaces.planning import workspace_value
 from rfm import selectors as rfm_selectors
 from segments import explain
 from segments.models import Segment, SegmentMembership, SegmentMembershipChange
@@ -63,9 +64,10 @@ def segment_matching_contacts(
         segment_pks=segment_pks,
         semi_join=ids is None,
     )
-    contacts = Contact.objects.filter(workspace_id=workspace_id)
-    if ids is not None:
-        contacts = contacts.filter(pk__in=ids)
+    if ids is None:
+        contacts = Contact.objects.filter(workspace_id=workspace_id)
+    else:  # by id, with the workspace a value the planner cannot estimate (events_platform/workspaces/planning.py)
+        contacts = Contact.objects.filter(workspace_id=workspace_value(workspace_id), pk__in=ids)
     return contacts.filter(condition)
 
 

@@ -46,6 +46,7 @@ from django.db.models.lookups import (
 )
 
 from contacts.models import CustomEvent, TimelineEntry
+from events_platform.workspaces.planning import workspace_value
 from rfm.models import RfmModel, RfmScore
 from segments.models import SegmentMembership
 
@@ -229,7 +230,7 @@ def _compile_children(children: list[dict[str, Any]], operator: str, context: Co
         if sum(_leaf_count(member) for member in members) < 2 and not one_scan_for_all:
             continue  # a lone correlated leaf is as cheap
         condition = functools.reduce(combine, [fused_condition(member, context) for member in members])
-        events = grouped_events(base, context)
+        events = grouped_events(base, context, per_contact=not one_scan_for_all)
         if one_scan_for_all:
             q = Q(pk__in=events.filter(condition).values("contact_id"))
         elif held_without_events:
@@ -249,9 +250,10 @@ def _compile_children(children: list[dict[str, Any]], operator: str, context: Co
     return parts
 
 
-def grouped_events(base: Base, context: Context) -> QuerySet[CustomEvent, Any]:
+def grouped_events(base: Base, context: Context, *, per_contact: bool = False) -> QuerySet[CustomEvent, Any]:
     """The workspace's live events of this base, grouped by contact (a condition on aggregates
-    filters the groups: HAVING)."""
+    filters the groups: HAVING). ``per_contact``: the caller correlates it with the outer
+    contact, so the workspace is a value the planner cannot estimate (``_live_events``)."""
     goal_type, goal_name, event_name = base
     lookups: dict[str, Any] = {"goal_type__isnull": False}
     if goal_type != ANY_GOAL_TYPE:
@@ -260,8 +262,9 @@ def grouped_events(base: Base, context: Context) -> QuerySet[CustomEvent, Any]:
         lookups["goal_name"] = goal_name
     if event_name is not None:
         lookups["event_name"] = event_name
+    workspace = workspace_value(context.workspace_id) if per_contact else context.workspace_id
     return (
-        CustomEvent.objects.filter(workspace_id=context.workspace_id, deleted_at__isnull=True, **lookups)
+        CustomEvent.objects.filter(workspace_id=workspace, deleted_at__isnull=True, **lookups)
         .order_by()
         .values("contact_id")
         # An aggregate alias makes values() a GROUP BY without selecting anything more.
@@ -332,10 +335,19 @@ def _window_q(field: str, operator: str, values: list[str], context: Context) ->
 
 def _live_events(context: Context, *filters: Q, **lookups: Any) -> QuerySet[CustomEvent, Any]:
     """The outer contact's live events; ``order_by()`` clears the model ordering, which would
-    otherwise break aggregate subqueries on PostgreSQL."""
+    otherwise break aggregate subqueries on PostgreSQL.
+
+    The workspace is a value the planner cannot estimate (events_platform/workspaces/planning.py):
+    on statistics from before a new workspace had events, its literal id had the planner read
+    each contact's events by a scan of the whole workspace's (event_ws_occurred_idx) instead of
+    the contact's own (event_contact_occurred_idx)."""
     return (
         CustomEvent.objects.filter(
-            *filters, workspace_id=context.workspace_id, contact_id=OuterRef("pk"), deleted_at__isnull=True, **lookups
+            *filters,
+            workspace_id=workspace_value(context.workspace_id),
+            contact_id=OuterRef("pk"),
+            deleted_at__isnull=True,
+            **lookups,
         )
         .order_by()
         .values("contact_id")
