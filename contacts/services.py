@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from events_platform.after_response import defer
 from events_platform.conflicts import WriteConflict
+from events_platform.prepared import prepared_cursor
 from events_platform.workspaces.planning import WORKSPACE_PARAM, workspace_value
 
 from . import activity, refresh
@@ -338,7 +339,7 @@ def _contacts_ensure_postgresql(
     names = [f.attname for f in fields]
     # The fields' own conversions from database values (JSON text, for one).
     convert = [(i, f.from_db_value) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, [*params, workspace_id, list(wanted), list(lock_ids), event_ids])
         rows = cursor.fetchall()
     contacts = {}
@@ -607,7 +608,7 @@ def _insert_new_events(
     ctes += [w.cte(f"w{i}") for i, w in enumerate(writes)]
     params += [p for w in writes for p in w.params]
     counts = "".join(f", {c}" for c in _counts_sql(writes))
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(f"WITH {', '.join(ctes)} SELECT id, event_name, external_id{counts} FROM ins", params)
         inserted = cursor.fetchall()
     if len(inserted) == len(events):

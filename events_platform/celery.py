@@ -7,7 +7,7 @@ from typing import Any
 import kombu.exceptions
 import redis
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import task_postrun, task_prerun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "events_platform.settings")
 
@@ -35,3 +35,18 @@ def _bound_worker_statements(**kwargs: Any) -> None:
     from events_platform import time_limits
 
     time_limits.bind_process(time_limits.WORKER)
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _connections_as_between_requests(sender: Any = None, **kwargs: Any) -> None:
+    """Around each task a worker runs, what Django does around each request: a connection past
+    CONN_MAX_AGE, or one left broken or mid-transaction, is closed, and a kept one is
+    health-checked on its next use (CONN_HEALTH_CHECKS). The kept ones are what
+    CELERY_DB_REUSE_MAX allows. A task run in-process (eager: tests, the embedded mode) runs
+    inside its caller's work and leaves the caller's connection alone, as Celery's fixup does."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()

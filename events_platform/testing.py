@@ -65,20 +65,21 @@ def celery_worker(
 
     Like a plain ``celery -A events_platform worker`` it consumes every queue the app uses (the
     default one and the webhooks one derived from it). Workers started with the same ``queue``
-    share their work; ``env`` adds settings for the worker process. ``beat`` runs Celery beat
-    inside the worker (``-B``: the periodic sweeps, as a production beat runs them);
+    share their work; ``env`` adds settings for the worker process (or replaces these defaults).
+    ``beat`` runs Celery beat inside the worker (``-B``: the periodic sweeps, as a production beat
+    runs them);
     ``broker_url`` puts the worker on another Redis than ``REDIS_URL`` (a broker a test stops).
     """
     queue = queue or f"test-{uuid.uuid4().hex[:12]}"
     env = {
         **os.environ,
-        **(env or {}),
         "DEBUG": "1",
         "DATABASE_URL": _database_url(),
         "REDIS_URL": broker_url or settings.REDIS_URL,
         "CELERY_TASK_ALWAYS_EAGER": "0",
         "CELERY_QUEUE": queue,
         "CONN_MAX_AGE": "0",
+        **(env or {}),
     }
     command = [
         sys.executable, "-m", "celery", "-A", "events_platform", "worker",

@@ -7,6 +7,8 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from events_platform.prepared import prepared_cursor
+
 from .models import ApiKey, hash_secret
 
 # last_used_at is a hint for humans; writing it at most once a minute keeps ingest cheap.
@@ -89,7 +91,7 @@ def _active_key(key_hash: str) -> ApiKey | None:
 
 def _lookup(key_hash: str) -> ApiKey | None:
     quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"SELECT {', '.join(quote(name) for name in _KEY_FIELDS)} FROM {quote(ApiKey._meta.db_table)} "
             "WHERE key_hash = %s AND revoked_at IS NULL",

@@ -1,0 +1,111 @@
+"""Prepared ingest statements (events_platform/prepared.py): on PostgreSQL an upsert's key
+lookup, contacts statement and events statement are prepared on the server once per connection
+and reused, nothing else is prepared, and DATABASE_PREPARED_STATEMENTS=0 turns it off. A write
+through them still reads and stores what it did with client-side binding."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from contacts.models import Contact, CustomEvent
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's; elsewhere prepared_cursor() is connection.cursor()")
+
+
+def _upsert(client: APIClient, external_id: str, email: str = "ann@example.com", **fields: Any) -> dict[str, Any]:
+    response = client.post(
+        "/api/customEvents.upsert",
+        {
+            "workspace_id": "acme",
+            "email": email,
+            "event_name": "order.completed",
+            "external_id": external_id,
+            "occurred_at": T0.isoformat(),
+            "goal_type": "purchase",
+            "goal_value": 12.5,
+            "properties": {"sku": "a-1", "note": 'it\'s 100% "quoted" \\ text'},
+            **fields,
+        },
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _prepared() -> dict[str, tuple[int, int]]:
+    """This connection's prepared statements: their text -> (generic plans, custom plans)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")
+        return {statement: (generic, custom) for statement, generic, custom in cursor.fetchall()}
+
+
+def _runs(prepared: dict[str, tuple[int, int]]) -> int:
+    return sum(generic + custom for generic, custom in prepared.values())
+
+
+def test_an_upsert_prepares_its_three_statements_once_and_reuses_them(api_client: APIClient) -> None:
+    # given: what earlier tests on this connection prepared
+    before = _prepared()
+    # when: five upserts of the same shape (each a new contact)
+    _upsert(api_client, "o-1")
+    after_one = _prepared()
+    for n in range(2, 6):
+        _upsert(api_client, f"o-{n}", email=f"c{n}@example.com")
+    after_five = _prepared()
+    # then
+    starts = list(after_one)
+    assert any('"workspaces_apikey"' in s for s in starts)
+    assert any(s.startswith('WITH new AS (INSERT INTO "contacts_contact"') for s in starts)
+    assert any(s.startswith('WITH ins AS (INSERT INTO "contacts_customevent"') for s in starts)
+    assert len(after_one) <= len(before) + 3
+    assert _runs(after_one) == _runs(before) + 3  # nothing else of the request is prepared
+    assert list(after_five) == starts  # the same statements, run again
+    assert _runs(after_five) == _runs(after_one) + 4 * 3
+
+
+def test_what_a_prepared_upsert_stores_is_what_was_sent(api_client: APIClient) -> None:
+    # when: twice, so the second runs the prepared statements
+    for n in range(2):
+        _upsert(api_client, f"o-{n}", goal_value=19.99)
+    # then
+    event = CustomEvent.objects.get(workspace_id="acme", external_id="o-1")
+    assert event.goal_value == Decimal("19.99")
+    assert event.occurred_at == T0
+    assert event.properties == {"sku": "a-1", "note": 'it\'s 100% "quoted" \\ text'}
+    assert Contact.objects.get(pk=event.contact_id).email == "ann@example.com"
+
+
+def test_the_query_log_shows_a_prepared_statement_with_its_values(api_client: APIClient) -> None:
+    # when
+    with CaptureQueriesContext(connection) as captured:
+        _upsert(api_client, "o-logged")
+    # then
+    events = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("WITH ins AS")]
+    assert len(events) == 1
+    assert "o-logged" in events[0] and "%s" not in events[0]
+
+
+def test_turned_off_nothing_is_prepared(api_client: APIClient, settings: Any) -> None:
+    # given
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    before = _prepared()
+    # when
+    for n in range(7):  # past psycopg's usual threshold of 5
+        _upsert(api_client, f"o-{n}")
+    # then
+    assert _prepared() == before  # no statement added, none run
+    assert CustomEvent.objects.filter(workspace_id="acme").count() == 7
