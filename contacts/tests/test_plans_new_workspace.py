@@ -12,8 +12,9 @@ without one (inside the test's transaction, which autovacuum does not see). Ever
 an upsert (a new contact; an existing contact's existing event updated), of a drain (totals, a
 segment, an RFM model), of a contact's API reads and of its page is explained; none may read a
 contacts, events or timeline table by the workspace alone or filter a key after a wider index
-range. Whole-workspace reads (builds, lists, the dashboard) keep the workspace's literal id and
-its real estimate, and are not under test here.
+range. The prepared ingest statements are also run on their generic plans (planned without the
+values), as auto_explain reports them. Whole-workspace reads (builds, lists, the dashboard) keep
+the workspace's literal id and its real estimate, and are not under test here.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import pytest
@@ -43,7 +45,7 @@ from segments.tests.trees import all_of, goal_leaf
 NEW = "fresh"
 TABLES = ("contacts_contact", "contacts_customevent", "contacts_timelineentry", "contacts_contacttotals")
 # An index condition on the workspace and nothing else: the whole workspace's range of the index.
-WORKSPACE_ONLY = re.compile(r"^\(\(workspace_id\)::text = '[^']*'::text\)$")
+WORKSPACE_ONLY = re.compile(r"^\(\(workspace_id\)::text = ('[^']*'::text|\(?\$\d+\)?(::text)?)\)$")
 # A key (a contact's id, an email, an event's identity) checked row by row after the index: the
 # scan read a range wider than the key, such as the workspace's purchases.
 KEY_FILTERED = re.compile(r"\b(contact_id|id|email|external_id)\)? = ")
@@ -144,6 +146,53 @@ def _whole_workspace_reads(run: Callable[[], Any]) -> tuple[int, list[str]]:
     return len(statements), found
 
 
+def _generic_plans(run: Callable[[], Any]) -> tuple[int, list[str]]:
+    """As ``_whole_workspace_reads``, but from the plans the statements of ``run`` really ran
+    with (auto_explain's notice for each), the prepared ones (events_platform/prepared.py) forced
+    onto their generic plan: how many prepared statements ran, and each scan flagged."""
+    connection.ensure_connection()
+    raw = connection.connection
+    messages: list[str] = []
+
+    def keep(diagnostic: Any) -> None:
+        messages.append(diagnostic.message_primary or "")
+
+    with connection.cursor() as cursor:
+        for setting in (
+            "LOAD 'auto_explain'",
+            "SET auto_explain.log_min_duration = 0",
+            "SET auto_explain.log_level = 'notice'",
+            "SET auto_explain.log_format = 'json'",
+            "SET plan_cache_mode = force_generic_plan",
+        ):
+            cursor.execute(setting)
+    raw.add_notice_handler(keep)
+    try:
+        run()
+    finally:
+        raw.remove_notice_handler(keep)
+        with connection.cursor() as cursor:
+            cursor.execute("RESET auto_explain.log_min_duration")
+            cursor.execute("RESET plan_cache_mode")
+    prepared, found = 0, []
+    for message in messages:
+        if "plan:" not in message:
+            continue
+        document = json.loads(message.split("plan:", 1)[1])
+        text, plan = document["Query Text"], document["Plan"]
+        if not any(table in text for table in TABLES):
+            continue
+        prepared += "$1" in text
+        for node in _nodes(plan):
+            if node.get("Relation Name") not in TABLES:
+                continue
+            condition = node.get("Index Cond") or node.get("Recheck Cond") or ""
+            wide = WORKSPACE_ONLY.match(condition) or KEY_FILTERED.search(node.get("Filter", ""))
+            if node["Node Type"] == "Seq Scan" or wide:
+                found.append(f"{node['Node Type']} on {node['Relation Name']} ({condition}) in: {text[:300]}")
+    return prepared, found
+
+
 def _event(email: str, external_id: str) -> EventInput:
     return EventInput(
         email=email,
@@ -162,6 +211,19 @@ def test_a_new_contacts_single_upsert_probes_by_email() -> None:
     )
     assert count >= 2  # the contacts' statement and the events'
     assert not found, "\n".join(found)
+
+
+@pytest.mark.usefixtures("stale")
+def test_the_prepared_ingest_statements_generic_plans_probe_by_key() -> None:
+    """The contacts and events statements are prepared (events_platform/prepared.py): PostgreSQL
+    may run them on a generic plan, planned once without the values. Forced onto it, a new
+    contact's upsert and an import updating stored events still probe by key."""
+    emails = [f"c{n}@{NEW}.example" for n in (5, 17, 2999)]
+    batch = [_event(email, f"o-{email}") for email in emails] + [_event("generic-new@fresh.example", "g-1")]
+    for events in ([_event("generic-single@fresh.example", "g-0")], batch):
+        prepared, found = _generic_plans(partial(events_upsert, workspace_id=NEW, events=events))
+        assert prepared >= 2  # the contacts' statement and the events', on their generic plans
+        assert not found, "\n".join(found)
 
 
 @pytest.mark.usefixtures("stale")
@@ -201,6 +263,8 @@ def test_the_check_finds_a_whole_workspace_scan(stale: None) -> None:
 
     _, found = _whole_workspace_reads(old_lookup)
     assert found and "contacts_contact" in found[0]
+    # A generic plan names the workspace by its parameter.
+    assert WORKSPACE_ONLY.match("((workspace_id)::text = $2)")
 
 
 @pytest.mark.usefixtures("stale")
