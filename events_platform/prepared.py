@@ -44,6 +44,8 @@ def prepared_cursor() -> Iterator[CursorWrapper]:
         with connection.cursor() as cursor:
             yield cursor
         return
+    # What connection.cursor() does first: a kept connection's health check, then (re)connect.
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
     raw_connection = connection.connection
     if raw_connection.prepare_threshold is None:

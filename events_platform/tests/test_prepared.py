@@ -9,12 +9,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from contacts.models import Contact, CustomEvent
+from events_platform.prepared import prepared_cursor
+from events_platform.testing import _database_url
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -109,3 +112,22 @@ def test_turned_off_nothing_is_prepared(api_client: APIClient, settings: Any) ->
     # then
     assert _prepared() == before  # no statement added, none run
     assert CustomEvent.objects.filter(workspace_id="acme").count() == 7
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_kept_connection_that_died_is_replaced_before_a_prepared_statement_as_before_any_other() -> None:
+    """As ``connection.cursor()`` does at a request's first statement: the health check
+    (CONN_HEALTH_CHECKS) finds the session gone and a new one is opened."""
+    # given: a kept connection whose session the server ended, at the start of a request
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (old_pid,) = cursor.fetchone()
+    with psycopg.connect(_database_url(), autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [old_pid])
+    connection.health_check_done = False  # type: ignore[attr-defined]  # as close_old_connections leaves it
+    # when
+    with prepared_cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (new_pid,) = cursor.fetchone()
+    # then
+    assert new_pid != old_pid
