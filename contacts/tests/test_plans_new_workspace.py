@@ -132,18 +132,25 @@ def _whole_workspace_reads(run: Callable[[], Any]) -> tuple[int, list[str]]:
     with connection.cursor() as cursor:
         for sql in statements:
             cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
-            plan = _as_json(cursor.fetchone()[0])[0]["Plan"]
-            for node in _nodes(plan):
-                if node.get("Relation Name") not in TABLES:
-                    continue
-                condition = node.get("Index Cond") or node.get("Recheck Cond") or ""
-                wide = WORKSPACE_ONLY.match(condition) or KEY_FILTERED.search(node.get("Filter", ""))
-                if node["Node Type"] == "Seq Scan" or wide:
-                    found.append(
-                        f"{node['Node Type']} on {node['Relation Name']} ({condition}) in: {sql[:300]}\n"
-                        + json.dumps(plan, indent=1)[:6000]
-                    )
+            found += _flagged(sql, _as_json(cursor.fetchone()[0])[0]["Plan"])
     return len(statements), found
+
+
+def _flagged(sql: str, plan: dict[str, Any]) -> list[str]:
+    """Each scan of ``plan`` that reads a table by the workspace alone, filters a key after the
+    index, or reads it all, with its statement and the plan."""
+    found: list[str] = []
+    for node in _nodes(plan):
+        if node.get("Relation Name") not in TABLES:
+            continue
+        condition = node.get("Index Cond") or node.get("Recheck Cond") or ""
+        wide = WORKSPACE_ONLY.match(condition) or KEY_FILTERED.search(node.get("Filter", ""))
+        if node["Node Type"] == "Seq Scan" or wide:
+            found.append(
+                f"{node['Node Type']} on {node['Relation Name']} ({condition}) in: {sql[:300]}\n"
+                + json.dumps(plan, indent=1)[:6000]
+            )
+    return found
 
 
 def _generic_plans(run: Callable[[], Any]) -> tuple[int, list[str]]:
@@ -174,7 +181,7 @@ def _generic_plans(run: Callable[[], Any]) -> tuple[int, list[str]]:
         with connection.cursor() as cursor:
             cursor.execute("RESET auto_explain.log_min_duration")
             cursor.execute("RESET plan_cache_mode")
-    prepared, found = 0, []
+    prepared, found = 0, list[str]()
     for message in messages:
         if "plan:" not in message:
             continue
@@ -183,13 +190,7 @@ def _generic_plans(run: Callable[[], Any]) -> tuple[int, list[str]]:
         if not any(table in text for table in TABLES):
             continue
         prepared += "$1" in text
-        for node in _nodes(plan):
-            if node.get("Relation Name") not in TABLES:
-                continue
-            condition = node.get("Index Cond") or node.get("Recheck Cond") or ""
-            wide = WORKSPACE_ONLY.match(condition) or KEY_FILTERED.search(node.get("Filter", ""))
-            if node["Node Type"] == "Seq Scan" or wide:
-                found.append(f"{node['Node Type']} on {node['Relation Name']} ({condition}) in: {text[:300]}")
+        found += _flagged(text, plan)
     return prepared, found
 
 

@@ -38,11 +38,16 @@ def _run_tasks(worker_succeeded: Callable[[str], int], count: int, application: 
     return seen
 
 
+def _tagged(**settings: str) -> tuple[str, dict[str, str]]:
+    """A name for the worker's sessions (PGAPPNAME) and its environment, connections kept 60 s."""
+    application = f"test-worker-{uuid.uuid4().hex[:8]}"
+    return application, {"PGAPPNAME": application, "CONN_MAX_AGE": "60", **settings}
+
+
 def test_a_worker_runs_its_tasks_on_one_database_session() -> None:
     # given
     require_worker_services("the worker connection tests")
-    application = f"test-worker-{uuid.uuid4().hex[:8]}"
-    env = {"PGAPPNAME": application, "CONN_MAX_AGE": "60"}
+    application, env = _tagged()
     with celery_worker(env=env) as worker:
         # when
         seen = _run_tasks(worker.succeeded, 4, application)
@@ -55,8 +60,7 @@ def test_without_reuse_each_task_opens_its_own_session() -> None:
     """The behaviour CELERY_DB_REUSE_MAX=0 gives back (Celery's default): nothing is left open."""
     # given
     require_worker_services("the worker connection tests")
-    application = f"test-worker-{uuid.uuid4().hex[:8]}"
-    env = {"PGAPPNAME": application, "CONN_MAX_AGE": "60", "CELERY_DB_REUSE_MAX": "0"}
+    application, env = _tagged(CELERY_DB_REUSE_MAX="0")
     with celery_worker(env=env) as worker:
         # when
         seen = _run_tasks(worker.succeeded, 2, application)
@@ -67,8 +71,7 @@ def test_without_reuse_each_task_opens_its_own_session() -> None:
 def test_a_terminated_session_is_replaced_before_the_next_task_uses_it() -> None:
     # given
     require_worker_services("the worker connection tests")
-    application = f"test-worker-{uuid.uuid4().hex[:8]}"
-    env = {"PGAPPNAME": application, "CONN_MAX_AGE": "60"}
+    application, env = _tagged()
     with celery_worker(env=env) as worker:
         (first,) = _run_tasks(worker.succeeded, 1, application)[0:1]
         with connection.cursor() as cursor:
