@@ -11,9 +11,11 @@ wrappers such as the statement time limit, database-error translation, and the q
 ``CaptureQueriesContext`` reads. Its statements are bound on the server and prepared on their
 first execution, and the connection keeps them for the next request. Only these statements are
 prepared: the connection's automatic threshold stays out of reach, so every other statement runs
-as before. PostgreSQL still chooses, per statement, between a generic plan and a custom one
-(``pg_prepared_statements`` counts both). The workspace of a key lookup stays an InitPlan parameter
-(``workspaces/planning.py``), so a generic plan probes the same indexes as a custom one.
+as before. Their plans are generic (``plan_cache_mode=force_generic_plan`` in the connection's
+options, settings.py): planned on the first execution, not again at each one; left to choose,
+PostgreSQL re-planned the contacts statement every time. The workspace of a key lookup stays an
+InitPlan parameter (``workspaces/planning.py``), so a generic plan probes the same indexes as a
+custom one (``contacts/tests/test_plans_new_workspace.py``).
 
 Poolers: a pooler in transaction mode must track prepared statements (PgBouncer >= 1.21 with
 ``max_prepared_statements``). The app's session advisory locks already need direct or
@@ -29,7 +31,7 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 # psycopg prepares a statement when asked (prepare=True) or once it ran this many times on the
@@ -40,20 +42,21 @@ _NEVER_BY_ITSELF = 2**31 - 1
 @contextmanager
 def prepared_cursor() -> Iterator[CursorWrapper]:
     """A cursor whose statements are prepared on the server (PostgreSQL, unless turned off)."""
-    if connection.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
-        with connection.cursor() as cursor:
+    db = connections[DEFAULT_DB_ALIAS]  # once: each look through the ``connection`` proxy costs
+    if db.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
+        with db.cursor() as cursor:
             yield cursor
         return
     # What connection.cursor() does first: a kept connection's health check, then (re)connect.
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    raw_connection = connection.connection
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    raw_connection = db.connection
     if raw_connection.prepare_threshold is None:
         raw_connection.prepare_threshold = _NEVER_BY_ITSELF
     raw = _preparing_cursor_class()(raw_connection)
     # Django's own wrapping of a new cursor (thread check, execute wrappers, query log).
-    connection.validate_thread_sharing()
-    cursor = _LoggedCursor(raw, connection) if connection.queries_logged else connection.make_cursor(raw)
+    db.validate_thread_sharing()
+    cursor = _LoggedCursor(raw, db) if db.queries_logged else db.make_cursor(raw)
     try:
         yield cursor
     finally:

@@ -216,9 +216,9 @@ def test_a_new_contacts_single_upsert_probes_by_email() -> None:
 
 @pytest.mark.usefixtures("stale")
 def test_the_prepared_ingest_statements_generic_plans_probe_by_key() -> None:
-    """The contacts and events statements are prepared (events_platform/prepared.py): PostgreSQL
-    may run them on a generic plan, planned once without the values. Forced onto it, a new
-    contact's upsert and an import updating stored events still probe by key."""
+    """The contacts and events statements are prepared (events_platform/prepared.py) and run on
+    generic plans, planned once without the values (settings.py forces them). On those plans a
+    new contact's upsert and an import updating stored events still probe by key."""
     emails = [f"c{n}@{NEW}.example" for n in (5, 17, 2999)]
     batch = [_event(email, f"o-{email}") for email in emails] + [_event("generic-new@fresh.example", "g-1")]
     for events in ([_event("generic-single@fresh.example", "g-0")], batch):

@@ -80,6 +80,23 @@ def test_an_upsert_prepares_its_three_statements_once_and_reuses_them(api_client
     assert _runs(after_five) == _runs(after_one) + 4 * 3
 
 
+def test_the_ingest_statements_are_planned_once_per_connection_not_at_every_run(api_client: APIClient) -> None:
+    """Generic plans (plan_cache_mode=force_generic_plan in the connection's options): left to
+    choose, PostgreSQL re-plans the contacts statement at every run (a custom plan each time)."""
+    # when: six upserts of the same shape
+    for n in range(6):
+        _upsert(api_client, f"g-{n}", email=f"g{n}@example.com")
+    # then
+    ingest = {
+        statement: plans
+        for statement, plans in _prepared().items()
+        if statement.startswith(('WITH new AS (INSERT INTO "contacts_contact"', 'WITH ins AS (INSERT INTO "contacts_'))
+    }
+    assert len(ingest) == 2
+    for generic, custom in ingest.values():
+        assert custom == 0 and generic >= 6
+
+
 def test_what_a_prepared_upsert_stores_is_what_was_sent(api_client: APIClient) -> None:
     # when: twice, so the second runs the prepared statements
     for n in range(2):
