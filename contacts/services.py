@@ -240,6 +240,9 @@ class _Ensured:
     contacts: dict[str, Contact]  # by email
     created: list[Contact]  # by email
     event_ids: list[int]  # the ids reserved for new events (PostgreSQL; see _contacts_ensure)
+    # Change recorders with nothing to record in this workspace, by their probes (PostgreSQL;
+    # see register_change_recorder): this write does not call them.
+    quiet: frozenset[str] = frozenset()
 
 
 def _contacts_ensure(
@@ -262,18 +265,20 @@ def _contacts_ensure(
     the contacts are inserted and locked (the order every writer takes them in), and reserves
     ``event_ids`` ids of the events' sequence, so the events' statement can carry their timeline
     entries and everything else that names them (an id reserved for an event that turns out to
-    exist is simply never used).
+    exist is simply never used). It also reads the change recorders' probes (``quiet``).
     """
     wanted = sorted(set(emails))
     contacts: dict[str, Contact] = {}
     created: list[Contact] = []
     ids: list[int] = []
+    quiet: frozenset[str] = frozenset()
     for _round in range(3):
         if connection.vendor == "postgresql":
-            found, created_emails, round_ids = _contacts_ensure_postgresql(
+            found, created_emails, round_ids, round_quiet = _contacts_ensure_postgresql(
                 workspace_id, wanted, now, lock_ids, event_ids
             )
             ids = round_ids or ids
+            quiet = round_quiet if found else quiet
         else:
             found, created_emails = _contacts_ensure_sqlite(workspace_id, wanted, now)
         contacts.update(found)
@@ -286,7 +291,7 @@ def _contacts_ensure(
             break
     else:
         raise WriteConflict(f"contacts {wanted} neither created nor found after 3 rounds")
-    return _Ensured(contacts=contacts, created=sorted(created, key=lambda c: c.email), event_ids=ids)
+    return _Ensured(contacts=contacts, created=sorted(created, key=lambda c: c.email), event_ids=ids, quiet=quiet)
 
 
 def _contact_rows(workspace_id: str, wanted: Sequence[str], now: datetime) -> list[dict[str, Any]]:
@@ -307,7 +312,7 @@ def _contact_rows(workspace_id: str, wanted: Sequence[str], now: datetime) -> li
 
 def _contacts_ensure_postgresql(
     workspace_id: str, wanted: Sequence[str], now: datetime, lock_ids: Sequence[int], event_ids: int
-) -> tuple[dict[str, Contact], set[str], list[int]]:
+) -> tuple[dict[str, Contact], set[str], list[int], frozenset[str]]:
     # One statement: the insert's RETURNING plus the rows that existed, locked. Both halves
     # read one snapshot, so a contact committed concurrently between them is in neither (the
     # caller's next round reads it); so is one erased while we waited for its lock.
@@ -320,6 +325,7 @@ def _contacts_ensure_postgresql(
     )
     table = connection.ops.quote_name(Contact._meta.db_table)
     events = connection.ops.quote_name(CustomEvent._meta.db_table)
+    probe_names, probes_sql, probe_params = _probes_sql(workspace_id)
     sql = (
         f"WITH new AS ({insert}), "
         # The workspace as a parameter the planner cannot estimate (events_platform/workspaces/planning.py).
@@ -332,28 +338,33 @@ def _contacts_ensure_postgresql(
         "WHERE (SELECT count(*) FROM got) >= 0 ORDER BY k) AS l), "
         # A CTE runs once: one nextval per reserved id, however many rows read it.
         f"ids AS (SELECT array_agg(nextval(pg_get_serial_sequence('{events}', 'id'))) AS ids "
-        "FROM generate_series(1, %s)) "
-        "SELECT got.*, ids.ids FROM got, ids, locked"
+        "FROM generate_series(1, %s)), "
+        f"probes AS (SELECT {probes_sql}) "
+        "SELECT got.*, ids.ids, probes.* FROM got, ids, locked, probes"
     )
     fields = Contact._meta.concrete_fields
     names = [f.attname for f in fields]
     # The fields' own conversions from database values (JSON text, for one).
     convert = [(i, f.from_db_value) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
     with prepared_cursor() as cursor:
-        cursor.execute(sql, [*params, workspace_id, list(wanted), list(lock_ids), event_ids])
+        cursor.execute(sql, [*params, workspace_id, list(wanted), list(lock_ids), event_ids, *probe_params])
         rows = cursor.fetchall()
     contacts = {}
     created_emails = set()
     reserved: list[int] = []
-    for *values, was_created, ids in rows:
+    quiet: frozenset[str] = frozenset()
+    width = len(fields)
+    for row in rows:
+        values, was_created, ids = list(row[:width]), row[width], row[width + 1]
         reserved = ids or []
+        quiet = frozenset(name for name, active in zip(probe_names, row[width + 2 :], strict=False) if not active)
         for i, from_db_value in convert:
             values[i] = from_db_value(values[i], None, connection)
         contact = Contact.from_db(connection.alias, names, values)
         contacts[contact.email] = contact
         if was_created:
             created_emails.add(contact.email)
-    return contacts, created_emails, reserved
+    return contacts, created_emails, reserved, quiet
 
 
 def _contacts_ensure_sqlite(
@@ -687,7 +698,9 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
             return [
                 *_queue_writes(workspace_id, changed, when=condition),
                 *_activity_writes(workspace_id, folded.values(), when=condition),
-                *_record_writes(workspace_id, now, _Changes(created_contacts, events=changes), when=condition),
+                *_record_writes(
+                    workspace_id, now, _Changes(created_contacts, events=changes), when=condition, quiet=ensured.quiet
+                ),
             ]
 
         inserted_ids = _insert_new_events(
@@ -736,7 +749,7 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
             *([_Write(*_timeline_statement(entries))] if entries else []),
             *_queue_writes(workspace_id, changed),
             *_activity_writes(workspace_id, folded.values()),
-            *_record_writes(workspace_id, now, _Changes(created_contacts, events=changes)),
+            *_record_writes(workspace_id, now, _Changes(created_contacts, events=changes), quiet=ensured.quiet),
         ]
     )
     _changes_written(workspace_id, now, _Changes(created_contacts, events=changes))
@@ -806,10 +819,27 @@ class RecordStatement:
 
 
 ChangeRecorder = Callable[..., "RecordStatement | None"]
+# A recorder's probe: workspace_id -> (an SQL boolean, its params): whether it may record
+# anything in that workspace at all.
+RecorderProbe = Callable[[str], tuple[str, list[Any]]]
 _recorders: dict[str, ChangeRecorder] = {}
+_probes: dict[str, RecorderProbe] = {}
 
 
-def register_change_recorder(name: str, recorder: ChangeRecorder) -> None:
+def _probes_sql(workspace_id: str) -> tuple[list[str], str, list[Any]]:
+    """The registered probes, as the select list the contacts' statement reads them in."""
+    names: list[str] = []
+    columns: list[str] = []
+    params: list[Any] = []
+    for name, probe in sorted(_probes.items()):
+        sql, probe_params = probe(workspace_id)
+        names.append(name)
+        columns.append(f"({sql}) AS probe{len(columns)}")
+        params += probe_params
+    return names, ", ".join(columns) or "true AS probe0", params
+
+
+def register_change_recorder(name: str, recorder: ChangeRecorder, *, probe: RecorderProbe | None = None) -> None:
     """Record every change contacts writes, from now on (registering a name again replaces it).
 
     Called as ``recorder(workspace_id=, now=, contacts_created=, contacts_updated=,
@@ -819,12 +849,25 @@ def register_change_recorder(name: str, recorder: ChangeRecorder) -> None:
     None when there is nothing to record. A recorder must be set-based (one statement whatever
     the batch) and must not read the database itself: it is called before the write's rows
     exist, with their ids already known.
+
+    ``probe`` (optional) says in SQL whether the recorder may record anything in a workspace at
+    all (webhooks: an enabled subscription exists). An ingest write reads it in its first
+    statement, the contacts' (no round trip of its own), and when it is false does not call the
+    recorder, whose statement would write nothing: no rows rendered in Python for nothing. So
+    what a recorder sees is the workspace as of the write's first statement, not its last; a
+    subscription committed between the two (within a millisecond) takes effect from the next
+    write.
     """
     _recorders[name] = recorder
+    if probe is None:
+        _probes.pop(name, None)
+    else:
+        _probes[name] = probe
 
 
 def unregister_change_recorder(name: str) -> None:
     _recorders.pop(name, None)
+    _probes.pop(name, None)
 
 
 @dataclass(frozen=True)
@@ -848,12 +891,17 @@ class _Changes:
         }
 
 
-def _record_writes(workspace_id: str, now: datetime, changes: _Changes, *, when: str = "") -> list[_Write]:
-    """The recorders' writes for these changes (none when nothing changed), by recorder name."""
+def _record_writes(
+    workspace_id: str, now: datetime, changes: _Changes, *, when: str = "", quiet: frozenset[str] = frozenset()
+) -> list[_Write]:
+    """The recorders' writes for these changes (none when nothing changed), by recorder name;
+    ``quiet`` ones (their probe read false in this write) are not called."""
     if not changes:
         return []
     writes = []
-    for _name, recorder in sorted(_recorders.items()):
+    for name, recorder in sorted(_recorders.items()):
+        if name in quiet:
+            continue
         statement = recorder(workspace_id=workspace_id, now=now, when=when, **changes.arguments())
         if statement is not None:
             writes.append(_Write(statement.sql, statement.params, statement.after_commit))

@@ -67,6 +67,6 @@ def record_changes(
     return services.outbox_statement(workspace_id=workspace_id, events=outbox, now=now, when=when)
 
 
-register_change_recorder("webhooks.outbox", record_changes)
+register_change_recorder("webhooks.outbox", record_changes, probe=services.any_enabled_sql)
 register_membership_change_hook(services.segment_changes_outbox_sql)
 register_group_change_hook(services.rfm_changes_outbox_sql)

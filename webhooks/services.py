@@ -321,12 +321,20 @@ def _wanted_sql(
     workspace without enabled subscriptions the statement reads and writes nothing more.
     """
     subs = _q(WebhookSubscription._meta.db_table)
+    any_sql, any_params = any_enabled_sql(workspace_id)
     sql = (
-        f"EXISTS (SELECT 1 FROM {subs} g WHERE g.workspace_id = %s AND g.enabled) "
+        f"{any_sql} "
         f"AND EXISTS (SELECT 1 FROM {subs} s WHERE s.workspace_id = %s AND s.enabled "
         f"AND {_json_array_has('s.event_types', type_sql)}{extra})"
     )
-    return sql, [workspace_id, workspace_id, *extra_params]
+    return sql, [*any_params, workspace_id, *extra_params]
+
+
+def any_enabled_sql(workspace_id: str) -> tuple[str, list[Any]]:
+    """SQL and params: the workspace has an enabled subscription (the outbox recorder's probe:
+    without one, an ingest write builds no outbox rows; ``contacts.services.register_change_recorder``)."""
+    subs = _q(WebhookSubscription._meta.db_table)
+    return f"EXISTS (SELECT 1 FROM {subs} g WHERE g.workspace_id = %s AND g.enabled)", [workspace_id]
 
 
 def _dt(value: datetime) -> Any:

@@ -213,6 +213,33 @@ def test_the_outbox_costs_the_same_with_or_without_subscriptions(workspace: Any)
     assert WebhookOutbox.objects.count() == 40  # 20 contacts created + 20 events
 
 
+def test_without_an_enabled_subscription_an_ingest_write_builds_no_outbox_rows(workspace: Any) -> None:
+    """PostgreSQL: the contacts' statement reads the outbox recorder's probe (an enabled
+    subscription exists), so a write in a workspace without one sends no outbox INSERT at all,
+    new events and stored ones alike; once a subscription is enabled the next write records."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the probe rides in the PostgreSQL contacts statement; elsewhere the recorder always runs")
+    outbox = f'INSERT INTO "{WebhookOutbox._meta.db_table}"'
+
+    def outbox_inserts(batch: list[EventInput]) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            contacts.events_upsert(workspace_id=workspace.id, events=batch)
+        return sum(outbox in q["sql"] for q in captured.captured_queries)
+
+    subscription = subscribe(workspace, URL)
+    services.subscription_set_enabled(subscription=subscription, enabled=False)
+    later = timezone.now()
+    # when: new events, then the same events again, newer (the stored-events path)
+    assert outbox_inserts([_event(1), _event(2)]) == 0
+    assert outbox_inserts([_event(1, occurred_at=later), _event(3)]) == 0
+    # then: nothing recorded; enabled, the next write records its changes
+    assert WebhookOutbox.objects.count() == 0
+    services.subscription_set_enabled(subscription=subscription, enabled=True)
+    assert outbox_inserts([_event(2, occurred_at=later), _event(4)]) >= 1  # 2: the all-new try, then the update
+    # order_2 updated; order_4 created, with its contact (user4's first write)
+    assert sorted(_types()) == ["contact.created", "custom_event.created", "custom_event.updated"]
+
+
 def test_fan_out_renders_the_event_as_customevents_get_returns_it(workspace: Any, api_client: Any) -> None:
     """data.custom_event of the body equals customEvents.get's event; the envelope is Notifuse's."""
     # given
