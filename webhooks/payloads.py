@@ -1,7 +1,7 @@
 """Webhook bodies: the Notifuse envelope around data rendered by the API's own serializers.
 
 A change is captured in the outbox as the row's values at that moment (``event_values`` /
-``contact_values``, JSON-safe); the fan-out renders them through ``EventOutputSerializer`` and
+``contact_values``, serialised with ``json_default``); the fan-out renders them through ``EventOutputSerializer`` and
 ``ContactOutputSerializer``, the serializers of ``customEvents.get`` and ``contacts.get``, so a
 webhook's ``data.custom_event`` / ``data.contact`` is exactly what those endpoints return and
 follows them when they change. The envelope is serialised once per delivery by the API's JSON
@@ -31,17 +31,27 @@ _renderer = JSONRenderer()
 _timestamp = DateTimeField()
 
 
-def _json_safe(value: Any) -> Any:
-    return json_value(value, decimal=str)
+EVENT_KEYS = (*EVENT_FIELDS, "email")
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps``' fallback for captured values: an instant in ISO 8601, a decimal's exact
+    digits as text (``contacts.changes.json_value``), anything else as ``str``. Applied as the
+    outbox rows are serialised, in one pass, not field by field beforehand."""
+    if isinstance(value, datetime | Decimal):
+        return json_value(value, decimal=str)
+    return str(value)
 
 
 def event_values(values: dict[str, Any]) -> dict[str, Any]:
-    """An event's stored values (attnames, plus ``email``) as the outbox keeps them."""
-    return {name: _json_safe(values.get(name)) for name in (*EVENT_FIELDS, "email")}
+    """An event's stored values (attnames, plus ``email``) as the outbox keeps them, once
+    serialised with ``json_default``."""
+    return {name: values.get(name) for name in EVENT_KEYS}
 
 
 def contact_values(contact: Contact) -> dict[str, Any]:
-    return {name: _json_safe(getattr(contact, name)) for name in CONTACT_FIELDS}
+    """A contact's stored values as the outbox keeps them, once serialised with ``json_default``."""
+    return {name: getattr(contact, name) for name in CONTACT_FIELDS}
 
 
 def _instance(model: type[Model], fields: tuple[str, ...], values: dict[str, Any]) -> Any:

@@ -391,7 +391,7 @@ def outbox_statement(
     )
     if when:
         sql += f" AND {when}"
-    params = [workspace_id, _dt(now), json.dumps(rows, default=str), *wanted_params]
+    params = [workspace_id, _dt(now), json.dumps(rows, default=payloads.json_default), *wanted_params]
     return RecordStatement(sql=sql, params=params, after_commit=_fan_out_on_commit)
 
 
