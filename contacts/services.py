@@ -352,12 +352,13 @@ def _contacts_ensure_postgresql(
     contacts = {}
     created_emails = set()
     reserved: list[int] = []
-    quiet: frozenset[str] = frozenset()
     width = len(fields)
+    # The probes are the same on every row (one-row CTE): read once.
+    probed = rows[0][width + 2 : width + 2 + len(probe_names)] if rows else [True] * len(probe_names)
+    quiet = frozenset(name for name, active in zip(probe_names, probed, strict=True) if not active)
     for row in rows:
         values, was_created, ids = list(row[:width]), row[width], row[width + 1]
         reserved = ids or []
-        quiet = frozenset(name for name, active in zip(probe_names, row[width + 2 :], strict=False) if not active)
         for i, from_db_value in convert:
             values[i] = from_db_value(values[i], None, connection)
         contact = Contact.from_db(connection.alias, names, values)

@@ -1,9 +1,9 @@
 """Webhook bodies: the Notifuse envelope around data rendered by the API's own serializers.
 
 A change is captured in the outbox as the row's values at that moment (``event_values`` /
-``contact_values``, serialised with ``json_default``); the fan-out renders them through ``EventOutputSerializer`` and
-``ContactOutputSerializer``, the serializers of ``customEvents.get`` and ``contacts.get``, so a
-webhook's ``data.custom_event`` / ``data.contact`` is exactly what those endpoints return and
+``contact_values``, serialised with ``json_default``); the fan-out renders them through
+``EventOutputSerializer`` and ``ContactOutputSerializer``, the serializers of ``customEvents.get``
+and ``contacts.get``, so a webhook's ``data.custom_event`` / ``data.contact`` is exactly what those endpoints return and
 follows them when they change. The envelope is serialised once per delivery by the API's JSON
 renderer and stored: every retry sends the same bytes.
 """
