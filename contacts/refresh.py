@@ -61,7 +61,6 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any
 
 import redis
@@ -70,7 +69,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from events_platform import liveness
+from events_platform import liveness, redis_client
 from events_platform.celery import PUBLISH_ERRORS
 from events_platform.workspaces.planning import WORKSPACE_PARAM
 
@@ -180,10 +179,8 @@ def contacts_queue_refresh(*, workspace_id: str, contact_ids: Iterable[int]) -> 
             cursor.execute(*statement)
 
 
-@cache
 def _redis() -> redis.Redis:
-    # A client (a connection pool) per process; the state it guards lives in Redis.
-    return redis.Redis.from_url(settings.REDIS_URL)
+    return redis_client.client()
 
 
 def _mark_key(workspace_id: str, delay: float) -> str | None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NotRequired, TypedDict, Unpack
 
+import redis
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -37,6 +38,7 @@ from django.utils import timezone
 
 from contacts.models import EVENT_NAME_MAX_LENGTH, EVENT_NAME_PATTERN, Contact, GoalType
 from contacts.services import RecordStatement
+from events_platform import redis_client
 from events_platform.after_response import defer
 from segments.models import Segment
 
@@ -73,6 +75,8 @@ SECRET_OVERLAP = timedelta(hours=24)
 MAX_SUBSCRIPTIONS_PER_WORKSPACE = 50
 MAX_FILTER_ITEMS = 100
 FAN_OUT_BATCH = 500
+# How long a "fan-out queued" mark suppresses further publishes at most (see fan_out_publish).
+FAN_OUT_MARK_SECONDS = 2.0
 SEND_BATCH = 10
 # A send starts only while the claim has this much lease left beyond the timeout.
 LEASE_MARGIN = timedelta(seconds=5)
@@ -397,7 +401,7 @@ def outbox_statement(
 
 def _fan_out_on_commit() -> None:
     # After the commit, and inside a request after the response is sent.
-    transaction.on_commit(lambda: defer(_publish_fan_out))
+    transaction.on_commit(lambda: defer(fan_out_publish))
 
 
 def _send_on_commit(deliveries: int) -> None:
@@ -407,10 +411,49 @@ def _send_on_commit(deliveries: int) -> None:
     transaction.on_commit(lambda: defer(lambda: _publish_send(tasks)))
 
 
-def _publish_fan_out() -> None:
+def _fan_out_mark_key() -> str | None:
+    """The Redis key of the "a fan-out is published and has not started" mark, or None when
+    tasks run in-process (eager) or there is no Redis."""
+    from .tasks import webhook_queue, webhooks_fan_out_task
+
+    conf = webhooks_fan_out_task.app.conf
+    if conf.task_always_eager or not settings.REDIS_URL:
+        return None
+    return f"webhooks:fan-out-queued:{webhook_queue(conf.task_default_queue)}"
+
+
+def fan_out_publish() -> None:
+    """Publish a fan-out unless one is already queued and not yet started.
+
+    Runs after the commit of outbox rows. A fan-out task clears the mark before it claims
+    (:func:`fan_out_starting`), so a mark seen here, after our commit, belongs to a task whose
+    claim comes later and takes our rows too: another publish would only claim nothing. So a
+    busy ingest publishes one fan-out per worker pick-up instead of one per write (a Redis SET
+    instead of a broker publish). The mark expires after ``FAN_OUT_MARK_SECONDS``: a publish
+    lost after setting it, or a task stuck behind a long queue, suppresses nothing longer than
+    that, and the periodic sweep re-publishes whatever outbox rows wait.
+    """
     from .tasks import webhooks_fan_out_task
 
+    key = _fan_out_mark_key()
+    if key is not None:
+        try:
+            if not redis_client.client().set(key, 1, nx=True, px=int(FAN_OUT_MARK_SECONDS * 1000)):
+                return
+        except redis.RedisError:
+            logger.warning("fan-out mark not read (Redis unreachable); publishing anyway")
     webhooks_fan_out_task.delay()
+
+
+def fan_out_starting() -> None:
+    """Called by a fan-out task before it claims: later writes publish again (see
+    :func:`fan_out_publish`)."""
+    key = _fan_out_mark_key()
+    if key is not None:
+        try:
+            redis_client.client().delete(key)
+        except redis.RedisError:
+            logger.warning("fan-out mark not cleared (Redis unreachable); it expires by itself")
 
 
 def _publish_send(count: int) -> None:
@@ -453,7 +496,7 @@ def segment_changes_outbox_sql(*, segment: Segment, now: datetime, source: str) 
     )
     at = _dt(now)
     params = [segment.workspace_id, at, segment.slug, segment.name, at, *wanted_params]
-    return MembershipChangeSql(sql=sql, params=params, after_commit=lambda: defer(_publish_fan_out))
+    return MembershipChangeSql(sql=sql, params=params, after_commit=lambda: defer(fan_out_publish))
 
 
 def rfm_changes_outbox_sql(*, model: Any, now: datetime, source: str) -> MembershipChangeSql:
@@ -479,7 +522,7 @@ def rfm_changes_outbox_sql(*, model: Any, now: datetime, source: str) -> Members
     )
     at = _dt(now)
     params = [model.workspace_id, event_type, at, model.slug, at, *wanted_params, event_type]
-    return MembershipChangeSql(sql=sql, params=params, after_commit=lambda: defer(_publish_fan_out))
+    return MembershipChangeSql(sql=sql, params=params, after_commit=lambda: defer(fan_out_publish))
 
 
 # ---------------------------------------------------------------------------------------

@@ -37,9 +37,10 @@ def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None
 @shared_task(acks_late=True, ignore_result=True)
 def webhooks_fan_out_task() -> int:
     """Turn outbox rows into deliveries, a bounded batch at a time."""
+    services.fan_out_starting()
     taken, _created = services.outbox_fan_out()
     if taken >= services.FAN_OUT_BATCH:
-        webhooks_fan_out_task.delay()
+        services.fan_out_publish()
     return taken
 
 
@@ -57,7 +58,7 @@ def webhooks_sweep_task() -> int:
     """Re-publish what is waiting: outbox rows (a lost fan-out), due retries, expired claims."""
     result = services.webhooks_sweep()
     if result.outbox_waiting:
-        webhooks_fan_out_task.delay()
+        services.fan_out_publish()
     tasks = min(math.ceil(result.due / services.SEND_BATCH), MAX_SEND_TASKS_PER_SWEEP)
     for _ in range(tasks):
         webhooks_send_task.delay()

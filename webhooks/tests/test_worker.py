@@ -144,3 +144,39 @@ def test_a_worker_killed_mid_send_is_replaced_after_the_lease() -> None:
     # it waited for the lease rather than racing the dead worker (compared with the lease's
     # recorded end, so a slow worker start-up on a loaded machine neither hides nor fakes it)
     assert lease_end is not None and again.at >= lease_end.timestamp(), (again.at, lease_end)
+
+
+def test_writes_while_a_fan_out_is_queued_publish_no_other_and_it_takes_all_their_rows() -> None:
+    """Ten writes with a subscription while no worker consumes the queue put ONE fan-out task on
+    the broker (not ten); once a worker runs it, every write's rows become deliveries, and a write
+    after that task started publishes again (it is not covered by a task that already claimed)."""
+    from events_platform.celery import app as celery_app
+    from events_platform.redis_client import client
+
+    # given: publishes go to a private queue no worker consumes yet
+    workspace = workspace_create(workspace_id="shop", name="Shop")
+    queue = f"test-{uuid.uuid4().hex[:12]}"
+    webhooks_queue = tasks.webhook_queue(queue)
+    previous = (celery_app.conf.task_always_eager, celery_app.conf.task_default_queue)
+    celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = False, queue
+    try:
+        with Receiver() as receiver:
+            subscribe(workspace, receiver.url, event_types=["custom_event.created"])
+            # when ten writes commit
+            for n in range(10):
+                events_upsert(workspace_id=workspace.id, events=_batch(n * 5, 5))
+            # then one fan-out is waiting on the broker
+            assert client().llen(webhooks_queue) == 1
+            # when a worker takes it
+            with celery_worker(queue=queue, env=LOOPBACK) as worker:
+                got = receiver.wait_for(50, timeout=30)
+                wait_for(lambda: worker.succeeded("webhooks.tasks.webhooks_fan_out_task") >= 1, timeout=10)
+                # then all fifty rows were delivered by that one fan-out
+                assert len({r.headers["webhook-id"] for r in got}) == 50
+                assert worker.succeeded("webhooks.tasks.webhooks_fan_out_task") == 1
+                # and a later write is published and delivered too
+                events_upsert(workspace_id=workspace.id, events=_batch(50, 1))
+                assert len(receiver.wait_for(51, timeout=30)) >= 51
+                wait_for(lambda: worker.succeeded("webhooks.tasks.webhooks_fan_out_task") == 2, timeout=10)
+    finally:
+        celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = previous
