@@ -232,3 +232,61 @@ def test_event_insert_entries_from_events_migration_keeps_every_entry() -> None:
         assert rows(back_apps.get_model("contacts", "TimelineEntry")) == before
     finally:
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+def _index_definition(name: str) -> tuple[str, bool] | None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_indexdef(i.indexrelid), i.indisvalid FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s",
+            [name],
+        )
+        row = cursor.fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_contact_index_gains_the_event_name_and_a_stopped_run_is_finished() -> None:
+    """0013 rebuilds event_contact_occurred_idx with INCLUDE (event_name) on stored events; run
+    again after it stopped between dropping the old index and renaming the new one, it finishes
+    (the index exists once, valid, under its name); backwards the column goes again."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: included columns and CONCURRENTLY are PostgreSQL's")
+    from contacts.services import EventInput, events_upsert
+    from events_platform.workspaces.models import Workspace
+
+    before = [("contacts", "0012_timeline_view")]
+    leaf = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    Workspace.objects.create(id="acme", name="Acme")
+    events_upsert(
+        workspace_id="acme",
+        events=[
+            EventInput(email=f"c{n % 3}@x.io", event_name="a.b", external_id=str(n), occurred_at=timezone.now())
+            for n in range(20)
+        ],
+    )
+    try:
+        # given the index as 0012 left it
+        migrate(before)
+        old = _index_definition("event_contact_occurred_idx")
+        assert old is not None and "INCLUDE" not in old[0]
+        # when a run stopped after building the new index and dropping the old one
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE INDEX event_contact_occurred_new ON contacts_customevent "
+                "(contact_id, occurred_at DESC, id DESC) INCLUDE (event_name)"
+            )
+            cursor.execute("DROP INDEX event_contact_occurred_idx")
+        migrate(leaf)
+        # then
+        new = _index_definition("event_contact_occurred_idx")
+        assert new is not None and new[0].endswith("(contact_id, occurred_at DESC, id DESC) INCLUDE (event_name)")
+        assert new[1]
+        assert _index_definition("event_contact_occurred_new") is None
+        # and backwards
+        migrate(before)
+        back = _index_definition("event_contact_occurred_idx")
+        assert back is not None and back[0].endswith("(contact_id, occurred_at DESC, id DESC)")
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    assert "INCLUDE (event_name)" in (_index_definition("event_contact_occurred_idx") or ("",))[0]
