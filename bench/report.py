@@ -197,6 +197,22 @@ def _growth_figures(run: dict[str, Any]) -> dict[str, tuple[str, float, str]]:
     return figures
 
 
+# Two runs whose floor single upserts differ by more than this factor ran on machines of
+# different speed (seen: 0.3 ms one evening, 1.4-1.8 ms the next morning, the same 2-core kind).
+MACHINE_SPEED_TOLERANCE = 1.5
+
+
+def machine_speed_ratio(before: dict[str, Any], after: dict[str, Any]) -> float | None:
+    """How much longer the floor's single upsert took in ``after`` than in ``before`` (None when
+    either run has no floor figure): the same statement on a minimal table, so the machine's speed."""
+    try:
+        was = before["ingest"]["upsert_1"]["floor"]["p50_ms"]
+        now = after["ingest"]["upsert_1"]["floor"]["p50_ms"]
+    except (KeyError, TypeError):
+        return None
+    return now / was if was else None
+
+
 # Issue 14 at the large size: a 50-event import at most 1.5x slower per batch, memory flat.
 GROWTH_LIMITS = {"ingest_import_1": 1.5, "ingest_import_8": 1.5, "rss_web": 1.2, "rss_worker": 1.2}
 
@@ -210,6 +226,15 @@ def growth_table(runs: dict[str, dict[str, Any]], small: str = "default", large:
     tail = f"{large} ({after['contacts']:,} / {after['events']:,}, {after['date']})"
     rows = [f"| figure | {head} | {tail} | growth | target | status |", "| --- | --- | --- | --- | --- | --- |"]
     grown = _growth_figures(after)
+    speed = machine_speed_ratio(before, after)
+    comparable = speed is None or 1 / MACHINE_SPEED_TOLERANCE <= speed <= MACHINE_SPEED_TOLERANCE
+    if not comparable:
+        rows.insert(
+            0,
+            f"**Not comparable**: the floor's single upsert (one statement into a minimal table, a measure of the "
+            f"machine) took {speed:.2f}x as long in the {large} run as in the {small} one, so these runs were on "
+            "machines of different speed and the growth below is mostly theirs. Run both sizes on one machine.\n",
+        )
     for key, (label, value, unit) in _growth_figures(before).items():
         if key not in grown:
             continue
@@ -219,7 +244,8 @@ def growth_table(runs: dict[str, dict[str, Any]], small: str = "default", large:
         factor = later / value if value else 0.0
         limit = GROWTH_LIMITS.get(key)
         target = f"<= {limit}x" if limit else "-"
-        status = _status(factor <= limit) if limit else "-"
+        judged = comparable or key.startswith("rss_")  # memory does not follow the machine's speed
+        status = (_status(factor <= limit) if judged else "not judged") if limit else "-"
         digits = 2 if unit == "s" else 1
         values = f"{value:,.{digits}f} {unit} | {later:,.{digits}f} {unit}"
         rows.append(f"| {label} | {values} | {factor:.2f}x | {target} | {status} |")
