@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -235,14 +236,10 @@ def test_event_insert_entries_from_events_migration_keeps_every_entry() -> None:
 
 
 def _index_definition(name: str) -> tuple[str, bool] | None:
+    """(definition, valid) of an index, as migration 0013 reads it."""
+    migration = importlib.import_module("contacts.migrations.0013_event_contact_index_includes_name")
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_get_indexdef(i.indexrelid), i.indisvalid FROM pg_index i "
-            "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s",
-            [name],
-        )
-        row = cursor.fetchone()
-    return None if row is None else (row[0], row[1])
+        return migration._definition(cursor, name)
 
 
 @pytest.mark.django_db(transaction=True)
