@@ -140,21 +140,23 @@ def _insert_statement(
     conflict_fields: Sequence[str] = (),
     returning: Sequence[str] = (),
     where: str = "",
+    source: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The INSERT of ``_insert_rows``; ``where`` (PostgreSQL only) filters the rows, read as
-    ``r.<column>``."""
+    ``r.<column>``. ``source`` (PostgreSQL only): the name of a relation of the caller's
+    statement that holds ``rows`` already (``_recordset``'s, as a CTE), read instead of a
+    parameter of their own."""
     meta = model._meta
     fields = [_stored_field(model, name) for name in rows[0]]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
     params: list[Any]
     if connection.vendor == "postgresql":
-        record = ", ".join(f"{quote(f.column)} {_db_type(f)}" for f in fields)
-        sql = (
-            f"INSERT INTO {quote(meta.db_table)} ({columns}) "
-            f"SELECT {columns} FROM json_to_recordset(%s::json) AS r({record})"
-        )
-        params = [json.dumps([{f.column: row[f.name] for f in fields} for row in rows], default=_json_default)]
+        if source is None:
+            source, params = _recordset(model, rows)
+        else:
+            source, params = f"{source} AS r", []
+        sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT {columns} FROM {source}"
         if where:
             sql += f" WHERE {where}"
     else:
@@ -167,6 +169,17 @@ def _insert_statement(
     if returning:
         sql += f" RETURNING {', '.join(quote(_stored_field(model, n).column) for n in returning)}"
     return sql, params
+
+
+def _recordset(model: type[Model], rows: Sequence[dict[str, Any]]) -> tuple[str, list[Any]]:
+    """PostgreSQL: ``rows`` (field name -> value) as ONE JSON parameter read by
+    ``json_to_recordset``, typed by ``model``'s columns: the FROM item (alias ``r``) and its
+    parameter."""
+    fields = [_stored_field(model, name) for name in rows[0]]
+    quote = connection.ops.quote_name
+    record = ", ".join(f"{quote(f.column)} {_db_type(f)}" for f in fields)
+    params = [json.dumps([{f.column: row[f.name] for f in fields} for row in rows], default=_json_default)]
+    return f"json_to_recordset(%s::json) AS r({record})", params
 
 
 @functools.cache
@@ -589,12 +602,17 @@ def _run_writes(writes: Sequence[_Write]) -> None:
 
 
 def _insert_new_events(
-    events: Sequence[CustomEvent], *, entries: list[dict[str, Any]], if_all_new: Callable[[str], list[_Write]]
+    events: Sequence[CustomEvent],
+    *,
+    entries: list[dict[str, Any]],
+    if_all_new: Callable[[str, str], list[_Write]],
 ) -> dict[tuple[str, str], int]:
     """PostgreSQL, the common case in ONE statement: insert these events (their ids reserved by
     ``_contacts_ensure``) as if every one were new, with the timeline ``entries`` of those that
     were (entries without an event, the contacts', always), and, when every event was new, the
-    writes ``if_all_new(condition)`` builds (they AND ``condition`` into their WHERE clause).
+    writes ``if_all_new(condition, rows)`` builds (they AND ``condition`` into their WHERE
+    clause; ``rows`` names the statement's relation of the events' rows, its CTE ``src``, which
+    they may read: the rows travel once).
 
     Returns the (event_name, external_id) -> id of the events inserted; when some already
     existed, the conditional writes wrote nothing and the caller writes them (and the timeline
@@ -602,13 +620,17 @@ def _insert_new_events(
     """
     names = ("id", *_insertable_fields(CustomEvent))
     rows = [{name: getattr(e, _stored_field(CustomEvent, name).attname) for name in names} for e in events]
-    insert, params = _insert_statement(
+    # The rows as a CTE: read once by the insert, they are inlined into it; read by a
+    # conditional write too (webhooks' outbox), materialised once for both.
+    recordset, params = _recordset(CustomEvent, rows)
+    insert, _ = _insert_statement(
         CustomEvent,
         rows,
         conflict_fields=["workspace", "event_name", "external_id"],
         returning=["id", "event_name", "external_id"],
+        source="src",
     )
-    ctes = [f"ins AS ({insert})"]
+    ctes = [f"src AS (SELECT * FROM {recordset})", f"ins AS ({insert})"]
     if entries:
         timeline, timeline_params = _timeline_statement(
             entries, where="r.custom_event_id IS NULL OR r.custom_event_id IN (SELECT id FROM ins)"
@@ -616,7 +638,7 @@ def _insert_new_events(
         ctes.append(f"tl AS ({timeline})")
         params += timeline_params
     # Every conditional write reads all of ``ins`` first: the events are in before their queue.
-    writes = if_all_new(f"(SELECT count(*) FROM ins) = {len(events)}")
+    writes = if_all_new(f"(SELECT count(*) FROM ins) = {len(events)}", "src")
     ctes += [w.cte(f"w{i}") for i, w in enumerate(writes)]
     params += [p for w in writes for p in w.params]
     counts = "".join(f", {c}" for c in _counts_sql(writes))
@@ -694,13 +716,22 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
             folded[key][0].pk = pk
         entries, changes = entries_and_changes(keys)
 
-        def if_all_new(condition: str) -> list[_Write]:
+        # Every change a creation, one per event (no key twice in the batch): the recorders may
+        # read the events' rows from the statement instead of rendering ``changes``.
+        only_creations = len(changes) == len(keys) and all(c.operation == Operation.CREATED for c in changes)
+
+        def if_all_new(condition: str, rows: str) -> list[_Write]:
             changed = changed_contacts((), keys)
             return [
                 *_queue_writes(workspace_id, changed, when=condition),
                 *_activity_writes(workspace_id, folded.values(), when=condition),
                 *_record_writes(
-                    workspace_id, now, _Changes(created_contacts, events=changes), when=condition, quiet=ensured.quiet
+                    workspace_id,
+                    now,
+                    _Changes(created_contacts, events=changes),
+                    when=condition,
+                    quiet=ensured.quiet,
+                    created_rows=rows if only_creations else None,
                 ),
             ]
 
@@ -844,9 +875,13 @@ def register_change_recorder(name: str, recorder: ChangeRecorder, *, probe: Reco
     """Record every change contacts writes, from now on (registering a name again replaces it).
 
     Called as ``recorder(workspace_id=, now=, contacts_created=, contacts_updated=,
-    contacts_erased=, events=, when=)`` (the arguments of ``signals.changes_written``, plus
-    ``when``: "" or an SQL condition the statement must AND into its WHERE clause, so that a
-    write can make it depend on the rest of its statement); returns the ``RecordStatement``, or
+    contacts_erased=, events=, when=, created_rows=)`` (the arguments of
+    ``signals.changes_written``, plus ``when``: "" or an SQL condition the statement must AND
+    into its WHERE clause, so that a write can make it depend on the rest of its statement, and
+    ``created_rows``: None, or, when every change in ``events`` is the creation of its event
+    (one change per event), the name of a relation of the write's statement holding exactly
+    those events' rows as stored (the event table's columns), which the recorder may read
+    instead of rendering ``events`` itself); returns the ``RecordStatement``, or
     None when there is nothing to record. A recorder must be set-based (one statement whatever
     the batch) and must not read the database itself: it is called before the write's rows
     exist, with their ids already known.
@@ -893,17 +928,26 @@ class _Changes:
 
 
 def _record_writes(
-    workspace_id: str, now: datetime, changes: _Changes, *, when: str = "", quiet: frozenset[str] = frozenset()
+    workspace_id: str,
+    now: datetime,
+    changes: _Changes,
+    *,
+    when: str = "",
+    quiet: frozenset[str] = frozenset(),
+    created_rows: str | None = None,
 ) -> list[_Write]:
     """The recorders' writes for these changes (none when nothing changed), by recorder name;
-    ``quiet`` ones (their probe read false in this write) are not called."""
+    ``quiet`` ones (their probe read false in this write) are not called. ``created_rows``: see
+    ``register_change_recorder``."""
     if not changes:
         return []
     writes = []
     for name, recorder in sorted(_recorders.items()):
         if name in quiet:
             continue
-        statement = recorder(workspace_id=workspace_id, now=now, when=when, **changes.arguments())
+        statement = recorder(
+            workspace_id=workspace_id, now=now, when=when, created_rows=created_rows, **changes.arguments()
+        )
         if statement is not None:
             writes.append(_Write(statement.sql, statement.params, statement.after_commit))
     return writes

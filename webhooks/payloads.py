@@ -49,6 +49,18 @@ def event_values(values: dict[str, Any]) -> dict[str, Any]:
     return {name: values.get(name) for name in EVENT_KEYS}
 
 
+def event_values_sql(rows: str, contacts: str) -> str:
+    """SQL: ``event_values`` of the event row ``rows`` (its contact the row ``contacts``) built
+    by PostgreSQL, as JSON text: the same keys, instants in ISO 8601, the goal value's exact
+    digits as text (``render_data`` reads both alike)."""
+    parts = []
+    for field in CustomEvent._meta.concrete_fields:
+        value = f"{rows}.{field.column}" + ("::text" if field.attname == "goal_value" else "")
+        parts.append(f"'{field.attname}', {value}")
+    parts.append(f"'email', {contacts}.email")
+    return f"json_build_object({', '.join(parts)})::text"
+
+
 def contact_values(contact: Contact) -> dict[str, Any]:
     """A contact's stored values as the outbox keeps them, once serialised with ``json_default``."""
     return {name: getattr(contact, name) for name in CONTACT_FIELDS}

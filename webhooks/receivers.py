@@ -48,9 +48,14 @@ def record_changes(
     contacts_erased: list[Contact],
     events: list[EventChange],
     when: str = "",
+    created_rows: str | None = None,
     **kwargs: Any,
 ) -> RecordStatement | None:
-    """The outbox rows of a contacts write, as the statement the write folds into its own."""
+    """The outbox rows of a contacts write, as the statement the write folds into its own.
+
+    When the write's statement holds its created events' rows (``created_rows``), their outbox
+    rows are built from them there (``custom_event.created``, or ``.deleted`` for an event
+    inserted deleted, as ``event_type_of``), not rendered here: no event's values cross twice."""
     outbox = [
         services.OutboxEvent(f"contact.{kind}", now, payloads.contact_values(contact))
         for kind, contacts in (
@@ -60,11 +65,13 @@ def record_changes(
         )
         for contact in contacts
     ]
-    for change in events:
+    for change in () if created_rows else events:
         event_type = event_type_of(change)
         if event_type is not None:
             outbox.append(services.OutboxEvent(event_type, now, payloads.event_values(change.values)))
-    return services.outbox_statement(workspace_id=workspace_id, events=outbox, now=now, when=when)
+    return services.outbox_statement(
+        workspace_id=workspace_id, events=outbox, now=now, when=when, created_rows=created_rows
+    )
 
 
 register_change_recorder("webhooks.outbox", record_changes, probe=services.any_enabled_sql)

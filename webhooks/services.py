@@ -362,13 +362,21 @@ def outbox_record(*, workspace_id: str, events: Sequence[OutboxEvent], now: date
 
 
 def outbox_statement(
-    *, workspace_id: str, events: Sequence[OutboxEvent], now: datetime | None = None, when: str = ""
+    *,
+    workspace_id: str,
+    events: Sequence[OutboxEvent],
+    now: datetime | None = None,
+    when: str = "",
+    created_rows: str | None = None,
 ) -> RecordStatement | None:
     """The outbox INSERT of ``outbox_record`` (None for no events), for a write to run in its own
     transaction, folded into one of its statements (``contacts.services.RecordStatement``):
     ``when`` is the write's own condition, ANDed into the WHERE clause. Its ``after_commit``
-    publishes the fan-out once the write commits (inside a request, after the response)."""
-    if not events:
+    publishes the fan-out once the write commits (inside a request, after the response).
+
+    ``created_rows`` (PostgreSQL): a relation of that statement holding custom events just
+    created, recorded too, from their rows (``payloads.event_values_sql``)."""
+    if not events and not created_rows:
         return None
     now = now or timezone.now()
     outbox = _q(WebhookOutbox._meta.db_table)
@@ -376,26 +384,37 @@ def outbox_statement(
     # exactly: no field conversion per event.
     stored_at = (lambda value: value) if _postgres() else _dt
     rows = [{"event_type": e.event_type, "occurred_at": stored_at(e.occurred_at), "data": e.data} for e in events]
-    if _postgres():
-        source = (
+    sources: list[str] = []
+    source_params: list[Any] = []
+    if rows and _postgres():
+        sources.append(
             "SELECT r.event_type, r.occurred_at, r.data FROM json_to_recordset(%s::json) "
             "AS r(event_type text, occurred_at timestamptz, data text)"
         )
-        type_sql = "r.event_type"
-    else:
-        source = (
+    elif rows:
+        sources.append(
             "SELECT json_extract(j.value, '$.event_type') AS event_type, json_extract(j.value, '$.occurred_at') "
             "AS occurred_at, json_extract(j.value, '$.data') AS data FROM json_each(%s) j"
         )
-        type_sql = "r.event_type"
-    wanted, wanted_params = _wanted_sql(workspace_id=workspace_id, type_sql=type_sql)
+    if rows:
+        source_params.append(json.dumps(rows, default=payloads.json_default))
+    if created_rows:
+        assert _postgres(), "a statement's own rows are PostgreSQL's"
+        contacts = _q(Contact._meta.db_table)
+        sources.append(
+            "SELECT CASE WHEN e.deleted_at IS NULL THEN 'custom_event.created' ELSE 'custom_event.deleted' END "
+            f"AS event_type, %s::timestamptz AS occurred_at, {payloads.event_values_sql('e', 'c')} AS data "
+            f"FROM {created_rows} e JOIN {contacts} c ON c.id = e.contact_id"
+        )
+        source_params.append(_dt(now))
+    wanted, wanted_params = _wanted_sql(workspace_id=workspace_id, type_sql="r.event_type")
     sql = (
         f"INSERT INTO {outbox} (workspace_id, event_type, occurred_at, data_json, created_at) "
-        f"SELECT %s, r.event_type, r.occurred_at, r.data, %s FROM ({source}) r WHERE {wanted}"
+        f"SELECT %s, r.event_type, r.occurred_at, r.data, %s FROM ({' UNION ALL '.join(sources)}) r WHERE {wanted}"
     )
     if when:
         sql += f" AND {when}"
-    params = [workspace_id, _dt(now), json.dumps(rows, default=payloads.json_default), *wanted_params]
+    params = [workspace_id, _dt(now), *source_params, *wanted_params]
     return RecordStatement(sql=sql, params=params, after_commit=_fan_out_on_commit)
 
 

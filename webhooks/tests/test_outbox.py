@@ -330,3 +330,69 @@ def test_a_subscription_created_later_gets_no_earlier_changes(workspace: Any) ->
     services.outbox_fan_out()
     # then
     assert set(WebhookDelivery.objects.values_list("subscription__name", flat=True)) == {"first"}
+
+
+def test_a_batch_of_new_events_sends_their_values_once_and_renders_each_as_customevents_get(
+    workspace: Any, api_client: Any
+) -> None:
+    """A batch of new events (the common case): on PostgreSQL their outbox rows are built from
+    the rows the statement inserts, so each event's values travel to the database once; every
+    body is still what customEvents.get returns, one inserted deleted is a custom_event.deleted."""
+    # given
+    subscribe(workspace, URL, event_types=["custom_event.created", "custom_event.deleted"])
+    batch = [
+        _event(1, properties={"marker": "mark-1", "ünï": "çödé", "n": 1.5, "deep": {"b": [1, {"c": None}], "a": ""}}),
+        _event(2, properties={"marker": "mark-2"}, goal={"goal_type": "purchase", "goal_value": Decimal("150")}),
+        _event(3, properties={"marker": "mark-3"}, goal={}, integration_id="crm"),
+        _event(4, properties={"marker": "mark-4"}, deleted_at=timezone.now()),
+    ]
+    sent_params: list[str] = []
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        sent_params.extend(str(p) for p in params or ())
+        return execute(sql, params, many, context)
+
+    # when
+    with connection.execute_wrapper(record):
+        contacts.events_upsert(workspace_id=workspace.id, events=batch)
+    services.outbox_fan_out()
+    # then
+    sent = {}
+    for delivery in WebhookDelivery.objects.all():
+        body = json.loads(delivery.body)
+        sent[body["data"]["custom_event"]["external_id"]] = (body["type"], body["data"]["custom_event"])
+    assert {k: t for k, (t, _) in sent.items()} == {
+        "order_1": "custom_event.created",
+        "order_2": "custom_event.created",
+        "order_3": "custom_event.created",
+        "order_4": "custom_event.deleted",
+    }
+    for external_id in ("order_1", "order_2", "order_3"):
+        served = api_client.get(
+            "/api/customEvents.get",
+            {"workspace_id": workspace.id, "event_name": "order.completed", "external_id": external_id},
+        ).json()["event"]
+        assert sent[external_id][1] == served
+    assert sent["order_4"][1]["deleted_at"] is not None
+    sent_text = " ".join(sent_params)
+    travels = 1 if connection.vendor == "postgresql" else 2  # elsewhere the outbox is a statement of its own
+    assert [sent_text.count(f"mark-{n}") for n in range(1, 5)] == [travels] * 4
+
+
+def test_the_same_new_event_twice_in_a_batch_records_its_creation_and_its_update(workspace: Any) -> None:
+    """A key sent twice, the second newer: two changes of one event, each recorded with the
+    values it had right after it (not the row's final values twice)."""
+    # given
+    subscribe(workspace, URL, event_types=["custom_event.created", "custom_event.updated"])
+    first = _event(1, properties={"v": 1})
+    second = _event(1, properties={"v": 2}, occurred_at=first.occurred_at + timedelta(minutes=1))
+    # when
+    contacts.events_upsert(workspace_id=workspace.id, events=[first, second, _event(2)])
+    # then
+    rows = list(WebhookOutbox.objects.order_by("id"))
+    recorded = sorted((r.event_type, r.data["external_id"], r.data["properties"]) for r in rows)
+    assert recorded == [
+        ("custom_event.created", "order_1", {"v": 1}),
+        ("custom_event.created", "order_2", {}),
+        ("custom_event.updated", "order_1", {"v": 2}),
+    ]
