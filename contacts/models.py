@@ -466,7 +466,8 @@ class PendingContactRefresh(models.Model):
     lost if a worker dies: its expired claims are taken again.
     """
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: unique_pending_contact_refresh leads with it (migration 0014).
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
     # No foreign key: a contact erased meanwhile simply drops out of the refresh.
     contact_id = models.BigIntegerField()
     queued_at = models.DateTimeField(auto_now_add=True)

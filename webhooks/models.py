@@ -84,7 +84,9 @@ class WebhookOutbox(models.Model):
     payload itself. A row exists only when an enabled subscription wanted its type then.
     """
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: the outbox is a queue read in id order (the fan-out); a workspace's
+    # rows are only ever read when it is deleted (migration 0002).
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
     event_type = models.CharField(max_length=64)
     occurred_at = models.DateTimeField(help_text="When the change happened (the envelope's timestamp).")
     # JSON as text, not jsonb: written on the ingest path and read once, it is never queried,
@@ -112,9 +114,13 @@ class WebhookDelivery(models.Model):
         DELIVERED = "delivered"
         FAILED = "failed"
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
-    # The envelope's id and the webhook-id header: receivers deduplicate on it.
+    # No indexes of their own: webhook_delivery_ws_idx and webhook_delivery_sub_idx lead with them (migration 0002).
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    subscription = models.ForeignKey(
+        WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
+    # The envelope's id and the webhook-id header: receivers deduplicate on it. Unique, without
+    # the _like pattern index Django adds: never searched by prefix (migration 0002).
     message_id = models.CharField(max_length=64, unique=True, default=new_message_id)
     event_type = models.CharField(max_length=64)
     body = models.TextField(help_text="The exact bytes sent (UTF-8), built once; every retry sends them.")
@@ -170,7 +176,8 @@ class WebhookAttempt(models.Model):
         INVALID_URL = "invalid_url", "Invalid URL"
         LEASE_EXPIRED = "lease_expired", "Sender lost (lease expired)"
 
-    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_rows")
+    # No index of its own: webhook_attempt_delivery_idx leads with it (migration 0002).
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_rows", db_index=False)
     number = models.PositiveIntegerField()
     started_at = models.DateTimeField()
     duration_ms = models.PositiveIntegerField(default=0)

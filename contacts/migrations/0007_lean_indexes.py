@@ -20,11 +20,13 @@ names Django generated need not be known. Backwards the foreign-key indexes come
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import django.db.models.deletion
 from django.db import migrations, models
+
+from events_platform.indexes import drop_own_indexes, restore_field_index
+from events_platform.indexes import unindexed_fk as _fk
 
 # (model, field, column) whose own index goes.
 UNINDEXED = [
@@ -39,22 +41,6 @@ EVENT_ENTRIES_INDEX = models.Index(fields=["custom_event"], name="timeline_event
 # The kind index without (created_at, id): its keys repeat, so btree deduplication keeps it small.
 OLD_KIND_INDEX = models.Index(fields=["contact", "kind", "-created_at", "-id"], name="timeline_contact_kind_idx")
 KIND_INDEX = models.Index(fields=["contact", "kind"], name="timeline_contact_kind_idx")
-
-
-def _own_indexes(schema_editor: Any, table: str, column: str) -> list[str]:
-    """The single-column, non-unique indexes of ``table`` on ``column`` (the FK one, its _like)."""
-    connection = schema_editor.connection
-    with connection.cursor() as cursor:
-        constraints = connection.introspection.get_constraints(cursor, table)
-    return sorted(
-        name
-        for name, info in constraints.items()
-        if info["index"]
-        and not info["unique"]
-        and not info["primary_key"]
-        and info["columns"] == [column]
-        and name != EVENT_ENTRIES_INDEX.name
-    )
 
 
 def forward(apps: Any, schema_editor: Any) -> None:
@@ -76,9 +62,7 @@ def forward(apps: Any, schema_editor: Any) -> None:
         schema_editor.add_index(entries, KIND_INDEX)
     for model_name, _, column in UNINDEXED:
         table = apps.get_model("contacts", model_name)._meta.db_table
-        for name in _own_indexes(schema_editor, table, column):
-            drop = "DROP INDEX CONCURRENTLY IF EXISTS" if postgresql else "DROP INDEX"
-            schema_editor.execute(f"{drop} {schema_editor.quote_name(name)}")
+        drop_own_indexes(schema_editor, table, column, keep=[EVENT_ENTRIES_INDEX.name])
 
 
 def backward(apps: Any, schema_editor: Any) -> None:
@@ -88,22 +72,8 @@ def backward(apps: Any, schema_editor: Any) -> None:
     drop = f"DROP INDEX IF EXISTS {schema_editor.quote_name(EVENT_ENTRIES_INDEX.name)}"
     schema_editor.execute(drop)
     for model_name, field_name, _ in UNINDEXED:
-        model = apps.get_model("contacts", model_name)
-        unindexed, indexed = (_with_db_index(model, field_name, db_index) for db_index in (False, True))
-        schema_editor.alter_field(model, unindexed, indexed)
+        restore_field_index(schema_editor, apps.get_model("contacts", model_name), field_name)
     schema_editor.execute(drop)  # SQLite rebuilds a table to alter it, with the indexes of this state
-
-
-def _with_db_index(model: Any, name: str, db_index: bool) -> Any:
-    field = copy.copy(model._meta.get_field(name))  # a copy keeps its resolved relation
-    field.db_index = db_index
-    return field
-
-
-def _fk(to: str, related_name: str, **kwargs: Any) -> models.ForeignKey[Any, Any]:
-    return models.ForeignKey(
-        db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name=related_name, to=to, **kwargs
-    )
 
 
 class Migration(migrations.Migration):

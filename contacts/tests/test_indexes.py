@@ -15,14 +15,17 @@ from typing import Any
 
 import pytest
 from django.db import connection, transaction
-from django.db.models import Count, Max, Sum, UniqueConstraint
+from django.db.models import Count, Max, Sum
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from contacts import activity, refresh, selectors
-from contacts.models import Contact, CustomEvent, EventActivity, StoredTimelineEntry
+from contacts.models import Contact, CustomEvent, EventActivity, PendingContactRefresh, StoredTimelineEntry
 from contacts.services import EventInput, events_upsert
+from events_platform.plans import LIST, LOOKUP, unnamed_indexes
+from events_platform.plans import plans as _plans
+from events_platform.plans import uses as _uses
 from events_platform.workspaces.models import Workspace
 from segments.selectors import dashboard_figures
 
@@ -59,41 +62,6 @@ def stored(workspace: Workspace) -> None:
     events_upsert(workspace_id=workspace.id, events=[again])
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE contacts_contact, contacts_customevent, contacts_timelineentry")
-
-
-LIST = ("seqscan", "sort", "bitmapscan")  # a page of rows in order: only an ordered index scan is left
-LOOKUP = ("seqscan",)  # a few rows by key
-
-
-def _reads_only(sql: str) -> bool:
-    """A SELECT, or a WITH whose parts only read (the dashboard's one statement)."""
-    text = sql.lstrip().upper()
-    writes = ("INSERT INTO", "DELETE FROM", "UPDATE ")
-    return text.startswith("SELECT") or (text.startswith("WITH") and not any(w in text for w in writes))
-
-
-def _plans(run: Callable[[], Any], table: str, off: tuple[str, ...] = LIST) -> list[str]:
-    """The plans of the statements ``run`` sends that read ``table``, the ``off`` methods priced out."""
-    with CaptureQueriesContext(connection) as captured:
-        run()
-    statements = [
-        q["sql"] for q in captured.captured_queries if f'FROM "{table}"' in q["sql"] and _reads_only(q["sql"])
-    ]
-    assert statements, f"no read of {table}"
-    plans = []
-    with transaction.atomic(), connection.cursor() as cursor:
-        # A few hundred rows: sorting them or a bitmap of them costs nothing; at size (the bench)
-        # the ordered index scan wins on its own. Priced out, the planner shows which index serves.
-        for method in off:
-            cursor.execute(f"SET LOCAL enable_{method} = off")
-        for sql in statements:
-            cursor.execute(f"EXPLAIN {sql}")
-            plans.append("\n".join(row[0] for row in cursor.fetchall()))
-    return plans
-
-
-def _uses(index: str, plans: list[str]) -> None:
-    assert any(index in plan for plan in plans), f"{index} not used:\n" + "\n---\n".join(plans)
 
 
 def _get(client: APIClient, path: str, **query: str) -> Callable[[], Any]:
@@ -294,12 +262,25 @@ def test_upsert_of_existing_events_locks_them_through_the_identity_index(workspa
 
 
 def test_no_table_keeps_an_index_the_model_does_not_name(stored: None) -> None:
-    """Contacts, events and timeline have only their primary key and the indexes and unique
-    constraints their models name (no foreign-key or _like pattern index of their own)."""
-    with connection.cursor() as cursor:
-        for model in (Contact, CustomEvent, StoredTimelineEntry, EventActivity):
-            table = model._meta.db_table
-            named = {i.name for i in model._meta.indexes} | {f"{table}_pkey"}
-            named |= {c.name for c in model._meta.constraints if isinstance(c, UniqueConstraint)}
-            constraints = connection.introspection.get_constraints(cursor, table)
-            assert {name for name, info in constraints.items() if info["index"] or info["unique"]} == named
+    """Contacts, events, timeline, activity and the refresh queue have only their primary key and
+    the indexes and unique constraints their models name (no foreign-key or _like pattern index
+    of their own)."""
+    for model in (Contact, CustomEvent, StoredTimelineEntry, EventActivity, PendingContactRefresh):
+        assert unnamed_indexes(model) == set(), model.__name__
+
+
+def test_the_drain_reads_its_claim_by_workspace_through_the_queue_s_unique_index(
+    workspace: Workspace, stored: None
+) -> None:
+    """The refresh queue's reads by workspace (a claim's release) use unique_pending_contact_refresh,
+    which leads with the workspace: the queue needs no workspace index of its own."""
+    token = "t" * 32
+    PendingContactRefresh.objects.filter(workspace_id=workspace.id).update(claim_token=token, claimed_at=timezone.now())
+    _uses(
+        "unique_pending_contact_refresh",
+        _plans(
+            lambda: refresh._release_claim(workspace.id, token, done=True),
+            "contacts_pendingcontactrefresh",
+            LOOKUP,
+        ),
+    )

@@ -13,16 +13,11 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from contacts.models import PendingContactRefresh
+from events_platform.testing import migrate_to as migrate
+from events_platform.testing import migrate_to_latest, own_indexes
 
 BEFORE_THE_MOVE = [("segments", "0003_pending_refresh_claims"), ("contacts", "0004_backfill_contact_totals")]
 AFTER_THE_MOVE = [("segments", "0004_pending_contact_refresh_moves_to_contacts")]
-
-
-def migrate(targets: list[tuple[str, str]]) -> MigrationExecutor:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return MigrationExecutor(connection)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -287,3 +282,29 @@ def test_the_contact_index_gains_the_event_name_and_a_stopped_run_is_finished() 
     finally:
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
     assert "INCLUDE (event_name)" in (_index_definition("event_contact_occurred_idx") or ("",))[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_refresh_queue_loses_its_workspace_indexes_and_keeps_its_rows() -> None:
+    """0014 drops the queue's own workspace indexes (the FK one, its _like): queued rows stay,
+    unique_pending_contact_refresh still leads with the workspace; backwards they come back."""
+    from events_platform.workspaces.models import Workspace
+
+    table = PendingContactRefresh._meta.db_table
+    Workspace.objects.create(id="acme", name="Acme")
+    try:
+        # given the queue as 0013 left it, with a contact queued
+        migrate([("contacts", "0013_event_contact_index_includes_name")])
+        assert own_indexes(table, "workspace_id")
+        PendingContactRefresh.objects.create(workspace_id="acme", contact_id=7)
+        # when
+        migrate_to_latest()
+        # then
+        assert own_indexes(table, "workspace_id") == []
+        assert list(PendingContactRefresh.objects.values_list("workspace_id", "contact_id")) == [("acme", 7)]
+        # and backwards
+        migrate([("contacts", "0013_event_contact_index_includes_name")])
+        assert len(own_indexes(table, "workspace_id")) == (2 if connection.vendor == "postgresql" else 1)
+    finally:
+        migrate_to_latest()
+    assert own_indexes(table, "workspace_id") == []
