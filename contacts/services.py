@@ -716,9 +716,10 @@ def events_upsert(*, workspace_id: str, events: Sequence[EventInput]) -> list[Ev
             folded[key][0].pk = pk
         entries, changes = entries_and_changes(keys)
 
-        # Every change a creation, one per event (no key twice in the batch): the recorders may
-        # read the events' rows from the statement instead of rendering ``changes``.
-        only_creations = len(changes) == len(keys) and all(c.operation == Operation.CREATED for c in changes)
+        # Every key is new here, so its first change is its creation: one change per key means
+        # nothing but creations (no key twice in the batch), and the recorders may read the
+        # events' rows from the statement instead of rendering ``changes``.
+        only_creations = len(changes) == len(keys)
 
         def if_all_new(condition: str, rows: str) -> list[_Write]:
             changed = changed_contacts((), keys)

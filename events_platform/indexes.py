@@ -12,10 +12,9 @@ from typing import Any
 from django.db import models
 
 
-def own_indexes(schema_editor: Any, table: str, column: str, *, keep: Iterable[str] = ()) -> list[str]:
+def own_indexes(connection: Any, table: str, column: str, *, keep: Iterable[str] = ()) -> list[str]:
     """The single-column, non-unique indexes of ``table`` on ``column`` (the FK one, its _like),
-    but those named in ``keep``."""
-    connection = schema_editor.connection
+    but those named in ``keep``, on ``connection`` (a migration's ``schema_editor.connection``)."""
     with connection.cursor() as cursor:
         constraints = connection.introspection.get_constraints(cursor, table)
     kept = set(keep)
@@ -32,7 +31,7 @@ def own_indexes(schema_editor: Any, table: str, column: str, *, keep: Iterable[s
 
 def drop_own_indexes(schema_editor: Any, table: str, column: str, *, keep: Iterable[str] = ()) -> list[str]:
     """Drop ``own_indexes`` (CONCURRENTLY on PostgreSQL); returns their names."""
-    names = own_indexes(schema_editor, table, column, keep=keep)
+    names = own_indexes(schema_editor.connection, table, column, keep=keep)
     postgresql = schema_editor.connection.vendor == "postgresql"
     drop = "DROP INDEX CONCURRENTLY IF EXISTS" if postgresql else "DROP INDEX IF EXISTS"
     for name in names:

@@ -18,13 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 from django.conf import settings
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from events_platform import indexes
 from events_platform.celery import app as celery_app
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -139,8 +137,3 @@ def migrate_to(targets: list[tuple[str, str]]) -> MigrationExecutor:
 
 def migrate_to_latest() -> None:
     migrate_to(MigrationExecutor(connection).loader.graph.leaf_nodes())
-
-
-def own_indexes(table: str, column: str) -> list[str]:
-    """``events_platform.indexes.own_indexes`` of the test database (the FK index, its _like)."""
-    return indexes.own_indexes(SimpleNamespace(connection=connection), table, column)

@@ -10,6 +10,7 @@ renderer and stored: every retry sends the same bytes.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -49,6 +50,7 @@ def event_values(values: dict[str, Any]) -> dict[str, Any]:
     return {name: values.get(name) for name in EVENT_KEYS}
 
 
+@functools.cache  # the same text for every batch: built once, not on each import
 def event_values_sql(rows: str, contacts: str) -> str:
     """SQL: ``event_values`` of the event row ``rows`` (its contact the row ``contacts``) built
     by PostgreSQL, as JSON text: the same keys, instants in ISO 8601, the goal value's exact

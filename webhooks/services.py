@@ -384,19 +384,19 @@ def outbox_statement(
     # exactly: no field conversion per event.
     stored_at = (lambda value: value) if _postgres() else _dt
     rows = [{"event_type": e.event_type, "occurred_at": stored_at(e.occurred_at), "data": e.data} for e in events]
+    stamp = _dt(now)
     sources: list[str] = []
     source_params: list[Any] = []
-    if rows and _postgres():
-        sources.append(
+    if rows:
+        postgresql_rows = (
             "SELECT r.event_type, r.occurred_at, r.data FROM json_to_recordset(%s::json) "
             "AS r(event_type text, occurred_at timestamptz, data text)"
         )
-    elif rows:
-        sources.append(
+        sqlite_rows = (
             "SELECT json_extract(j.value, '$.event_type') AS event_type, json_extract(j.value, '$.occurred_at') "
             "AS occurred_at, json_extract(j.value, '$.data') AS data FROM json_each(%s) j"
         )
-    if rows:
+        sources.append(postgresql_rows if _postgres() else sqlite_rows)
         source_params.append(json.dumps(rows, default=payloads.json_default))
     if created_rows:
         assert _postgres(), "a statement's own rows are PostgreSQL's"
@@ -406,7 +406,7 @@ def outbox_statement(
             f"AS event_type, %s::timestamptz AS occurred_at, {payloads.event_values_sql('e', 'c')} AS data "
             f"FROM {created_rows} e JOIN {contacts} c ON c.id = e.contact_id"
         )
-        source_params.append(_dt(now))
+        source_params.append(stamp)
     wanted, wanted_params = _wanted_sql(workspace_id=workspace_id, type_sql="r.event_type")
     sql = (
         f"INSERT INTO {outbox} (workspace_id, event_type, occurred_at, data_json, created_at) "
@@ -414,7 +414,7 @@ def outbox_statement(
     )
     if when:
         sql += f" AND {when}"
-    params = [workspace_id, _dt(now), *source_params, *wanted_params]
+    params = [workspace_id, stamp, *source_params, *wanted_params]
     return RecordStatement(sql=sql, params=params, after_commit=_fan_out_on_commit)
 
 

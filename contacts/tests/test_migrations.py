@@ -13,8 +13,9 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from contacts.models import PendingContactRefresh
+from events_platform.indexes import own_indexes
 from events_platform.testing import migrate_to as migrate
-from events_platform.testing import migrate_to_latest, own_indexes
+from events_platform.testing import migrate_to_latest
 
 BEFORE_THE_MOVE = [("segments", "0003_pending_refresh_claims"), ("contacts", "0004_backfill_contact_totals")]
 AFTER_THE_MOVE = [("segments", "0004_pending_contact_refresh_moves_to_contacts")]
@@ -50,7 +51,7 @@ def test_moving_the_refresh_queue_to_contacts_keeps_queued_and_claimed_rows() ->
         back = back_apps.get_model("segments", "PendingContactRefresh").objects.order_by("contact_id")
         assert list(back.values_list("contact_id", flat=True)) == [7, 9]
     finally:
-        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to_latest()
 
 
 BEFORE_LEAN = [("contacts", "0005_pending_contact_refresh_moves_here")]
@@ -123,7 +124,7 @@ def test_lean_insert_entries_migration_keeps_what_readers_show() -> None:
         # then
         assert stored == {plain.pk: {}, changed.pk: stored_before[changed.pk], odd.pk: stored_before[odd.pk]}
         # when the insert entries are read from the events (0011, 0012)
-        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to_latest()
         from contacts.models import Contact, StoredTimelineEntry
 
         shown = {
@@ -141,7 +142,7 @@ def test_lean_insert_entries_migration_keeps_what_readers_show() -> None:
         back_entries = back_apps.get_model("contacts", "TimelineEntry").objects.filter(operation="insert")
         assert dict(back_entries.values_list("custom_event_id", "changes")) == stored_before
     finally:
-        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to_latest()
 
 
 BEFORE_VIEW = [("contacts", "0010_contact_tally")]
@@ -195,7 +196,7 @@ def test_event_insert_entries_from_events_migration_keeps_every_entry() -> None:
     before = rows(entry_model)
     try:
         # when
-        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to_latest()
         from contacts.models import CustomEvent, StoredTimelineEntry, TimelineEntry
 
         # then
@@ -227,7 +228,7 @@ def test_event_insert_entries_from_events_migration_keeps_every_entry() -> None:
         # then
         assert rows(back_apps.get_model("contacts", "TimelineEntry")) == before
     finally:
-        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to_latest()
 
 
 def _index_definition(name: str) -> tuple[str, bool] | None:
@@ -280,7 +281,7 @@ def test_the_contact_index_gains_the_event_name_and_a_stopped_run_is_finished() 
         back = _index_definition("event_contact_occurred_idx")
         assert back is not None and back[0].endswith("(contact_id, occurred_at DESC, id DESC)")
     finally:
-        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to_latest()
     assert "INCLUDE (event_name)" in (_index_definition("event_contact_occurred_idx") or ("",))[0]
 
 
@@ -295,16 +296,16 @@ def test_the_refresh_queue_loses_its_workspace_indexes_and_keeps_its_rows() -> N
     try:
         # given the queue as 0013 left it, with a contact queued
         migrate([("contacts", "0013_event_contact_index_includes_name")])
-        assert own_indexes(table, "workspace_id")
+        assert own_indexes(connection, table, "workspace_id")
         PendingContactRefresh.objects.create(workspace_id="acme", contact_id=7)
         # when
         migrate_to_latest()
         # then
-        assert own_indexes(table, "workspace_id") == []
+        assert own_indexes(connection, table, "workspace_id") == []
         assert list(PendingContactRefresh.objects.values_list("workspace_id", "contact_id")) == [("acme", 7)]
         # and backwards
         migrate([("contacts", "0013_event_contact_index_includes_name")])
-        assert len(own_indexes(table, "workspace_id")) == (2 if connection.vendor == "postgresql" else 1)
+        assert len(own_indexes(connection, table, "workspace_id")) == (2 if connection.vendor == "postgresql" else 1)
     finally:
         migrate_to_latest()
-    assert own_indexes(table, "workspace_id") == []
+    assert own_indexes(connection, table, "workspace_id") == []

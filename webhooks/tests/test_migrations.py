@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from events_platform.testing import migrate_to, migrate_to_latest, own_indexes
+from events_platform.indexes import own_indexes
+from events_platform.testing import migrate_to, migrate_to_latest
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookOutbox
 
 BEFORE = [("webhooks", "0001_create_webhooks")]
@@ -22,7 +23,7 @@ OWN = {
 
 
 def _counts() -> dict[tuple[str, str], int]:
-    return {key: len(own_indexes(*key)) for key in OWN}
+    return {key: len(own_indexes(connection, *key)) for key in OWN}
 
 
 @pytest.mark.django_db(transaction=True)
